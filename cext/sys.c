@@ -1,0 +1,138 @@
+/* Thin syscall wrappers: syscall(2) where glibc has no wrapper (or a newer
+ * one than the build host's glibc).  No policy here; errno is left for the
+ * Python side to turn into exceptions. */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sys.h"
+
+/* x86_64 numbers, also the "common" numbers in the unified syscall table used
+ * by every architecture added since 5.1. */
+#ifndef __NR_open_tree
+#define __NR_open_tree 428
+#endif
+#ifndef __NR_move_mount
+#define __NR_move_mount 429
+#endif
+#ifndef __NR_fsopen
+#define __NR_fsopen 430
+#endif
+#ifndef __NR_fsconfig
+#define __NR_fsconfig 431
+#endif
+#ifndef __NR_fsmount
+#define __NR_fsmount 432
+#endif
+#ifndef __NR_fspick
+#define __NR_fspick 433
+#endif
+#ifndef __NR_openat2
+#define __NR_openat2 437
+#endif
+#ifndef __NR_mount_setattr
+#define __NR_mount_setattr 442
+#endif
+#ifndef __NR_statmount
+#define __NR_statmount 457
+#endif
+#ifndef __NR_listmount
+#define __NR_listmount 458
+#endif
+
+#define MK_STATX_ATTR_MOUNT_ROOT 0x00002000ULL
+
+int mk_mount(const char *source, const char *target, const char *fstype,
+             unsigned long flags, const void *data)
+{
+    return mount(source, target, fstype, flags, data);
+}
+
+int mk_umount2(const char *target, int flags)
+{
+    return umount2(target, flags);
+}
+
+int mk_open_tree(int dfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(__NR_open_tree, dfd, path, flags);
+}
+
+int mk_move_mount(int from_dfd, const char *from_path, int to_dfd,
+                  const char *to_path, unsigned int flags)
+{
+    return (int)syscall(__NR_move_mount, from_dfd, from_path, to_dfd, to_path,
+                        flags);
+}
+
+int mk_mount_setattr(int dfd, const char *path, unsigned int flags,
+                     struct mk_mount_attr *attr, size_t size)
+{
+    return (int)syscall(__NR_mount_setattr, dfd, path, flags, attr, size);
+}
+
+int mk_fsopen(const char *fsname, unsigned int flags)
+{
+    return (int)syscall(__NR_fsopen, fsname, flags);
+}
+
+int mk_fsconfig(int fd, unsigned int cmd, const char *key, const void *value,
+                int aux)
+{
+    return (int)syscall(__NR_fsconfig, fd, cmd, key, value, aux);
+}
+
+int mk_fsmount(int fd, unsigned int flags, unsigned int attr_flags)
+{
+    return (int)syscall(__NR_fsmount, fd, flags, attr_flags);
+}
+
+int mk_fspick(int dfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(__NR_fspick, dfd, path, flags);
+}
+
+int mk_statx(int dfd, const char *path, int flags, unsigned int mask,
+             struct mk_statx *buf)
+{
+    return (int)syscall(__NR_statx, dfd, path, flags, mask, buf);
+}
+
+int mk_openat2(int dfd, const char *path, struct mk_open_how *how, size_t size)
+{
+    return (int)syscall(__NR_openat2, dfd, path, how, size);
+}
+
+long mk_listmount(const struct mk_mnt_id_req *req, uint64_t *ids, size_t nr,
+                  unsigned int flags)
+{
+    return syscall(__NR_listmount, req, ids, nr, flags);
+}
+
+int mk_statmount(const struct mk_mnt_id_req *req, struct mk_statmount *buf,
+                 size_t bufsize, unsigned int flags)
+{
+    return (int)syscall(__NR_statmount, req, buf, bufsize, flags);
+}
+
+int mk_unshare(int flags)
+{
+    return unshare(flags);
+}
+
+int mk_setns(int fd, int nstype)
+{
+    return setns(fd, nstype);
+}
+
+int mk_is_mount_root(int dfd, const char *path, int at_flags)
+{
+    struct mk_statx stx;
+    if (syscall(__NR_statx, dfd, path, at_flags, 0, &stx) != 0)
+        return -1;
+    if (!(stx.stx_attributes_mask & MK_STATX_ATTR_MOUNT_ROOT))
+        return -2;
+    return (stx.stx_attributes & MK_STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}

@@ -1,0 +1,133 @@
+/* Kernel ABI for mountkit: struct layouts and syscall wrappers.
+ *
+ * The structs are spelled out here (mk_ prefix) rather than taken from
+ * <linux/mount.h>: the build host's headers may predate statmount/listmount,
+ * and <linux/mount.h> clashes with glibc's <sys/mount.h>.  Layouts follow the
+ * kernel's uapi headers; the kernel accepts older (shorter) sizes, so the
+ * sizes passed are the ones declared here.
+ */
+#ifndef MOUNTKIT_SYS_H
+#define MOUNTKIT_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mk_statx_timestamp {
+    int64_t tv_sec;
+    uint32_t tv_nsec;
+    int32_t __reserved;
+};
+
+struct mk_statx {
+    uint32_t stx_mask;
+    uint32_t stx_blksize;
+    uint64_t stx_attributes;
+    uint32_t stx_nlink;
+    uint32_t stx_uid;
+    uint32_t stx_gid;
+    uint16_t stx_mode;
+    uint16_t __spare0;
+    uint64_t stx_ino;
+    uint64_t stx_size;
+    uint64_t stx_blocks;
+    uint64_t stx_attributes_mask;
+    struct mk_statx_timestamp stx_atime;
+    struct mk_statx_timestamp stx_btime;
+    struct mk_statx_timestamp stx_ctime;
+    struct mk_statx_timestamp stx_mtime;
+    uint32_t stx_rdev_major;
+    uint32_t stx_rdev_minor;
+    uint32_t stx_dev_major;
+    uint32_t stx_dev_minor;
+    uint64_t stx_mnt_id;
+    uint32_t stx_dio_mem_align;
+    uint32_t stx_dio_offset_align;
+    uint64_t __spare3[12];
+};
+
+struct mk_open_how {
+    uint64_t flags;
+    uint64_t mode;
+    uint64_t resolve;
+};
+
+struct mk_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+struct mk_mnt_id_req {
+    uint32_t size;
+    uint32_t spare;
+    uint64_t mnt_id;
+    uint64_t param;
+    uint64_t mnt_ns_id;
+};
+
+struct mk_statmount {
+    uint32_t size;
+    uint32_t mnt_opts;
+    uint64_t mask;
+    uint32_t sb_dev_major;
+    uint32_t sb_dev_minor;
+    uint64_t sb_magic;
+    uint32_t sb_flags;
+    uint32_t fs_type;
+    uint64_t mnt_id;
+    uint64_t mnt_parent_id;
+    uint32_t mnt_id_old;
+    uint32_t mnt_parent_id_old;
+    uint64_t mnt_attr;
+    uint64_t mnt_propagation;
+    uint64_t mnt_peer_group;
+    uint64_t mnt_master;
+    uint64_t propagate_from;
+    uint32_t mnt_root;
+    uint32_t mnt_point;
+    uint64_t mnt_ns_id;
+    uint32_t fs_subtype;
+    uint32_t sb_source;
+    uint32_t opt_num;
+    uint32_t opt_array;
+    uint32_t sec_opt_num;
+    uint32_t sec_opt_array;
+    uint64_t supported_mask;
+    uint32_t mnt_uidmap_num;
+    uint32_t mnt_uidmap;
+    uint32_t mnt_gidmap_num;
+    uint32_t mnt_gidmap;
+    uint64_t __spare2[43];
+    char str[];
+};
+
+/* Every wrapper returns -1 with errno set on failure, like libc. */
+int mk_mount(const char *source, const char *target, const char *fstype,
+             unsigned long flags, const void *data);
+int mk_umount2(const char *target, int flags);
+int mk_open_tree(int dfd, const char *path, unsigned int flags);
+int mk_move_mount(int from_dfd, const char *from_path, int to_dfd,
+                  const char *to_path, unsigned int flags);
+int mk_mount_setattr(int dfd, const char *path, unsigned int flags,
+                     struct mk_mount_attr *attr, size_t size);
+int mk_fsopen(const char *fsname, unsigned int flags);
+int mk_fsconfig(int fd, unsigned int cmd, const char *key, const void *value,
+                int aux);
+int mk_fsmount(int fd, unsigned int flags, unsigned int attr_flags);
+int mk_fspick(int dfd, const char *path, unsigned int flags);
+int mk_statx(int dfd, const char *path, int flags, unsigned int mask,
+             struct mk_statx *buf);
+int mk_openat2(int dfd, const char *path, struct mk_open_how *how, size_t size);
+long mk_listmount(const struct mk_mnt_id_req *req, uint64_t *ids, size_t nr,
+                  unsigned int flags);
+int mk_statmount(const struct mk_mnt_id_req *req, struct mk_statmount *buf,
+                 size_t bufsize, unsigned int flags);
+int mk_unshare(int flags);
+int mk_setns(int fd, int nstype);
+
+/* One statx call answering "is path the root of a mount?": 1 yes, 0 no,
+ * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */
+int mk_is_mount_root(int dfd, const char *path, int at_flags);
+
+#endif

@@ -1,0 +1,1 @@
+"""mountkit: a Linux mount engine over direct syscalls."""

@@ -1,0 +1,295 @@
+"""The one module that touches the compiled cffi module.
+
+It turns ``-1/errno`` into :class:`~mountkit.errors.MountError` (with the
+operation and the path), converts paths to bytes, and remembers which newer
+syscalls the running kernel lacks (ENOSYS is learnt once, then raised without
+a syscall) so that callers can fall back cheaply.  cffi releases the GIL
+around every call, so a call that blocks on a dead filesystem blocks only its
+own thread.  Nothing outside this module sees a pointer or a raw errno.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Union
+
+from mountkit._mountkit_sys import ffi, lib
+from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
+from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
+
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+_missing: set[str] = set()
+_UNSUPPORTED = (errno.ENOSYS,)
+
+
+def _b(path: PathArg | None, op: str) -> bytes:
+    if path is None:
+        return b""
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise InvalidOptionError(op, "path contains a NUL byte", os.fsdecode(raw.replace(b"\0", b"\\0")))
+    return raw
+
+
+def _cstr(value: PathArg | None, op: str) -> object:
+    return ffi.NULL if value is None else _b(value, op)
+
+
+def _name(path: PathArg | None) -> str | None:
+    return None if path is None else os.fsdecode(path)
+
+
+def _fail(op: str, path: PathArg | None = None, path2: PathArg | None = None) -> MountError:
+    err = ffi.errno
+    if err in _UNSUPPORTED:
+        _missing.add(op)
+        return UnsupportedError(err, op, _name(path), _name(path2), "not supported by this kernel")
+    return MountError(err, op, _name(path), _name(path2))
+
+
+def _check_supported(op: str) -> None:
+    if op in _missing:
+        raise UnsupportedError(errno.ENOSYS, op, None, None, "not supported by this kernel")
+
+
+def supported(op: str) -> bool:
+    """False once ``op`` (e.g. ``"open_tree"``) has failed with ENOSYS on this kernel."""
+    return op not in _missing
+
+
+def mark_unsupported(op: str) -> None:
+    """Record that ``op`` must not be used (a kernel that rejects a needed flag, or a test)."""
+    _missing.add(op)
+
+
+def mount(source: PathArg | None, target: PathArg, fstype: str | None, flags: int, data: str | None) -> None:
+    """mount(2). ``data`` may hold secrets: it never enters an error."""
+    rc = lib.mk_mount(
+        _cstr(source, "mount"),
+        _b(target, "mount"),
+        ffi.NULL if fstype is None else fstype.encode(),
+        flags,
+        ffi.NULL if data is None else data.encode(),
+    )
+    if rc != 0:
+        raise _fail("mount", target, source if flags else None)
+
+
+def umount2(target: PathArg, flags: int = 0) -> None:
+    if lib.mk_umount2(_b(target, "umount"), flags) != 0:
+        raise _fail("umount", target)
+
+
+def open_tree(path: PathArg, flags: int, dfd: int = AT_FDCWD) -> int:
+    """open_tree(2); returns a new file descriptor the caller must close."""
+    _check_supported("open_tree")
+    fd = lib.mk_open_tree(dfd, _b(path, "open_tree"), flags)
+    if fd < 0:
+        raise _fail("open_tree", path)
+    return int(fd)
+
+
+def move_mount(from_dfd: int, from_path: PathArg, to_dfd: int, to_path: PathArg, flags: int) -> None:
+    _check_supported("move_mount")
+    if lib.mk_move_mount(from_dfd, _b(from_path, "move_mount"), to_dfd, _b(to_path, "move_mount"), flags):
+        raise _fail("move_mount", to_path or None, from_path or None)
+
+
+def mount_setattr(
+    dfd: int, path: PathArg, flags: int, attr_set: int = 0, attr_clr: int = 0, propagation: int = 0
+) -> None:
+    _check_supported("mount_setattr")
+    attr = ffi.new("struct mk_mount_attr *")
+    attr.attr_set, attr.attr_clr, attr.propagation = attr_set, attr_clr, propagation
+    if lib.mk_mount_setattr(dfd, _b(path, "mount_setattr"), flags, attr, ffi.sizeof("struct mk_mount_attr")):
+        raise _fail("mount_setattr", path or None)
+
+
+def fsopen(fsname: str, flags: int) -> int:
+    _check_supported("fsopen")
+    fd = lib.mk_fsopen(fsname.encode(), flags)
+    if fd < 0:
+        raise _fail("fsopen", None, None)
+    return int(fd)
+
+
+def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0) -> None:
+    """fsconfig(2); ``value`` may be secret and is never reported, ``key`` is."""
+    rc = lib.mk_fsconfig(
+        fd, cmd, ffi.NULL if key is None else key.encode(), ffi.NULL if value is None else value.encode(), aux
+    )
+    if rc != 0:
+        err = _fail("fsconfig")
+        err.detail = f"key {key!r}" if key else None
+        raise err
+
+
+def fsmount(fd: int, flags: int, attr_flags: int) -> int:
+    mfd = lib.mk_fsmount(fd, flags, attr_flags)
+    if mfd < 0:
+        raise _fail("fsmount")
+    return int(mfd)
+
+
+def fspick(path: PathArg, flags: int, dfd: int = AT_FDCWD) -> int:
+    _check_supported("fspick")
+    fd = lib.mk_fspick(dfd, _b(path, "fspick"), flags)
+    if fd < 0:
+        raise _fail("fspick", path)
+    return int(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class Statx:
+    """The statx(2) fields mountkit uses."""
+
+    mask: int
+    attributes: int
+    attributes_mask: int
+    mode: int
+    ino: int
+    dev_major: int
+    dev_minor: int
+    mnt_id: int
+
+
+def statx(path: PathArg, flags: int, mask: int, dfd: int = AT_FDCWD) -> Statx:
+    buf = ffi.new("struct mk_statx *")
+    if lib.mk_statx(dfd, _b(path, "statx"), flags, mask, buf) != 0:
+        raise _fail("statx", path or None)
+    return Statx(
+        buf.stx_mask,
+        buf.stx_attributes,
+        buf.stx_attributes_mask,
+        buf.stx_mode,
+        buf.stx_ino,
+        buf.stx_dev_major,
+        buf.stx_dev_minor,
+        buf.stx_mnt_id,
+    )
+
+
+def is_mount_root(path: PathArg, at_flags: int, dfd: int = AT_FDCWD) -> bool | None:
+    """One statx: is ``path`` the root of a mount? ``None`` when the kernel cannot say (before 5.8)."""
+    rc = lib.mk_is_mount_root(dfd, _b(path, "statx"), at_flags)
+    if rc == -1:
+        raise _fail("statx", path or None)
+    return None if rc == -2 else rc == 1
+
+
+def openat2(path: PathArg, flags: int, resolve: int, mode: int = 0, dfd: int = AT_FDCWD) -> int:
+    """openat2(2); returns a new file descriptor the caller must close."""
+    _check_supported("openat2")
+    how = ffi.new("struct mk_open_how *")
+    how.flags, how.mode, how.resolve = flags, mode, resolve
+    fd = lib.mk_openat2(dfd, _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"))
+    if fd < 0:
+        raise _fail("openat2", path)
+    return int(fd)
+
+
+def _id_req(mnt_id: int, param: int = 0) -> object:
+    req = ffi.new("struct mk_mnt_id_req *")
+    req.size = MNT_ID_REQ_SIZE_VER0
+    req.mnt_id, req.param = mnt_id, param
+    return req
+
+
+def listmount(mnt_id: int = LSMT_ROOT, batch: int = 4096) -> list[int]:
+    """All unique mount ids below ``mnt_id`` (the whole namespace by default), paging as needed."""
+    _check_supported("listmount")
+    ids = ffi.new("uint64_t[]", batch)
+    out: list[int] = []
+    last = 0
+    while True:
+        n = lib.mk_listmount(_id_req(mnt_id, last), ids, batch, 0)
+        if n < 0:
+            raise _fail("listmount")
+        out.extend(ids[0:n])
+        if n < batch:
+            return out
+        last = out[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class StatMount:
+    """statmount(2) results; a string field is ``None`` when the kernel did not fill it."""
+
+    mask: int
+    sb_dev_major: int
+    sb_dev_minor: int
+    sb_flags: int
+    mnt_id: int
+    mnt_parent_id: int
+    mnt_id_old: int
+    mnt_parent_id_old: int
+    mnt_attr: int
+    mnt_propagation: int
+    mnt_peer_group: int
+    mnt_master: int
+    propagate_from: int
+    fs_type: bytes | None
+    fs_subtype: bytes | None
+    mnt_root: bytes | None
+    mnt_point: bytes | None
+    mnt_opts: bytes | None
+    sb_source: bytes | None
+
+
+_SM_STRINGS = (
+    ("fs_type", STATMOUNT.FS_TYPE),
+    ("fs_subtype", STATMOUNT.FS_SUBTYPE),
+    ("mnt_root", STATMOUNT.MNT_ROOT),
+    ("mnt_point", STATMOUNT.MNT_POINT),
+    ("mnt_opts", STATMOUNT.MNT_OPTS),
+    ("sb_source", STATMOUNT.SB_SOURCE),
+)
+_sm_bufsize = 8192
+
+
+def statmount(mnt_id: int, mask: int) -> StatMount:
+    """statmount(2) of one mount by unique id, growing the buffer on EOVERFLOW."""
+    global _sm_bufsize
+    _check_supported("statmount")
+    req = _id_req(mnt_id, mask)  # statmount takes its mask in the request's param
+    while True:
+        raw = ffi.new("char[]", _sm_bufsize)
+        sm = ffi.cast("struct mk_statmount *", raw)
+        if lib.mk_statmount(req, sm, _sm_bufsize, 0) == 0:
+            break
+        if ffi.errno != errno.EOVERFLOW:
+            raise _fail("statmount")
+        _sm_bufsize *= 2
+    got = sm.mask
+    strings = {
+        name: ffi.string(sm.str + getattr(sm, name)) if got & bit else None for name, bit in _SM_STRINGS
+    }
+    return StatMount(
+        mask=got,
+        sb_dev_major=sm.sb_dev_major,
+        sb_dev_minor=sm.sb_dev_minor,
+        sb_flags=sm.sb_flags,
+        mnt_id=sm.mnt_id,
+        mnt_parent_id=sm.mnt_parent_id,
+        mnt_id_old=sm.mnt_id_old,
+        mnt_parent_id_old=sm.mnt_parent_id_old,
+        mnt_attr=sm.mnt_attr,
+        mnt_propagation=sm.mnt_propagation,
+        mnt_peer_group=sm.mnt_peer_group,
+        mnt_master=sm.mnt_master,
+        propagate_from=sm.propagate_from,
+        **strings,
+    )
+
+
+def unshare(flags: int) -> None:
+    if lib.mk_unshare(flags) != 0:
+        raise _fail("unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    if lib.mk_setns(fd, nstype) != 0:
+        raise _fail("setns")

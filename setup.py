@@ -1,0 +1,42 @@
+"""Builds mountkit (with its cffi extension) and the Filestore CSI driver."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mountkit",
+    version="0.1.0",
+    description="A Linux mount engine over direct syscalls, and a Filestore CSI driver built on it",
+    python_requires=">=3.11",
+    packages=find_packages(include=["mountkit", "mountkit.*", "csi", "csi.*"]),
+    package_data={"csi": ["proto/*.proto", "py.typed"], "mountkit": ["py.typed"]},
+    setup_requires=["cffi>=1.17"],
+    cffi_modules=["cext/build_sys.py:ffibuilder"],
+    install_requires=[
+        "cffi>=1.17",
+        "pyroute2>=0.7.3",
+        "grpcio>=1.60",
+        "protobuf>=5.26",
+        "google-cloud-filestore>=1.9",
+        "google-api-core[grpc]>=2.17",
+        "googleapis-common-protos>=1.62",
+        "prometheus-client>=0.19",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8.0",
+            "hypothesis>=6.100",
+            "psutil>=5.9",
+            "grpcio-tools>=1.60",
+            "pyyaml>=6.0",
+            "fusepy>=3.0",
+            "mypy>=1.10",
+            "ruff>=0.5",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "mountkit=mountkit.cli:main",
+            "filestore-csi-driver=csi.main:main",
+        ],
+    },
+)
