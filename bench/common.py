@@ -1,0 +1,127 @@
+"""Shared benchmark helpers: a private namespace, kubelet-like mounts, timing, and a ratio printer.
+
+Benchmarks mount for real, so every one runs its body through :func:`in_private_ns` (the test
+suite's ``run_in_private_ns``, imported from ``tests/nsutil.py`` rather than copied): the mounts
+live and die in a child's own mount namespace and never reach the host.  Timings are medians and
+p99s of ``time.perf_counter_ns`` over repeats, and every figure is printed as a ratio against an
+alternative measured in the same run, because absolute numbers on a shared 2-core machine mean
+little across runs.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from mountkit import _sys
+from mountkit.flags import MS
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from nsutil import run_in_private_ns  # noqa: E402  (tests/ is not a package)
+
+T = TypeVar("T")
+
+#: where kubelet puts a CSI volume's publish target, relative to the kubelet root
+KUBELET_CSI_TARGET = "var/lib/kubelet/pods/{pod}/volumes/kubernetes.io~csi/pvc-{n:05d}/mount"
+
+
+def in_private_ns(fn: Callable[..., T], *args: Any, timeout: float = 600.0) -> T:
+    """``fn(scratch, *args)`` in a forked child with a private mount namespace and a tmpfs scratch."""
+    return run_in_private_ns(fn, *args, timeout=timeout)
+
+
+def kubelet_binds(scratch: str, n: int, *, per_pod: int = 1) -> list[str]:
+    """Bind-mount one staging dir onto ``n`` kubelet-style CSI targets under ``scratch``; their paths.
+
+    The bind source sits on a tmpfs of its own, apart from the tree holding the targets: a
+    non-recursive bind gets slower as its *source* mount gains children (ARCHITECTURE notes), so
+    binding from the scratch tmpfs itself would make building 10,000 mounts quadratic.
+    """
+    staging = os.path.join(scratch, "staging")
+    os.mkdir(staging)
+    _sys.mount("tmpfs", staging, "tmpfs", 0, "size=1m,mode=755")
+    targets = []
+    pod = ""
+    for i in range(n):
+        if i % per_pod == 0:
+            pod = str(uuid.UUID(int=i + 1))
+        target = os.path.join(scratch, KUBELET_CSI_TARGET.format(pod=pod, n=i))
+        os.makedirs(target)
+        _sys.mount(staging, target, None, MS.BIND, None)
+        targets.append(target)
+    return targets
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Median and 99th percentile of one operation, in nanoseconds."""
+
+    median_ns: float
+    p99_ns: float
+    repeats: int
+
+
+def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> Timing:
+    """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - start)
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    return Timing(statistics.median(samples), p99, repeats)
+
+
+def fmt_ns(ns: float) -> str:
+    """A duration with a readable unit."""
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.1f} us"
+    return f"{ns:.0f} ns"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One printed line: ``name  value  ratio vs <baseline>``; ``value`` is in ``unit``."""
+
+    name: str
+    value: float
+    unit: str = "ns"
+    baseline: str | None = None  # the name of another row, to print a ratio against
+    note: str = ""
+
+
+def timing_row(name: str, timing: Timing, baseline: str | None = None, note: str = "") -> Row:
+    """A row for a timing (its median; the p99 goes into the note)."""
+    p99 = f"p99 {fmt_ns(timing.p99_ns)}"
+    return Row(name, timing.median_ns, "ns", baseline, f"{p99}; {note}" if note else p99)
+
+
+def report(title: str, rows: Sequence[Row]) -> str:
+    """Print (and return) the rows aligned, each with its ratio against its baseline row."""
+    by_name = {row.name: row for row in rows}
+    width = max(len(row.name) for row in rows)
+    lines = [f"== {title}"]
+    for row in rows:
+        value = fmt_ns(row.value) if row.unit == "ns" else f"{row.value:,.0f} {row.unit}"
+        ratio = ""
+        if row.baseline is not None:
+            base = by_name[row.baseline].value
+            ratio = f"{row.value / base:7.2f}x vs {row.baseline}" if base else f"   n/a vs {row.baseline}"
+        note = f"  ({row.note})" if row.note else ""
+        lines.append(f"{row.name:<{width}}  {value:>12}  {ratio}{note}")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    return text
