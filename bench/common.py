@@ -23,7 +23,7 @@ from mountkit import _sys
 from mountkit.flags import MS
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from nsutil import run_in_private_ns  # noqa: E402  (tests/ is not a package)
+from nsutil import run_in_private_ns  # tests/ is not a package: found via sys.path
 
 T = TypeVar("T")
 
