@@ -1,0 +1,1 @@
+"""Filestore CSI driver: the gRPC services over mountkit and a Filestore cloud interface."""
