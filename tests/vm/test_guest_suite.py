@@ -1,0 +1,41 @@
+"""Runs tests/vm/guest — real kernel NFS, v3 and v4.x — as one pytest session inside the test guest.
+
+The guest's pytest output is shown on failure, and its summary line is checked, so a guest
+session that ran nothing or skipped everything fails here instead of passing quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+
+import pytest
+
+from vm import nfsguest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_nfs_suite_in_guest() -> None:
+    try:
+        nfsguest.check_available()
+    except nfsguest.GuestUnavailable as exc:
+        pytest.skip(str(exc))
+    if os.geteuid() != 0:
+        pytest.skip("the NFS test guest runs as root (9p passthrough of the working tree)")
+    started = time.monotonic()
+    result = nfsguest.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "tests/vm/guest"],
+        cwd=ROOT,
+        timeout=600,
+    )
+    print(result.stdout)
+    print(result.stderr, file=sys.stderr)
+    print(f"NFS guest suite: {time.monotonic() - started:.1f} s (boot included)")
+    assert result.returncode == 0, f"guest pytest exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    passed = re.search(r"(\d+) passed", summary)
+    assert passed and int(passed.group(1)) > 0, f"guest ran no test: {summary!r}"
+    assert "skipped" not in summary, f"guest skipped tests: {summary!r}"
