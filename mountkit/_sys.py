@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+from array import array
 from dataclasses import dataclass
 from typing import Union
 
@@ -293,3 +294,59 @@ def unshare(flags: int) -> None:
 def setns(fd: int, nstype: int) -> None:
     if lib.mk_setns(fd, nstype) != 0:
         raise _fail("setns")
+
+
+# --- mountinfo parsing (cext/mountinfo.c): the compact table mountkit.table builds on ---------------
+
+#: uint32 columns per entry, and their indices (cext/mountinfo.h describes the layout)
+MI_STRIDE: int = lib.MK_MI_STRIDE
+MI_ROOT: int = lib.MK_MI_ROOT
+MI_MOUNT_POINT: int = lib.MK_MI_MOUNT_POINT
+MI_FS_TYPE: int = lib.MK_MI_FS_TYPE
+MI_SOURCE: int = lib.MK_MI_SOURCE
+MI_PARENT_ID: int = lib.MK_MI_PARENT_ID
+
+_MI_WHAT = {
+    lib.MK_MI_MOUNT_ID: "mount ID",
+    lib.MK_MI_PARENT_ID: "parent ID",
+    lib.MK_MI_MAJOR: "major:minor",
+    lib.MK_MI_MINOR: "major:minor",
+    lib.MK_MI_ROOT: "root",
+    lib.MK_MI_MOUNT_POINT: "mount point",
+    lib.MK_MI_OPTIONS: "mount options",
+    lib.MK_MI_OPTIONAL: 'optional fields ended by "-"',
+    lib.MK_MI_FS_TYPE: "filesystem type",
+    lib.MK_MI_SOURCE: "source",
+    lib.MK_MI_END: "super options (unexpected space)",
+}
+
+
+def mountinfo_parse(text: bytes) -> tuple[bytes, array[int], int]:
+    """Parse mountinfo text into (unescaped field buffer, uint32 columns, entry count).
+
+    Raises ValueError naming the 1-based line number and the field that could not be read (never
+    the line itself: super options may carry what a mount was given).
+    """
+    cap = text.count(b"\n") + 1
+    out = bytearray(len(text))
+    cols = array("I", bytes(4 * MI_STRIDE * cap))
+    what = ffi.new("int *")
+    n = lib.mk_mi_parse(text, len(text), ffi.from_buffer(out), ffi.from_buffer("uint32_t[]", cols), cap, what)
+    if n < 0:
+        raise ValueError(f"malformed mountinfo line {-n}: cannot read the {_MI_WHAT[what[0]]}")
+    del cols[n * MI_STRIDE :]
+    return bytes(out[: cols[-1] if n else 0]), cols, n
+
+
+def mountinfo_select(buf: bytes, cols: array[int], n: int, col: int, needle: bytes, under: bool) -> list[int]:
+    """Indices of entries whose text column ``col`` is ``needle`` (or, ``under``, a path below it)."""
+    hits = ffi.new("uint32_t[]", max(n, 1))
+    k = lib.mk_mi_select(buf, ffi.from_buffer("uint32_t[]", cols), n, col, under, needle, len(needle), hits)
+    return list(hits[0:k])
+
+
+def mountinfo_select_int(cols: array[int], n: int, col: int, value: int) -> list[int]:
+    """Indices of entries whose number column ``col`` equals ``value``."""
+    hits = ffi.new("uint32_t[]", max(n, 1))
+    k = lib.mk_mi_select_int(ffi.from_buffer("uint32_t[]", cols), n, col, value, hits)
+    return list(hits[0:k])

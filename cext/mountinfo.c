@@ -1,0 +1,175 @@
+/* See mountinfo.h.  One pass over the text; no allocation. */
+#include <string.h>
+
+#include "mountinfo.h"
+
+struct cursor {
+    const char *p;
+    const char *end;
+};
+
+/* A decimal number followed by sep; 0 on success. */
+static int number(struct cursor *c, char sep, uint32_t *value)
+{
+    uint64_t v = 0;
+    const char *start = c->p;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+        v = v * 10 + (uint64_t)(*c->p - '0');
+        if (v > UINT32_MAX)
+            return -1;
+        c->p++;
+    }
+    if (c->p == start || c->p >= c->end || *c->p != sep)
+        return -1;
+    c->p++;
+    *value = (uint32_t)v;
+    return 0;
+}
+
+static int is_octal(char ch)
+{
+    return ch >= '0' && ch <= '7';
+}
+
+/* Copy one space-terminated token to *out, undoing \ooo escapes; a raw
+ * byte equal to split (',' or ' ') becomes NUL, separating list items.  The
+ * token ends at a space (unless split is ' '), a newline or the end.  With
+ * split ' ', the token ends at the word "-" instead.  Consumes the space
+ * after the token.  Returns the number of bytes read (0: empty token). */
+static size_t token(struct cursor *c, char **out, char split)
+{
+    const char *start = c->p;
+    char *o = *out;
+    while (c->p < c->end && *c->p != '\n') {
+        char ch = *c->p;
+        if (ch == ' ' && split != ' ')
+            break;
+        if (split == ' ' && (c->p == start || c->p[-1] == ' ') && ch == '-'
+            && (c->p + 1 == c->end || c->p[1] == ' ' || c->p[1] == '\n'))
+            break;
+        if (ch == '\\' && c->end - c->p >= 4 && c->p[1] >= '0' && c->p[1] <= '3'
+            && is_octal(c->p[2]) && is_octal(c->p[3])) {
+            *o++ = (char)(((c->p[1] - '0') << 6) | ((c->p[2] - '0') << 3) | (c->p[3] - '0'));
+            c->p += 4;
+            continue;
+        }
+        *o++ = ch == split ? '\0' : ch;
+        c->p++;
+    }
+    size_t n = (size_t)(c->p - start);
+    if (split == ' ' && o > *out && o[-1] == '\0')
+        o--; /* the space before "-" */
+    *out = o;
+    if (split != ' ' && c->p < c->end && *c->p == ' ')
+        c->p++;
+    return n;
+}
+
+long mk_mi_parse(const char *in, size_t len, char *out, uint32_t *cols,
+                 size_t cap, int *what)
+{
+    struct cursor c = {in, in + len};
+    char *o = out;
+    size_t n = 0;
+    long line = 0;
+    while (c.p < c.end) {
+        line++;
+        if (*c.p == '\n') {
+            c.p++;
+            continue;
+        }
+        if (n == cap) {
+            *what = MK_MI_END;
+            return -line;
+        }
+        uint32_t *e = cols + n * MK_MI_STRIDE;
+        if (number(&c, ' ', &e[MK_MI_MOUNT_ID])) {
+            *what = MK_MI_MOUNT_ID;
+            return -line;
+        }
+        if (number(&c, ' ', &e[MK_MI_PARENT_ID])) {
+            *what = MK_MI_PARENT_ID;
+            return -line;
+        }
+        if (number(&c, ':', &e[MK_MI_MAJOR])) {
+            *what = MK_MI_MAJOR;
+            return -line;
+        }
+        if (number(&c, ' ', &e[MK_MI_MINOR])) {
+            *what = MK_MI_MINOR;
+            return -line;
+        }
+        /* root, mount point, options and the fs type must be non-empty;
+         * the source may be empty only in principle, super options may be. */
+        static const int required[] = {MK_MI_ROOT, MK_MI_MOUNT_POINT, MK_MI_OPTIONS};
+        for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
+            e[required[k]] = (uint32_t)(o - out);
+            if (token(&c, &o, required[k] == MK_MI_OPTIONS ? ',' : '\0') == 0) {
+                *what = required[k];
+                return -line;
+            }
+        }
+        e[MK_MI_OPTIONAL] = (uint32_t)(o - out);
+        token(&c, &o, ' ');
+        if (c.p >= c.end || *c.p != '-') {
+            *what = MK_MI_OPTIONAL;
+            return -line;
+        }
+        c.p++;
+        if (c.p < c.end && *c.p == ' ')
+            c.p++;
+        e[MK_MI_FS_TYPE] = (uint32_t)(o - out);
+        if (token(&c, &o, '\0') == 0) {
+            *what = MK_MI_FS_TYPE;
+            return -line;
+        }
+        e[MK_MI_SOURCE] = (uint32_t)(o - out);
+        if (c.p >= c.end || *c.p == '\n') {
+            *what = MK_MI_SOURCE;
+            return -line;
+        }
+        token(&c, &o, '\0');
+        e[MK_MI_SUPER_OPTIONS] = (uint32_t)(o - out);
+        token(&c, &o, ',');
+        if (c.p < c.end && *c.p != '\n') {
+            *what = MK_MI_END; /* a space inside the super options */
+            return -line;
+        }
+        e[MK_MI_END] = (uint32_t)(o - out);
+        if (c.p < c.end)
+            c.p++;
+        n++;
+    }
+    return (long)n;
+}
+
+size_t mk_mi_select(const char *buf, const uint32_t *cols, size_t n,
+                    unsigned int col, int under, const char *needle,
+                    size_t len, uint32_t *hits)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t *e = cols + i * MK_MI_STRIDE;
+        size_t flen = e[col + 1] - e[col];
+        const char *f = buf + e[col];
+        int match;
+        if (!under)
+            match = flen == len && memcmp(f, needle, len) == 0;
+        else
+            match = flen >= len && memcmp(f, needle, len) == 0
+                    && (flen == len || f[len] == '/' || (len > 0 && needle[len - 1] == '/'));
+        if (match)
+            hits[k++] = (uint32_t)i;
+    }
+    return k;
+}
+
+size_t mk_mi_select_int(const uint32_t *cols, size_t n, unsigned int col,
+                        uint32_t value, uint32_t *hits)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cols[i * MK_MI_STRIDE + col] == value)
+            hits[k++] = (uint32_t)i;
+    return k;
+}

@@ -1,0 +1,430 @@
+"""The mount table: ``/proc/<pid>/mountinfo`` (or listmount/statmount) as :class:`MountInfo` records.
+
+Reading the table is dominated by the kernel generating the text; what this module adds must stay
+small next to that, even at 10,000 mounts.  So a :class:`MountTable` is compact: the C parser
+(``cext/mountinfo.c``) undoes the kernel's octal escapes into one ``bytes`` buffer and records, per
+entry, the numbers and the offsets of each field in an ``array`` of uint32 (about 48 bytes an
+entry plus the text).  Lookups (``find``, ``find_all``, ``under``, ``refs``, ``children``) scan
+those arrays in C and build :class:`MountInfo` objects only for the entries they return;
+indexing and iteration build a fresh :class:`MountInfo` per access (not cached: keep the ones you
+need).  Paths are decoded like :func:`os.fsdecode` (surrogateescape), so a non-UTF-8 name
+round-trips through :func:`os.fsencode`.
+
+:func:`find_mount` answers for one mount point without a table: on kernels with statmount and
+``STATX_MNT_ID_UNIQUE`` (6.8+) a path that is a mount root costs one statx and one statmount;
+otherwise (or when the path is not a mount root, since a mount shadowed by a later mount over a
+parent directory is still listed but invisible to statx) it scans the raw mountinfo bytes for the
+escaped mount point and parses only the lines that contain it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, overload
+
+from mountkit import _sys
+from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
+from mountkit.flags import (
+    AT,
+    MOUNT_ATTR,
+    MOUNT_ATTR_ATIME_MASK,
+    MS,
+    SB_DIRSYNC,
+    SB_LAZYTIME,
+    SB_RDONLY,
+    SB_SYNCHRONOUS,
+    STATMOUNT,
+    STATX,
+    STATX_ATTR_MOUNT_ROOT,
+)
+
+_ENC = sys.getfilesystemencoding()
+_ERR = sys.getfilesystemencodeerrors()
+_STRIDE = _sys.MI_STRIDE
+_ROOT = _sys.MI_ROOT
+
+Backend = Literal["mountinfo", "statmount"]
+PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class MountInfo:
+    """One line of mountinfo (proc(5)), with the kernel's escapes undone."""
+
+    mount_id: int
+    parent_id: int
+    major: int
+    minor: int
+    root: str
+    mount_point: str
+    options: tuple[str, ...]
+    optional_fields: tuple[str, ...]
+    fs_type: str
+    source: str
+    super_options: tuple[str, ...]
+
+    @property
+    def readonly(self) -> bool:
+        """Whether this mount (not necessarily its superblock) is read-only."""
+        return "ro" in self.options
+
+
+def _dec(raw: bytes) -> str:
+    return raw.decode(_ENC, _ERR)
+
+
+def _enc(text: str, what: str) -> bytes:
+    raw = text.encode(_ENC, _ERR)
+    if b"\0" in raw:
+        raise InvalidOptionError("mount table", f"{what} contains a NUL byte")
+    return raw
+
+
+def _join(items: tuple[str, ...], what: str) -> bytes:
+    return b"\0".join(_enc(item, what) for item in items)
+
+
+def _items(raw: bytes) -> tuple[str, ...]:
+    return tuple(_dec(item) for item in raw.split(b"\0")) if raw else ()
+
+
+def _path(path: PathArg) -> str:
+    """An absolute, normalised path as a mount table spells it ("/a/b", never "/a/b/")."""
+    return os.path.abspath(os.fsdecode(path))
+
+
+class MountTable(Sequence[MountInfo]):
+    """Mounts in kernel order, held compactly; see the module docstring for what is lazy."""
+
+    __slots__ = ("_buf", "_cols", "_n")
+
+    def __init__(self, entries: Iterable[MountInfo] = ()) -> None:
+        """A table of the given entries (the statmount backend and fakes build tables this way)."""
+        buf = bytearray()
+        cols = array("I")
+        n = 0
+        for e in entries:
+            cols.extend((e.mount_id, e.parent_id, e.major, e.minor))
+            for field in (
+                _enc(e.root, "root"),
+                _enc(e.mount_point, "mount point"),
+                _join(e.options, "option"),
+                _join(e.optional_fields, "optional field"),
+                _enc(e.fs_type, "fs type"),
+                _enc(e.source, "source"),
+                _join(e.super_options, "super option"),
+            ):
+                cols.append(len(buf))
+                buf += field
+            cols.append(len(buf))
+            n += 1
+        self._buf, self._cols, self._n = bytes(buf), cols, n
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> MountTable:
+        """Parse mountinfo text; ValueError names the first malformed line (1-based)."""
+        raw = os.fsencode(text) if isinstance(text, str) else text
+        table = cls.__new__(cls)
+        table._buf, table._cols, table._n = _sys.mountinfo_parse(raw)
+        return table
+
+    @classmethod
+    def read(cls, pid: int | None = None, *, backend: Backend = "mountinfo") -> MountTable:
+        """The mount table as process ``pid`` (default: this one) sees it.
+
+        ``backend="statmount"`` builds the same records from listmount(2)+statmount(2) (6.8+,
+        UnsupportedError before); it sees only the caller's own namespace, so it refuses another pid.
+        """
+        if backend == "mountinfo":
+            return cls.parse(read_mountinfo(pid))
+        if backend == "statmount":
+            if pid is not None and pid != os.getpid():
+                raise InvalidOptionError("statmount", "lists only this process's mount namespace")
+            return cls(_statmount_entries())
+        raise InvalidOptionError("mount table", f"unknown backend {backend!r}")
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> MountInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[MountInfo]: ...
+
+    def __getitem__(self, index: int | slice) -> MountInfo | list[MountInfo]:
+        if isinstance(index, slice):
+            return [self._entry(i) for i in range(*index.indices(self._n))]
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError("mount table index out of range")
+        return self._entry(index)
+
+    def __iter__(self) -> Iterator[MountInfo]:
+        return (self._entry(i) for i in range(self._n))
+
+    def __repr__(self) -> str:
+        return f"<MountTable of {self._n} mounts>"
+
+    def _entry(self, i: int) -> MountInfo:
+        k = i * _STRIDE
+        mount_id, parent_id, major, minor, r, m, o, of, t, s, so, end = self._cols[k : k + _STRIDE]
+        b = self._buf
+        return MountInfo(
+            mount_id,
+            parent_id,
+            major,
+            minor,
+            _dec(b[r:m]),
+            _dec(b[m:o]),
+            _items(b[o:of]),
+            _items(b[of:t]),
+            _dec(b[t:s]),
+            _dec(b[s:so]),
+            _items(b[so:end]),
+        )
+
+    def _select(self, col: int, value: str, *, under: bool = False) -> list[int]:
+        return _sys.mountinfo_select(self._buf, self._cols, self._n, col, _enc(value, "query"), under)
+
+    def find_all(self, mount_point: PathArg) -> list[MountInfo]:
+        """Every mount at ``mount_point``, bottom of the stack first, the visible one last."""
+        return _stack_order([self._entry(i) for i in self._select(_sys.MI_MOUNT_POINT, _path(mount_point))])
+
+    def find(
+        self, mount_point: PathArg | None = None, *, source: str | None = None, fs_type: str | None = None
+    ) -> MountInfo | None:
+        """The topmost entry matching every given criterion, or None.
+
+        With a mount point, "topmost" is the top of the stack there; otherwise it is the last
+        match in kernel order (the most recently mounted, on 6.8+ kernels, which order by id).
+        """
+        if mount_point is not None:
+            found = self.find_all(mount_point)
+        elif source is not None:
+            found = [self._entry(i) for i in self._select(_sys.MI_SOURCE, source)]
+        elif fs_type is not None:
+            found = [self._entry(i) for i in self._select(_sys.MI_FS_TYPE, fs_type)]
+        else:
+            raise TypeError("find() needs a mount point, a source or a filesystem type")
+        for entry in reversed(found):
+            if (source is None or entry.source == source) and (fs_type is None or entry.fs_type == fs_type):
+                return entry
+        return None
+
+    def children(self, entry: MountInfo) -> list[MountInfo]:
+        """The mounts whose parent is ``entry``, in kernel order (a mount that is its own parent excluded)."""
+        hits = _sys.mountinfo_select_int(self._cols, self._n, _sys.MI_PARENT_ID, entry.mount_id)
+        return [c for c in map(self._entry, hits) if c.mount_id != entry.mount_id]
+
+    def under(self, path: PathArg) -> list[MountInfo]:
+        """The mounts at ``path`` or anywhere below it, in kernel order."""
+        return [self._entry(i) for i in self._select(_sys.MI_MOUNT_POINT, _path(path), under=True)]
+
+    def refs(self, path: PathArg) -> list[str]:
+        """The other mount points showing the same (major, minor, root) as the mount at ``path``.
+
+        Like Kubernetes' ``GetMountRefs``: for a bind mount, where else the same directory of the
+        same filesystem is mounted.  Empty when nothing is mounted at ``path``.
+        """
+        top = self.find(path)
+        if top is None:
+            return []
+        refs: dict[str, None] = {}
+        for i in self._select(_ROOT, top.root):
+            e = self._entry(i)
+            if (e.major, e.minor) == (top.major, top.minor) and e.mount_point != top.mount_point:
+                refs[e.mount_point] = None
+        return list(refs)
+
+
+def _stack_order(entries: list[MountInfo]) -> list[MountInfo]:
+    """Entries at one mount point ordered bottom to top, by following parent links.
+
+    A mount stacked on another has the lower one as its parent; kernel order usually agrees, but
+    not after ``MOVE_MOUNT_BENEATH``.  Entries not linked into a chain keep their kernel order.
+    """
+    if len(entries) < 2:
+        return entries
+    ids = {e.mount_id for e in entries}
+    above = {e.parent_id: e for e in entries if e.parent_id in ids and e.parent_id != e.mount_id}
+    ordered: list[MountInfo] = []
+    for e in entries:
+        if e.parent_id in ids and e.parent_id != e.mount_id:
+            continue  # not a bottom: reached from the mount below it
+        while True:
+            ordered.append(e)
+            nxt = above.get(e.mount_id)
+            if nxt is None or nxt in ordered:
+                break
+            e = nxt
+    ordered += [e for e in entries if e not in ordered]
+    return ordered
+
+
+def read_mountinfo(pid: int | None = None) -> bytes:
+    """The raw bytes of ``/proc/<pid>/mountinfo``; MountError (with the path) when unreadable."""
+    path = f"/proc/{'self' if pid is None else pid}/mountinfo"
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise MountError(exc.errno or errno.EIO, "read mount table", path) from exc
+
+
+# --- the statmount backend ------------------------------------------------------------------------
+
+_SM_MASK = (
+    STATMOUNT.SB_BASIC
+    | STATMOUNT.MNT_BASIC
+    | STATMOUNT.PROPAGATE_FROM
+    | STATMOUNT.MNT_ROOT
+    | STATMOUNT.MNT_POINT
+    | STATMOUNT.FS_TYPE
+    | STATMOUNT.FS_SUBTYPE
+    | STATMOUNT.MNT_OPTS
+    | STATMOUNT.SB_SOURCE
+)
+#: per-mount flags in the order fs/proc_namespace.c:show_mnt_opts prints them (after ro/rw)
+_MNT_WORDS = (
+    (MOUNT_ATTR.NOSUID, "nosuid"),
+    (MOUNT_ATTR.NODEV, "nodev"),
+    (MOUNT_ATTR.NOEXEC, "noexec"),
+)
+#: superblock flags in the order show_sb_opts prints them (after ro/rw); 64 is SB_MANDLOCK
+_OCTAL = re.compile(rb"\\([0-3][0-7][0-7])")
+_SB_WORDS = ((SB_SYNCHRONOUS, "sync"), (SB_DIRSYNC, "dirsync"), (64, "mand"), (SB_LAZYTIME, "lazytime"))
+
+
+def _unescape(raw: bytes) -> bytes:
+    r"""Undo the kernel's ``\ooo`` escapes (statmount's ``mnt_opts`` keeps them, as mountinfo does)."""
+    return _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), raw) if b"\\" in raw else raw
+
+
+def _mnt_options(attr: int) -> tuple[str, ...]:
+    words = ["ro" if attr & MOUNT_ATTR.RDONLY else "rw"]
+    words += [word for bit, word in _MNT_WORDS if attr & bit]
+    atime = attr & MOUNT_ATTR_ATIME_MASK
+    if atime == MOUNT_ATTR.NOATIME:
+        words.append("noatime")
+    if attr & MOUNT_ATTR.NODIRATIME:
+        words.append("nodiratime")
+    if atime == MOUNT_ATTR.RELATIME:
+        words.append("relatime")
+    if attr & MOUNT_ATTR.NOSYMFOLLOW:
+        words.append("nosymfollow")
+    if attr & MOUNT_ATTR.IDMAP:
+        words.append("idmapped")
+    return tuple(words)
+
+
+def _optional_fields(sm: _sys.StatMount) -> tuple[str, ...]:
+    fields = []
+    if sm.mnt_propagation & MS.SHARED:
+        fields.append(f"shared:{sm.mnt_peer_group}")
+    if sm.mnt_propagation & MS.SLAVE:
+        fields.append(f"master:{sm.mnt_master}")
+        if sm.propagate_from and sm.propagate_from != sm.mnt_master:
+            fields.append(f"propagate_from:{sm.propagate_from}")
+    if sm.mnt_propagation & MS.UNBINDABLE:
+        fields.append("unbindable")
+    return tuple(fields)
+
+
+def from_statmount(sm: _sys.StatMount) -> MountInfo:
+    """The :class:`MountInfo` mountinfo would show for a statmount result (``_SM_MASK`` fields)."""
+    fs_type = _dec(sm.fs_type or b"")
+    if sm.fs_subtype:
+        fs_type += "." + _dec(sm.fs_subtype)
+    super_options = ["ro" if sm.sb_flags & SB_RDONLY else "rw"]
+    super_options += [word for bit, word in _SB_WORDS if sm.sb_flags & bit]
+    if sm.mnt_opts:
+        super_options += [_dec(_unescape(opt)) for opt in sm.mnt_opts.split(b",")]
+    return MountInfo(
+        sm.mnt_id_old,
+        sm.mnt_parent_id_old,
+        sm.sb_dev_major,
+        sm.sb_dev_minor,
+        _dec(sm.mnt_root or b""),
+        _dec(sm.mnt_point or b""),
+        _mnt_options(sm.mnt_attr),
+        _optional_fields(sm),
+        fs_type,
+        "none" if sm.sb_source is None else _dec(sm.sb_source),
+        tuple(super_options),
+    )
+
+
+def _statmount_entries() -> Iterator[MountInfo]:
+    for mnt_id in _sys.listmount():
+        try:
+            sm = _sys.statmount(mnt_id, _SM_MASK)
+        except MountError as exc:
+            if exc.errno == errno.ENOENT:
+                continue  # unmounted since listmount: mountinfo would not show it either
+            raise
+        yield from_statmount(sm)
+
+
+# --- one mount point --------------------------------------------------------------------------------
+
+_STATX_FLAGS = AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC
+
+
+def _find_by_statmount(path: str) -> MountInfo | None:
+    """The mount whose root is ``path``, by statx + statmount; None when that cannot say yes."""
+    if not (_sys.supported("statmount") and _sys.supported("statx")):
+        return None
+    try:
+        st = _sys.statx(path, _STATX_FLAGS, STATX.MNT_ID_UNIQUE)
+        if not (
+            st.mask & STATX.MNT_ID_UNIQUE
+            and st.attributes_mask & STATX_ATTR_MOUNT_ROOT
+            and st.attributes & STATX_ATTR_MOUNT_ROOT
+        ):
+            return None
+        entry = from_statmount(_sys.statmount(st.mnt_id, _SM_MASK))
+    except UnsupportedError:
+        return None
+    except MountError:
+        return None  # gone, or not reachable: the scan decides
+    return entry if entry.mount_point == path else None
+
+
+def _mangle(raw: bytes) -> bytes:
+    """Escape a path the way the kernel writes it into mountinfo (space, tab, newline, backslash)."""
+    for ch in b"\\ \t\n":
+        raw = raw.replace(bytes([ch]), b"\\%03o" % ch)
+    return raw
+
+
+def find_mount(mount_point: PathArg, pid: int | None = None) -> MountInfo | None:
+    """The topmost mount at ``mount_point`` as ``pid`` sees it, without building the whole table.
+
+    For this process a mount root is answered by statx + statmount where the kernel has them;
+    anything else reads mountinfo once and parses only the lines holding the escaped path.  The
+    statx may block on a dead network filesystem: callers probing one run this with a deadline.
+    """
+    path = _path(mount_point)
+    if pid is None or pid == os.getpid():
+        found = _find_by_statmount(path)
+        if found is not None:
+            return found
+    raw = read_mountinfo(pid)
+    needle = b" " + _mangle(_enc(path, "mount point")) + b" "
+    lines = []
+    pos = raw.find(needle)
+    while pos >= 0:
+        start = raw.rfind(b"\n", 0, pos) + 1
+        end = raw.find(b"\n", pos)
+        end = len(raw) if end < 0 else end
+        lines.append(raw[start:end])
+        pos = raw.find(needle, end)
+    return MountTable.parse(b"\n".join(lines)).find(path) if lines else None
