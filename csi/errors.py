@@ -1,0 +1,78 @@
+"""The one place where exceptions become gRPC status codes.
+
+Servicers raise: :class:`CsiError` for what the CSI spec names (a missing
+field, an unknown volume...), mountkit's errors from the node's mount work,
+the cloud's :class:`~csi.cloud.CloudError` from the controller.  The server's
+interceptor calls :func:`to_status` once per failed call, so every RPC maps a
+given failure to the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from csi.cloud import CloudError, OperationPending
+from mountkit.errors import (
+    CorruptedMountError,
+    InvalidOptionError,
+    MountConflictError,
+    MountError,
+    UnsupportedError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CsiError(Exception):
+    """A failure with the gRPC code the CSI spec prescribes for it."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def _cloud_code(err: CloudError) -> grpc.StatusCode:
+    """Cloud error kinds are named after the gRPC codes they stand for."""
+    code: grpc.StatusCode = getattr(grpc.StatusCode, err.kind.name, grpc.StatusCode.INTERNAL)
+    return code
+
+
+def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The (code, message) a failed RPC returns for ``exc``.
+
+    Anything not recognised is logged with its traceback and reported as
+    INTERNAL with a generic message, so internals never leak to the caller.
+    """
+    if isinstance(exc, CsiError):
+        return exc.code, exc.message
+    if isinstance(exc, OperationPending):
+        # Still running in the cloud: a retryable code makes the provisioner call again.
+        return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc) or "operation still in progress"
+    if isinstance(exc, CloudError):
+        return _cloud_code(exc), str(exc)
+    if isinstance(exc, MountError):
+        return _mount_code(exc), str(exc)
+    if isinstance(exc, NotImplementedError):
+        return grpc.StatusCode.UNIMPLEMENTED, "method not implemented"
+    log.error("internal error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+
+
+def _mount_code(exc: MountError) -> grpc.StatusCode:
+    if isinstance(exc, InvalidOptionError):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, MountConflictError):
+        # Publish/stage of a volume that is incompatible with what is already there.
+        return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(exc, UnsupportedError):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, CorruptedMountError):
+        # A dead or hung share: transient from the CO's point of view, it retries.
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL

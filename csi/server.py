@@ -1,0 +1,281 @@
+"""The gRPC server: endpoints, the one interceptor, graceful stop.
+
+The interceptor is where every call is logged (with secrets redacted), timed
+into the metrics, and where any exception a servicer raises becomes a gRPC
+status through :func:`csi.errors.to_status`; servicers only raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import stat
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from csi import errors
+from csi.metrics import Metrics
+from csi.proto import csi_pb2, csi_pb2_grpc
+from mountkit.options import redact as redact_option
+
+log = logging.getLogger(__name__)
+
+REDACTED = "***"
+SOCKET_MODE = 0o660
+
+#: Option keys that may carry a credential in a mount flag (``password=...``, ``sec_key=...``).
+_SENSITIVE_OPTION = re.compile(r"pass|secret|token|key|cred|auth", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A parsed ``--endpoint``: ``scheme`` is "unix" (``address`` a path) or "tcp" (``host:port``)."""
+
+    scheme: str
+    address: str
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """``unix:///path``, ``unix:/path``, ``/path`` or ``tcp://host:port``; ValueError otherwise."""
+        if text.startswith("unix://"):
+            path = text[len("unix://") :]
+        elif text.startswith("unix:"):
+            path = text[len("unix:") :]
+        elif text.startswith("/"):
+            path = text
+        elif text.startswith("tcp://"):
+            hostport = text[len("tcp://") :]
+            host, sep, port = hostport.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"endpoint {text!r}: expected tcp://HOST:PORT")
+            return cls("tcp", hostport)
+        else:
+            raise ValueError(f"endpoint {text!r}: expected unix:///path or tcp://host:port")
+        if not path.startswith("/"):
+            raise ValueError(f"endpoint {text!r}: the socket path must be absolute")
+        return cls("unix", path)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.address}"
+
+
+# --- redaction ---------------------------------------------------------------
+
+_secret_fields: dict[str, bool] = {}
+#: The FieldOptions extension that marks a field as secret (typed loosely by the generated stubs).
+_CSI_SECRET: Any = csi_pb2.csi_secret
+
+
+def _is_secret(field: FieldDescriptor) -> bool:
+    known = _secret_fields.get(field.full_name)
+    if known is None:
+        known = _secret_fields[field.full_name] = bool(field.GetOptions().Extensions[_CSI_SECRET])
+    return known
+
+
+def _redact_flag(flag: str) -> str:
+    return ",".join(
+        redact_option(word) if _SENSITIVE_OPTION.search(word.partition("=")[0]) else word
+        for word in flag.split(",")
+    )
+
+
+def _redact_in_place(message: Message) -> None:
+    for field, value in message.ListFields():
+        entry = field.message_type
+        is_map = entry is not None and entry.GetOptions().map_entry
+        if _is_secret(field):
+            if is_map:
+                for key in list(value):
+                    value[key] = REDACTED
+            elif field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated:
+                setattr(message, field.name, REDACTED)
+            else:
+                message.ClearField(field.name)
+        elif field.full_name == "csi.v1.VolumeCapability.MountVolume.mount_flags":
+            value[:] = [_redact_flag(flag) for flag in value]
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if entry is not None and is_map:
+                if entry.fields_by_name["value"].type == FieldDescriptor.TYPE_MESSAGE:
+                    for item in value.values():
+                        _redact_in_place(item)
+            elif field.is_repeated:
+                for item in value:
+                    _redact_in_place(item)
+            else:
+                _redact_in_place(value)
+
+
+def redacted(message: Message) -> str:
+    """``message`` on one line with every csi_secret field and sensitive mount flag replaced."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    _redact_in_place(copy)
+    return text_format.MessageToString(copy, as_one_line=True)
+
+
+# --- the interceptor ---------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.ServerInterceptor[Message, Message]
+    _Handler = grpc.RpcMethodHandler[Message, Message]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+    _Handler = grpc.RpcMethodHandler
+
+
+class CsiInterceptor(_ServerInterceptor):
+    """Logs, times and maps the errors of every unary call."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        full_method: str = handler_call_details.method
+        method = full_method.rpartition("/")[2]
+        inner = handler.unary_unary
+
+        def behavior(request: Message, context: grpc.ServicerContext) -> Any:
+            start = time.monotonic()
+            code, detail = grpc.StatusCode.OK, ""
+            try:
+                return inner(request, context)
+            except Exception as exc:
+                raw: Any = context  # code()/details() exist at run time but not in the stubs
+                already = raw.code()
+                if already not in (None, grpc.StatusCode.OK):
+                    # The servicer aborted by itself; keep its status.
+                    code, detail = already, str(raw.details() or "")
+                    raise
+                code, detail = errors.to_status(exc)
+                context.abort(code, detail)
+            finally:
+                elapsed = time.monotonic() - start
+                self._metrics.record(method, code.name, elapsed)
+                level = logging.INFO if code is grpc.StatusCode.OK else logging.WARNING
+                if log.isEnabledFor(level):
+                    log.log(
+                        level,
+                        "%s %s in %.3fs%s request={%s}",
+                        full_method,
+                        code.name,
+                        elapsed,
+                        f": {detail}" if detail else "",
+                        redacted(request),
+                    )
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+# --- the server --------------------------------------------------------------
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Unlink a socket a previous run left behind; refuse to touch anything that is not a socket."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise FileExistsError(f"{path} exists and is not a socket; refusing to remove it")
+    os.unlink(path)
+
+
+class CsiServer:
+    """One gRPC server carrying the Identity service and, per mode, Controller and Node."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        identity: csi_pb2_grpc.IdentityServicer,
+        *,
+        controller: csi_pb2_grpc.ControllerServicer | None = None,
+        node: csi_pb2_grpc.NodeServicer | None = None,
+        workers: int = 10,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.endpoint = Endpoint.parse(endpoint)
+        self.metrics = metrics or Metrics()
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csi"),
+            interceptors=[CsiInterceptor(self.metrics)],
+            options=[("grpc.so_reuseport", 0)],
+        )
+        add: Any = csi_pb2_grpc  # the generated registration functions are untyped
+        add.add_IdentityServicer_to_server(identity, self._server)
+        if controller is not None:
+            add.add_ControllerServicer_to_server(controller, self._server)
+        if node is not None:
+            add.add_NodeServicer_to_server(node, self._server)
+        self.address = self._bind()
+
+    def _bind(self) -> str:
+        if self.endpoint.scheme == "unix":
+            path = self.endpoint.address
+            os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            _remove_stale_socket(path)
+            self._server.add_insecure_port(f"unix:{path}")
+            os.chmod(path, SOCKET_MODE)
+            return f"unix://{path}"
+        host = self.endpoint.address.rpartition(":")[0]
+        port = self._server.add_insecure_port(self.endpoint.address)
+        if not port:
+            raise OSError(f"cannot listen on {self.endpoint}")
+        return f"tcp://{host}:{port}"
+
+    def start(self) -> None:
+        """Start serving; :attr:`address` is where (with the real port for ``tcp://host:0``)."""
+        self._server.start()
+        log.info("serving CSI on %s", self.address)
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Refuse new calls and let in-flight ones finish for up to ``grace`` seconds."""
+        done: threading.Event = self._server.stop(grace)
+        if self.endpoint.scheme == "unix":
+            done.wait()
+            _remove_stale_socket(self.endpoint.address)
+        return done
+
+
+def serve_until_signalled(server: CsiServer, grace: float, on_stop: Callable[[], None] | None = None) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully. Main thread only."""
+    stopping = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping (grace %.1fs)", signal.Signals(signum).name, grace)
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.start()
+        stopping.wait()
+        server.stop(grace).wait()
+        if on_stop is not None:
+            on_stop()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    log.info("stopped")
