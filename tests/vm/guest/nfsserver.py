@@ -1,0 +1,129 @@
+"""One NFS server per Filestore instance, each in its own network and mount namespace.
+
+A Filestore instance is a server of its own at its own address, and the CSI node mounts
+``<ip>:/<share>``: two instances' shares have the same path and differ only by server address. One
+kernel NFS server cannot tell requests apart by the address they were sent to, so each instance gets
+a network namespace (nfsd is per network namespace) joined to the guest by a veth pair, and a mount
+namespace in which its data directory is bound at ``/<share>`` and its own rpcbind, mountd and
+export table run. The guest, which has no network device, is the only thing on these links.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+#: the guest's end of every veth link; instance addresses come from the same documentation range.
+CLIENT_ADDR = "192.0.2.1"
+
+
+def _sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+@dataclass
+class NfsServer:
+    """An NFS server at ``ip`` exporting ``data_dir`` as ``/<share>`` (v3 and v4.x)."""
+
+    name: str
+    ip: str
+    data_dir: str
+    share: str = "vol1"
+    fsid: int = 1
+    _init: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def _link(self) -> str:
+        return f"v{abs(hash(self.name)) % 10**8}"
+
+    def start(self) -> None:
+        """Create the namespaces and the link, then start rpcbind, mountd and nfsd inside."""
+        os.makedirs(self.data_dir, exist_ok=True)
+        _sh("ip", "netns", "add", self.name)
+        host, peer = self._link + "h", self._link + "n"
+        _sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+        _sh("ip", "link", "set", peer, "netns", self.name)
+        if subprocess.run(["ip", "addr", "show", "dev", "lo", "to", CLIENT_ADDR], capture_output=True, text=True).stdout == "":
+            _sh("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", "lo")
+        _sh("ip", "link", "set", host, "up")
+        _sh("ip", "route", "add", f"{self.ip}/32", "dev", host, "src", CLIENT_ADDR)
+        _sh("ip", "-n", self.name, "link", "set", "lo", "up")
+        _sh("ip", "-n", self.name, "addr", "add", f"{self.ip}/32", "dev", peer)
+        _sh("ip", "-n", self.name, "link", "set", peer, "up")
+        _sh("ip", "-n", self.name, "route", "add", f"{CLIENT_ADDR}/32", "dev", peer)
+        # A long-lived shell holds the server's mount namespace; commands later enter it by PID.
+        self._init = subprocess.Popen(
+            ["ip", "netns", "exec", self.name, "unshare", "--mount", "--propagation", "private",
+             "bash", "-c", _SERVER_SCRIPT, "nfsserver", self.ip, self.data_dir, self.share, str(self.fsid)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        assert self._init.stdout is not None
+        line = self._init.stdout.readline().decode().strip()
+        if line != "ready":
+            rest = self._init.stdout.read().decode(errors="replace") if self._init.poll() is not None else ""
+            raise RuntimeError(f"NFS server {self.name} did not start: {line} {rest}")
+
+    def run(self, script: str) -> str:
+        """Run a shell script inside the server's network and mount namespaces."""
+        assert self._init is not None
+        out = subprocess.run(
+            ["nsenter", "-t", str(self._init.pid), "-m", "-n", "bash", "-c", script],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout
+
+    def stop_nfsd(self) -> None:
+        """Stop the kernel server: clients with hard mounts now hang, as on a dead Filestore."""
+        self.run("rpc.nfsd 0")
+
+    def start_nfsd(self) -> None:
+        self.run(f"rpc.nfsd --host {self.ip} 4 && (echo Y > /proc/fs/nfsd/v4_end_grace) 2>/dev/null; true")
+
+    def replace_export(self, new_data_dir: str, fsid: int) -> None:
+        """Serve another directory under a new fsid: clients' file handles go stale (ESTALE)."""
+        os.makedirs(new_data_dir, exist_ok=True)
+        self.fsid, self.data_dir = fsid, new_data_dir
+        self.run(
+            f"exportfs -ua && umount -l /{self.share} && mount --bind {new_data_dir} /{self.share} && "
+            f"echo '/{self.share} {CLIENT_ADDR}(rw,no_root_squash,insecure,no_subtree_check,fsid={fsid})' "
+            "> /etc/exports && exportfs -r"
+        )
+
+    def close(self) -> None:
+        """Stop the server and remove its namespace and link (the data directory stays)."""
+        if self._init is not None:
+            try:
+                self.run("rpc.nfsd 0; exportfs -ua; true")
+            finally:
+                self._init.kill()  # our own child, by PID; daemons in its namespaces die with the netns
+                self._init.wait()
+                self._init = None
+        subprocess.run(["ip", "netns", "pids", self.name], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
+        subprocess.run(["ip", "link", "delete", self._link + "h"], capture_output=True)
+
+
+_SERVER_SCRIPT = r"""
+set -e
+ip=$1 data=$2 share=$3 fsid=$4
+mount -t tmpfs nfsstate /var/lib/nfs
+mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs /var/lib/nfs/sm /var/lib/nfs/sm.bak
+mount -t tmpfs nfsrun /run
+mkdir -p /run/rpcbind /run/rpc_pipefs "/$share"
+mount --bind "$data" "/$share"
+mount -t tmpfs nfsetc /etc/exports.d 2>/dev/null || true
+echo "/$share 192.0.2.1(rw,no_root_squash,insecure,no_subtree_check,fsid=$fsid)" > /run/exports
+mount --bind /run/exports /etc/exports
+mount -t nfsd nfsd /proc/fs/nfsd
+mount -t rpc_pipefs rpc_pipefs /run/rpc_pipefs
+rpcbind -h "$ip"
+nfsdcld
+exportfs -r
+rpc.mountd
+rpc.nfsd --host "$ip" 4
+(echo Y > /proc/fs/nfsd/v4_end_grace) 2>/dev/null || true
+echo ready
+exec sleep infinity
+"""
