@@ -1,0 +1,292 @@
+"""NFS mounts without the mount.nfs helper: the source and data string mount(2) needs.
+
+The kernel's NFS client does not resolve host names, so the data string must
+carry the server's address as ``addr=``; NFSv4.0 (and v4.1, and a plain
+``vers=4`` that may settle on 4.0) also wants ``clientaddr=``, the local
+address the server's callbacks reach; for v3 the kernel finds mountd through
+rpcbind itself.  These strings are proven on a real kernel (source
+``127.0.0.1:/srv/nfs``)::
+
+    nfs   vers=3,addr=127.0.0.1,nolock
+    nfs   vers=3,addr=127.0.0.1                 (NLM locking through rpc.statd)
+    nfs4  vers=4.0,addr=127.0.0.1,clientaddr=127.0.0.1
+    nfs4  vers=4.1,addr=127.0.0.1,clientaddr=127.0.0.1
+    nfs4  vers=4.2,addr=127.0.0.1
+
+The default version is 3, Filestore's default protocol.  Options are a
+whitelist with validated values: it is what stops a caller from smuggling a
+second option into the kernel's comma-separated data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Iterable
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .errors import InvalidOptionError, MountError
+from .options import split_options
+
+DEFAULT_VERSION = "3"
+_SOURCE_OP = "nfs source"
+_OPTIONS_OP = "nfs options"
+_UINT32 = 2**32 - 1
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_DIGITS = re.compile(r"[0-9]{1,10}")
+
+Resolver = Callable[[str], str]
+ClientAddress = Callable[[str], str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NfsSource:
+    """``host:/export``; ``host`` is a name or an address, IPv6 without its brackets."""
+
+    host: str
+    export: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NfsMountSpec:
+    """What mount(2) gets: ``source`` (``addr:/export``), ``fstype`` and ``data``."""
+
+    source: str
+    fstype: str
+    data: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Number:
+    low: int
+    high: int
+
+
+#: option -> None (a flag, no value), a number range, or the allowed values.
+_OPTIONS: dict[str, _Number | frozenset[str] | None] = {
+    "vers": frozenset({"3", "4", "4.0", "4.1", "4.2"}),
+    "minorversion": _Number(0, 2),
+    "proto": frozenset({"tcp", "udp", "rdma", "tcp6", "udp6", "rdma6"}),
+    "port": _Number(0, 65535),
+    "mountport": _Number(0, 65535),
+    "mountproto": frozenset({"tcp", "udp", "tcp6", "udp6"}),
+    "mountvers": _Number(1, 3),
+    "timeo": _Number(1, _UINT32),
+    "retrans": _Number(0, _UINT32),
+    "nconnect": _Number(1, 16),
+    "max_connect": _Number(1, 16),
+    "sec": frozenset({"sys", "krb5", "krb5i", "krb5p", "none"}),
+    "local_lock": frozenset({"all", "flock", "posix", "none"}),
+    "lookupcache": frozenset({"all", "none", "pos", "positive"}),
+    "rsize": _Number(1024, 1 << 20),
+    "wsize": _Number(1024, 1 << 20),
+    "actimeo": _Number(0, _UINT32),
+    "acregmin": _Number(0, _UINT32),
+    "acregmax": _Number(0, _UINT32),
+    "acdirmin": _Number(0, _UINT32),
+    "acdirmax": _Number(0, _UINT32),
+    **dict.fromkeys(
+        (
+            "hard", "soft", "softerr", "lock", "nolock", "ac", "noac", "cto", "nocto", "resvport",
+            "noresvport", "sharecache", "nosharecache", "rdirplus", "nordirplus", "fsc", "nofsc",
+        )
+    ),
+}
+_ALIASES = {"nfsvers": "vers"}
+_SET_BY_MOUNTKIT = frozenset({"addr", "clientaddr", "mountaddr"})
+_V3_ONLY = frozenset({"mountport", "mountproto", "mountvers"})
+_PROTOCOLS = ("proto", "mountproto")
+
+
+def _bad_source(text: str, why: str) -> InvalidOptionError:
+    return InvalidOptionError(_SOURCE_OP, f"{text[:200]!r}: {why}")
+
+
+def parse_source(text: str) -> NfsSource:
+    """Split ``host:/export``, ``1.2.3.4:/export`` or ``[fd00::1]:/export``.
+
+    Raises :class:`InvalidOptionError` for an empty or malformed host, bad
+    brackets, a relative export, or NUL, comma, whitespace or control
+    characters anywhere (they would corrupt the kernel's data or mountinfo).
+    """
+    if not isinstance(text, str):
+        raise InvalidOptionError(_SOURCE_OP, f"source must be a str, not {type(text).__name__}")
+    if any(ch == "," or ch.isspace() or not ch.isprintable() for ch in text):
+        raise _bad_source(text, "contains a comma, whitespace or a control character")
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1 : close + 2] != ":":
+            raise _bad_source(text, "bad brackets: expected [ipv6]:/export")
+        host, export = text[1:close], text[close + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _bad_source(text, "only an IPv6 address goes in brackets") from None
+    else:
+        host, colon, export = text.partition(":")
+        if not colon:
+            raise _bad_source(text, "expected host:/export")
+        if not host:
+            raise _bad_source(text, "empty host")
+        if "[" in host or "]" in host:
+            raise _bad_source(text, "bad brackets: expected [ipv6]:/export")
+        if not _HOSTNAME.fullmatch(host):
+            raise _bad_source(text, "host is not a host name or IPv4 address (put IPv6 in brackets)")
+    if not export.startswith("/"):
+        raise _bad_source(text, "export must be an absolute path")
+    return NfsSource(host, export)
+
+
+def _address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidOptionError(_OPTIONS_OP, f"{what} is not an IP address: {text[:64]!r}") from None
+
+
+def resolve_host(host: str) -> str:
+    """The first IPv4 address of ``host``, else its first IPv6 one (getaddrinfo).
+
+    Raises :class:`MountError` (EHOSTUNREACH) when the name does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise MountError(errno.EHOSTUNREACH, "nfs resolve", host, detail=f"cannot resolve: {exc.strerror}") from None
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for info in infos:
+            if info[0] == family:
+                return str(info[4][0])
+    raise MountError(errno.EHOSTUNREACH, "nfs resolve", host, detail="no IPv4 or IPv6 address")
+
+
+def client_address(server_ip: str) -> str:
+    """The local address the kernel would use to reach ``server_ip``, for ``clientaddr=``.
+
+    Asks the kernel's routing table (RTA_PREFSRC of ``ip route get``), falling
+    back to the first address of the output interface.  A scoped IPv6
+    address (``fe80::1%eth0``) is looked up on its interface.  Raises
+    :class:`MountError` with the netlink errno (e.g. ENETUNREACH) when there is no route.
+    """
+    address = _address(server_ip, "server address")
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    dst, _, scope = server_ip.partition("%")
+    query: dict[str, object] = {"dst": dst, "family": family}
+    if scope:
+        query["oif"] = int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+    with IPRoute() as ipr:
+        try:
+            route = ipr.route("get", **query)[0]
+        except (NetlinkError, OSError) as exc:
+            code = getattr(exc, "code", None) or exc.errno or errno.ENETUNREACH
+            raise MountError(code, "nfs client address", server_ip, detail="no route to the server") from None
+        source = route.get_attr("RTA_PREFSRC")
+        if source:
+            return str(source)
+        for message in ipr.get_addr(family=family, index=route.get_attr("RTA_OIF")):
+            local = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
+            if local:
+                return str(local)
+    raise MountError(errno.EADDRNOTAVAIL, "nfs client address", server_ip, detail="no local address on the route")
+
+
+def _check_value(word: str, key: str, value: str | None) -> None:
+    """Raise unless ``value`` is allowed for the known option ``key``."""
+    spec = _OPTIONS[key]
+    if value is not None and (not value or "=" in value or any(ch.isspace() or not ch.isprintable() for ch in value)):
+        raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: a separator or control character in the value")
+    if spec is None:
+        if value is not None:
+            raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} takes no value")
+        return
+    if value is None:
+        raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} needs a value")
+    if isinstance(spec, _Number):
+        if not _DIGITS.fullmatch(value) or not spec.low <= int(value) <= spec.high:
+            raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} must be a number in {spec.low}..{spec.high}")
+    elif not all(part in spec for part in (value.split(":") if key == "sec" else [value])):
+        raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} must be one of {', '.join(sorted(spec))}")
+
+
+def _version(version: str, minor: str | None) -> str:
+    if minor is None:
+        return version
+    if version == "4":
+        return f"4.{minor}"
+    if version == f"4.{minor}":
+        return version
+    raise InvalidOptionError(_OPTIONS_OP, f"minorversion={minor} does not fit vers={version}")
+
+
+def _protocol(key: str, value: str, ipv6: bool) -> str:
+    """tcp/udp/rdma for an IPv6 server become tcp6/udp6/rdma6, as the kernel requires."""
+    if value.endswith("6") and not ipv6:
+        raise InvalidOptionError(_OPTIONS_OP, f"{key}={value} needs an IPv6 server address")
+    return value + "6" if ipv6 and not value.endswith("6") else value
+
+
+def build_mount(
+    source: str,
+    options: Iterable[str] | str = (),
+    *,
+    resolve: Resolver = resolve_host,
+    clientaddr: ClientAddress | str = client_address,
+) -> NfsMountSpec:
+    """Turn ``host:/export`` and NFS data options into mount(2)'s source, fstype and data.
+
+    ``options`` are filesystem data options only (``ro`` and other flags
+    belong to :mod:`mountkit.options`).  ``vers``/``nfsvers`` may be 3, 4,
+    4.0, 4.1 or 4.2 (default 3); ``addr``, ``clientaddr`` and ``mountaddr``
+    are set here and refused from the caller; ``clientaddr`` may instead be
+    given as the keyword, a fixed address or a function of the server address.
+    Raises :class:`InvalidOptionError` for a bad source, an unknown option or
+    a bad value, and :class:`MountError` when the host does not resolve.
+    """
+    parsed = parse_source(source)
+    version, minor = DEFAULT_VERSION, None
+    rest: list[tuple[str, str | None]] = []
+    for word in split_options(options):
+        name, eq, raw = word.partition("=")
+        key = _ALIASES.get(name, name)
+        value = raw if eq else None
+        if key in _SET_BY_MOUNTKIT:
+            raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} is set by mountkit, not by options")
+        if key not in _OPTIONS:
+            raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: unknown NFS option")
+        _check_value(word, key, value)
+        if key == "vers":
+            version = str(value)
+        elif key == "minorversion":
+            minor = value
+        else:
+            rest.append((key, value))
+    if minor is not None and version == "3":
+        raise InvalidOptionError(_OPTIONS_OP, "minorversion needs vers=4")
+    version = _version(version, minor)
+    v4 = version.startswith("4")
+
+    try:
+        server = ipaddress.ip_address(parsed.host)
+    except ValueError:
+        server = _address(resolve(parsed.host), "resolved host")
+    ipv6 = server.version == 6
+    data = [f"vers={version}", f"addr={server}"]
+    if version in ("4", "4.0", "4.1"):
+        local = clientaddr if isinstance(clientaddr, str) else clientaddr(str(server))
+        data.append(f"clientaddr={_address(local, 'client address')}")
+    for key, value in rest:
+        if v4 and key in _V3_ONLY:
+            raise InvalidOptionError(_OPTIONS_OP, f"{key} is for NFSv3 only, not vers={version}")
+        if key in _PROTOCOLS and value is not None:
+            value = _protocol(key, value, ipv6)
+            if v4 and value.startswith("udp"):
+                raise InvalidOptionError(_OPTIONS_OP, f"{key}={value}: NFSv4 needs tcp or rdma")
+        data.append(key if value is None else f"{key}={value}")
+    host = f"[{server}]" if ipv6 else str(server)
+    return NfsMountSpec(f"{host}:{parsed.export}", "nfs4" if v4 else "nfs", ",".join(data))
+
