@@ -1,0 +1,340 @@
+"""The CSI Node service: stage a Filestore share once per node, bind it into each pod.
+
+Every RPC runs validate → lock → paths beneath the kubelet root → mountkit, and raises; the server's
+interceptor (``csi.errors.to_status``) turns what is raised into the gRPC status.  mountkit errors
+map there too: MountConflictError → ALREADY_EXISTS, CorruptedMountError → UNAVAILABLE.
+
+Anything that may touch a dead share (lstat of a mount point, "is it mounted?", statvfs, mount,
+unmount) runs through :func:`mountkit.probe.run_with_deadline`, so a gRPC worker waits at most the
+probe timeout, never on an NFS server that stopped answering.
+
+Removing a directory after an unmount never deletes data: a directory that still holds files once
+nothing is mounted on it (a pod wrote into it while it was not mounted) is left in place, a warning
+is logged and the unpublish/unstage still succeeds, because the RPC's postcondition -- the volume is
+no longer mounted there -- holds, and a failure would only make the CO retry forever over data that
+is not ours to delete.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import grpc
+
+from csi import paths
+from csi.errors import CsiError
+from csi.locks import VolumeLocks
+from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.validation import check_capability, check_map, check_string, invalid, is_readonly
+from mountkit.errors import CorruptedMountError, MountError, is_corrupted
+from mountkit.mounter import MountInterface
+from mountkit.probe import run_with_deadline
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TOPOLOGY_ZONE_KEY = "topology.gke.io/zone"
+#: A Filestore file share name, as the Filestore API accepts it.
+_SHARE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+#: volume_context fileProtocol → the NFS version the share is mounted with.
+NFS_VERSIONS = {"NFS_V3": "3", "NFS_V4_1": "4.1"}
+#: An NFS mount may legitimately take longer than a probe (server lookup, mountd round trips).
+MOUNT_TIMEOUT_FACTOR = 3.0
+
+_RPC = csi_pb2.NodeServiceCapability.RPC
+_CAPABILITIES = (
+    _RPC.STAGE_UNSTAGE_VOLUME,
+    _RPC.GET_VOLUME_STATS,
+    _RPC.VOLUME_CONDITION,
+    _RPC.SINGLE_NODE_MULTI_WRITER,
+)
+_Usage = csi_pb2.VolumeUsage
+
+
+def nfs_share(context: Mapping[str, str]) -> tuple[str, str]:
+    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``."""
+    check_map(context, "volume_context")
+    ip, share = context.get("ip", ""), context.get("volume", "")
+    if not ip:
+        raise invalid("volume_context.ip is required")
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise invalid(f"volume_context.ip {ip!r} is not an IPv4 or IPv6 address") from None
+    if not share:
+        raise invalid("volume_context.volume is required")
+    if not _SHARE_NAME.fullmatch(share):
+        raise invalid(f"volume_context.volume {share!r} is not a file share name ([A-Za-z][A-Za-z0-9_]{{0,63}})")
+    protocol = context.get("fileProtocol", "") or "NFS_V3"
+    if protocol not in NFS_VERSIONS:
+        raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
+    host = f"[{addr}]" if addr.version == 6 else str(addr)
+    return f"{host}:/{share}", NFS_VERSIONS[protocol]
+
+
+def nfs_options(version: str, mount_flags: list[str]) -> list[str]:
+    """``vers=`` from the protocol, then the capability's flags, which may not contradict it."""
+    for flag in mount_flags:
+        for item in flag.split(","):
+            key, _, value = item.partition("=")
+            if key.strip() in ("vers", "nfsvers") and value.strip() != version:
+                raise invalid(
+                    f"volume_capability.mount.mount_flags ask for NFS version {value.strip()!r}, "
+                    f"but the volume's fileProtocol means {version!r}"
+                )
+    return [f"vers={version}", *mount_flags]
+
+
+class NodeServicer(csi_pb2_grpc.NodeServicer):
+    """Node RPCs over a mountkit mounter (the kernel's, or a FakeMounter in tests)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        zone: str,
+        kubelet_root: str,
+        mounter: MountInterface,
+        locks: VolumeLocks,
+        probe_timeout: float,
+    ) -> None:
+        self.node_id = node_id
+        self.zone = zone
+        self.kubelet_root = os.path.normpath(kubelet_root)
+        self.mounter = mounter
+        self.locks = locks
+        self.probe_timeout = probe_timeout
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _deadline(self, fn: Callable[[], T], operation: str, path: str, factor: float = 1.0) -> T:
+        return run_with_deadline(fn, self.probe_timeout * factor, operation, path)
+
+    def _path(self, path: str, what: str) -> str:
+        check_string(path, what, max_bytes=4096)
+        return paths.beneath(self.kubelet_root, path, what)
+
+    def _unmount(self, path: str) -> None:
+        """Unmount ``path`` and remove it if it is an empty directory, within the probe timeout.
+
+        A dead or hung share is detached instead (MNT_DETACH|MNT_FORCE returns at once); a
+        directory left non-empty is kept, with a warning (see the module docstring).
+        """
+        try:
+            self._deadline(lambda: self.mounter.cleanup_mountpoint(path), "unmount", path)
+        except MountError as exc:
+            if exc.errno == errno.ENOTEMPTY:
+                log.warning("%s: unmounted; the directory is not empty and was left in place", path)
+                return
+            if not is_corrupted(exc):
+                raise
+            log.warning("%s: %s; detaching it", path, exc)
+            try:
+                self._deadline(
+                    lambda: self.mounter.cleanup_mountpoint(path, lazy=True, force=True), "unmount", path
+                )
+            except MountError as again:
+                if again.errno != errno.ENOTEMPTY:
+                    raise
+                log.warning("%s: detached; the directory is not empty and was left in place", path)
+
+    def _ensure_dir(self, path: str, what: str) -> bool:
+        """Create ``path`` if missing (True then); a dead mount there is detached first."""
+        try:
+            return paths.ensure_dir(self.kubelet_root, path, what, self.probe_timeout)
+        except CorruptedMountError as exc:
+            log.warning("%s: %s; detaching the dead mount before mounting again", path, exc)
+            self._unmount(path)
+            return paths.ensure_dir(self.kubelet_root, path, what, self.probe_timeout)
+
+    # -- RPCs ----------------------------------------------------------------------------------
+
+    def NodeStageVolume(
+        self, request: csi_pb2.NodeStageVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeStageVolumeResponse:
+        """Mount the share at the staging path (once per node); a repeat with the same share is OK."""
+        volume_id = check_string(request.volume_id, "volume_id")
+        staging = self._path(request.staging_target_path, "staging_target_path")
+        if not request.HasField("volume_capability"):
+            raise invalid("volume_capability is required")
+        capability = request.volume_capability
+        check_capability(capability)
+        source, version = nfs_share(request.volume_context)
+        options = nfs_options(version, list(capability.mount.mount_flags))
+        fstype = "nfs4" if version.startswith("4") else "nfs"
+        with self.locks.acquire(volume_id):
+            self._ensure_dir(staging, "staging_target_path")
+            try:
+                if self.mounter.is_mountpoint(staging):
+                    self.mounter.check(staging)
+            except CorruptedMountError as exc:
+                log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, source)
+                self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
+            try:
+                self._deadline(
+                    lambda: self.mounter.mount(source, staging, fstype, options),
+                    "mount",
+                    staging,
+                    MOUNT_TIMEOUT_FACTOR,
+                )
+            except MountError as exc:
+                if exc.errno == errno.ENODEV:
+                    raise CsiError(
+                        grpc.StatusCode.INTERNAL,
+                        f"mount {source} on {staging}: the node's kernel has no NFS client "
+                        f"(mount of type {fstype}: ENODEV); load the nfs module",
+                    ) from None
+                raise
+        return csi_pb2.NodeStageVolumeResponse()
+
+    def NodeUnstageVolume(
+        self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeUnstageVolumeResponse:
+        """Unmount the staging path and remove its (empty) directory; already gone is OK."""
+        volume_id = check_string(request.volume_id, "volume_id")
+        staging = self._path(request.staging_target_path, "staging_target_path")
+        with self.locks.acquire(volume_id):
+            if paths.check_parents(self.kubelet_root, staging, "staging_target_path", missing_ok=True):
+                self._unmount(staging)
+        return csi_pb2.NodeUnstageVolumeResponse()
+
+    def NodePublishVolume(
+        self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodePublishVolumeResponse:
+        """Bind the staged share onto the pod's target path, read-only from the first instant if asked."""
+        check_string(request.volume_id, "volume_id")
+        target = self._path(request.target_path, "target_path")
+        if not request.HasField("volume_capability"):
+            raise invalid("volume_capability is required")
+        check_capability(request.volume_capability)
+        if not request.staging_target_path:
+            # CSI spec, NodePublishVolume errors: "Staging target path not set" is FAILED_PRECONDITION.
+            raise CsiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; stage the volume first",
+            )
+        staging = self._path(request.staging_target_path, "staging_target_path")
+        if staging == target:
+            raise invalid("target_path and staging_target_path are the same path")
+        readonly = is_readonly(request.volume_capability, request.readonly)
+        with self.locks.acquire(target):
+            if not self.mounter.is_mountpoint(staging):
+                raise CsiError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"volume {request.volume_id} not staged: nothing is mounted at {staging}",
+                )
+            created = self._ensure_dir(target, "target_path")
+            try:
+                # No extra thread: staging was just probed within the deadline, target is ours.
+                self.mounter.bind(staging, target, readonly=readonly)
+            except BaseException:
+                if created:
+                    _rmdir_quietly(target)
+                raise
+        return csi_pb2.NodePublishVolumeResponse()
+
+    def NodeUnpublishVolume(
+        self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeUnpublishVolumeResponse:
+        """Unmount the pod's target path and remove its (empty) directory; already gone is OK."""
+        check_string(request.volume_id, "volume_id")
+        target = self._path(request.target_path, "target_path")
+        with self.locks.acquire(target):
+            if paths.check_parents(self.kubelet_root, target, "target_path", missing_ok=True):
+                self._unmount(target)
+        return csi_pb2.NodeUnpublishVolumeResponse()
+
+    def NodeGetVolumeStats(
+        self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeGetVolumeStatsResponse:
+        """Bytes and inodes of the mounted share, and its condition; a dead share is abnormal, not a hang."""
+        check_string(request.volume_id, "volume_id")
+        check_string(request.volume_path, "volume_path", max_bytes=4096)
+        path = request.volume_path
+        if not os.path.isabs(path):
+            raise invalid(f"volume_path {path!r} is not an absolute path")
+        if not paths.exists(path, self.probe_timeout):
+            raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path} does not exist")
+        path = self._path(path, "volume_path")
+        try:
+            if not self.mounter.is_mountpoint(path):
+                raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id} is not mounted at {path}")
+            st = self._deadline(lambda: os.statvfs(path), "statvfs", path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path} does not exist") from None
+            if not is_corrupted(exc):
+                raise
+            return csi_pb2.NodeGetVolumeStatsResponse(
+                volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=_condition(path, exc))
+            )
+        return csi_pb2.NodeGetVolumeStatsResponse(
+            usage=[
+                _Usage(
+                    unit=_Usage.BYTES,
+                    total=st.f_blocks * st.f_frsize,
+                    available=st.f_bavail * st.f_frsize,
+                    used=(st.f_blocks - st.f_bfree) * st.f_frsize,
+                ),
+                _Usage(
+                    unit=_Usage.INODES,
+                    total=st.f_files,
+                    available=st.f_favail,
+                    used=st.f_files - st.f_ffree,
+                ),
+            ],
+            volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="volume is healthy"),
+        )
+
+    def NodeExpandVolume(
+        self, request: csi_pb2.NodeExpandVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeExpandVolumeResponse:
+        """A Filestore share grows on the server; there is nothing to do on the node (not advertised)."""
+        raise CsiError(grpc.StatusCode.UNIMPLEMENTED, "NodeExpandVolume is not supported: shares grow server-side")
+
+    def NodeGetCapabilities(
+        self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeGetCapabilitiesResponse:
+        """Stage/unstage, volume stats with condition, and single-node multi-writer access modes."""
+        return csi_pb2.NodeGetCapabilitiesResponse(
+            capabilities=[
+                csi_pb2.NodeServiceCapability(rpc=_RPC(type=kind)) for kind in _CAPABILITIES
+            ]
+        )
+
+    def NodeGetInfo(
+        self, request: csi_pb2.NodeGetInfoRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.NodeGetInfoResponse:
+        """This node's id and zone; no per-node volume limit (NFS mounts are not attachments)."""
+        return csi_pb2.NodeGetInfoResponse(
+            node_id=self.node_id,
+            max_volumes_per_node=0,
+            accessible_topology=csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: self.zone}),
+        )
+
+
+def _condition(path: str, exc: OSError) -> str:
+    """The VolumeCondition message for a dead or hung share."""
+    if exc.errno == errno.ESTALE:
+        kind = "stale (the share's file handle is no longer valid)"
+    elif exc.errno == errno.ETIMEDOUT:
+        kind = "not answering (probe timed out)"
+    else:
+        kind = f"disconnected ({errno.errorcode.get(exc.errno or 0, exc.errno)})"
+    return f"volume at {path} is {kind}: {exc}"
+
+
+def _rmdir_quietly(path: str) -> None:
+    """Remove a directory this call created and could not mount on (only if still empty)."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.rmdir(path)
+    except OSError as exc:
+        log.warning("%s: could not remove the directory after a failed bind: %s", path, exc)
