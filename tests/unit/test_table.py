@@ -1,0 +1,252 @@
+"""MountTable parsing and lookups against mountinfo text rendered the way the kernel escapes it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mountkit import _sys
+from mountkit.flags import MOUNT_ATTR, MS, SB_LAZYTIME, SB_RDONLY
+from mountkit.table import MountInfo, MountTable, find_mount, from_statmount
+
+
+def mangle(raw: bytes, extra: bytes = b"") -> bytes:
+    """Octal-escape as fs/seq_file.c:seq_escape does (space, tab, newline, backslash, + extra)."""
+    return b"".join(b"\\%03o" % c if c in b" \t\n\\" + extra else bytes([c]) for c in raw)
+
+
+def render(e: MountInfo) -> bytes:
+    """One mountinfo line as fs/proc_namespace.c:show_mountinfo writes it."""
+
+    def path(s: str) -> bytes:
+        return mangle(os.fsencode(s))
+
+    def opts(items: tuple[str, ...]) -> bytes:
+        return b",".join(mangle(os.fsencode(i), b",") for i in items)
+
+    optional = b"".join(os.fsencode(f) + b" " for f in e.optional_fields)
+    return b"%d %d %d:%d %s %s %s %s- %s %s %s\n" % (
+        e.mount_id,
+        e.parent_id,
+        e.major,
+        e.minor,
+        path(e.root),
+        path(e.mount_point),
+        opts(e.options),
+        optional,
+        path(e.fs_type),
+        path(e.source),
+        opts(e.super_options),
+    )
+
+
+# Names: any bytes but NUL (and "/" inside one component), decoded as the kernel's would be.
+component = st.binary(min_size=1, max_size=12).filter(lambda b: b"\0" not in b and b"/" not in b)
+awkward = st.sampled_from([b" ", b"\t", b"\n", b"\\", b"\\040", "ü".encode(), b"\xff\xfe", b"-", b","])
+name = st.lists(st.one_of(component, awkward), min_size=1, max_size=4).map(b"".join)
+paths = st.lists(name, min_size=0, max_size=4).map(lambda parts: os.fsdecode(b"/" + b"/".join(parts)))
+word = st.lists(st.one_of(component, awkward), min_size=1, max_size=3).map(lambda p: os.fsdecode(b"".join(p)))
+optional = st.lists(
+    st.one_of(
+        st.integers(1, 10**6).map("shared:{}".format),
+        st.integers(1, 10**6).map("master:{}".format),
+        st.integers(1, 10**6).map("propagate_from:{}".format),
+        st.just("unbindable"),
+    ),
+    max_size=4,
+).map(tuple)
+uint32 = st.integers(0, 2**32 - 1)
+entries = st.builds(
+    MountInfo,
+    mount_id=uint32,
+    parent_id=uint32,
+    major=st.integers(0, 4095),
+    minor=st.integers(0, 2**20 - 1),
+    root=paths,
+    mount_point=paths,
+    options=st.lists(word, min_size=1, max_size=4).map(tuple),
+    optional_fields=optional,
+    fs_type=word,
+    source=word,
+    super_options=st.lists(word, max_size=4).map(tuple),
+)
+
+
+@given(st.lists(entries, max_size=8))
+def test_kernel_rendering_parses_back_equal(records: list[MountInfo]) -> None:
+    text = b"".join(render(e) for e in records)
+    assert list(MountTable.parse(text)) == records
+    assert list(MountTable.parse(os.fsdecode(text))) == records
+
+
+@given(st.lists(entries, max_size=8))
+def test_table_built_from_entries_gives_them_back(records: list[MountInfo]) -> None:
+    table = MountTable(records)
+    assert len(table) == len(records)
+    assert list(table) == records
+    assert table[1:3] == records[1:3]
+    if records:
+        assert table[-1] == records[-1]
+
+
+@given(name)
+def test_non_utf8_names_round_trip_through_fsencode(raw: bytes) -> None:
+    line = b"1 0 0:1 / /mnt/" + mangle(raw) + b" rw - tmpfs tmpfs rw\n"
+    (entry,) = MountTable.parse(line)
+    assert os.fsencode(entry.mount_point) == b"/mnt/" + raw
+
+
+LINES = b"""\
+22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw
+25 1 8:1 /data /srv/a\\040b ro,relatime master:1 propagate_from:2 unbindable - ext4 /dev/sda1 rw,errors=remount-ro
+26 1 0:50 / /home/u/remote rw,nosuid,nodev - fuse.sshfs u@host:/x\\134y rw,user_id=0,group_id=0
+27 1 0:51 / /empty rw - tmpfs none
+28 1 0:52 / /empty2 rw - tmpfs none \n"""
+
+
+def test_optional_fields_subtype_and_empty_super_options() -> None:
+    t = MountTable.parse(LINES)
+    assert [e.mount_point for e in t] == ["/proc", "/srv/a b", "/home/u/remote", "/empty", "/empty2"]
+    assert t[0].optional_fields == ("shared:5",) and t[0].options[-1] == "relatime"
+    assert t[1].optional_fields == ("master:1", "propagate_from:2", "unbindable")
+    assert t[1].readonly and not t[0].readonly
+    assert t[1].super_options == ("rw", "errors=remount-ro")
+    assert t[2].optional_fields == () and t[2].fs_type == "fuse.sshfs"
+    assert t[2].source == "u@host:/x\\y"
+    assert t[3].super_options == () and t[3].source == "none"
+    assert t[4].super_options == ()
+
+
+def test_escapes_in_every_field_and_any_octal() -> None:
+    line = b"1 0 0:1 /r\\011t /m\\012p a\\054b,c - t\\040y s\\101 x\\054y,z\\134\n"
+    (e,) = MountTable.parse(line)
+    assert (e.root, e.mount_point, e.fs_type, e.source) == ("/r\tt", "/m\np", "t y", "sA")
+    assert e.options == ("a,b", "c") and e.super_options == ("x,y", "z\\")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        (b"x 1 0:1 / / rw - t s rw\n", 1, "mount ID"),
+        (LINES + b"7 1 01 / / rw - t s rw\n", 6, "major:minor"),
+        (b"1 0 0:1 / /a rw shared:1 t s rw\n", 1, 'optional fields ended by "-"'),
+        (b"1 0 0:1 / /a rw -\n", 1, "filesystem type"),
+        (b"1 0 0:1 / /a rw - tmpfs\n", 1, "source"),
+        (b"\n1 0 0:1 /\n", 2, "mount point"),
+        (b"1 0 0:1 / /a rw - t s rw extra\n", 1, "super options"),
+        (b"99999999999 0 0:1 / /a rw - t s rw\n", 1, "mount ID"),
+    ],
+)
+def test_malformed_line_is_named(text: bytes, line: int, field: str) -> None:
+    with pytest.raises(ValueError, match=rf"mountinfo line {line}: cannot read the {field}"):
+        MountTable.parse(text)
+
+
+def test_no_trailing_newline_and_empty_input() -> None:
+    assert len(MountTable.parse(b"")) == 0
+    assert MountTable.parse(b"1 0 0:1 / / rw - t s rw")[0].super_options == ("rw",)
+
+
+# Mount ids: 10 "/" ; a bind of /srv/data at /pods/a and /pods/b; /stack has two mounts, the upper
+# one (31) listed first as after MOVE_MOUNT_BENEATH; /pods/ab must not count as under /pods/a.
+TREE = b"""\
+10 1 8:1 / / rw - ext4 /dev/sda1 rw
+20 10 8:1 /srv/data /pods/a rw - ext4 /dev/sda1 rw
+21 10 8:1 /srv/data /pods/b rw - ext4 /dev/sda1 rw
+22 10 8:1 /other /pods/ab rw - ext4 /dev/sda1 rw
+23 20 0:40 / /pods/a/sub rw - tmpfs tmp rw
+31 30 0:42 / /stack rw - tmpfs upper rw
+30 10 0:41 / /stack rw - tmpfs lower rw
+"""
+
+
+def test_find_all_orders_a_stack_bottom_first_by_parent_links() -> None:
+    t = MountTable.parse(TREE)
+    assert [e.source for e in t.find_all("/stack")] == ["lower", "upper"]
+    assert t.find("/stack/") is not None and t.find("/stack/").source == "upper"  # type: ignore[union-attr]
+    assert t.find("/stack", source="lower").mount_id == 30  # type: ignore[union-attr]
+    assert t.find("/nowhere") is None
+
+
+def test_find_by_source_or_type_is_the_last_match() -> None:
+    t = MountTable.parse(TREE)
+    assert t.find(source="/dev/sda1").mount_id == 22  # type: ignore[union-attr]
+    assert t.find(fs_type="tmpfs", source="tmp").mount_id == 23  # type: ignore[union-attr]
+    assert t.find(fs_type="nfs") is None
+    with pytest.raises(TypeError):
+        t.find()
+
+
+def test_children_under_and_refs() -> None:
+    t = MountTable.parse(TREE)
+    assert [e.mount_id for e in t.children(t[0])] == [20, 21, 22, 30]
+    assert [e.mount_point for e in t.under("/pods/a")] == ["/pods/a", "/pods/a/sub"]
+    assert len(t.under("/")) == len(t)
+    assert t.refs("/pods/a") == ["/pods/b"]
+    assert t.refs("/pods/b/") == ["/pods/a"]
+    assert t.refs("/nowhere") == []
+
+
+def test_a_mount_that_is_its_own_parent_is_not_its_child() -> None:
+    t = MountTable.parse(b"1 1 0:1 / / rw - rootfs rootfs rw\n2 1 0:2 / /x rw - t s rw\n")
+    assert [e.mount_id for e in t.children(t[0])] == [2]
+
+
+STATMOUNT = _sys.StatMount(
+    mask=0,
+    sb_dev_major=0,
+    sb_dev_minor=44,
+    sb_flags=SB_RDONLY | SB_LAZYTIME,
+    mnt_id=1 << 32,
+    mnt_parent_id=(1 << 32) - 1,
+    mnt_id_old=71,
+    mnt_parent_id_old=63,
+    mnt_attr=MOUNT_ATTR.NOSUID | MOUNT_ATTR.NOATIME | MOUNT_ATTR.NODIRATIME | MOUNT_ATTR.NOSYMFOLLOW,
+    mnt_propagation=MS.SHARED | MS.SLAVE,
+    mnt_peer_group=3,
+    mnt_master=4,
+    propagate_from=5,
+    fs_type=b"fuse",
+    fs_subtype=b"sshfs",
+    mnt_root=b"/a b",
+    mnt_point=b"/m\xff",
+    mnt_opts=b"user_id=0,x=a\\054b",
+    sb_source=None,
+)
+
+
+def test_statmount_fields_become_what_mountinfo_shows() -> None:
+    e = from_statmount(STATMOUNT)
+    assert (e.mount_id, e.parent_id, e.major, e.minor) == (71, 63, 0, 44)
+    assert e.options == ("rw", "nosuid", "noatime", "nodiratime", "nosymfollow")
+    assert e.optional_fields == ("shared:3", "master:4", "propagate_from:5")
+    assert (e.fs_type, e.source, e.root, os.fsencode(e.mount_point)) == (
+        "fuse.sshfs",
+        "none",
+        "/a b",
+        b"/m\xff",
+    )
+    assert e.super_options == ("ro", "lazytime", "user_id=0", "x=a,b")
+
+
+def test_statmount_atime_words_and_no_fs_options() -> None:
+    relatime = from_statmount(
+        replace(STATMOUNT, mnt_attr=MOUNT_ATTR.RDONLY, mnt_opts=None, mnt_propagation=0)
+    )
+    assert relatime.options == ("ro", "relatime") and relatime.optional_fields == ()
+    assert relatime.super_options == ("ro", "lazytime")
+    strict = from_statmount(
+        replace(STATMOUNT, mnt_attr=MOUNT_ATTR.STRICTATIME, mnt_propagation=MS.SLAVE, propagate_from=4)
+    )
+    assert strict.options == ("rw",) and strict.optional_fields == ("master:4",)
+
+
+def test_read_and_find_mount_agree_on_this_process() -> None:
+    table = MountTable.read()
+    assert table.find("/") == find_mount("/")
+    assert find_mount("/surely/not/a/mount/point") is None
+    assert list(MountTable.read(os.getpid())) == list(table)
