@@ -9,7 +9,7 @@ import pytest
 
 from mountkit import _sys
 from mountkit.errors import MountError
-from mountkit.flags import AT, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE, AT_FDCWD
+from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
 
 pytestmark = pytest.mark.privileged
 

@@ -71,7 +71,7 @@ def kernel_version() -> str | None:
 def missing_packages() -> list[str]:
     missing = sorted({pkg for tool, pkg in PACKAGES.items() if _tool(tool) is None})
     busybox = Path("/bin/busybox")
-    if not busybox.exists() or subprocess.run(["ldd", str(busybox)], capture_output=True).returncode == 0:
+    if not busybox.exists() or subprocess.run(["ldd", str(busybox)], check=False, capture_output=True).returncode == 0:
         missing.append("busybox-static")
     if kernel_version() is None:
         missing.append("linux-image-amd64")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from dataclasses import dataclass, field
 
 #: the guest's end of every veth link; instance addresses come from the same documentation range.
@@ -45,7 +44,7 @@ class NfsServer:
         host, peer = self._link + "h", self._link + "n"
         _sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
         _sh("ip", "link", "set", peer, "netns", self.name)
-        if subprocess.run(["ip", "addr", "show", "dev", "lo", "to", CLIENT_ADDR], capture_output=True, text=True).stdout == "":
+        if subprocess.run(["ip", "addr", "show", "dev", "lo", "to", CLIENT_ADDR], check=False, capture_output=True, text=True).stdout == "":
             _sh("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", "lo")
         _sh("ip", "link", "set", host, "up")
         _sh("ip", "route", "add", f"{self.ip}/32", "dev", host, "src", CLIENT_ADDR)
@@ -100,9 +99,8 @@ class NfsServer:
                 self._init.kill()  # our own child, by PID; daemons in its namespaces die with the netns
                 self._init.wait()
                 self._init = None
-        subprocess.run(["ip", "netns", "pids", self.name], capture_output=True)
-        subprocess.run(["ip", "netns", "delete", self.name], capture_output=True)
-        subprocess.run(["ip", "link", "delete", self._link + "h"], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "delete", self._link + "h"], check=False, capture_output=True)
 
 
 _SERVER_SCRIPT = r"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from mountkit import _sys
 
 CASES = {
@@ -20,10 +21,12 @@ def _mount_write(scratch: str, server: str, export: str, fstype: str, data: str)
     try:
         with open(os.path.join(mnt, "hello"), "w") as f:
             f.write("through nfs")
-        line = next(x for x in open("/proc/self/mountinfo") if x.split()[4] == mnt)
+        with open("/proc/self/mountinfo") as table:
+            line = next(x for x in table if x.split()[4] == mnt)
     finally:
         _sys.umount2(mnt, 0)
-    return line.split(" - ")[1].split()[0], open(os.path.join(export, "hello")).read()
+    with open(os.path.join(export, "hello")) as f:
+        return line.split(" - ")[1].split()[0], f.read()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
