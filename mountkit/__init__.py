@@ -1,1 +1,65 @@
-"""mountkit: a Linux mount engine over direct syscalls."""
+"""mountkit: a Linux mount engine over direct syscalls.
+
+``import mountkit`` loads only the error classes; the rest (and the compiled
+syscall module behind it) loads on first use of a name, so that tools which
+only catch mountkit's errors, or run without root, pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from mountkit.errors import (
+    CorruptedMountError,
+    InvalidOptionError,
+    MountConflictError,
+    MountError,
+    UnsupportedError,
+    is_corrupted,
+)
+
+if TYPE_CHECKING:
+    from mountkit.fake import FakeMounter
+    from mountkit.mounter import Mounter, MountInterface, is_mountpoint
+    from mountkit.options import ParsedOptions, parse_options
+    from mountkit.table import MountInfo, MountTable, find_mount
+
+_LAZY = {
+    "FakeMounter": "mountkit.fake",
+    "Mounter": "mountkit.mounter",
+    "MountInterface": "mountkit.mounter",
+    "is_mountpoint": "mountkit.mounter",
+    "ParsedOptions": "mountkit.options",
+    "parse_options": "mountkit.options",
+    "MountInfo": "mountkit.table",
+    "MountTable": "mountkit.table",
+    "find_mount": "mountkit.table",
+}
+
+__all__ = [
+    "CorruptedMountError",
+    "FakeMounter",
+    "InvalidOptionError",
+    "MountConflictError",
+    "MountError",
+    "MountInfo",
+    "MountInterface",
+    "MountTable",
+    "Mounter",
+    "ParsedOptions",
+    "UnsupportedError",
+    "find_mount",
+    "is_corrupted",
+    "is_mountpoint",
+    "parse_options",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mountkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -1,0 +1,113 @@
+"""The ``mountkit`` command: the engine's verbs from a shell.
+
+Output is an aligned table for people and ``--json`` for scripts; a failure
+prints one line on stderr and exits 2 (``is-mountpoint`` answers "no" with 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from mountkit.errors import MountError
+from mountkit.mounter import Mounter, MountInterface
+from mountkit.table import MountInfo
+
+_COLUMNS = ("TARGET", "SOURCE", "FSTYPE", "OPTIONS")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mountkit", description="Mount, bind and inspect mounts (Linux).")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    ls = verbs.add_parser("list", help="show the mount table")
+    ls.add_argument("--json", action="store_true", help="one JSON array, for scripts")
+    ls.add_argument("-t", "--type", help="only filesystems of this type (comma-separated list)")
+    ls.add_argument("--target", help="only the mount(s) at this path")
+    ls.add_argument("--source", help="only mounts of this source")
+
+    mount = verbs.add_parser("mount", help="mount a filesystem (idempotent)")
+    mount.add_argument("source")
+    mount.add_argument("target")
+    mount.add_argument("-t", "--type", required=True, help="filesystem type, e.g. tmpfs, ext4, nfs")
+    mount.add_argument("-o", "--options", default="", help="comma-separated mount options")
+
+    bind = verbs.add_parser("bind", help="bind-mount a directory or file (idempotent)")
+    bind.add_argument("source")
+    bind.add_argument("target")
+    bind.add_argument("--ro", action="store_true", help="read-only, never visible writable")
+    bind.add_argument("--recursive", action="store_true", help="include the mounts below source")
+
+    umount = verbs.add_parser("umount", help="unmount everything at a path (success if nothing is)")
+    umount.add_argument("target")
+    umount.add_argument("--lazy", action="store_true", help="detach now, clean up when no longer busy")
+    umount.add_argument("--force", action="store_true", help="abort pending requests (NFS)")
+
+    ismp = verbs.add_parser("is-mountpoint", help="exit 0 if the path is a mount point, else 1")
+    ismp.add_argument("path")
+
+    refs = verbs.add_parser("refs", help="other mount points of the same filesystem and root")
+    refs.add_argument("path")
+    return parser
+
+
+def _selected(entries: Sequence[MountInfo], args: argparse.Namespace) -> list[MountInfo]:
+    types = set(args.type.split(",")) if args.type else None
+    target = os.path.abspath(args.target) if args.target else None
+    return [
+        e
+        for e in entries
+        if (types is None or e.fs_type in types)
+        and (target is None or e.mount_point == target)
+        and (args.source is None or e.source == args.source)
+    ]
+
+
+def _table(entries: Sequence[MountInfo]) -> str:
+    rows = [_COLUMNS, *((e.mount_point, e.source, e.fs_type, ",".join(e.options)) for e in entries)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]).rstrip() for row in rows
+    )
+
+
+def _json(entries: Sequence[MountInfo]) -> str:
+    return json.dumps([{**dataclasses.asdict(e), "readonly": e.readonly} for e in entries], indent=2)
+
+
+def _run(args: argparse.Namespace, mounter: MountInterface) -> int:
+    if args.verb == "list":
+        entries = _selected(mounter.list(), args)
+        print(_json(entries) if args.json else _table(entries))
+    elif args.verb == "mount":
+        mounter.mount(args.source, args.target, args.type, args.options)
+    elif args.verb == "bind":
+        mounter.bind(args.source, args.target, readonly=args.ro, recursive=args.recursive)
+    elif args.verb == "umount":
+        mounter.unmount(args.target, lazy=args.lazy, force=args.force)
+    elif args.verb == "is-mountpoint":
+        yes = mounter.is_mountpoint(args.path)
+        print(f"{args.path} is {'' if yes else 'not '}a mount point")
+        return 0 if yes else 1
+    elif args.verb == "refs":
+        for path in mounter.refs(args.path):
+            print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, *, mounter: MountInterface | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 "no" from is-mountpoint, 2 error)."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args, mounter if mounter is not None else Mounter())
+    except (MountError, OSError) as exc:
+        print(f"mountkit: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The ``mountkit`` command against a FakeMounter: output formats, exit codes, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mountkit import FakeMounter
+from mountkit.cli import main
+
+
+def _fake() -> FakeMounter:
+    fake = FakeMounter()
+    fake.mount("tmpfs", "/staging", "tmpfs", "size=1m")
+    fake.bind("/staging", "/pods/a/mount", readonly=True)
+    fake.bind("/staging", "/pods/b/mount")
+    return fake
+
+
+def test_list_is_an_aligned_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"], mounter=_fake()) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["TARGET", "SOURCE", "FSTYPE", "OPTIONS"]
+    assert lines[2].split() == ["/pods/a/mount", "tmpfs", "tmpfs", "ro"]
+    assert len({line.index("tmpfs") for line in lines[1:]}) == 1  # the SOURCE column lines up
+
+
+def test_list_json_with_filters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json", "--target", "/pods/a/mount"], mounter=_fake()) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["mount_point"] == "/pods/a/mount" and entry["readonly"] is True
+    assert main(["list", "--json", "-t", "nfs,ext4"], mounter=_fake()) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["list", "--json", "--source", "tmpfs"], mounter=_fake()) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_verbs_reach_the_mounter() -> None:
+    fake = FakeMounter()
+    assert main(["mount", "tmpfs", "/t", "-t", "tmpfs", "-o", "size=1m,nosuid"], mounter=fake) == 0
+    assert main(["bind", "/t", "/u", "--ro", "--recursive"], mounter=fake) == 0
+    assert main(["umount", "/u", "--lazy"], mounter=fake) == 0
+    assert [c[0] for c in fake.calls] == ["mount", "bind", "unmount"]
+    assert fake.calls[1] == ("bind", "/t", "/u", True, True, "")
+    assert fake.calls[2] == ("unmount", "/u", True, False)
+
+
+def test_is_mountpoint_answers_with_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = _fake()
+    assert main(["is-mountpoint", "/pods/a/mount"], mounter=fake) == 0
+    assert main(["is-mountpoint", "/pods"], mounter=fake) == 1
+    assert "/pods is not a mount point" in capsys.readouterr().out
+
+
+def test_refs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["refs", "/pods/a/mount"], mounter=_fake()) == 0
+    assert capsys.readouterr().out.split() == ["/staging", "/pods/b/mount"]  # same fs, same root
+
+
+def test_errors_are_one_line_on_stderr_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = _fake()
+    assert main(["mount", "other", "/staging", "-t", "tmpfs"], mounter=fake) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mountkit: mount /staging") and "EBUSY" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert main(["mount", "tmpfs", "/x", "-t", "tmpfs", "-o", "a,,b"], mounter=fake) == 2
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["mount", "tmpfs"])
+    assert info.value.code == 2
