@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
+from nsutil import unshare_argv
 
 from csi.proto import csi_pb2, csi_pb2_grpc
-from nsutil import unshare_argv
 
 pytestmark = pytest.mark.privileged
 
