@@ -1,0 +1,498 @@
+"""The emulator's state: instances, backups and long-running operations, behind one lock.
+
+Operations finish ``op_delay`` seconds after they start; the effect is applied the first time any
+call observes the state after that moment, so no timer thread is needed. Validation follows the
+Filestore v1 API (ids, tiers, capacity limits, states); quotas and injected faults let tests drive
+the error paths.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from google.cloud import filestore_v1
+from google.cloud.common import OperationMetadata
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from csi.cloud import Instance
+
+InstancePb = filestore_v1.Instance.pb()
+BackupPb = filestore_v1.Backup.pb()
+_Tier = filestore_v1.Instance.Tier
+_InstanceState = filestore_v1.Instance.State
+_BackupState = filestore_v1.Backup.State
+
+# (min, max) GiB of one file share per tier, from the Filestore service tiers documentation.
+CAPACITY_LIMITS_GIB: dict[int, tuple[int, int]] = {
+    _Tier.STANDARD: (1024, 65434),
+    _Tier.BASIC_HDD: (1024, 65434),
+    _Tier.PREMIUM: (2560, 65434),
+    _Tier.BASIC_SSD: (2560, 65434),
+    _Tier.HIGH_SCALE_SSD: (10240, 102400),
+    _Tier.ZONAL: (1024, 102400),
+    _Tier.REGIONAL: (1024, 102400),
+    _Tier.ENTERPRISE: (1024, 10240),
+}
+_BASIC = {_Tier.STANDARD, _Tier.BASIC_HDD, _Tier.PREMIUM, _Tier.BASIC_SSD}
+_RESOURCE_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_SHARE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+_ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
+MAX_PAGE_SIZE = 500
+
+InstanceHook = Callable[[Instance], None]
+# Raw filestore protobuf messages (the pb classes behind proto-plus are untyped).
+Pb = Any
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """An RPC failure: the server turns it into a gRPC status."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Fault:
+    code: grpc.StatusCode
+    remaining: int
+    message: str
+
+
+@dataclass
+class _Operation:
+    pb: operations_pb2.Operation
+    done_at: float
+    complete: Callable[[], Pb]                # applies the effect, returns the response
+    abort: Callable[[], None] = lambda: None  # undoes the start (on cancel)
+
+
+@dataclass
+class _Events:
+    created: list[Instance] = field(default_factory=list)
+    deleted: list[Instance] = field(default_factory=list)
+
+
+def region_of(location: str) -> str:
+    """us-central1-c -> us-central1; a region stays as it is."""
+    m = _ZONE.match(location)
+    return m.group(1) if m else location
+
+
+def _now_pb() -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def _pack(msg: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(msg)
+    return packed
+
+
+def _parent(parent: str, *, allow_any: bool) -> tuple[str, str]:
+    m = _PARENT.match(parent)
+    if not m or (m.group(2) == "-" and not allow_any):
+        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+    return m.group(1), m.group(2)
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not _RESOURCE_ID.match(value):
+        raise ApiError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{kind} id {value!r} must be 1-63 characters of lower-case letters, digits and hyphens, "
+            "start with a letter and not end with a hyphen",
+        )
+
+
+class EmulatorState:
+    """Thread-safe Filestore state. Options:
+
+    ``op_delay``: seconds until an operation completes. ``ip_pool``: loopback network the instance
+    IPs come from (only 127.0.0.0/8 is allowed: a client may really mount the address).
+    ``max_instances`` / ``max_capacity_gib``: quotas (RESOURCE_EXHAUSTED beyond them).
+    ``default_page_size``: list page size when the request gives none. ``export_root``: when set,
+    each READY instance has a directory ``<export_root>/<instance>/<share>`` (removed on delete);
+    backups copy it and a restore copies it back, so a test NFS server can export real data.
+    ``on_instance_created`` / ``on_instance_deleted``: called (outside the lock) when a create or
+    delete completes.
+    """
+
+    def __init__(
+        self,
+        *,
+        op_delay: float = 0.2,
+        ip_pool: str = "127.0.100.0/24",
+        max_instances: int | None = None,
+        max_capacity_gib: int | None = None,
+        default_page_size: int = 100,
+        export_root: str | Path | None = None,
+        on_instance_created: InstanceHook | None = None,
+        on_instance_deleted: InstanceHook | None = None,
+    ) -> None:
+        pool = ipaddress.ip_network(ip_pool)
+        if not pool.is_loopback:
+            raise ValueError(f"ip_pool {ip_pool} is not loopback: instance IPs must stay on 127.0.0.0/8")
+        self.op_delay = op_delay
+        self.max_instances = max_instances
+        self.max_capacity_gib = max_capacity_gib
+        self.default_page_size = default_page_size
+        self.export_root = Path(export_root) if export_root is not None else None
+        self._hosts = [str(h) for h in pool.hosts()]
+        self._on_created = on_instance_created
+        self._on_deleted = on_instance_deleted
+        self._lock = threading.Lock()
+        self._instances: dict[str, Pb] = {}
+        self._backups: dict[str, Pb] = {}
+        self._pending_created: list[Instance] = []
+        self._pending_deleted: list[Instance] = []
+        self._ops: dict[str, _Operation] = {}
+        self._faults: dict[str, _Fault] = {}
+
+    # -- test controls --
+
+    def inject(self, method: str, code: grpc.StatusCode, count: int = 1, message: str = "injected fault") -> None:
+        """Fail the next ``count`` calls of ``method`` (e.g. "CreateInstance", "GetOperation")."""
+        with self._lock:
+            self._faults[method] = _Fault(code, count, message)
+
+    def check_fault(self, method: str) -> None:
+        with self._lock:
+            fault = self._faults.get(method)
+            if fault is None or fault.remaining <= 0:
+                return
+            fault.remaining -= 1
+        raise ApiError(fault.code, fault.message)
+
+    # -- operations --
+
+    def _start(
+        self,
+        parent_location: str,
+        project: str,
+        target: str,
+        verb: str,
+        complete: Callable[[], Pb],
+        abort: Callable[[], None] = lambda: None,
+    ) -> operations_pb2.Operation:
+        name = f"projects/{project}/locations/{parent_location}/operations/operation-{uuid.uuid4().hex}"
+        meta = OperationMetadata(target=target, verb=verb, api_version="v1")
+        meta_pb = OperationMetadata.pb(meta)
+        meta_pb.create_time.CopyFrom(_now_pb())
+        op = operations_pb2.Operation(name=name, metadata=_pack(meta_pb))
+        self._ops[name] = _Operation(op, time.monotonic() + self.op_delay, complete, abort)
+        return op
+
+    def _advance(self, events: _Events) -> None:
+        """Complete every operation whose time has come (caller holds the lock)."""
+        now = time.monotonic()
+        for rec in self._ops.values():
+            if rec.pb.done or rec.done_at > now:
+                continue
+            try:
+                rec.pb.response.CopyFrom(_pack(rec.complete()))
+            except ApiError as exc:
+                rec.pb.error.CopyFrom(status_pb2.Status(code=exc.code.value[0], message=exc.message))
+            rec.pb.done = True
+            rec.complete = lambda: empty_pb2.Empty()
+        events.created.extend(self._pending_created)
+        events.deleted.extend(self._pending_deleted)
+        self._pending_created.clear()
+        self._pending_deleted.clear()
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Run one RPC body under the lock, after completing due operations; fire hooks after."""
+        events = _Events()
+        try:
+            with self._lock:
+                self._advance(events)
+                return fn()
+        finally:
+            self._fire(events)
+
+    def _fire(self, events: _Events) -> None:
+        for inst in events.created:
+            if self._on_created is not None:
+                self._on_created(inst)
+        for inst in events.deleted:
+            if self._on_deleted is not None:
+                self._on_deleted(inst)
+
+    def get_operation(self, name: str) -> operations_pb2.Operation:
+        rec = self._ops.get(name)
+        if rec is None:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"operation {name} not found")
+        return rec.pb
+
+    def list_operations(self, name: str, page_size: int, page_token: str) -> operations_pb2.ListOperationsResponse:
+        prefix = name.rstrip("/") + "/operations/" if name else ""
+        ops = sorted((o.pb for o in self._ops.values() if o.pb.name.startswith(prefix)), key=lambda o: o.name)
+        page, token = self._page(ops, page_size, page_token)
+        return operations_pb2.ListOperationsResponse(operations=page, next_page_token=token)
+
+    def delete_operation(self, name: str) -> empty_pb2.Empty:
+        self.get_operation(name)
+        del self._ops[name]
+        return empty_pb2.Empty()
+
+    def cancel_operation(self, name: str) -> empty_pb2.Empty:
+        rec = self._ops[self.get_operation(name).name]
+        if not rec.pb.done:
+            rec.abort()
+            rec.pb.error.CopyFrom(status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled"))
+            rec.pb.done = True
+        return empty_pb2.Empty()
+
+    def seconds_until_done(self, name: str) -> float:
+        rec = self._ops.get(name)
+        return 0.0 if rec is None or rec.pb.done else max(0.0, rec.done_at - time.monotonic())
+
+    def _page(self, items: list[Pb], page_size: int, page_token: str) -> tuple[list[Pb], str]:
+        size = min(page_size or self.default_page_size, MAX_PAGE_SIZE)
+        try:
+            start = int(page_token) if page_token else 0
+        except ValueError:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid page token {page_token!r}") from None
+        end = start + size
+        return items[start:end], (str(end) if end < len(items) else "")
+
+    # -- instances --
+
+    def _instance(self, name: str) -> Pb:
+        inst = self._instances.get(name)
+        if inst is None:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+        return inst
+
+    def _record(self, inst: Pb) -> Instance:
+        from csi.cloud.gcp import instance_from_pb  # one conversion, shared with the client
+
+        return instance_from_pb(filestore_v1.Instance.wrap(inst))
+
+    def _share_dir(self, instance_id: str, share: str) -> Path | None:
+        return None if self.export_root is None else self.export_root / instance_id / share
+
+    def get_instance(self, name: str) -> Pb:
+        return self._instance(name)
+
+    def list_instances(self, parent: str, page_size: int, page_token: str) -> Pb:
+        project, location = _parent(parent, allow_any=True)
+        prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/instances/")
+        found = sorted((i for n, i in self._instances.items() if n.startswith(prefix)), key=lambda i: i.name)
+        page, token = self._page(found, page_size, page_token)
+        return filestore_v1.ListInstancesResponse.pb()(instances=page, next_page_token=token)
+
+    def create_instance(self, request: Pb) -> operations_pb2.Operation:
+        project, location = _parent(request.parent, allow_any=False)
+        _check_id("instance", request.instance_id)
+        spec = request.instance
+        name = f"{request.parent}/instances/{request.instance_id}"
+        if spec.tier not in CAPACITY_LIMITS_GIB:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "instance.tier must be set to a supported tier")
+        if len(spec.file_shares) != 1:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "exactly one file share is required")
+        share = spec.file_shares[0]
+        if not _SHARE_NAME.match(share.name):
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid file share name {share.name!r}")
+        self._check_capacity(spec.tier, share.capacity_gb)
+        if len(spec.networks) != 1 or not spec.networks[0].network:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "exactly one network with a name is required")
+        backup = None
+        if share.source_backup:
+            backup = self._backups.get(share.source_backup)
+            if backup is None:
+                raise ApiError(grpc.StatusCode.NOT_FOUND, f"backup {share.source_backup} not found")
+            if backup.state != _BackupState.READY:
+                raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"backup {backup.name} is not READY")
+            if share.capacity_gb < backup.capacity_gb:
+                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "capacity is smaller than the backup's")
+        if name in self._instances:
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
+        if self.max_instances is not None and len(self._instances) >= self.max_instances:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded: instances")
+        self._check_capacity_quota(share.capacity_gb)
+        used = {i.networks[0].ip_addresses[0] for i in self._instances.values()}
+        free = next((h for h in self._hosts if h not in used), None)
+        if free is None:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
+
+        inst = InstancePb()
+        inst.CopyFrom(spec)
+        inst.name = name
+        inst.state = _InstanceState.CREATING
+        inst.create_time.CopyFrom(_now_pb())
+        del inst.networks[0].ip_addresses[:]
+        inst.networks[0].ip_addresses.append(free)
+        if not inst.networks[0].connect_mode:
+            inst.networks[0].connect_mode = filestore_v1.NetworkConfig.ConnectMode.DIRECT_PEERING
+        self._instances[name] = inst
+        instance_id, share_name = request.instance_id, share.name
+        source_dir = None if backup is None else self._backup_dir(backup.name)
+
+        def complete() -> Pb:
+            inst.state = _InstanceState.READY
+            target = self._share_dir(instance_id, share_name)
+            if target is not None:
+                if source_dir is not None and source_dir.is_dir():
+                    shutil.copytree(source_dir, target, dirs_exist_ok=True)
+                target.mkdir(parents=True, exist_ok=True)
+            self._pending_created.append(self._record(inst))
+            return inst
+
+        def abort() -> None:
+            self._instances.pop(name, None)
+
+        return self._start(location, project, name, "create", complete, abort)
+
+    def _check_capacity(self, tier: int, capacity_gb: int) -> None:
+        low, high = CAPACITY_LIMITS_GIB[tier]
+        if not low <= capacity_gb <= high:
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"capacity {capacity_gb} GiB is outside {low}..{high} GiB for tier {_Tier(tier).name}",
+            )
+
+    def _check_capacity_quota(self, extra_gb: int) -> None:
+        if self.max_capacity_gib is None:
+            return
+        total = sum(i.file_shares[0].capacity_gb for i in self._instances.values())
+        if total + extra_gb > self.max_capacity_gib:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded: total capacity")
+
+    def update_instance(self, request: Pb) -> operations_pb2.Operation:
+        inst = self._instance(request.instance.name)
+        if list(request.update_mask.paths) != ["file_shares"]:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['file_shares'] is supported")
+        if inst.state != _InstanceState.READY:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
+        shares = request.instance.file_shares
+        if len(shares) != 1 or shares[0].name != inst.file_shares[0].name:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share")
+        new_gb, old_gb = shares[0].capacity_gb, inst.file_shares[0].capacity_gb
+        self._check_capacity(inst.tier, new_gb)
+        if new_gb < old_gb and inst.tier in _BASIC:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "basic tier capacity cannot be decreased")
+        self._check_capacity_quota(new_gb - old_gb)
+        project, location = inst.name.split("/")[1], inst.name.split("/")[3]
+
+        def complete() -> Pb:
+            inst.file_shares[0].capacity_gb = new_gb
+            inst.state = _InstanceState.READY
+            return inst
+
+        return self._start(location, project, inst.name, "update", complete)
+
+    def delete_instance(self, name: str) -> operations_pb2.Operation:
+        inst = self._instance(name)
+        if inst.state not in (_InstanceState.READY, _InstanceState.ERROR):
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
+        inst.state = _InstanceState.DELETING
+        project, location = name.split("/")[1], name.split("/")[3]
+        instance_id = name.rsplit("/", 1)[1]
+
+        def complete() -> Pb:
+            self._instances.pop(name, None)
+            if self.export_root is not None:
+                shutil.rmtree(self.export_root / instance_id, ignore_errors=True)
+            self._pending_deleted.append(self._record(inst))
+            return empty_pb2.Empty()
+
+        def abort() -> None:
+            inst.state = _InstanceState.READY
+
+        return self._start(location, project, name, "delete", complete, abort)
+
+    # -- backups --
+
+    def _backup(self, name: str) -> Pb:
+        backup = self._backups.get(name)
+        if backup is None:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+        return backup
+
+    def _backup_dir(self, name: str) -> Path | None:
+        return None if self.export_root is None else self.export_root / ".backups" / name.rsplit("/", 1)[1]
+
+    def get_backup(self, name: str) -> Pb:
+        return self._backup(name)
+
+    def list_backups(self, parent: str, page_size: int, page_token: str) -> Pb:
+        project, location = _parent(parent, allow_any=True)
+        prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/backups/")
+        found = sorted((b for n, b in self._backups.items() if n.startswith(prefix)), key=lambda b: b.name)
+        page, token = self._page(found, page_size, page_token)
+        return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
+
+    def create_backup(self, request: Pb) -> operations_pb2.Operation:
+        project, region = _parent(request.parent, allow_any=False)
+        _check_id("backup", request.backup_id)
+        if region_of(region) != region:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
+        name = f"{request.parent}/backups/{request.backup_id}"
+        source = self._instance(request.backup.source_instance)
+        if region_of(source.name.split("/")[3]) != region:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "the backup's region must hold the source instance")
+        if request.backup.source_file_share != source.file_shares[0].name:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
+        if source.state != _InstanceState.READY:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}")
+        if name in self._backups:
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
+        backup = BackupPb()
+        backup.CopyFrom(request.backup)
+        backup.name = name
+        backup.state = _BackupState.CREATING
+        backup.create_time.CopyFrom(_now_pb())
+        backup.capacity_gb = source.file_shares[0].capacity_gb
+        backup.source_instance_tier = source.tier
+        self._backups[name] = backup
+        share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
+
+        def complete() -> Pb:
+            target = self._backup_dir(name)
+            stored = 0
+            if share_dir is not None and target is not None and share_dir.is_dir():
+                shutil.copytree(share_dir, target, dirs_exist_ok=True)
+                stored = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+            backup.storage_bytes = stored
+            backup.state = _BackupState.READY
+            return backup
+
+        def abort() -> None:
+            self._backups.pop(name, None)
+
+        return self._start(region, project, name, "create", complete, abort)
+
+    def delete_backup(self, name: str) -> operations_pb2.Operation:
+        backup = self._backup(name)
+        if backup.state != _BackupState.READY:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"backup is {_BackupState(backup.state).name}")
+        backup.state = _BackupState.DELETING
+        project, region = name.split("/")[1], name.split("/")[3]
+
+        def complete() -> Pb:
+            self._backups.pop(name, None)
+            target = self._backup_dir(name)
+            if target is not None:
+                shutil.rmtree(target, ignore_errors=True)
+            return empty_pb2.Empty()
+
+        return self._start(region, project, name, "delete", complete)
