@@ -1,0 +1,423 @@
+"""The node service against a FakeMounter: validation, idempotency and the status of every RPC.
+
+Directories are real (a temporary kubelet root), mounts are the fake's.  Codes are read through
+``csi.errors.to_status``, the same mapping the server's interceptor applies.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from csi.errors import CsiError, to_status
+from csi.locks import VolumeLocks
+from csi.node import NodeServicer, nfs_share
+from csi.proto import csi_pb2
+from mountkit.errors import CorruptedMountError, MountError
+from mountkit.fake import FakeMounter
+
+_Mode = csi_pb2.VolumeCapability.AccessMode
+_RPC = csi_pb2.NodeServiceCapability.RPC
+CONTEXT = {"ip": "10.0.0.2", "volume": "vol1"}
+
+
+def capability(mode: int = _Mode.SINGLE_NODE_MULTI_WRITER, flags: tuple[str, ...] = ()) -> csi_pb2.VolumeCapability:
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)), access_mode=_Mode(mode=mode)
+    )
+
+
+class Node:
+    """A servicer on a fake mounter over a temporary kubelet root, with request builders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.mounter = FakeMounter()
+        self.locks = VolumeLocks()
+        self.svc = NodeServicer("node-1", "us-central1-a", str(root), self.mounter, self.locks, 2.0)
+        self.staging = str(root / "plugins" / "csi" / "pv1" / "globalmount")
+        self.target = str(root / "pods" / "uid" / "volumes" / "kubernetes.io~csi" / "pv1" / "mount")
+        os.makedirs(os.path.dirname(self.staging))
+        os.makedirs(os.path.dirname(self.target))
+
+    def stage(self, **fields: Any) -> csi_pb2.NodeStageVolumeResponse:
+        args: dict[str, Any] = {
+            "volume_id": "vol", "staging_target_path": self.staging, "volume_capability": capability(),
+            "volume_context": CONTEXT,
+        }
+        args.update(fields)
+        return self.svc.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(**args), None)  # type: ignore[arg-type]
+
+    def publish(self, **fields: Any) -> csi_pb2.NodePublishVolumeResponse:
+        args: dict[str, Any] = {
+            "volume_id": "vol", "staging_target_path": self.staging, "target_path": self.target,
+            "volume_capability": capability(),
+        }
+        args.update(fields)
+        return self.svc.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(**args), None)  # type: ignore[arg-type]
+
+    def unpublish(self, **fields: Any) -> csi_pb2.NodeUnpublishVolumeResponse:
+        args: dict[str, Any] = {"volume_id": "vol", "target_path": self.target}
+        args.update(fields)
+        return self.svc.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(**args), None)  # type: ignore[arg-type]
+
+    def unstage(self, **fields: Any) -> csi_pb2.NodeUnstageVolumeResponse:
+        args: dict[str, Any] = {"volume_id": "vol", "staging_target_path": self.staging}
+        args.update(fields)
+        return self.svc.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(**args), None)  # type: ignore[arg-type]
+
+    def stats(self, **fields: Any) -> csi_pb2.NodeGetVolumeStatsResponse:
+        args: dict[str, Any] = {"volume_id": "vol", "volume_path": self.target}
+        args.update(fields)
+        return self.svc.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(**args), None)  # type: ignore[arg-type]
+
+    def entry(self, path: str) -> Any:
+        return self.mounter.list().find(path)
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Node:
+    return Node(tmp_path / "kubelet")
+
+
+def status(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(Exception) as info:
+        call()
+    return to_status(info.value)
+
+
+# --- NodeStageVolume ------------------------------------------------------------------------------
+
+
+def test_stage_mounts_the_share_with_nfs_v3_by_default_and_is_idempotent(node: Node) -> None:
+    node.stage()
+    entry = node.entry(node.staging)
+    assert (entry.fs_type, entry.source) == ("nfs", "10.0.0.2:/vol1")
+    mounts = [c for c in node.mounter.calls if c[0] == "mount"]
+    assert mounts == [("mount", "10.0.0.2:/vol1", node.staging, "nfs", "vers=3")]
+    node.stage()
+    assert len(node.mounter.list()) == 1
+
+
+def test_stage_nfs_v4_1_ipv6_and_mount_flags(node: Node) -> None:
+    node.stage(
+        volume_context={"ip": "fd00::2", "volume": "share_2", "fileProtocol": "NFS_V4_1"},
+        volume_capability=capability(flags=("noatime", "hard")),
+    )
+    call = next(c for c in node.mounter.calls if c[0] == "mount")
+    assert call[1:4] == ("[fd00::2]:/share_2", node.staging, "nfs4")
+    assert {"vers=4.1", "hard", "noatime"} <= set(call[4].split(","))
+    assert "noatime" in node.entry(node.staging).options
+
+
+@pytest.mark.parametrize(
+    "fields, names",
+    [
+        ({"volume_id": ""}, "volume_id"),
+        ({"staging_target_path": ""}, "staging_target_path"),
+        ({"volume_capability": None}, "volume_capability"),
+        ({"volume_capability": csi_pb2.VolumeCapability(
+            block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
+        )}, "block"),
+        ({"volume_context": {"volume": "vol1"}}, "volume_context.ip"),
+        ({"volume_context": {"ip": "filer.example.com", "volume": "vol1"}}, "volume_context.ip"),
+        ({"volume_context": {"ip": "10.0.0.2"}}, "volume_context.volume"),
+        ({"volume_context": {"ip": "10.0.0.2", "volume": "../etc"}}, "volume_context.volume"),
+        ({"volume_context": {"ip": "10.0.0.2", "volume": "1vol"}}, "volume_context.volume"),
+        ({"volume_context": {**CONTEXT, "fileProtocol": "SMB"}}, "fileProtocol"),
+        ({"volume_capability": capability(flags=("vers=4.2",))}, "NFS version"),
+        ({"volume_capability": capability(flags=("bind",))}, "mount_flags"),
+        ({"staging_target_path": "/etc/globalmount"}, "kubelet root"),
+        ({"staging_target_path": "relative/path"}, "absolute"),
+    ],
+)
+def test_stage_rejects_bad_requests_naming_the_field(node: Node, fields: dict[str, Any], names: str) -> None:
+    if fields.get("volume_capability", 1) is None:
+        del fields["volume_capability"]
+        request = csi_pb2.NodeStageVolumeRequest(
+            volume_id="vol", staging_target_path=node.staging, volume_context=CONTEXT
+        )
+        code, message = status(lambda: node.svc.NodeStageVolume(request, None))  # type: ignore[arg-type]
+    else:
+        code, message = status(lambda: node.stage(**fields))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert names in message
+    assert not [c for c in node.mounter.calls if c[0] == "mount"]
+
+
+def test_stage_refuses_dot_dot_and_symlinks(node: Node) -> None:
+    sneaky = os.path.join(os.path.dirname(node.staging), "..", "..", "..", "..", "etc")
+    assert status(lambda: node.stage(staging_target_path=sneaky))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    link = node.root / "plugins" / "link"
+    os.symlink("/", link)
+    code, message = status(lambda: node.stage(staging_target_path=str(link / "tmp" / "globalmount")))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "symlink" in message
+    os.symlink("/tmp", node.staging)
+    code, message = status(lambda: node.stage())
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "symlink" in message
+    assert not [c for c in node.mounter.calls if c[0] == "mount"]
+
+
+def test_stage_creates_only_the_last_component(node: Node) -> None:
+    deep = str(node.root / "plugins" / "missing" / "globalmount")
+    assert status(lambda: node.stage(staging_target_path=deep))[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert not os.path.exists(os.path.dirname(deep))
+    node.stage()
+    assert os.path.isdir(node.staging)
+
+
+def test_stage_over_another_share_is_already_exists_naming_both(node: Node) -> None:
+    node.stage(volume_context={"ip": "10.0.0.9", "volume": "other"})
+    code, message = status(lambda: node.stage())
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert "10.0.0.9:/other" in message and "10.0.0.2:/vol1" in message
+
+
+def test_stage_repairs_a_stale_staging_mount(node: Node) -> None:
+    node.stage()
+    node.mounter.fail_next("check", CorruptedMountError(errno.ESTALE, "check", node.staging))
+    node.stage()
+    verbs = [c[0] for c in node.mounter.calls]
+    assert verbs[-3:] == ["check", "unmount", "mount"]
+    assert node.mounter.calls[-2] == ("unmount", node.staging, True, True)
+    assert node.entry(node.staging).source == "10.0.0.2:/vol1"
+
+
+def test_stage_without_an_nfs_client_says_so(node: Node) -> None:
+    node.mounter.fail_next("mount", MountError(errno.ENODEV, "mount", node.staging))
+    code, message = status(lambda: node.stage())
+    assert code == grpc.StatusCode.INTERNAL and "no NFS client" in message
+
+
+def test_a_busy_volume_is_aborted(node: Node) -> None:
+    with node.locks.acquire("vol"):
+        assert status(lambda: node.stage())[0] == grpc.StatusCode.ABORTED
+        assert status(lambda: node.unstage())[0] == grpc.StatusCode.ABORTED
+    with node.locks.acquire(node.target):
+        assert status(lambda: node.publish())[0] == grpc.StatusCode.ABORTED
+        assert status(lambda: node.unpublish())[0] == grpc.StatusCode.ABORTED
+
+
+# --- NodePublishVolume ----------------------------------------------------------------------------
+
+
+def test_publish_binds_staging_onto_the_target_and_is_idempotent(node: Node) -> None:
+    node.stage()
+    node.publish()
+    assert os.path.isdir(node.target)
+    entry = node.entry(node.target)
+    assert entry.source == "10.0.0.2:/vol1" and not entry.readonly
+    node.publish()
+    assert [c for c in node.mounter.calls if c[0] == "bind"][-1] == (
+        "bind", node.staging, node.target, False, False, ""
+    )
+
+
+@pytest.mark.parametrize(
+    "readonly, mode, expect_ro",
+    [
+        (True, _Mode.SINGLE_NODE_MULTI_WRITER, True),
+        (False, _Mode.MULTI_NODE_READER_ONLY, True),
+        (False, _Mode.SINGLE_NODE_READER_ONLY, True),
+        (False, _Mode.MULTI_NODE_MULTI_WRITER, False),
+    ],
+)
+def test_publish_read_only_from_flag_or_access_mode(
+    node: Node, readonly: bool, mode: int, expect_ro: bool
+) -> None:
+    node.stage()
+    node.publish(readonly=readonly, volume_capability=capability(mode))
+    assert node.entry(node.target).readonly is expect_ro
+    assert next(c for c in node.mounter.calls if c[0] == "bind")[3] is expect_ro
+
+
+def test_publish_with_the_other_read_only_state_is_already_exists(node: Node) -> None:
+    node.stage()
+    node.publish()
+    assert status(lambda: node.publish(readonly=True))[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert not node.entry(node.target).readonly
+
+
+@pytest.mark.parametrize(
+    "fields, code, names",
+    [
+        ({"volume_id": ""}, grpc.StatusCode.INVALID_ARGUMENT, "volume_id"),
+        ({"target_path": ""}, grpc.StatusCode.INVALID_ARGUMENT, "target_path"),
+        ({"target_path": "/var/lib/other/mount"}, grpc.StatusCode.INVALID_ARGUMENT, "kubelet root"),
+        ({"staging_target_path": ""}, grpc.StatusCode.FAILED_PRECONDITION, "staging_target_path"),
+        ({"volume_capability": csi_pb2.VolumeCapability(
+            block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
+        )}, grpc.StatusCode.INVALID_ARGUMENT, "block"),
+    ],
+)
+def test_publish_rejects_bad_requests(node: Node, fields: dict[str, Any], code: grpc.StatusCode, names: str) -> None:
+    node.stage()
+    got, message = status(lambda: node.publish(**fields))
+    assert got == code and names in message
+    assert not [c for c in node.mounter.calls if c[0] == "bind"]
+
+
+def test_publish_without_a_capability_is_invalid(node: Node) -> None:
+    request = csi_pb2.NodePublishVolumeRequest(
+        volume_id="vol", staging_target_path=node.staging, target_path=node.target
+    )
+    code, message = status(lambda: node.svc.NodePublishVolume(request, None))  # type: ignore[arg-type]
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "volume_capability" in message
+
+
+def test_publish_of_an_unstaged_volume_is_failed_precondition(node: Node) -> None:
+    os.mkdir(node.staging)
+    code, message = status(lambda: node.publish())
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "not staged" in message
+    assert not os.path.exists(node.target)
+
+
+def test_publish_whose_bind_fails_removes_the_directory_it_made(node: Node) -> None:
+    node.stage()
+    node.mounter.fail_next("bind", MountError(errno.EPERM, "bind", node.target))
+    assert status(lambda: node.publish())[0] == grpc.StatusCode.INTERNAL
+    assert not os.path.exists(node.target)
+
+
+def test_publish_onto_a_file_is_invalid(node: Node) -> None:
+    node.stage()
+    Path(node.target).write_text("not a dir")
+    assert status(lambda: node.publish())[0] == grpc.StatusCode.INVALID_ARGUMENT
+    assert Path(node.target).read_text() == "not a dir"
+
+
+# --- NodeUnpublishVolume / NodeUnstageVolume ------------------------------------------------------
+
+
+def test_unpublish_and_unstage_unmount_remove_the_dirs_and_are_idempotent(node: Node) -> None:
+    node.stage()
+    node.publish()
+    node.unpublish()
+    assert node.entry(node.target) is None and not os.path.exists(node.target)
+    node.unpublish()
+    node.unstage()
+    assert len(node.mounter.list()) == 0 and not os.path.exists(node.staging)
+    node.unstage()
+
+
+def test_unpublish_of_a_path_whose_parents_are_gone_is_ok(node: Node) -> None:
+    node.unpublish(target_path=str(node.root / "pods" / "gone" / "volumes" / "x" / "mount"))
+
+
+def test_unpublish_never_deletes_data(node: Node) -> None:
+    os.mkdir(node.target)
+    Path(node.target, "precious").write_text("keep")
+    node.unpublish()
+    assert Path(node.target, "precious").read_text() == "keep"
+    os.mkdir(node.staging)
+    Path(node.staging, "precious").write_text("keep")
+    node.unstage()
+    assert Path(node.staging, "precious").read_text() == "keep"
+
+
+def test_unpublish_of_a_dead_mount_falls_back_to_a_forced_detach(node: Node) -> None:
+    node.stage()
+    node.publish()
+    node.mounter.fail_next("cleanup_mountpoint", CorruptedMountError(errno.ETIMEDOUT, "unmount", node.target))
+    node.unpublish()
+    cleanups = [c for c in node.mounter.calls if c[0] == "cleanup_mountpoint"]
+    assert cleanups[-1] == ("cleanup_mountpoint", node.target, True, True)
+    assert node.entry(node.target) is None
+
+
+@pytest.mark.parametrize("rpc", ["unpublish", "unstage"])
+@pytest.mark.parametrize("field", ["volume_id", "path"])
+def test_unpublish_and_unstage_need_id_and_path(node: Node, rpc: str, field: str) -> None:
+    path_field = "target_path" if rpc == "unpublish" else "staging_target_path"
+    name = path_field if field == "path" else field
+    code, message = status(lambda: getattr(node, rpc)(**{name: ""}))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and name in message
+
+
+# --- NodeGetVolumeStats ---------------------------------------------------------------------------
+
+
+def test_stats_report_bytes_inodes_and_a_healthy_condition(node: Node) -> None:
+    node.stage()
+    node.publish()
+    stats = node.stats()
+    units = {u.unit: u for u in stats.usage}
+    st = os.statvfs(node.target)
+    assert units[csi_pb2.VolumeUsage.BYTES].total == st.f_blocks * st.f_frsize
+    assert units[csi_pb2.VolumeUsage.INODES].total == st.f_files
+    assert not stats.volume_condition.abnormal
+
+
+@pytest.mark.parametrize(
+    "err, words",
+    [(errno.ESTALE, "stale"), (errno.ENOTCONN, "disconnected"), (errno.EIO, "disconnected"),
+     (errno.ETIMEDOUT, "not answering")],
+)
+def test_stats_of_a_dead_share_is_an_abnormal_condition(node: Node, err: int, words: str) -> None:
+    node.stage()
+    node.publish()
+    node.mounter.set_corrupted(node.target, err)
+    stats = node.stats()
+    assert stats.volume_condition.abnormal and words in stats.volume_condition.message
+    assert not stats.usage
+
+
+def test_stats_never_blocks_past_the_timeout(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    node.stage()
+    node.publish()
+    node.svc.probe_timeout = 0.2
+    release = threading.Event()
+    real = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda p: (release.wait(), real(p))[1])
+    try:
+        stats = node.stats()
+    finally:
+        release.set()
+    assert stats.volume_condition.abnormal and "not answering" in stats.volume_condition.message
+
+
+@pytest.mark.parametrize(
+    "fields, code",
+    [
+        ({"volume_id": ""}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"volume_path": ""}, grpc.StatusCode.INVALID_ARGUMENT),
+        ({"volume_path": "/path/does/not/exist"}, grpc.StatusCode.NOT_FOUND),
+    ],
+)
+def test_stats_errors(node: Node, fields: dict[str, Any], code: grpc.StatusCode) -> None:
+    assert status(lambda: node.stats(**fields))[0] == code
+
+
+def test_stats_of_an_unmounted_dir_is_not_found(node: Node) -> None:
+    os.mkdir(node.target)
+    assert status(lambda: node.stats())[0] == grpc.StatusCode.NOT_FOUND
+
+
+# --- capabilities, info, expand -------------------------------------------------------------------
+
+
+def test_capabilities_info_and_expand(node: Node) -> None:
+    caps = node.svc.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest(), None)  # type: ignore[arg-type]
+    assert {c.rpc.type for c in caps.capabilities} == {
+        _RPC.STAGE_UNSTAGE_VOLUME, _RPC.GET_VOLUME_STATS, _RPC.VOLUME_CONDITION, _RPC.SINGLE_NODE_MULTI_WRITER,
+    }
+    info = node.svc.NodeGetInfo(csi_pb2.NodeGetInfoRequest(), None)  # type: ignore[arg-type]
+    assert info.node_id == "node-1" and info.max_volumes_per_node == 0
+    assert dict(info.accessible_topology.segments) == {"topology.gke.io/zone": "us-central1-a"}
+    request = csi_pb2.NodeExpandVolumeRequest(volume_id="vol", volume_path=node.target)
+    code, _ = status(lambda: node.svc.NodeExpandVolume(request, None))  # type: ignore[arg-type]
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_nfs_share_accepts_the_longest_share_name() -> None:
+    name = "a" + "b" * 63
+    assert nfs_share({"ip": "192.168.1.1", "volume": name}) == (f"192.168.1.1:/{name}", "3")
+    with pytest.raises(CsiError):
+        nfs_share({"ip": "192.168.1.1", "volume": name + "c"})
