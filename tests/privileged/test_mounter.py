@@ -1,0 +1,434 @@
+"""Mounter against the real kernel, each test inside its own private mount namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from typing import Any
+
+import pytest
+
+from mountkit import _sys
+from mountkit.errors import MountError
+from mountkit.flags import AT, STATX
+from mountkit.mounter import Mounter, is_mountpoint
+from mountkit.table import MountTable
+
+pytestmark = pytest.mark.privileged
+
+
+def _dirs(scratch: str, *names: str) -> list[str]:
+    paths = [os.path.join(scratch, n) for n in names]
+    for p in paths:
+        os.makedirs(p, exist_ok=True)
+    return paths
+
+
+def _err(fn: Any, *args: Any, **kw: Any) -> tuple[str, int | None, str]:
+    try:
+        fn(*args, **kw)
+    except MountError as exc:
+        return type(exc).__name__, exc.errno, str(exc)
+    return "", None, ""
+
+
+# --- mount ---------------------------------------------------------------------------------------
+
+
+def _tmpfs(scratch: str) -> dict[str, Any]:
+    m = Mounter()
+    [t] = _dirs(scratch, "t")
+    m.mount("mk-a", t, "tmpfs", ["size=1m", "nosuid"])
+    m.mount("mk-a", t, "tmpfs", ["size=1m", "nosuid"])  # done already: no-op
+    entries = MountTable.read().find_all(t)
+    return {
+        "stack": [(e.source, e.fs_type, "nosuid" in e.options) for e in entries],
+        "other_source": _err(m.mount, "mk-b", t, "tmpfs"),
+        "other_type": _err(m.mount, "mk-a", t, "ramfs"),
+        "after": len(MountTable.read().find_all(t)),
+    }
+
+
+def test_tmpfs_mount_is_idempotent_and_reports_conflicts(in_ns) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_tmpfs)
+    assert r["stack"] == [("mk-a", "tmpfs", True)]
+    kind, err, text = r["other_source"]
+    assert (kind, err) == ("MountConflictError", errno.EBUSY)
+    assert "tmpfs 'mk-a'" in text and "'mk-b'" in text  # what is there and what was asked
+    assert r["other_type"][0] == "MountConflictError" and "ramfs" in r["other_type"][2]
+    assert r["after"] == 1
+
+
+def _secret_never_in_errors(scratch: str) -> str:
+    return _err(Mounter().mount, "x", os.path.join(scratch, "missing"), "tmpfs", (), ["size=SECRET1m"])[2]
+
+
+def test_sensitive_options_stay_out_of_errors(in_ns) -> None:  # type: ignore[no-untyped-def]
+    text = in_ns(_secret_never_in_errors)
+    assert "ENOENT" in text and "SECRET" not in text
+
+
+# --- bind ----------------------------------------------------------------------------------------
+
+
+def _bind(scratch: str) -> dict[str, Any]:
+    m = Mounter()
+    src, other, tgt, tgt2 = _dirs(scratch, "src", "other", "tgt", "tgt2")
+    with open(os.path.join(src, "f"), "w") as f:
+        f.write("through the bind")
+    m.bind(src, tgt)
+    m.bind(src, tgt)  # same source, same state: no-op
+    m.bind(src, tgt2)
+    with open(os.path.join(tgt, "f")) as f:
+        content = f.read()
+    return {
+        "content": content,
+        "stack": len(MountTable.read().find_all(tgt)),
+        "other_source": _err(m.bind, other, tgt),
+        "now_ro": _err(m.bind, src, tgt, readonly=True),
+        "refs": m.refs(tgt),
+    }
+
+
+def test_bind_is_idempotent_and_reports_conflicts(in_ns) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_bind)
+    assert r["content"] == "through the bind" and r["stack"] == 1
+    assert r["other_source"][:2] == ("MountConflictError", errno.EBUSY) and "/other" in r["other_source"][2]
+    assert r["now_ro"][0] == "MountConflictError" and "read-only" in r["now_ro"][2]
+    assert [p.rsplit("/", 1)[1] for p in r["refs"]] == ["tgt2"]
+
+
+def _recursive(scratch: str) -> tuple[bool, bool, str]:
+    m = Mounter()
+    src, flat, deep = _dirs(scratch, "src", "flat", "deep")
+    child = os.path.join(src, "child")
+    os.mkdir(child)
+    m.mount("mk-child", child, "tmpfs")
+    with open(os.path.join(child, "f"), "w") as f:
+        f.write("child mount")
+    m.bind(src, flat)
+    m.bind(src, deep, recursive=True)
+    with open(os.path.join(deep, "child", "f")) as f:
+        seen = f.read()
+    return is_mountpoint(os.path.join(flat, "child")), is_mountpoint(os.path.join(deep, "child")), seen
+
+
+def test_recursive_bind_shows_child_mounts(in_ns) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_recursive) == (False, True, "child mount")
+
+
+def _hammer(tgt: str, bare_mnt_id: int, stop: int, out: int) -> None:
+    """In a second process: keep creating ``tgt/x``; count creations that went through a mount."""
+    counts = {"writes": 0, "attempts": 0, "erofs": 0}
+    probe = os.path.join(tgt, "x")
+    while not select.select([stop], [], [], 0)[0]:
+        counts["attempts"] += 1
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            counts["erofs"] += exc.errno == errno.EROFS
+            continue
+        try:  # the bare directory (between binds) is fine; anything else is a writable bind
+            counts["writes"] += _sys.statx("", AT.EMPTY_PATH, STATX.MNT_ID, dfd=fd).mnt_id != bare_mnt_id
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
+    os.write(out, json.dumps(counts).encode())
+
+
+def _hammer_ro_binds(scratch: str, legacy: bool) -> dict[str, int]:
+    """Repeated ro binds for a second while another process keeps trying to write through the target."""
+    if legacy:
+        _sys.mark_unsupported("open_tree")
+    m = Mounter()
+    src, tgt = _dirs(scratch, "src", "tgt")
+    bare = _sys.statx(tgt, 0, STATX.MNT_ID).mnt_id
+    stop_r, stop_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _hammer(tgt, bare, stop_r, out_w)
+        finally:
+            os._exit(0)
+    try:
+        deadline, rounds = time.monotonic() + 1.0, 0
+        while time.monotonic() < deadline or rounds < 300:
+            m.bind(src, tgt, readonly=True)
+            m.unmount(tgt, lazy=True)  # the hammer may hold a file open on it
+            rounds += 1
+    finally:
+        os.write(stop_w, b"x")
+        os.waitpid(pid, 0)
+    os.close(out_w)
+    with os.fdopen(out_r) as f:
+        counts: dict[str, int] = json.load(f)
+    m.bind(src, tgt, readonly=True)
+    entry = MountTable.read().find(tgt)
+    counts["final_ro"] = int(entry is not None and entry.readonly)
+    counts["leaked_into_src"] = int(os.path.exists(os.path.join(src, "x")))
+    counts["staging_left"] = len([n for n in os.listdir(scratch) if n.startswith(".mountkit-bind-")])
+    return counts
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new-mount-api", "legacy-fallback"])
+def test_read_only_bind_is_never_writable(in_ns, legacy: bool) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_hammer_ro_binds, legacy)
+    assert r["attempts"] > 100 and r["erofs"] > 0  # the hammer really raced the binds
+    assert r["writes"] == 0 and r["leaked_into_src"] == 0
+    assert r["final_ro"] == 1 and r["staging_left"] == 0
+
+
+# --- remount, loop ext4, overlay, propagation ----------------------------------------------------
+
+
+def _remount(scratch: str, legacy: bool) -> list[bool]:
+    if legacy:
+        _sys.mark_unsupported("mount_setattr")
+    m = Mounter()
+    [t] = _dirs(scratch, "t")
+    m.mount("mk", t, "tmpfs", ["nosuid"])
+    states = []
+    for opts in ("ro", "ro", "rw"):
+        m.remount(t, opts)
+        e = MountTable.read().find(t)
+        assert e is not None and "nosuid" in e.options  # flags not named are kept
+        states.append(e.readonly)
+    m.remount(t, "size=2m")
+    e = MountTable.read().find(t)
+    assert e is not None and "size=2048k" in e.super_options
+    os.mkdir(os.path.join(scratch, "plain"))
+    kind2, err2, text2 = _err(m.remount, os.path.join(scratch, "plain"), "ro")
+    assert (kind2, err2) == ("MountError", errno.EINVAL) and "not a mount point" in text2
+    return states
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["mount_setattr", "ms-remount"])
+def test_remount_ro_rw(in_ns, legacy: bool) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_remount, legacy) == [True, True, False]
+
+
+def _loop_ext4(scratch: str) -> tuple[str, str, str]:
+    image = os.path.join(scratch, "fs.img")
+    with open(image, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)  # setup only
+    dev = subprocess.run(["losetup", "--find", "--show", image], check=True, capture_output=True, text=True)
+    loop = dev.stdout.strip()
+    try:
+        m = Mounter()
+        [t] = _dirs(scratch, "ext4")
+        m.mount(loop, t, "ext4", ["noatime"])
+        m.mount(loop, t, "ext4", ["noatime"])
+        with open(os.path.join(t, "f"), "w") as f:
+            f.write("on ext4")
+        e = MountTable.read().find(t)
+        assert e is not None
+        m.unmount(t)
+        assert not is_mountpoint(t)
+        return e.fs_type, e.source, "noatime" if "noatime" in e.options else ""
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/loop-control"), reason="no /dev/loop-control (loop devices)")
+@pytest.mark.skipif(not shutil.which("mkfs.ext4") or not shutil.which("losetup"), reason="needs e2fsprogs, losetup")
+def test_loop_mounted_ext4(in_ns) -> None:  # type: ignore[no-untyped-def]
+    fs_type, source, noatime = in_ns(_loop_ext4)
+    assert fs_type == "ext4" and source.startswith("/dev/loop") and noatime == "noatime"
+
+
+def _overlay(scratch: str) -> tuple[str, str, bool, str]:
+    lower, upper, work, merged = _dirs(scratch, "lower", "upper", "work", "merged")
+    with open(os.path.join(lower, "f"), "w") as f:
+        f.write("from lower")
+    opts = [f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"]
+    m = Mounter()
+    m.mount("overlay", merged, "overlay", opts)
+    m.mount("overlay", merged, "overlay", opts)
+    with open(os.path.join(merged, "f")) as f:
+        seen = f.read()
+    with open(os.path.join(merged, "g"), "w") as f:
+        f.write("to upper")
+    e = MountTable.read().find(merged)
+    assert e is not None
+    return seen, e.fs_type, os.path.exists(os.path.join(upper, "g")), str(len(MountTable.read().find_all(merged)))
+
+
+def test_overlay(in_ns) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_overlay) == ("from lower", "overlay", True, "1")
+
+
+def _propagation(scratch: str) -> tuple[bool, bool]:
+    m = Mounter()
+    shared, slave = _dirs(scratch, "shared", "slave")
+    m.mount("mk-shared", shared, "tmpfs", ["shared"])
+    m.bind(shared, slave, options=["slave"])
+    os.mkdir(os.path.join(shared, "new"))
+    m.mount("mk-new", os.path.join(shared, "new"), "tmpfs")  # propagates master -> slave
+    os.mkdir(os.path.join(slave, "back"))
+    m.mount("mk-back", os.path.join(slave, "back"), "tmpfs")  # never slave -> master
+    return is_mountpoint(os.path.join(slave, "new")), is_mountpoint(os.path.join(shared, "back"))
+
+
+def test_shared_to_slave_propagation(in_ns) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_propagation) == (True, False)
+
+
+# --- unmount, cleanup, is_mountpoint, check ------------------------------------------------------
+
+
+def _stacked(scratch: str) -> tuple[int, int, bool, str]:
+    m = Mounter()
+    [t] = _dirs(scratch, "t")
+    for i in range(3):
+        _sys.mount(f"mk-{i}", t, "tmpfs", 0, None)
+    before = len(MountTable.read().find_all(t))
+    m.unmount(t)
+    m.unmount(t)  # nothing left: success
+    m.unmount(os.path.join(scratch, "missing"))  # missing: success
+    after = len(MountTable.read().find_all(t))
+    m.mount("mk-p", t, "tmpfs")
+    os.mkdir(os.path.join(t, "sub"))
+    m.mount("mk-c", os.path.join(t, "sub"), "tmpfs")
+    busy = _err(m.unmount, t)
+    m.unmount(t, lazy=True)
+    return before, after, is_mountpoint(t), f"{busy[0]} {busy[1]} {busy[2]}"
+
+
+def test_unmount_takes_every_stacked_mount(in_ns) -> None:  # type: ignore[no-untyped-def]
+    before, after, still, busy = in_ns(_stacked)
+    assert (before, after, still) == (3, 0, False)
+    assert busy.startswith(f"MountError {errno.EBUSY} umount ") and busy.split()[3].endswith("/t:")
+
+
+def _cleanup(scratch: str) -> dict[str, Any]:
+    m = Mounter()
+    empty, full = _dirs(scratch, "empty", "full")
+    m.mount("mk", empty, "tmpfs")
+    m.cleanup_mountpoint(empty)
+    m.cleanup_mountpoint(empty)  # gone: success
+    m.mount("mk", full, "tmpfs")
+    with open(os.path.join(full, "on-mount"), "w") as f:
+        f.write("goes with the tmpfs")
+    _sys.umount2(full, 0)
+    with open(os.path.join(full, "keep"), "w") as f:
+        f.write("left in the directory")
+    m.mount("mk", full, "tmpfs")
+    err = _err(m.cleanup_mountpoint, full)
+    with open(os.path.join(full, "keep")) as f:
+        kept = f.read()
+    return {"empty_gone": not os.path.exists(empty), "err": err, "kept": kept, "mounted": is_mountpoint(full)}
+
+
+def test_cleanup_never_deletes_contents(in_ns) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_cleanup)
+    assert r["empty_gone"] and not r["mounted"]
+    assert r["err"][:2] == ("MountError", errno.ENOTEMPTY) and "/full" in r["err"][2]
+    assert r["kept"] == "left in the directory"
+
+
+def _same_fs_bind(scratch: str) -> tuple[bool, bool, bool, bool]:
+    src, tgt = _dirs(scratch, "src", "tgt")
+    Mounter().bind(src, tgt)  # same tmpfs on both sides: st_dev does not change
+    same_dev = os.stat(tgt).st_dev == os.stat(scratch).st_dev
+    return same_dev, os.path.ismount(tgt), is_mountpoint(tgt), Mounter().is_mountpoint(tgt)
+
+
+def test_is_mountpoint_sees_a_same_filesystem_bind(in_ns) -> None:  # type: ignore[no-untyped-def]
+    same_dev, ismount, ours, with_deadline = in_ns(_same_fs_bind)
+    if ismount:
+        pytest.skip("os.path.ismount got this one right on this Python (it now uses statx?)")
+    assert same_dev and ours and with_deadline
+
+
+def _fallbacks(scratch: str, unsupported: tuple[str, ...]) -> list[bool]:
+    from mountkit import mounter
+
+    src, tgt, plain = _dirs(scratch, "src", "tgt", "plain")
+    Mounter().bind(src, tgt)
+    for op in unsupported:
+        _sys.mark_unsupported(op)
+    orig = _sys.is_mount_root
+    mounter._sys.is_mount_root = lambda *a, **k: None  # type: ignore[assignment]  # a pre-5.8 kernel
+    try:
+        return [is_mountpoint(tgt), is_mountpoint(plain), is_mountpoint("/")]
+    finally:
+        mounter._sys.is_mount_root = orig  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("unsupported", [(), ("openat2",)], ids=["openat2", "table"])
+def test_is_mountpoint_fallbacks(in_ns, unsupported: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_fallbacks, unsupported) == [True, False, True]
+
+
+def _sick_fuse(scratch: str) -> dict[str, Any]:
+    import hangfs
+
+    mnt, ctl_dir = _dirs(scratch, "fuse", "ctl")
+    control = os.path.join(ctl_dir, hangfs.CONTROL_NAME)
+    pid = hangfs.start(mnt, control)
+    m = Mounter(probe_timeout=0.5)
+    out: dict[str, Any] = {}
+    try:
+        m.check(mnt)
+        out["ok_mounted"] = m.is_mountpoint(mnt)
+        hangfs.set_mode(control, "ESTALE")
+        out["stale"] = _err(m.check, mnt)[:2]
+        hangfs.set_mode(control, "hang")
+        out["hung"] = _err(m.check, mnt)[:2]
+        hangfs.abort(mnt)  # frees the abandoned probe
+        m.unmount(mnt)  # a dead mount is still unmounted
+        out["gone"] = not is_mountpoint(mnt)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return out
+
+
+def test_check_reports_stale_and_hung_mounts(in_ns) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("fuse", reason="fusepy is needed for the FUSE stand-in")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse")
+    r = in_ns(_sick_fuse)
+    assert r["ok_mounted"] is True
+    assert r["stale"] == ("CorruptedMountError", errno.ESTALE)
+    assert r["hung"] == ("CorruptedMountError", errno.ETIMEDOUT)
+    assert r["gone"]
+
+
+# --- no helper processes -------------------------------------------------------------------------
+
+
+def _no_subprocess(scratch: str) -> str:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"Mounter spawned a process: {args!r}")
+
+    for mod, name in [(os, "fork"), (os, "posix_spawn"), (os, "posix_spawnp"), (os, "execv"), (os, "execve"),
+                      (os, "system"), (os, "popen"), (subprocess, "Popen"), (subprocess, "run")]:
+        setattr(mod, name, refuse)
+    m = Mounter()
+    src, tgt, t = _dirs(scratch, "src", "tgt", "t")
+    m.mount("mk", t, "tmpfs", ["size=1m"])
+    m.bind(src, tgt, readonly=True, recursive=True)
+    m.remount(t, "ro")
+    m.check(t)
+    assert m.is_mountpoint(tgt) and m.refs(tgt) == []
+    m.list()
+    m.unmount(tgt)
+    m.cleanup_mountpoint(t)
+    kind = _err(m.mount, "10.0.0.1:/x", tgt, "nfs", ["vers=3"])[0]  # no NFS client here: ENODEV
+    return kind
+
+
+def test_mounter_never_spawns_a_process(in_ns) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_no_subprocess) in ("MountError", "UnsupportedError", "")
+
