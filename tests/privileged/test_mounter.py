@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -351,18 +352,12 @@ def test_is_mountpoint_sees_a_same_filesystem_bind(in_ns) -> None:  # type: igno
 
 
 def _fallbacks(scratch: str, unsupported: tuple[str, ...]) -> list[bool]:
-    from mountkit import mounter
-
     src, tgt, plain = _dirs(scratch, "src", "tgt", "plain")
     Mounter().bind(src, tgt)
     for op in unsupported:
         _sys.mark_unsupported(op)
-    orig = _sys.is_mount_root
-    mounter._sys.is_mount_root = lambda *a, **k: None  # type: ignore[assignment]  # a pre-5.8 kernel
-    try:
+    with mock.patch.object(_sys, "is_mount_root", return_value=None):  # a kernel before 5.8
         return [is_mountpoint(tgt), is_mountpoint(plain), is_mountpoint("/")]
-    finally:
-        mounter._sys.is_mount_root = orig  # type: ignore[assignment]
 
 
 @pytest.mark.parametrize("unsupported", [(), ("openat2",)], ids=["openat2", "table"])
@@ -371,7 +366,7 @@ def test_is_mountpoint_fallbacks(in_ns, unsupported: tuple[str, ...]) -> None:  
 
 
 def _sick_fuse(scratch: str) -> dict[str, Any]:
-    import hangfs
+    import hangfs  # type: ignore[import-not-found]  # tests/ is on sys.path (conftest)
 
     mnt, ctl_dir = _dirs(scratch, "fuse", "ctl")
     control = os.path.join(ctl_dir, hangfs.CONTROL_NAME)
