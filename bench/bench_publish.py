@@ -1,0 +1,161 @@
+"""NodePublishVolume + NodeUnpublishVolume over gRPC on a node that already holds 10,000 mounts.
+
+Everything runs in a private mount namespace (``common.in_private_ns``): 10,000 kubelet-like pod
+binds are made first, then the driver is started as a process of that namespace, serving the node
+service on a unix socket, and a client in the namespace drives it.
+
+Measured in the same run:
+  * one read-only publish + unpublish through the driver (open_tree + mount_setattr + move_mount:
+    never writable), against the reference approach of the Go driver, three processes:
+    ``mount -o bind``, ``mount -o bind,remount,ro``, ``umount``;
+  * 1,000 distinct volumes published concurrently: errors, publishes/s, the driver's RSS after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import common
+
+SERVER = """
+import sys
+from csi.identity import IdentityServicer
+from csi.locks import VolumeLocks
+from csi.node import NodeServicer
+from csi.server import CsiServer, serve_until_signalled
+from mountkit import Mounter
+sock, root, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+node = NodeServicer("bench-node", "us-central1-a", root, Mounter(probe_timeout=10.0), VolumeLocks(), 10.0)
+identity = IdentityServicer("filestore.csi.storage.gke.io", "bench", controller=False)
+serve_until_signalled(CsiServer("unix://" + sock, identity, node=node, workers=workers), 1.0)
+"""
+
+
+def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int) -> str:
+    # grpc is imported only here, in the namespace's child: it must not be loaded before the fork
+    import grpc
+    import psutil
+
+    from csi.proto import csi_pb2, csi_pb2_grpc
+    from mountkit import _sys
+
+    start = time.monotonic()
+    common.kubelet_binds(scratch, existing)
+    built = time.monotonic() - start
+    root = os.path.join(scratch, "var/lib/kubelet")
+    stagings = []
+    for i in range(volumes):
+        staging = os.path.join(root, "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io", f"v{i:05d}", "globalmount")
+        os.makedirs(staging)
+        _sys.mount(f"share-{i}", staging, "tmpfs", 0, "size=1m")
+        stagings.append(staging)
+
+    sock = os.path.join(scratch, "csi.sock")
+    driver = subprocess.Popen([sys.executable, "-c", SERVER, sock, root, str(workers)])
+    channel = grpc.insecure_channel(f"unix://{sock}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=60)
+        stub = csi_pb2_grpc.NodeStub(channel)
+        cap = csi_pb2.VolumeCapability(
+            mount=csi_pb2.VolumeCapability.MountVolume(),
+            access_mode=csi_pb2.VolumeCapability.AccessMode(
+                mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+            ),
+        )
+
+        def target(pod: str, i: int) -> str:
+            parent = os.path.join(root, "pods", pod, "volumes/kubernetes.io~csi", f"pvc-b{i:05d}")
+            os.makedirs(parent, exist_ok=True)
+            return os.path.join(parent, "mount")
+
+        def publish(i: int, path: str) -> None:
+            stub.NodePublishVolume(
+                csi_pb2.NodePublishVolumeRequest(
+                    volume_id=f"v{i}", staging_target_path=stagings[i], target_path=path,
+                    volume_capability=cap, readonly=True,
+                ),
+                timeout=60,
+            )
+
+        def unpublish(i: int, path: str) -> None:
+            stub.NodeUnpublishVolume(
+                csi_pb2.NodeUnpublishVolumeRequest(volume_id=f"v{i}", target_path=path), timeout=60
+            )
+
+        one = target("timed", 0)
+
+        def driver_cycle() -> None:
+            publish(0, one)
+            unpublish(0, one)
+
+        def reference_cycle() -> None:
+            os.makedirs(one, exist_ok=True)
+            subprocess.run(["mount", "-o", "bind", stagings[0], one], check=True)
+            subprocess.run(["mount", "-o", "bind,remount,ro", one], check=True)
+            subprocess.run(["umount", one], check=True)
+
+        drv = common.measure(driver_cycle, repeats=repeats)
+        ref = common.measure(reference_cycle, repeats=repeats)
+
+        targets = [target(f"pod-{i:05d}", i) for i in range(volumes)]
+        errors: list[str] = []
+
+        def publish_one(i: int) -> None:
+            try:
+                publish(i, targets[i])
+            except grpc.RpcError as exc:
+                errors.append(f"{exc.code().name}: {exc.details()}")
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            list(pool.map(publish_one, range(volumes)))
+        elapsed = time.perf_counter() - t0
+        rss = psutil.Process(driver.pid).memory_info().rss
+        published = sum(1 for t in targets if os.path.ismount(t))
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            list(pool.map(lambda i: unpublish(i, targets[i]), range(volumes)))
+        left = sum(1 for t in targets if os.path.exists(t))
+    finally:
+        channel.close()
+        driver.terminate()
+        driver.wait(timeout=30)
+
+    return common.report(
+        f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node "
+        f"(built in {built:.1f} s)",
+        [
+            common.timing_row("reference: mount -o bind; mount -o bind,remount,ro; umount", ref),
+            common.timing_row(
+                "driver: NodePublishVolume(ro) + NodeUnpublishVolume", drv,
+                baseline="reference: mount -o bind; mount -o bind,remount,ro; umount",
+                note="includes the gRPC round trips",
+            ),
+            common.Row(f"{volumes:,} concurrent publishes: publishes/s", volumes / elapsed, "/s",
+                       note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "
+                            f"{published} mounted; {left} targets left after unpublish"),
+            common.Row("driver RSS after", rss / 2**20, "MiB"),
+        ],
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--existing", type=int, default=10_000, help="kubelet binds made beforehand")
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--volumes", type=int, default=1_000, help="volumes published concurrently")
+    parser.add_argument("--workers", type=int, default=10, help="the driver's gRPC worker threads")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_publish: needs root (a private mount namespace and real mounts)", file=sys.stderr)
+        return 1
+    common.in_private_ns(_bench, args.existing, args.repeats, args.volumes, args.workers, timeout=1800)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
