@@ -31,38 +31,52 @@ static int is_octal(char ch)
     return ch >= '0' && ch <= '7';
 }
 
-/* Copy one space-terminated token to *out, undoing \ooo escapes; a raw
- * byte equal to split (',' or ' ') becomes NUL, separating list items.  The
- * token ends at a space (unless split is ' '), a newline or the end.  With
- * split ' ', the token ends at the word "-" instead.  Consumes the space
- * after the token.  Returns the number of bytes read (0: empty token). */
+/* Bytes that end a run of plain bytes in a token, without and with ','
+ * separating list items. */
+static const unsigned char STOP_WORD[256] = {[' '] = 1, ['\n'] = 1, ['\\'] = 1};
+static const unsigned char STOP_LIST[256] = {[' '] = 1, ['\n'] = 1, ['\\'] = 1, [','] = 1};
+
+/* Copy one token (up to a space, a newline or the end) to *out, undoing
+ * \ooo escapes; with split ',' a raw comma becomes NUL, separating list
+ * items.  Consumes the space after the token.  Returns the number of bytes
+ * read (0: an empty token). */
 static size_t token(struct cursor *c, char **out, char split)
 {
-    const char *start = c->p;
+    const unsigned char *stop = split == ',' ? STOP_LIST : STOP_WORD;
+    const char *p = c->p;
     char *o = *out;
-    while (c->p < c->end && *c->p != '\n') {
-        char ch = *c->p;
-        if (ch == ' ' && split != ' ')
+    for (;;) {
+        const char *run = p;
+        while (p < c->end && !stop[(unsigned char)*p])
+            p++;
+        memcpy(o, run, (size_t)(p - run));
+        o += p - run;
+        if (p >= c->end || *p == ' ' || *p == '\n')
             break;
-        if (split == ' ' && (c->p == start || c->p[-1] == ' ') && ch == '-'
-            && (c->p + 1 == c->end || c->p[1] == ' ' || c->p[1] == '\n'))
-            break;
-        if (ch == '\\' && c->end - c->p >= 4 && c->p[1] >= '0' && c->p[1] <= '3'
-            && is_octal(c->p[2]) && is_octal(c->p[3])) {
-            *o++ = (char)(((c->p[1] - '0') << 6) | ((c->p[2] - '0') << 3) | (c->p[3] - '0'));
-            c->p += 4;
-            continue;
+        if (*p == ',') {
+            *o++ = '\0';
+            p++;
+        } else if (c->end - p >= 4 && p[1] >= '0' && p[1] <= '3' && is_octal(p[2])
+                   && is_octal(p[3])) {
+            *o++ = (char)(((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+            p += 4;
+        } else {
+            *o++ = *p++; /* a backslash that starts no escape stays */
         }
-        *o++ = ch == split ? '\0' : ch;
-        c->p++;
     }
-    size_t n = (size_t)(c->p - start);
-    if (split == ' ' && o > *out && o[-1] == '\0')
-        o--; /* the space before "-" */
+    size_t n = (size_t)(p - c->p);
+    if (p < c->end && *p == ' ')
+        p++;
+    c->p = p;
     *out = o;
-    if (split != ' ' && c->p < c->end && *c->p == ' ')
-        c->p++;
     return n;
+}
+
+/* The word "-" ending the optional fields is next. */
+static int at_separator(const struct cursor *c)
+{
+    return c->p < c->end && *c->p == '-'
+           && (c->p + 1 == c->end || c->p[1] == ' ' || c->p[1] == '\n');
 }
 
 long mk_mi_parse(const char *in, size_t len, char *out, uint32_t *cols,
@@ -110,10 +124,13 @@ long mk_mi_parse(const char *in, size_t len, char *out, uint32_t *cols,
             }
         }
         e[MK_MI_OPTIONAL] = (uint32_t)(o - out);
-        token(&c, &o, ' ');
-        if (c.p >= c.end || *c.p != '-') {
-            *what = MK_MI_OPTIONAL;
-            return -line;
+        for (int first = 1; !at_separator(&c); first = 0) {
+            if (!first)
+                *o++ = '\0';
+            if (token(&c, &o, '\0') == 0) {
+                *what = MK_MI_OPTIONAL;
+                return -line;
+            }
         }
         c.p++;
         if (c.p < c.end && *c.p == ' ')

@@ -335,7 +335,7 @@ def mountinfo_parse(text: bytes) -> tuple[bytes, array[int], int]:
     if n < 0:
         raise ValueError(f"malformed mountinfo line {-n}: cannot read the {_MI_WHAT[what[0]]}")
     del cols[n * MI_STRIDE :]
-    return bytes(out[: cols[-1] if n else 0]), cols, n
+    return bytes(memoryview(out)[: cols[-1] if n else 0]), cols, n  # one copy, not two
 
 
 def mountinfo_select(buf: bytes, cols: array[int], n: int, col: int, needle: bytes, under: bool) -> list[int]:
