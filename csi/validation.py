@@ -74,19 +74,34 @@ def check_map(values: Mapping[str, str], field: str) -> None:
         raise invalid(f"{field} is larger than {MAX_MAP_BYTES} bytes")
 
 
-def check_capability(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> None:
-    """A mount capability with a supported access mode and acceptable mount flags."""
-    access = capability.WhichOneof("access_type")
-    if access == "block":
-        raise invalid(f"{field}: block access is not supported: Filestore is file storage")
-    if access != "mount":
+def check_capability_shape(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> None:
+    """INVALID_ARGUMENT unless the capability names an access type and a (non-UNKNOWN) access mode."""
+    if capability.WhichOneof("access_type") is None:
         raise invalid(f"{field}: access_type is required (mount)")
     if not capability.HasField("access_mode") or capability.access_mode.mode == _Mode.UNKNOWN:
         raise invalid(f"{field}: access_mode is required")
+
+
+def unsupported_reason(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> str | None:
+    """Why a well-formed capability cannot be served (block access, unknown mode, bad flags), or None."""
+    if capability.WhichOneof("access_type") == "block":
+        return f"{field}: block access is not supported: Filestore is file storage"
     if capability.access_mode.mode not in SUPPORTED_ACCESS_MODES:
-        raise invalid(f"{field}: access mode {capability.access_mode.mode} is not supported")
-    check_string(capability.mount.fs_type, f"{field}.mount.fs_type", required=False)
-    check_mount_flags(capability.mount.mount_flags, f"{field}.mount.mount_flags")
+        return f"{field}: access mode {capability.access_mode.mode} is not supported"
+    try:
+        check_string(capability.mount.fs_type, f"{field}.mount.fs_type", required=False)
+        check_mount_flags(capability.mount.mount_flags, f"{field}.mount.mount_flags")
+    except CsiError as exc:
+        return exc.message
+    return None
+
+
+def check_capability(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> None:
+    """A mount capability with a supported access mode and acceptable mount flags."""
+    check_capability_shape(capability, field)
+    reason = unsupported_reason(capability, field)
+    if reason:
+        raise invalid(reason)
 
 
 def check_capabilities(

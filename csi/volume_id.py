@@ -1,0 +1,102 @@
+"""Volume and snapshot ids, and the cloud names derived from CSI names.
+
+A volume id is ``modeInstance/<location>/<instance>/<share>``: everything the
+controller needs to find the instance again without a lookup table.  A
+snapshot id is the backup's full resource name.  Cloud names are derived from
+the CSI name deterministically, so a retried CreateVolume finds what the first
+attempt created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+MODE_INSTANCE = "modeInstance"
+DEFAULT_SHARE = "vol1"
+#: CSI's size limit for ids we hand out.
+MAX_ID_BYTES = 128
+
+_RESOURCE_NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_LOCATION = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
+_SHARE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_BACKUP = re.compile(r"^projects/([^/]+)/locations/([^/]+)/backups/([^/]+)$")
+_INSTANCE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/instances/([^/]+)$")
+_HASH_CHARS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRef:
+    """Where a volume lives: an instance in a zone or region, and its file share."""
+
+    location: str
+    instance: str
+    share: str = DEFAULT_SHARE
+
+    @property
+    def volume_id(self) -> str:
+        """The CSI volume id."""
+        return f"{MODE_INSTANCE}/{self.location}/{self.instance}/{self.share}"
+
+    @classmethod
+    def parse(cls, volume_id: str) -> VolumeRef | None:
+        """The reference in ``volume_id``, or None when it is not an id this driver hands out."""
+        parts = volume_id.split("/")
+        if len(parts) != 4 or parts[0] != MODE_INSTANCE:
+            return None
+        _, location, instance, share = parts
+        if not (_LOCATION.match(location) and _RESOURCE_NAME.match(instance) and _SHARE.match(share)):
+            return None
+        return cls(location, instance, share)
+
+    @classmethod
+    def from_instance_name(cls, full_name: str, share: str) -> VolumeRef | None:
+        """The reference for ``projects/<p>/locations/<l>/instances/<i>``, or None."""
+        match = _INSTANCE.match(full_name)
+        return cls(match.group(2), match.group(3), share) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRef:
+    """A backup's full resource name, split."""
+
+    project: str
+    region: str
+    backup: str
+
+    @property
+    def snapshot_id(self) -> str:
+        """The CSI snapshot id (the backup's full name)."""
+        return f"projects/{self.project}/locations/{self.region}/backups/{self.backup}"
+
+    @classmethod
+    def parse(cls, snapshot_id: str) -> BackupRef | None:
+        """The reference in ``snapshot_id``, or None when it is not a backup name."""
+        match = _BACKUP.match(snapshot_id)
+        if not match or not _RESOURCE_NAME.match(match.group(3)) or not _LOCATION.match(match.group(2)):
+            return None
+        return cls(match.group(1), match.group(2), match.group(3))
+
+
+def cloud_name(csi_name: str, max_len: int = 63) -> str:
+    """A Filestore resource id for a CSI name: ``[a-z]([-a-z0-9]*[a-z0-9])?``, at most ``max_len``.
+
+    A name that is already valid is kept as is.  Any other is lowercased, has
+    other characters turned into ``-`` and gets a hash of the original name as
+    a suffix, so two CSI names never share an id and long names still fit.
+    """
+    if len(csi_name) <= max_len and _RESOURCE_NAME.match(csi_name):
+        return csi_name
+    digest = hashlib.sha256(csi_name.encode()).hexdigest()[:_HASH_CHARS]
+    base = re.sub(r"[^a-z0-9]+", "-", csi_name.lower()).strip("-")
+    if not base[:1].isalpha():
+        base = "v-" + base
+    base = base[: max_len - _HASH_CHARS - 1].rstrip("-")
+    return f"{base}-{digest}"
+
+
+def region_of(location: str) -> str:
+    """The region of a zone (``us-central1-c`` → ``us-central1``); a region is returned as is."""
+    head, _, tail = location.rpartition("-")
+    return head if head and len(tail) == 1 and tail.isalpha() else location
