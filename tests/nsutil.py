@@ -46,7 +46,7 @@ def run_in_private_ns(fn: Callable[..., T], *args: Any, timeout: float = 120.0) 
             scratch = tempfile.mkdtemp(prefix="mountkit-test-")
             _sys.mount("tmpfs", scratch, "tmpfs", 0, "mode=755")
             try:
-                payload = (True, fn(scratch, *args))
+                payload: tuple[bool, object] = (True, fn(scratch, *args))
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                 payload = (False, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
             data = pickle.dumps(payload)
