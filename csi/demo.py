@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import shutil
 import subprocess
@@ -162,9 +163,10 @@ class _Demo:
                  f"{m.source:<22} {'ro' if m.readonly else 'rw'}")
 
     def _lifecycle(self, channel: grpc.Channel, root: str, mounter: Any, table_cls: Any) -> int:
-        identity = csi_pb2_grpc.IdentityStub(channel)
-        controller = csi_pb2_grpc.ControllerStub(channel)
-        node = csi_pb2_grpc.NodeStub(channel)
+        stubs: Any = csi_pb2_grpc  # the generated stubs are untyped
+        identity = stubs.IdentityStub(channel)
+        controller = stubs.ControllerStub(channel)
+        node = stubs.NodeStub(channel)
         info = identity.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=10)
         _say(f"plugin {info.name} {info.vendor_version}")
         cap = csi_pb2.VolumeCapability(
@@ -219,10 +221,11 @@ class _Demo:
             target = os.path.join(parent, "mount")
             targets[pod] = target
             _step(3, f"NodePublishVolume {'read-only' if readonly else 'read-write'} for {pod}")
-            self.call("NodePublishVolume", lambda: node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
+            request = csi_pb2.NodePublishVolumeRequest(
                 volume_id=volume.volume_id, staging_target_path=staging, target_path=target,
                 volume_capability=cap, readonly=readonly,
-            ), timeout=30))
+            )
+            self.call("NodePublishVolume", functools.partial(node.NodePublishVolume, request, timeout=30))
         self._show_mounts(root, table_cls)
 
         _step(4, "write through the writer pod's path, read through the reader pod's path")
@@ -256,9 +259,8 @@ class _Demo:
 
         _step(6, "NodeUnpublishVolume for both pods")
         for target in targets.values():
-            self.call("NodeUnpublishVolume", lambda: node.NodeUnpublishVolume(
-                csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=target), timeout=30
-            ))
+            unpublish = csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=target)
+            self.call("NodeUnpublishVolume", functools.partial(node.NodeUnpublishVolume, unpublish, timeout=30))
             _say(f"    {os.path.relpath(target, root)} removed: {not os.path.exists(target)}")
         _step(7, "NodeUnstageVolume")
         self.call("NodeUnstageVolume", lambda: node.NodeUnstageVolume(
