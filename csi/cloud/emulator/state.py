@@ -37,13 +37,13 @@ _BackupState = filestore_v1.Backup.State
 
 # (min, max) GiB of one file share per tier, from the Filestore service tiers documentation.
 CAPACITY_LIMITS_GIB: dict[int, tuple[int, int]] = {
-    _Tier.STANDARD: (1024, 65434),
-    _Tier.BASIC_HDD: (1024, 65434),
+    _Tier.STANDARD: (100, 65434),
+    _Tier.BASIC_HDD: (100, 65434),
     _Tier.PREMIUM: (2560, 65434),
     _Tier.BASIC_SSD: (2560, 65434),
     _Tier.HIGH_SCALE_SSD: (10240, 102400),
     _Tier.ZONAL: (1024, 102400),
-    _Tier.REGIONAL: (1024, 102400),
+    _Tier.REGIONAL: (100, 102400),
     _Tier.ENTERPRISE: (1024, 10240),
 }
 _BASIC = {_Tier.STANDARD, _Tier.BASIC_HDD, _Tier.PREMIUM, _Tier.BASIC_SSD}
