@@ -83,7 +83,11 @@ def test_controller_sidecars_and_their_args() -> None:
     assert "--extra-create-metadata" in provisioner
     for name in ("csi-provisioner", "csi-resizer", "csi-snapshotter"):
         assert "--leader-election" in containers[name]["args"], name
-    assert containers["filestore-driver"]["args"][:2] == ["--mode=controller", f"--endpoint=unix://{SOCKET}"]
+    driver = containers["filestore-driver"]
+    assert driver["args"][:2] == ["--mode=controller", f"--endpoint=unix://{SOCKET}"]
+    assert "--project=$(PROJECT)" in driver["args"]  # main.py refuses controller mode without a project
+    env = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in driver["env"]}
+    assert env["PROJECT"] == {"name": "filestore-csi-config", "key": "project"}
 
 
 def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_dir() -> None:
@@ -101,6 +105,7 @@ def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_di
     assert "--node-id=$(NODE_NAME)" in driver["args"]
     env = {e["name"]: e for e in driver["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert "--zone=$(ZONE)" in driver["args"] and "ZONE" in env
     # only the driver container mounts, so only it is privileged
     for name, container in containers.items():
         if name != "filestore-driver":
