@@ -34,8 +34,8 @@ from mountkit.flags import (
     MS,
     OPEN_TREE,
     RESOLVE,
+    STATMOUNT,
     STATX,
-    STATX_ATTR_MOUNT_ROOT,
 )
 from mountkit.options import ParsedOptions, parse_options
 
@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 _PROBE_AT = int(AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC)
 _SOURCE_AT = int(AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC)
 _STATX_INO = int(STATX.INO)
+_STATX_INO_MNT = int(STATX.INO | STATX.MNT_ID_UNIQUE)
+_STATX_MNT_ID_UNIQUE = int(STATX.MNT_ID_UNIQUE)
+_SM_BASIC = int(STATMOUNT.MNT_BASIC)
 _CLONE = int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC)
 _RECURSIVE = int(AT.RECURSIVE)
 _EMPTY_PATH = int(AT.EMPTY_PATH)
@@ -179,6 +182,19 @@ def remove_mountpoint_dir(name: str) -> None:
         raise _classified(MountError(err, "cleanup", name, None, detail)) from None
 
 
+def _mount_readonly(tgt: str, st: _sys.Statx) -> bool | None:
+    """Is the mount at ``tgt`` read-only: statmount's attributes (6.8+), else its table entry."""
+    if st.mask & _STATX_MNT_ID_UNIQUE:
+        try:
+            return bool(_sys.statmount(st.mnt_id, _SM_BASIC).mnt_attr & _RDONLY_ATTR)
+        except UnsupportedError:
+            pass
+    from mountkit.table import find_mount
+
+    info = find_mount(os.path.realpath(tgt))
+    return None if info is None else info.readonly
+
+
 def _describe(info: MountInfo | None) -> str:
     if info is None:
         return "another mount"
@@ -282,24 +298,19 @@ class Mounter:
         if opts.data or opts.sensitive:
             raise InvalidOptionError("bind", "filesystem data options do not apply to a bind mount", tgt)
         readonly = readonly or bool(opts.flags & MS.RDONLY)
-        try:
-            st = _sys.statx(tgt, _PROBE_AT, _STATX_INO)
-        except MountError as exc:
-            raise _classified(exc) from None
-        if st.attributes_mask & STATX_ATTR_MOUNT_ROOT:
-            mounted = bool(st.attributes & STATX_ATTR_MOUNT_ROOT)
-        else:
-            mounted = _crosses_mount(os.path.abspath(tgt))
-        if mounted:
-            self._check_same_bind(source, tgt, st, readonly)
+        if _is_mountpoint(tgt):
+            self._check_same_bind(source, tgt, readonly)
             return
         attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
         if readonly:
             attr_set |= _RDONLY_ATTR
-        try:
-            self._bind_detached(source, tgt, recursive, attr_set, attr_clr)
-        except UnsupportedError:
-            self._bind_legacy(source, tgt, recursive, opts, readonly)
+        if not (attr_set or attr_clr):  # nothing to set: a plain MS_BIND is atomic, and cheapest
+            _sys.mount(source, tgt, None, _BIND_REC if recursive else _BIND, None)
+        else:
+            try:
+                self._bind_detached(source, tgt, recursive, attr_set, attr_clr)
+            except UnsupportedError:
+                self._bind_legacy(source, tgt, recursive, opts, readonly)
         self._set_propagation(tgt, opts)
 
     @staticmethod
@@ -344,15 +355,17 @@ class Mounter:
         finally:
             (os.rmdir if os.path.isdir(staging) else os.unlink)(staging)
 
-    def _check_same_bind(self, source: PathArg, tgt: str, st: _sys.Statx, readonly: bool) -> None:
+    def _check_same_bind(self, source: PathArg, tgt: str, readonly: bool) -> None:
+        """No-op when the mount at ``tgt`` shows ``source``'s inode with the asked ro state, else conflict."""
         try:
+            st = _sys.statx(tgt, _PROBE_AT, _STATX_INO_MNT)
             src = _sys.statx(source, _SOURCE_AT, _STATX_INO)
         except MountError as exc:
             raise _classified(exc) from None
-        info = self._entry(tgt)
         same = (src.dev_major, src.dev_minor, src.ino) == (st.dev_major, st.dev_minor, st.ino)
-        if same and info is not None and info.readonly == readonly:
+        if same and _mount_readonly(tgt, st) == readonly:
             return
+        info = self._entry(tgt)
         asked = f"a {'read-only' if readonly else 'read-write'} bind of {os.fsdecode(source)!r}"
         raise MountConflictError(errno.EBUSY, "bind", tgt, None, f"{_describe(info)} is mounted there; asked for {asked}")
 

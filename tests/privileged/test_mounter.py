@@ -368,24 +368,30 @@ def test_is_mountpoint_fallbacks(in_ns, unsupported: tuple[str, ...]) -> None:  
 def _sick_fuse(scratch: str) -> dict[str, Any]:
     import hangfs  # type: ignore[import-not-found]  # tests/ is on sys.path (conftest)
 
-    mnt, ctl_dir = _dirs(scratch, "fuse", "ctl")
-    control = os.path.join(ctl_dir, hangfs.CONTROL_NAME)
-    pid = hangfs.start(mnt, control)
     m = Mounter(probe_timeout=0.5)
     out: dict[str, Any] = {}
+    pids = []
     try:
-        m.check(mnt)
-        out["ok_mounted"] = m.is_mountpoint(mnt)
-        hangfs.set_mode(control, "ESTALE")
-        out["stale"] = _err(m.check, mnt)[:2]
-        hangfs.set_mode(control, "hang")
-        out["hung"] = _err(m.check, mnt)[:2]
-        hangfs.abort(mnt)  # frees the abandoned probe
-        m.unmount(mnt)  # a dead mount is still unmounted
-        out["gone"] = not is_mountpoint(mnt)
+        stale, hung, ctl = _dirs(scratch, "stale", "hung", "ctl")
+        stale_ctl, hung_ctl = os.path.join(ctl, "stale.mode"), os.path.join(ctl, "hung.mode")
+        pids.append(hangfs.start(stale, stale_ctl))
+        m.check(stale)
+        out["ok_mounted"] = m.is_mountpoint(stale)
+        hangfs.set_mode(stale_ctl, "ESTALE")
+        out["stale"] = _err(m.check, stale)[:2]
+        m.unmount(stale)  # a stale mount is still unmounted
+        out["stale_gone"] = not is_mountpoint(stale)
+
+        pids.append(hangfs.start(hung, hung_ctl))
+        hangfs.set_mode(hung_ctl, "hang")
+        out["hung"] = _err(m.check, hung)[:2]
+        hangfs.abort(hung)  # frees the abandoned probe
+        m.unmount(hung, lazy=True)  # the abandoned probe may still hold it busy for a moment
+        out["hung_gone"] = not is_mountpoint(hung)
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
     return out
 
 
@@ -396,8 +402,9 @@ def test_check_reports_stale_and_hung_mounts(in_ns) -> None:  # type: ignore[no-
     r = in_ns(_sick_fuse)
     assert r["ok_mounted"] is True
     assert r["stale"] == ("CorruptedMountError", errno.ESTALE)
+    assert r["stale_gone"]
     assert r["hung"] == ("CorruptedMountError", errno.ETIMEDOUT)
-    assert r["gone"]
+    assert r["hung_gone"]
 
 
 # --- no helper processes -------------------------------------------------------------------------
