@@ -123,6 +123,8 @@ def check_mount_flags(flags: Iterable[str], field: str = "mount_flags") -> None:
     flags = list(flags)
     if not flags:
         return
+    if not all(flags):
+        raise invalid(f"{field}: a flag is empty")
     try:
         parsed = parse_options(",".join(flags))
     except InvalidOptionError as exc:

@@ -135,7 +135,7 @@ def test_create_labels_from_metadata(driver: Driver) -> None:
             "Labels": "team=storage,env=test",
         },
     )
-    instance = driver.servicer._cloud.get_instance(ZONE, "pvc-2")  # noqa: SLF001 - inspect what was sent
+    instance = driver.servicer._cloud.get_instance(ZONE, "pvc-2")
     assert instance.labels["kubernetes_io_created-for_pvc_name"] == "data"
     assert instance.labels["kubernetes_io_created-for_pvc_namespace"] == "ns1"
     assert instance.labels["storage_gke_io_created-by"] == "filestore_csi_storage_gke_io"
@@ -321,16 +321,16 @@ def test_concurrent_creates_of_one_name_make_one_instance(driver: Driver) -> Non
     assert sorted(map(str, results)) == sorted(
         map(str, [f"modeInstance/{ZONE}/race/vol1", grpc.StatusCode.ABORTED])
     )
-    assert len(driver.servicer._cloud.list_instances("-")) == 1  # noqa: SLF001
+    assert len(driver.servicer._cloud.list_instances("-")) == 1
 
 
 def test_create_times_out_then_completes_on_retry(driver: Driver) -> None:
     driver.state.op_delay = 1.0
-    driver.servicer._timeout = 0.1  # noqa: SLF001 - a short LRO wait for the test
+    driver.servicer._timeout = 0.1
     request = csi_pb2.CreateVolumeRequest(name="slow", volume_capabilities=[mount_cap()])
     assert code_of(driver.ctl.CreateVolume, request) == grpc.StatusCode.DEADLINE_EXCEEDED
     assert code_of(driver.ctl.CreateVolume, request) == grpc.StatusCode.DEADLINE_EXCEEDED  # CREATING
-    driver.servicer._timeout = 5.0  # noqa: SLF001
+    driver.servicer._timeout = 5.0
     for _ in range(50):
         try:
             vol = driver.ctl.CreateVolume(request).volume
@@ -339,7 +339,7 @@ def test_create_times_out_then_completes_on_retry(driver: Driver) -> None:
             assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             threading.Event().wait(0.1)
     assert vol.volume_id == f"modeInstance/{ZONE}/slow/vol1"
-    assert len(driver.servicer._cloud.list_instances("-")) == 1  # noqa: SLF001
+    assert len(driver.servicer._cloud.list_instances("-")) == 1
 
 
 # --- DeleteVolume, ValidateVolumeCapabilities, Expand ------------------------
