@@ -13,8 +13,7 @@ from __future__ import annotations
 import errno
 import os
 from array import array
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 from mountkit._mountkit_sys import ffi, lib
 from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
@@ -143,9 +142,8 @@ def fspick(path: PathArg, flags: int, dfd: int = AT_FDCWD) -> int:
     return int(fd)
 
 
-@dataclass(frozen=True, slots=True)
-class Statx:
-    """The statx(2) fields mountkit uses."""
+class Statx(NamedTuple):
+    """The statx(2) fields mountkit uses (a tuple: built on hot paths, where a frozen dataclass costs µs)."""
 
     mask: int
     attributes: int
@@ -215,8 +213,7 @@ def listmount(mnt_id: int = LSMT_ROOT, batch: int = 4096) -> list[int]:
         last = out[-1]
 
 
-@dataclass(frozen=True, slots=True)
-class StatMount:
+class StatMount(NamedTuple):
     """statmount(2) results; a string field is ``None`` when the kernel did not fill it."""
 
     mask: int
@@ -248,26 +245,35 @@ _SM_STRINGS = (
     ("mnt_opts", STATMOUNT.MNT_OPTS),
     ("sb_source", STATMOUNT.SB_SOURCE),
 )
+_SM_STRING_MASK = sum(bit for _, bit in _SM_STRINGS)
+_SM_NO_STRINGS: dict[str, bytes | None] = dict.fromkeys(name for name, _ in _SM_STRINGS)
 _sm_bufsize = 8192
 
 
 def statmount(mnt_id: int, mask: int) -> StatMount:
-    """statmount(2) of one mount by unique id, growing the buffer on EOVERFLOW."""
+    """statmount(2) of one mount by unique id, growing the buffer on EOVERFLOW.
+
+    A mask without string fields needs only the fixed struct, so the hot path (is this bind
+    read-only?) neither allocates nor zeroes the 8 KiB a full record may need.
+    """
     global _sm_bufsize
     _check_supported("statmount")
     req = _id_req(mnt_id, mask)  # statmount takes its mask in the request's param
+    size = _sm_bufsize if mask & _SM_STRING_MASK else ffi.sizeof("struct mk_statmount")
     while True:
-        raw = ffi.new("char[]", _sm_bufsize)
+        raw = ffi.new("char[]", size)
         sm = ffi.cast("struct mk_statmount *", raw)
-        if lib.mk_statmount(req, sm, _sm_bufsize, 0) == 0:
+        if lib.mk_statmount(req, sm, size, 0) == 0:
             break
         if ffi.errno != errno.EOVERFLOW:
             raise _fail("statmount")
-        _sm_bufsize *= 2
+        size = _sm_bufsize = max(size, _sm_bufsize) * 2
     got = sm.mask
-    strings = {
-        name: ffi.string(sm.str + getattr(sm, name)) if got & bit else None for name, bit in _SM_STRINGS
-    }
+    strings = (
+        {name: ffi.string(sm.str + getattr(sm, name)) if got & bit else None for name, bit in _SM_STRINGS}
+        if got & _SM_STRING_MASK
+        else _SM_NO_STRINGS
+    )
     return StatMount(
         mask=got,
         sb_dev_major=sm.sb_dev_major,
