@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -235,12 +234,12 @@ def test_statmount_fields_become_what_mountinfo_shows() -> None:
 
 def test_statmount_atime_words_and_no_fs_options() -> None:
     relatime = from_statmount(
-        replace(STATMOUNT, mnt_attr=MOUNT_ATTR.RDONLY, mnt_opts=None, mnt_propagation=0)
+        STATMOUNT._replace(mnt_attr=MOUNT_ATTR.RDONLY, mnt_opts=None, mnt_propagation=0)
     )
     assert relatime.options == ("ro", "relatime") and relatime.optional_fields == ()
     assert relatime.super_options == ("ro", "lazytime")
     strict = from_statmount(
-        replace(STATMOUNT, mnt_attr=MOUNT_ATTR.STRICTATIME, mnt_propagation=MS.SLAVE, propagate_from=4)
+        STATMOUNT._replace(mnt_attr=MOUNT_ATTR.STRICTATIME, mnt_propagation=MS.SLAVE, propagate_from=4)
     )
     assert strict.options == ("rw",) and strict.optional_fields == ("master:4",)
 
