@@ -74,7 +74,7 @@ def test_already_exists_and_validation(cloud: GcpFilestore) -> None:
     with pytest.raises(CloudError) as err:
         cloud.create_instance(_inst("vol-a"), wait=10)
     assert err.value.kind is ErrorKind.ALREADY_EXISTS
-    for bad in (_inst("Vol_A"), _inst("vol-x", capacity=100), _inst("vol-y", share_name="bad-name")):
+    for bad in (_inst("Vol_A"), _inst("vol-x", capacity=50), _inst("vol-y", share_name="bad-name")):
         with pytest.raises(CloudError) as err:
             cloud.create_instance(bad, wait=10)
         assert err.value.kind is ErrorKind.INVALID_ARGUMENT, bad
