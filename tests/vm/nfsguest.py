@@ -166,7 +166,10 @@ def run(
         scratch = Path(tmp)
         initrd = _initramfs(kver, scratch)
         (scratch / "cwd").write_text(cwd)
-        (scratch / "init").write_text(str(HERE / "guest-init.sh"))
+        # The guest reaches the scratch dir at /run/nfsguest before anything else of the host's
+        # that it can see read-write (the tree may live under /tmp, which the guest replaces).
+        shutil.copy2(HERE / "guest-init.sh", scratch / "guest-init.sh")
+        (scratch / "init").write_text("/run/nfsguest/guest-init.sh")
         (scratch / "cmd.sh").write_text(_command_script(argv, cwd))
         out_path, err_path, console = scratch / "out", scratch / "err", scratch / "console.log"
         accel = os.environ.get("NFSGUEST_ACCEL") or (
