@@ -41,6 +41,9 @@ READ_ONLY_ACCESS_MODES = frozenset({_Mode.SINGLE_NODE_READER_ONLY, _Mode.MULTI_N
 
 #: What a mount flag may not do: the driver owns how a volume is bound and propagated.
 _FORBIDDEN_MOUNT_FLAGS = MS.BIND | MS.MOVE | MS.REMOUNT
+#: NFS options that say where to connect: the driver derives them from the volume, never from flags
+#: (a smuggled ``addr=`` would point a volume at another server; cf. CVE-2026-6437).
+_FORBIDDEN_DATA_OPTIONS = frozenset({"addr", "clientaddr", "mountaddr"})
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -125,6 +128,8 @@ def check_mount_flags(flags: Iterable[str], field: str = "mount_flags") -> None:
         return
     if not all(flags):
         raise invalid(f"{field}: a flag is empty")
+    if sum(len(flag.encode()) for flag in flags) > MAX_MAP_BYTES:
+        raise invalid(f"{field} are longer than {MAX_MAP_BYTES} bytes")
     try:
         parsed = parse_options(",".join(flags))
     except InvalidOptionError as exc:
@@ -132,6 +137,8 @@ def check_mount_flags(flags: Iterable[str], field: str = "mount_flags") -> None:
         raise invalid(f"{field}: a flag is malformed: {(exc.detail or '').rpartition(': ')[2]}") from None
     if parsed.flags & _FORBIDDEN_MOUNT_FLAGS or parsed.propagation:
         raise invalid(f"{field}: bind, move, remount and propagation flags are not allowed")
+    if any(word.partition("=")[0].strip() in _FORBIDDEN_DATA_OPTIONS for word in parsed.data + parsed.sensitive):
+        raise invalid(f"{field}: addr, clientaddr and mountaddr are set by the driver, not by mount flags")
 
 
 def is_readonly(capability: csi_pb2.VolumeCapability, readonly_flag: bool) -> bool:
