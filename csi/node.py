@@ -179,12 +179,13 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
             try:
                 self._deadline(
-                    lambda: self.mounter.mount(source, staging, fstype, options),
+                    lambda: self.mounter.mount(source, staging, fstype, options, beneath=self.kubelet_root),
                     "mount",
                     staging,
                     MOUNT_TIMEOUT_FACTOR,
                 )
             except MountError as exc:
+                paths.raise_if_redirected(exc, "staging_target_path")
                 if exc.errno == errno.ENODEV:
                     raise CsiError(
                         grpc.StatusCode.INTERNAL,
@@ -233,7 +234,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             created = self._ensure_dir(target, "target_path")
             try:
                 # No extra thread: staging was just probed within the deadline, target is ours.
-                self.mounter.bind(staging, target, readonly=readonly)
+                # Both are pinned beneath the kubelet root, so a symlink swapped in meanwhile
+                # (CVE-2021-25741) fails the bind instead of redirecting it.
+                self.mounter.bind(staging, target, readonly=readonly, beneath=self.kubelet_root)
+            except MountError as exc:
+                if created:
+                    _rmdir_quietly(target)
+                paths.raise_if_redirected(exc, "target_path or staging_target_path")
+                raise
             except BaseException:
                 if created:
                     _rmdir_quietly(target)

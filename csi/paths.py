@@ -19,7 +19,7 @@ import stat
 import grpc
 
 from csi.errors import CsiError
-from mountkit.errors import is_corrupted
+from mountkit.errors import MountError, is_corrupted
 from mountkit.probe import run_with_deadline
 
 
@@ -118,3 +118,15 @@ def exists(path: str, timeout: float) -> bool:
         if is_corrupted(exc):
             return True
         raise
+
+
+def raise_if_redirected(exc: MountError, what: str) -> None:
+    """INVALID_ARGUMENT when a mount was refused because its path met a symlink or left the root.
+
+    :func:`mountkit.safepath.open_beneath` pins paths without following symlinks; ELOOP/EXDEV from it
+    means a component was (or became, racing the checks above) a symlink, a request error, not ours.
+    """
+    if exc.operation == "open_beneath" and exc.errno in (errno.ELOOP, errno.EXDEV):
+        raise CsiError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"{what} {exc.filename!r}: {exc.detail or exc.strerror}"
+        ) from None

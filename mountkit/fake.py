@@ -78,8 +78,13 @@ class FakeMounter:
         fstype: str,
         options: Iterable[str] | str = (),
         sensitive_options: Iterable[str] = (),
+        *,
+        beneath: PathArg | None = None,
     ) -> None:
-        """As :meth:`Mounter.mount`: same source and fs family at ``target`` is a no-op, else a conflict."""
+        """As :meth:`Mounter.mount`: same source and fs family at ``target`` is a no-op, else a conflict.
+
+        ``beneath`` is accepted for the interface; the fake resolves no paths, so it pins nothing.
+        """
         tgt = _p(target)
         opts = parse_options(options, sensitive_options)
         self._record("mount", source, tgt, fstype, opts.redacted())
@@ -107,8 +112,9 @@ class FakeMounter:
         readonly: bool = False,
         recursive: bool = False,
         options: Iterable[str] | str = (),
+        beneath: PathArg | None = None,
     ) -> None:
-        """As :meth:`Mounter.bind`: the same source with the same ro state is a no-op, else a conflict."""
+        """As :meth:`Mounter.bind`: the same source with the same ro state is a no-op, else a conflict (``beneath``: see mount)."""
         src, tgt = _p(source), _p(target)
         opts = parse_options(options)
         self._record("bind", src, tgt, readonly, recursive, opts.redacted())

@@ -14,7 +14,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from mountkit import _sys, probe
 from mountkit.errors import (
@@ -38,6 +40,7 @@ from mountkit.flags import (
     STATX,
 )
 from mountkit.options import ParsedOptions, parse_options
+from mountkit.safepath import fd_path, open_beneath
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -57,6 +60,7 @@ _CLONE = int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC)
 _RECURSIVE = int(AT.RECURSIVE)
 _EMPTY_PATH = int(AT.EMPTY_PATH)
 _F_EMPTY_PATH = int(MOVE_MOUNT.F_EMPTY_PATH)
+_T_EMPTY_PATH = int(MOVE_MOUNT.T_EMPTY_PATH)
 _SETATTR_AT = int(AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT)
 _RDONLY_ATTR = int(MOUNT_ATTR.RDONLY)
 _O_PATH = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -152,6 +156,49 @@ def is_mountpoint(path: PathArg, *, timeout: float | None = None) -> bool:
     return probe.run_with_deadline(lambda: _is_mountpoint(path), timeout, "is_mountpoint", os.fsdecode(path))
 
 
+class _Spot(NamedTuple):
+    """Where a verb acts: ``(dfd, path)`` for the *at syscalls, ``name`` for mount(2)."""
+
+    dfd: int
+    path: str
+    name: str
+
+
+@contextmanager
+def _spot(path: str, beneath: PathArg | None) -> Iterator[_Spot]:
+    """``path`` by name, or (``beneath`` given) pinned as an O_PATH descriptor resolved without symlinks."""
+    if beneath is None:
+        yield _Spot(AT_FDCWD, path, path)
+        return
+    fd = open_beneath(os.fsdecode(beneath), path)
+    try:
+        yield _Spot(fd, "", fd_path(fd))
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _named(spot: _Spot, tgt: str) -> Iterator[None]:
+    """Errors about a pinned spot name the path asked for, not ``/proc/self/fd/N``."""
+    try:
+        yield
+    except MountError as exc:
+        if spot.dfd != AT_FDCWD:
+            exc.filename = tgt
+        raise
+
+
+def _spot_is_mountpoint(spot: _Spot) -> bool:
+    """:func:`_is_mountpoint` of a pinned spot (one statx of the descriptor), by name before 5.8."""
+    if spot.dfd == AT_FDCWD:
+        return _is_mountpoint(spot.path)
+    try:
+        root = _sys.is_mount_root("", _PROBE_AT | _EMPTY_PATH, dfd=spot.dfd)
+    except MountError as exc:
+        raise _classified(exc) from None
+    return _crosses_mount(os.readlink(spot.name)) if root is None else root
+
+
 def _current_flags(path: str) -> MS:
     """The per-mount flags in force at ``path`` (statvfs reports them), for a legacy bind remount."""
     try:
@@ -207,11 +254,11 @@ class MountInterface(Protocol):
 
     def mount(
         self, source: str, target: PathArg, fstype: str, options: Iterable[str] | str = (),
-        sensitive_options: Iterable[str] = (),
+        sensitive_options: Iterable[str] = (), *, beneath: PathArg | None = None,
     ) -> None: ...
     def bind(
         self, source: PathArg, target: PathArg, *, readonly: bool = False, recursive: bool = False,
-        options: Iterable[str] | str = (),
+        options: Iterable[str] | str = (), beneath: PathArg | None = None,
     ) -> None: ...
     def remount(self, target: PathArg, options: Iterable[str] | str) -> None: ...
     def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False) -> None: ...
@@ -239,6 +286,8 @@ class Mounter:
         fstype: str,
         options: Iterable[str] | str = (),
         sensitive_options: Iterable[str] = (),
+        *,
+        beneath: PathArg | None = None,
     ) -> None:
         """Mount ``source`` (of type ``fstype``) on ``target``.
 
@@ -248,6 +297,11 @@ class Mounter:
         Already done — ``target`` is the root of a mount of the same source and
         filesystem family (nfs ≡ nfs4), compared as the kernel shows them: no-op.
         Something else mounted there: MountConflictError naming both.
+        With ``beneath``, ``target`` is resolved beneath that directory without
+        following any symlink (:func:`mountkit.safepath.open_beneath`) and the
+        mount is made onto the resolved descriptor, so swapping a component for
+        a symlink meanwhile cannot move the mount elsewhere (a symlink on the
+        way: MountError(ELOOP)).
         """
         tgt = os.fsdecode(target)
         opts = parse_options(options, sensitive_options)
@@ -262,14 +316,16 @@ class Mounter:
         else:
             src, kind = source, fstype
             data = opts.data_string()
-        if _is_mountpoint(tgt):
-            info = self._entry(tgt)
-            if info is not None and _fs_family(info.fs_type) == _fs_family(kind) and _same_source(info.source, src):
-                return
-            raise MountConflictError(
-                errno.EBUSY, "mount", tgt, None, f"{_describe(info)} is mounted there; asked for {kind} {src!r}"
-            )
-        _sys.mount(src, tgt, kind, int(opts.flags), data)
+        with _spot(tgt, beneath) as spot:
+            if _spot_is_mountpoint(spot):
+                info = self._entry(tgt)
+                if info is not None and _fs_family(info.fs_type) == _fs_family(kind) and _same_source(info.source, src):
+                    return
+                raise MountConflictError(
+                    errno.EBUSY, "mount", tgt, None, f"{_describe(info)} is mounted there; asked for {kind} {src!r}"
+                )
+            with _named(spot, tgt):
+                _sys.mount(src, spot.name, kind, int(opts.flags), data)
         self._set_propagation(tgt, opts)
 
     def bind(
@@ -280,6 +336,7 @@ class Mounter:
         readonly: bool = False,
         recursive: bool = False,
         options: Iterable[str] | str = (),
+        beneath: PathArg | None = None,
     ) -> None:
         """Bind ``source`` onto ``target`` (with its child mounts when ``recursive``).
 
@@ -292,37 +349,71 @@ class Mounter:
         Already done — ``target`` is a mount root showing the same inode as
         ``source`` with the asked read-only state: no-op.  Another mount there,
         or the other read-only state: MountConflictError.
+        With ``beneath``, both ``source`` and ``target`` are resolved beneath it
+        without following symlinks and the bind goes descriptor to descriptor
+        (see :meth:`mount`); before open_tree (5.2) a read-only bind is
+        remounted read-only at ``target`` re-resolved, and refused with
+        MountError(EAGAIN) if that no longer shows ``source``.
         """
         tgt = os.fsdecode(target)
         opts = parse_options(options) if options else _NO_OPTIONS
         if opts.data or opts.sensitive:
             raise InvalidOptionError("bind", "filesystem data options do not apply to a bind mount", tgt)
         readonly = readonly or bool(opts.flags & MS.RDONLY)
-        if _is_mountpoint(tgt):
-            self._check_same_bind(source, tgt, readonly)
-            return
-        attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
-        if readonly:
-            attr_set |= _RDONLY_ATTR
-        if not (attr_set or attr_clr):  # nothing to set: a plain MS_BIND is atomic, and cheapest
-            _sys.mount(source, tgt, None, _BIND_REC if recursive else _BIND, None)
-        else:
-            try:
-                self._bind_detached(source, tgt, recursive, attr_set, attr_clr)
-            except UnsupportedError:
-                self._bind_legacy(source, tgt, recursive, opts, readonly)
+        with _spot(tgt, beneath) as spot, _spot(os.fsdecode(source), beneath) as src, _named(spot, tgt):
+            if _spot_is_mountpoint(spot):
+                self._check_same_bind(source, tgt, readonly)
+                return
+            attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
+            if readonly:
+                attr_set |= _RDONLY_ATTR
+            if not (attr_set or attr_clr):  # nothing to set: a plain MS_BIND is atomic, and cheapest
+                _sys.mount(src.name, spot.name, None, _BIND_REC if recursive else _BIND, None)
+            else:
+                try:
+                    self._bind_detached(src, spot, recursive, attr_set, attr_clr)
+                except UnsupportedError:
+                    if beneath is None:
+                        self._bind_legacy(source, tgt, recursive, opts, readonly)
+                    else:
+                        self._bind_legacy_beneath(src, spot, tgt, beneath, recursive, opts, readonly)
         self._set_propagation(tgt, opts)
 
     @staticmethod
-    def _bind_detached(source: PathArg, tgt: str, recursive: bool, attr_set: int, attr_clr: int) -> None:
-        fd = _sys.open_tree(source, _CLONE | _RECURSIVE if recursive else _CLONE)
+    def _bind_detached(src: _Spot, spot: _Spot, recursive: bool, attr_set: int, attr_clr: int) -> None:
+        flags = _CLONE | (_RECURSIVE if recursive else 0) | (0 if src.path else _EMPTY_PATH)
+        fd = _sys.open_tree(src.path, flags, src.dfd)
         try:
             if attr_set or attr_clr:
                 at = _EMPTY_PATH | _RECURSIVE if recursive else _EMPTY_PATH
                 _sys.mount_setattr(fd, "", at, attr_set, attr_clr)
-            _sys.move_mount(fd, "", AT_FDCWD, tgt, _F_EMPTY_PATH)
+            _sys.move_mount(fd, "", spot.dfd, spot.path, _F_EMPTY_PATH | (0 if spot.path else _T_EMPTY_PATH))
         finally:
             os.close(fd)  # an unattached clone dies with its last fd
+
+    @staticmethod
+    def _bind_legacy_beneath(
+        src: _Spot, spot: _Spot, tgt: str, beneath: PathArg, recursive: bool, opts: ParsedOptions, readonly: bool
+    ) -> None:
+        """MS_BIND descriptor to descriptor, then the flags at the new mount, pinned again beneath the root.
+
+        The first descriptor names the directory under the new mount, so the remount needs a second
+        resolution; it must show the source's inode, else the bind is refused (EAGAIN) and undone.
+        """
+        _sys.mount(src.name, spot.name, None, _BIND_REC if recursive else _BIND, None)
+        if not (readonly or (opts.flags | opts.clear) & _PER_MOUNT):
+            return
+        with _spot(tgt, beneath) as top:
+            want = os.stat(src.name)
+            got = os.stat(top.name)
+            if not _spot_is_mountpoint(top) or (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
+                raise MountError(errno.EAGAIN, "bind", tgt, None, "the target changed during the bind; retry")
+            try:
+                flags = _restated(top.name, opts, int(MS.RDONLY) if readonly else 0)
+                _sys.mount(None, top.name, None, _BIND_REMOUNT | flags, None)
+            except BaseException:
+                _sys.umount2(top.name, _DETACH)
+                raise
 
     @staticmethod
     def _bind_legacy(source: PathArg, tgt: str, recursive: bool, opts: ParsedOptions, readonly: bool) -> None:

@@ -1,0 +1,90 @@
+"""Open a path beneath a root without following any symlink: the defence against mount-target races.
+
+Checking a path and then mounting on it by name leaves a window (CVE-2021-25741): whoever can write
+a directory on the way swaps it for a symlink between check and mount, and the mount lands wherever
+the symlink points.  Resolving the path once into an ``O_PATH`` descriptor and mounting onto that
+descriptor closes the window: a later swap changes the name, not the descriptor.
+
+The walk is one ``openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`` from a
+descriptor of the root (kernel >= 5.6); older kernels get a component-by-component ``O_NOFOLLOW``
+walk, which refuses symlinks and ``..`` just the same.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from mountkit import _sys
+from mountkit.errors import MountError, UnsupportedError
+from mountkit.flags import RESOLVE
+
+_O_PATH = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
+_RESOLVE = int(RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS)
+
+
+def _relative(root: str, path: str) -> str:
+    """``path`` relative to ``root``; MountError(EXDEV) when it is not strictly beneath."""
+    rel = os.path.relpath(path, root) if os.path.isabs(path) else path
+    if rel == "." or rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+        raise MountError(errno.EXDEV, "open_beneath", path, root, "not beneath the root")
+    return rel
+
+
+def open_beneath(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+    """An ``O_PATH`` descriptor of ``path`` (absolute, or relative to ``root``), resolved beneath ``root``.
+
+    No symlink is followed anywhere below ``root`` (the root itself may be reached through one).
+    A symlink on the way: MountError(ELOOP) naming the path; an escape: MountError(EXDEV); a
+    missing component: MountError(ENOENT).  Mounts on the way are crossed.  The caller closes the
+    descriptor.
+    """
+    top, name = os.fspath(root), os.fspath(path)
+    rel = _relative(top, name)
+    rfd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            return _sys.openat2(rel, _O_PATH, _RESOLVE, dfd=rfd)
+        except UnsupportedError:
+            return _walk(rfd, rel, name)
+        except MountError as exc:
+            raise MountError(exc.errno or errno.EIO, "open_beneath", name, top, _why(exc.errno)) from None
+    finally:
+        os.close(rfd)
+
+
+def _walk(rfd: int, rel: str, name: str) -> int:
+    """The pre-openat2 fallback: one ``openat(O_PATH | O_NOFOLLOW)`` per component."""
+    fd = os.dup(rfd)
+    try:
+        for part in rel.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                raise MountError(errno.EXDEV, "open_beneath", name, None, _why(errno.EXDEV))
+            try:
+                nxt = os.open(part, _O_PATH, dir_fd=fd)
+            except OSError as exc:
+                raise MountError(exc.errno or errno.EIO, "open_beneath", name, None, _why(exc.errno)) from None
+            os.close(fd)
+            fd = nxt
+            if stat.S_ISLNK(os.stat(fd).st_mode):  # O_PATH|O_NOFOLLOW opened the link itself
+                raise MountError(errno.ELOOP, "open_beneath", name, None, _why(errno.ELOOP))
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _why(err: int | None) -> str | None:
+    if err == errno.ELOOP:
+        return "a path component is a symlink (refused: it could redirect the mount)"
+    if err == errno.EXDEV:
+        return "the path leaves the root"
+    return None
+
+
+def fd_path(fd: int) -> str:
+    """The ``/proc/self/fd/N`` name through which mount(2) reaches exactly the object ``fd`` holds."""
+    return f"/proc/self/fd/{fd}"
