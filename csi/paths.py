@@ -21,6 +21,7 @@ import grpc
 from csi.errors import CsiError
 from mountkit.errors import MountError, is_corrupted
 from mountkit.probe import run_with_deadline
+from mountkit.safepath import open_beneath
 
 
 def _invalid(what: str, path: str, why: str) -> CsiError:
@@ -93,11 +94,19 @@ def ensure_dir(root: str, path: str, what: str, timeout: float) -> bool:
     (ESTALE/ENOTCONN/EIO, or ETIMEDOUT), which callers treat as a stale mount to repair.
     """
     check_parents(root, path, what)
+    parent, name = os.path.split(path)
+    try:  # pinned: a parent swapped for a symlink after the check cannot move the mkdir elsewhere
+        pfd = open_beneath(root, parent) if parent != root.rstrip("/") else os.open(root, os.O_PATH | os.O_CLOEXEC)
+    except MountError as exc:
+        raise_if_redirected(exc, what)
+        raise
     try:
-        os.mkdir(path, 0o750)
+        os.mkdir(name, 0o750, dir_fd=pfd)
         return True
     except FileExistsError:
         pass
+    finally:
+        os.close(pfd)
     st = lstat_last(path, timeout)
     if st is None:  # removed between the two calls: the CO is racing itself; let it retry
         raise CsiError(grpc.StatusCode.ABORTED, f"{what} {path!r} vanished while being prepared")

@@ -395,25 +395,35 @@ class Mounter:
     def _bind_legacy_beneath(
         src: _Spot, spot: _Spot, tgt: str, beneath: PathArg, recursive: bool, opts: ParsedOptions, readonly: bool
     ) -> None:
-        """MS_BIND descriptor to descriptor, then the flags at the new mount, pinned again beneath the root.
+        """:meth:`_bind_legacy` descriptor to descriptor: flags set at a pinned staging dir, then bound on.
 
-        The first descriptor names the directory under the new mount, so the remount needs a second
-        resolution; it must show the source's inode, else the bind is refused (EAGAIN) and undone.
+        The staging directory is made (randomly named) in the target's parent, resolved beneath the
+        root, and only ever reached through descriptors of that parent.
         """
-        _sys.mount(src.name, spot.name, None, _BIND_REC if recursive else _BIND, None)
+        how = _BIND_REC if recursive else _BIND
         if not (readonly or (opts.flags | opts.clear) & _PER_MOUNT):
+            _sys.mount(src.name, spot.name, None, how, None)
             return
-        with _spot(tgt, beneath) as top:
-            want = os.stat(src.name)
-            got = os.stat(top.name)
-            if not _spot_is_mountpoint(top) or (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
-                raise MountError(errno.EAGAIN, "bind", tgt, None, "the target changed during the bind; retry")
+        pfd = open_beneath(os.fsdecode(beneath), os.path.dirname(tgt))
+        name = f".mountkit-bind-{os.urandom(6).hex()}"
+        try:
+            os.mkdir(name, 0o700, dir_fd=pfd)
+            under = os.open(name, _O_PATH, dir_fd=pfd)
             try:
-                flags = _restated(top.name, opts, int(MS.RDONLY) if readonly else 0)
-                _sys.mount(None, top.name, None, _BIND_REMOUNT | flags, None)
-            except BaseException:
-                _sys.umount2(top.name, _DETACH)
-                raise
+                _sys.mount(src.name, fd_path(under), None, how, None)
+            finally:
+                os.close(under)
+            top = os.open(name, _O_PATH, dir_fd=pfd)  # now the staging mount's root
+            try:
+                flags = _restated(fd_path(top), opts, int(MS.RDONLY) if readonly else 0)
+                _sys.mount(None, fd_path(top), None, _BIND_REMOUNT | flags, None)
+                _sys.mount(fd_path(top), spot.name, None, how, None)
+            finally:
+                _sys.umount2(fd_path(top), _DETACH)
+                os.close(top)
+        finally:
+            os.rmdir(name, dir_fd=pfd)
+            os.close(pfd)
 
     @staticmethod
     def _bind_legacy(source: PathArg, tgt: str, recursive: bool, opts: ParsedOptions, readonly: bool) -> None:

@@ -20,7 +20,9 @@ from mountkit import _sys
 from mountkit.errors import MountError, UnsupportedError
 from mountkit.flags import RESOLVE
 
-_O_PATH = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
+#: no O_NOFOLLOW for openat2: with it, RESOLVE_NO_SYMLINKS hands back a trailing symlink itself
+_O_PATH = os.O_PATH | os.O_CLOEXEC
+_O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
 _RESOLVE = int(RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS)
 
 
@@ -64,7 +66,7 @@ def _walk(rfd: int, rel: str, name: str) -> int:
             if part == "..":
                 raise MountError(errno.EXDEV, "open_beneath", name, None, _why(errno.EXDEV))
             try:
-                nxt = os.open(part, _O_PATH, dir_fd=fd)
+                nxt = os.open(part, _O_PATH_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
                 raise MountError(exc.errno or errno.EIO, "open_beneath", name, None, _why(exc.errno)) from None
             os.close(fd)
