@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from nfsserver import Filestore, filestore_emulator
 
 SERVER = os.environ.get("NFSGUEST_SERVER", "127.0.0.1")
 EXPORT = os.environ.get("NFSGUEST_EXPORT", "/srv/nfs")
@@ -21,3 +27,11 @@ def export_dir(request: pytest.FixtureRequest) -> str:
     path = os.path.join(EXPORT, request.node.name.replace("[", "-").replace("]", ""))
     os.makedirs(path)
     return path
+
+
+@pytest.fixture
+def filestore(request: pytest.FixtureRequest) -> Iterator[Filestore]:
+    """The Filestore emulator whose instances are real NFS servers (share dirs under the export tmpfs)."""
+    root = os.path.join(EXPORT, "instances-" + request.node.name.replace("[", "-").replace("]", ""))
+    with filestore_emulator(root) as emulated:
+        yield emulated

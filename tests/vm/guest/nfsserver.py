@@ -10,9 +10,14 @@ export table run. The guest, which has no network device, is the only thing on t
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from csi.cloud import Instance
 
 #: the guest's end of every veth link; instance addresses come from the same documentation range.
 CLIENT_ADDR = "192.0.2.1"
@@ -101,6 +106,63 @@ class NfsServer:
                 self._init = None
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
         subprocess.run(["ip", "link", "delete", self._link + "h"], check=False, capture_output=True)
+
+
+@dataclass
+class Filestore:
+    """The Filestore emulator with one real NFS server per READY instance, keyed by instance name."""
+
+    endpoint: str
+    export_root: str
+    servers: dict[str, NfsServer] = field(default_factory=dict)
+    closed: list[str] = field(default_factory=list)
+
+    def data_dir(self, instance: str, share: str = "vol1") -> str:
+        return os.path.join(self.export_root, instance, share)
+
+
+#: instance addresses: TEST-NET-1 without the guest's own end, reached over the veth links.
+INSTANCE_IPS = [str(h) for h in ipaddress.ip_network("192.0.2.0/28").hosts() if str(h) != CLIENT_ADDR]
+
+
+@contextmanager
+def filestore_emulator(export_root: str) -> Iterator[Filestore]:
+    """Run the emulator on loopback; its instance hooks start/close an NfsServer at each instance IP.
+
+    ``export_root`` must be on a filesystem nfsd can export (a tmpfs, not the guest's overlay root).
+    """
+    from csi.cloud.emulator import EmulatorState, start_emulator
+
+    os.makedirs(export_root)
+    box: list[Filestore] = []
+
+    def created(inst: Instance) -> None:
+        assert inst.ip is not None
+        server = NfsServer(inst.name, inst.ip, box[0].data_dir(inst.name, inst.share_name), inst.share_name)
+        server.start()
+        box[0].servers[inst.name] = server
+
+    def deleted(inst: Instance) -> None:
+        server = box[0].servers.pop(inst.name, None)
+        if server is not None:
+            server.close()
+            box[0].closed.append(inst.name)
+
+    state = EmulatorState(
+        op_delay=0.2, export_root=export_root, on_instance_created=created, on_instance_deleted=deleted
+    )
+    # The emulator hands out loopback addresses only; here every instance is a server of its own
+    # behind a veth link, which a 127/8 address cannot be routed to. Until EmulatorState accepts a
+    # TEST-NET pool, its address list is replaced.
+    state._hosts = list(INSTANCE_IPS)
+    server, endpoint = start_emulator("127.0.0.1", 0, state=state)
+    box.append(Filestore(endpoint, export_root))
+    try:
+        yield box[0]
+    finally:
+        server.stop(0)
+        for nfs in box[0].servers.values():
+            nfs.close()
 
 
 _SERVER_SCRIPT = r"""
