@@ -31,3 +31,98 @@ def report(test: str, **figures: object) -> str:
         out.write(line + "\n")
     print(line)
     return line
+
+
+class NsDriver:
+    """The driver (``csi.main``) in a mount namespace that outlives it, so it can be killed and restarted.
+
+    A holder process (``unshare --mount --propagation private sleep infinity``) keeps the namespace;
+    every driver is started inside it with ``nsenter --mount=/proc/<holder>/ns/mnt`` (nsenter execs,
+    so the Popen pid is the driver's).  The namespace, and everything mounted in it, dies with the
+    holder at :meth:`close`.
+    """
+
+    def __init__(self, mode: str = "node", env: dict[str, str] | None = None, log_level: str = "INFO") -> None:
+        import shutil
+        import subprocess
+        import tempfile
+
+        self.workdir = tempfile.mkdtemp(prefix="filestore-reliability-")
+        self.root = os.path.join(self.workdir, "kubelet")
+        self.sock = os.path.join(self.workdir, "csi.sock")
+        self.log = os.path.join(self.workdir, "driver.log")
+        os.makedirs(os.path.join(self.root, "plugins"))
+        os.makedirs(os.path.join(self.root, "pods"))
+        self.mode, self.env, self.log_level = mode, env, log_level
+        self._nsenter = shutil.which("nsenter") or "nsenter"
+        self.holder = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"]
+        )
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{self.holder.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the namespace holder never entered its namespace")
+            time.sleep(0.01)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> int:
+        """Start a driver in the namespace and wait until it serves; its pid."""
+        import subprocess
+        import sys
+
+        import grpc
+
+        argv = [
+            self._nsenter, f"--mount=/proc/{self.holder.pid}/ns/mnt", "--",
+            sys.executable, "-c", "import sys; from csi.main import main; sys.exit(main())",
+            f"--mode={self.mode}", "--cloud=emulator", "--project=test-project", "--zone=us-central1-a",
+            "--node-id=node-1", f"--kubelet-root={self.root}", f"--endpoint=unix://{self.sock}",
+            "--probe-timeout=3", f"--log-level={self.log_level}", "--grace=1",
+        ]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=self.env)
+        self.starts += 1
+        with grpc.insecure_channel(f"unix://{self.sock}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL the driver (no cleanup of any kind) and reap it."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ns(self, *argv: str, check: bool = True) -> str:
+        """Run ``argv`` in the namespace; its stdout."""
+        import subprocess
+
+        return subprocess.run(
+            [self._nsenter, f"--mount=/proc/{self.holder.pid}/ns/mnt", "--", *argv],
+            capture_output=True, text=True, check=check, timeout=60,
+        ).stdout
+
+    def mounts(self) -> list[str]:
+        """Mount points under the kubelet root, one per mount (a stacked mount appears twice)."""
+        out = self.ns("findmnt", "-rn", "-o", "TARGET")
+        return [line for line in out.splitlines() if line.startswith(self.root + "/")]
+
+    def close(self) -> None:
+        import shutil
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except Exception:  # noqa: BLE001 - a stuck driver is killed
+                self.kill()
+        os.kill(self.holder.pid, signal.SIGKILL)
+        self.holder.wait()
+        shutil.rmtree(self.workdir)
