@@ -133,6 +133,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             if exc.errno == errno.ENOTEMPTY:
                 log.warning("%s: unmounted; the directory is not empty and was left in place", path)
                 return
+            if exc.errno == errno.EBUSY:
+                # A probe stuck on a dead share pins the mount (EBUSY); detach only when it is dead.
+                try:
+                    self.mounter.check(path)  # deadline-bounded
+                except CorruptedMountError as dead:
+                    exc = dead
+                else:
+                    raise
             if not is_corrupted(exc):
                 raise
             log.warning("%s: %s; detaching it", path, exc)
@@ -149,7 +157,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         """Create ``path`` if missing (True then); a dead mount there is detached first."""
         try:
             return paths.ensure_dir(self.kubelet_root, path, what, self.probe_timeout)
-        except CorruptedMountError as exc:
+        except OSError as exc:  # paths' probes pass a stale share's ESTALE through unclassified
+            if not is_corrupted(exc):
+                raise
             log.warning("%s: %s; detaching the dead mount before mounting again", path, exc)
             self._unmount(path)
             return paths.ensure_dir(self.kubelet_root, path, what, self.probe_timeout)
@@ -275,6 +285,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             if not self.mounter.is_mountpoint(path):
                 raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id} is not mounted at {path}")
             st = self._deadline(lambda: os.statvfs(path), "statvfs", path)
+            # statfs can still answer on a replaced export; reading the root shows ESTALE.
+            self._deadline(lambda: next(os.scandir(path), None), "readdir", path)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path} does not exist") from None
