@@ -107,10 +107,14 @@ def _is_userspace(word: str) -> bool:
 
 
 def _describe(index: int, item: object, sensitive: bool) -> str:
-    """How an error names an item: by position only when it is sensitive."""
+    """How an error names an item: by position only when it is sensitive, else without its value.
+
+    A malformed item may be several options run together (``sec=sys,password=...``), so no value is
+    shown: only what precedes the first ``=``.
+    """
     if sensitive:
         return f"sensitive option #{index}"
-    text = repr(item)
+    text = repr(item.partition("=")[0] + "=..." if isinstance(item, str) and "=" in item else item)
     if len(text) > _SHOWN_CHARS:
         text = text[: _SHOWN_CHARS - 3] + "..."
     return f"option #{index} {text}"
