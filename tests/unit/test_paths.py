@@ -1,0 +1,155 @@
+"""open_beneath and the csi.paths checks refuse every way out of the root: symlinks, ``..``, escapes.
+
+Plain directories and symlinks under a tmp dir; nothing is mounted.  The pre-openat2 fallback walk
+runs in a subprocess with openat2 marked unsupported, so that global state never leaks here.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+
+from csi import paths
+from csi.errors import CsiError
+from mountkit.errors import MountError
+from mountkit.safepath import open_beneath
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """root/{a/b/c, link -> a, a/out -> outside, a/tail -> b}, and outside/ next to root."""
+    root = tmp_path / "root"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "link").symlink_to("a")
+    (root / "a" / "out").symlink_to(tmp_path / "outside")
+    (root / "a" / "tail").symlink_to("b")
+    return root
+
+
+#: (path relative to the root, the errno open_beneath refuses it with, or 0 for success)
+CASES = [
+    ("a/b/c", 0),
+    ("link/b", errno.ELOOP),  # a symlink component
+    ("a/out", errno.ELOOP),  # a trailing symlink out of the root
+    ("a/tail", errno.ELOOP),  # a trailing symlink, even one that stays inside
+    ("a/../../outside", errno.EXDEV),  # ".." out of the root on the way
+    ("../outside", errno.EXDEV),  # escaping the root
+    ("a/missing", errno.ENOENT),
+]
+
+
+def outcome(root: Path, rel: str) -> int:
+    try:
+        fd = open_beneath(root, rel)
+    except MountError as exc:
+        assert exc.operation == "open_beneath"
+        return exc.errno or -1
+    try:
+        assert os.path.samestat(os.fstat(fd), os.stat(root / rel))
+    finally:
+        os.close(fd)
+    return 0
+
+
+@pytest.mark.parametrize(("rel", "want"), CASES)
+def test_open_beneath(tree: Path, rel: str, want: int) -> None:
+    assert outcome(tree, rel) == want
+
+
+def test_open_beneath_refuses_absolute_paths_outside_the_root(tree: Path) -> None:
+    assert outcome(tree, str(tree.parent / "outside")) == errno.EXDEV
+    assert outcome(tree, str(tree)) == errno.EXDEV  # the root itself is not beneath it
+    assert outcome(tree, str(tree / "a" / "b")) == 0
+
+
+WALK = """
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from pathlib import Path
+from mountkit import _sys
+from test_paths import outcome
+_sys.mark_unsupported("openat2")
+print(json.dumps([outcome(Path(sys.argv[1]), rel) for rel in json.loads(sys.argv[2])]))
+"""
+
+
+def test_the_fallback_walk_refuses_the_same(tree: Path) -> None:
+    rels = [rel for rel, _ in CASES] + ["a/../a/b"]
+    done = subprocess.run(
+        [sys.executable, "-c", WALK, str(tree), json.dumps(rels), os.path.dirname(__file__)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    # the walk refuses every "..", even one that stays beneath the root
+    assert json.loads(done.stdout) == [want for _, want in CASES] + [errno.EXDEV]
+
+
+def test_openat2_resolves_a_dotdot_that_stays_beneath(tree: Path) -> None:
+    """RESOLVE_BENEATH only refuses an escape; the walk above refuses any "..": the two differ here."""
+    assert outcome(tree, "a/../a/b") == 0
+
+
+# -- csi.paths ---------------------------------------------------------------------------------
+
+
+def code(call: object) -> grpc.StatusCode:
+    with pytest.raises(CsiError) as info:
+        call()  # type: ignore[operator]
+    return info.value.code
+
+
+@pytest.mark.parametrize("path", ["relative/x", "/r/a/../b", "/r/a/./b", "/r//a", "//r/a", "/r", "/rx/a", "/other/a",
+                                  "/r/a\0b"])
+def test_beneath_refuses_malformed_or_outside_paths(path: str) -> None:
+    assert code(lambda: paths.beneath("/r", path, "target_path")) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_beneath_accepts_paths_below_the_root() -> None:
+    assert paths.beneath("/r", "/r/a/b/", "target_path") == "/r/a/b"
+    assert paths.beneath("/r/", "/r/a", "target_path") == "/r/a"
+
+
+def test_check_parents(tree: Path) -> None:
+    root = str(tree)
+    assert paths.check_parents(root, f"{root}/a/b/c/new", "target_path")
+    assert code(lambda: paths.check_parents(root, f"{root}/link/b/new", "x")) == grpc.StatusCode.INVALID_ARGUMENT
+    (tree / "file").write_text("")
+    assert code(lambda: paths.check_parents(root, f"{root}/file/new", "x")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code(lambda: paths.check_parents(root, f"{root}/gone/new", "x")) == grpc.StatusCode.FAILED_PRECONDITION
+    assert paths.check_parents(root, f"{root}/gone/new", "x", missing_ok=True) is False
+
+
+def test_ensure_dir(tree: Path) -> None:
+    root = str(tree)
+    assert paths.ensure_dir(root, f"{root}/a/b/new", "target_path", 5.0) is True
+    assert (tree / "a" / "b" / "new").is_dir()
+    assert paths.ensure_dir(root, f"{root}/a/b/new", "target_path", 5.0) is False  # already there
+    assert paths.ensure_dir(root, f"{root}/top", "target_path", 5.0) is True  # directly under the root
+    assert code(lambda: paths.ensure_dir(root, f"{root}/a/tail", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    (tree / "a" / "file").write_text("")
+    assert code(lambda: paths.ensure_dir(root, f"{root}/a/file", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert code(lambda: paths.ensure_dir(root, f"{root}/link/new", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert not (tree / "a" / "new").exists()
+
+
+def test_exists(tree: Path) -> None:
+    assert paths.exists(str(tree / "a" / "b"), 5.0)
+    assert paths.exists(str(tree / "a" / "out"), 5.0)  # the link itself
+    assert not paths.exists(str(tree / "missing"), 5.0)
+    (tree / "file").write_text("")
+    assert not paths.exists(str(tree / "file" / "below"), 5.0)  # ENOTDIR
+
+
+def test_raise_if_redirected() -> None:
+    for err in (errno.ELOOP, errno.EXDEV):
+        exc = MountError(err, "open_beneath", "/r/a", "/r", "why")
+        assert code(lambda e=exc: paths.raise_if_redirected(e, "target_path")) == grpc.StatusCode.INVALID_ARGUMENT
+    paths.raise_if_redirected(MountError(errno.ENOENT, "open_beneath", "/r/a"), "target_path")  # not redirected
+    paths.raise_if_redirected(MountError(errno.ELOOP, "mount", "/r/a"), "target_path")  # not from open_beneath
