@@ -28,8 +28,10 @@ _RESOLVE = int(RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS)
 
 def _relative(root: str, path: str) -> str:
     """``path`` relative to ``root``; MountError(EXDEV) when it is not strictly beneath."""
+    if ".." in path.split("/"):  # refused on every kernel, whether or not it would stay beneath
+        raise MountError(errno.EXDEV, "open_beneath", path, root, "'..' is not allowed")
     rel = os.path.relpath(path, root) if os.path.isabs(path) else path
-    if rel == "." or rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+    if rel == "." or rel.startswith("../") or os.path.isabs(rel):
         raise MountError(errno.EXDEV, "open_beneath", path, root, "not beneath the root")
     return rel
 

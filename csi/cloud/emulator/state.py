@@ -123,11 +123,19 @@ def _check_id(kind: str, value: str) -> None:
         )
 
 
+#: RFC 5737 documentation ranges: never routed on a real network, so tests may use them on links of
+#: their own (the NFS test guest gives each instance a server behind a veth link)
+_TEST_NETS = tuple(
+    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+)
+
+
 class EmulatorState:
     """Thread-safe Filestore state. Options:
 
-    ``op_delay``: seconds until an operation completes. ``ip_pool``: loopback network the instance
-    IPs come from (only 127.0.0.0/8 is allowed: a client may really mount the address).
+    ``op_delay``: seconds until an operation completes. ``ip_pool``: the network instance IPs come
+    from: loopback, or a documentation range that only a test's own namespaces or VM can route
+    (a client may really mount the address, so nothing reachable beyond the machine is allowed).
     ``max_instances`` / ``max_capacity_gib``: quotas (RESOURCE_EXHAUSTED beyond them).
     ``default_page_size``: list page size when the request gives none. ``export_root``: when set,
     each READY instance has a directory ``<export_root>/<instance>/<share>`` (removed on delete);
@@ -149,8 +157,12 @@ class EmulatorState:
         on_instance_deleted: InstanceHook | None = None,
     ) -> None:
         pool = ipaddress.ip_network(ip_pool)
-        if not pool.is_loopback:
-            raise ValueError(f"ip_pool {ip_pool} is not loopback: instance IPs must stay on 127.0.0.0/8")
+        in_test_net = isinstance(pool, ipaddress.IPv4Network) and any(pool.subnet_of(n) for n in _TEST_NETS)
+        if not (pool.is_loopback or in_test_net):
+            raise ValueError(
+                f"ip_pool {ip_pool} is neither loopback nor a documentation range (TEST-NET-1/2/3): "
+                "a client may really mount an instance's address"
+            )
         self.op_delay = op_delay
         self.max_instances = max_instances
         self.max_capacity_gib = max_capacity_gib

@@ -10,7 +10,6 @@ export table run. The guest, which has no network device, is the only thing on t
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 from collections.abc import Iterator
@@ -122,7 +121,8 @@ class Filestore:
 
 
 #: instance addresses: TEST-NET-1 without the guest's own end, reached over the veth links.
-INSTANCE_IPS = [str(h) for h in ipaddress.ip_network("192.0.2.0/28").hosts() if str(h) != CLIENT_ADDR]
+#: instance addresses: the same documentation range as the guest's end, clear of CLIENT_ADDR
+INSTANCE_POOL = "192.0.2.16/28"
 
 
 @contextmanager
@@ -149,12 +149,12 @@ def filestore_emulator(export_root: str) -> Iterator[Filestore]:
             box[0].closed.append(inst.name)
 
     state = EmulatorState(
-        op_delay=0.2, export_root=export_root, on_instance_created=created, on_instance_deleted=deleted
+        op_delay=0.2,
+        ip_pool=INSTANCE_POOL,
+        export_root=export_root,
+        on_instance_created=created,
+        on_instance_deleted=deleted,
     )
-    # The emulator hands out loopback addresses only; here every instance is a server of its own
-    # behind a veth link, which a 127/8 address cannot be routed to. Until EmulatorState accepts a
-    # TEST-NET pool, its address list is replaced.
-    state._hosts = list(INSTANCE_IPS)
     server, endpoint = start_emulator("127.0.0.1", 0, state=state)
     box.append(Filestore(endpoint, export_root))
     try:
