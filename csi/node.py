@@ -174,9 +174,15 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         staging = self._path(request.staging_target_path, "staging_target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
-        capability = request.volume_capability
-        check_capability(capability)
-        source, version = nfs_share(request.volume_context)
+        check_capability(request.volume_capability)
+        self._stage(volume_id, staging, request.volume_capability, request.volume_context)
+        return csi_pb2.NodeStageVolumeResponse()
+
+    def _stage(
+        self, volume_id: str, staging: str, capability: csi_pb2.VolumeCapability, volume_context: Mapping[str, str]
+    ) -> None:
+        """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
+        source, version = nfs_share(volume_context)
         options = nfs_options(version, list(capability.mount.mount_flags))
         fstype = "nfs4" if version.startswith("4") else "nfs"
         with self.locks.acquire(volume_id):
@@ -203,7 +209,6 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                         f"(mount of type {fstype}: ENODEV); load the nfs module",
                     ) from None
                 raise
-        return csi_pb2.NodeStageVolumeResponse()
 
     def NodeUnstageVolume(
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
@@ -236,14 +241,22 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             raise invalid("target_path and staging_target_path are the same path")
         readonly = is_readonly(request.volume_capability, request.readonly)
         with self.locks.acquire(target):
-            if not self.mounter.is_mountpoint(staging):
+            try:
+                staged = self.mounter.is_mountpoint(staging)
+                if staged:
+                    self.mounter.check(staging)  # a bind of a dead share would hand the pod a dead mount
+            except CorruptedMountError as exc:
+                log.warning("%s: the staged share is dead (%s); staging it again before publishing", staging, exc)
+                self._stage(request.volume_id, staging, request.volume_capability, request.volume_context)
+                staged = True
+            if not staged:
                 raise CsiError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"volume {request.volume_id} not staged: nothing is mounted at {staging}",
                 )
             created = self._ensure_dir(target, "target_path")
             try:
-                # No extra thread: staging was just probed within the deadline, target is ours.
+                # No extra thread: staging was just checked within the deadline, target is ours.
                 # Both are pinned beneath the kubelet root, so a symlink swapped in meanwhile
                 # (CVE-2021-25741) fails the bind instead of redirecting it.
                 self.mounter.bind(staging, target, readonly=readonly, beneath=self.kubelet_root)
@@ -278,7 +291,11 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         path = request.volume_path
         if not os.path.isabs(path):
             raise invalid(f"volume_path {path!r} is not an absolute path")
-        if not paths.exists(path, self.probe_timeout):
+        try:
+            found = paths.exists(path, self.probe_timeout)
+        except CorruptedMountError as exc:  # hung: answer now rather than wait out a second probe
+            return _abnormal(self._path(path, "volume_path"), exc)
+        if not found:
             raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path} does not exist")
         path = self._path(path, "volume_path")
         try:
@@ -292,9 +309,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path} does not exist") from None
             if not is_corrupted(exc):
                 raise
-            return csi_pb2.NodeGetVolumeStatsResponse(
-                volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=_condition(path, exc))
-            )
+            return _abnormal(path, exc)
         return csi_pb2.NodeGetVolumeStatsResponse(
             usage=[
                 _Usage(
@@ -338,6 +353,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             max_volumes_per_node=0,
             accessible_topology=csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: self.zone}),
         )
+
+
+def _abnormal(path: str, exc: OSError) -> csi_pb2.NodeGetVolumeStatsResponse:
+    return csi_pb2.NodeGetVolumeStatsResponse(
+        volume_condition=csi_pb2.VolumeCondition(abnormal=True, message=_condition(path, exc))
+    )
 
 
 def _condition(path: str, exc: OSError) -> str:

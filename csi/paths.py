@@ -118,12 +118,18 @@ def ensure_dir(root: str, path: str, what: str, timeout: float) -> bool:
 
 
 def exists(path: str, timeout: float) -> bool:
-    """Whether ``path`` exists (lstat within ``timeout``); a dead or hung mount there exists."""
+    """Whether ``path`` exists (lstat within ``timeout``).
+
+    A stale or disconnected mount there exists; one whose lstat did not answer in time raises the
+    probe's CorruptedMountError (ETIMEDOUT), so the caller need not wait out a second probe.
+    """
     try:
         return lstat_last(path, timeout) is not None
     except OSError as exc:
         if exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG):
             return False
+        if exc.errno == errno.ETIMEDOUT:
+            raise
         if is_corrupted(exc):
             return True
         raise

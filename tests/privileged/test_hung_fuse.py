@@ -137,14 +137,19 @@ def sick_share(driver: Driver, staging: str) -> Iterator[str]:
         daemon.wait()
 
 
+#: the share a sick volume is staged from again (nothing serves it: the re-mount must fail clearly)
+SHARE_CONTEXT = {"ip": "127.0.0.1", "volume": "vol1"}
+
+
 def stats(driver: Driver, volume_id: str, path: str) -> Any:
     return driver.node.NodeGetVolumeStats(
         csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume_id, volume_path=path), timeout=30)
 
 
-def publish(driver: Driver, volume_id: str, staging: str, target: str) -> Any:
+def publish(driver: Driver, volume_id: str, staging: str, target: str, context: dict[str, str] | None = None) -> Any:
     return driver.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
         volume_id=volume_id, staging_target_path=staging, target_path=target, volume_capability=CAP,
+        volume_context=context,
     ), timeout=30)
 
 
@@ -208,11 +213,12 @@ def test_a_hung_volume_blocks_no_worker_and_slows_no_healthy_volume() -> None:
             for f in background:
                 assert f.result().volume_condition.abnormal
 
-            other = driver.target("pod-s2", "sick")
-            took_pub, pub = timed(lambda: publish(driver, "sick", sick, other))
-            # pin the hung mounts with abandoned probes (as a kubelet's stats poll would), then unmount
-            for path in (sick_target, other, sick):
+            # pin the hung mounts with abandoned probes (as a kubelet's stats poll would)
+            for path in (sick_target, sick):
                 assert stats(driver, "sick", path).volume_condition.abnormal
+            other = driver.target("pod-s2", "sick")
+            took_pub, pub = timed(lambda: publish(driver, "sick", sick, other, SHARE_CONTEXT))
+            staged_after_publish = os.path.relpath(sick, driver.root) in mounts_under(driver)
             took_unpub, unpub = timed(lambda: unpublish(driver, "sick", sick_target))
             took_unpub2, unpub2 = timed(lambda: unpublish(driver, "sick", other))
             took_unstage, unstage = timed(lambda: driver.node.NodeUnstageVolume(
@@ -232,8 +238,12 @@ def test_a_hung_volume_blocks_no_worker_and_slows_no_healthy_volume() -> None:
         assert during < before * 3 + 0.05 and after < before * 3 + 0.05
         for took in (took_pub, took_unpub, took_unpub2, took_unstage):
             assert took < 3 * PROBE + SLACK
-        # a bind needs no answer from the share: publish of a hung (not stale) staging mount succeeds
-        assert code(pub) == grpc.StatusCode.OK
+        # publish never binds a dead share into a pod: it detaches the hung staging mount and stages
+        # the volume again (here the kernel has no NFS client, so that mount fails, clearly)
+        assert not staged_after_publish, "the hung staging mount was not detached"
+        assert code(pub) != grpc.StatusCode.OK
+        if "no NFS client" in (pub.details() or ""):
+            assert code(pub) == grpc.StatusCode.INTERNAL
         for result in (unpub, unpub2, unstage):
             assert code(result) == grpc.StatusCode.OK, result
         assert left.keys() == {os.path.relpath(well, driver.root)}
@@ -246,7 +256,7 @@ def test_a_stale_staging_mount_is_detached_before_staging_again() -> None:
             hangfs.set_mode(control, "ESTALE")
             took, result = timed(lambda: driver.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
                 volume_id="stale", staging_target_path=staging, volume_capability=CAP,
-                volume_context={"ip": "127.0.0.1", "volume": "vol1"}), timeout=30))
+                volume_context=SHARE_CONTEXT), timeout=30))
             left = mounts_under(driver)
         print(f"\nstage over an ESTALE staging mount: {took:.2f} s -> {code(result).name}: "
               f"{result.details() if isinstance(result, grpc.RpcError) else ''}; mounts left {left}")
