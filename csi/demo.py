@@ -65,12 +65,19 @@ def _parse(args: Sequence[str] | argparse.Namespace | None) -> tuple[argparse.Na
     parser = argparse.ArgumentParser(prog="filestore-csi-driver demo", description="Run one volume's lifecycle.")
     parser.add_argument("--zone", default="us-central1-a")
     parser.add_argument("--project", default="demo-project")
+    parser.add_argument(
+        "--emulator-endpoint",
+        default=None,
+        help="HOST:PORT of a running Filestore emulator (e.g. one whose instances are real NFS servers); "
+        "by default an embedded one is started",
+    )
     if isinstance(args, argparse.Namespace):
         defaults = parser.parse_args([])
         for key, value in vars(defaults).items():
             if getattr(args, key, None) is None:
                 setattr(args, key, value)
-        return args, [f"--zone={args.zone}", f"--project={args.project}"]
+        argv = [f"--zone={args.zone}", f"--project={args.project}"]
+        return args, argv + ([f"--emulator-endpoint={args.emulator_endpoint}"] if args.emulator_endpoint else [])
     argv = list(args or [])
     return parser.parse_args(argv), argv
 
@@ -86,13 +93,14 @@ def run_demo(args: Sequence[str] | argparse.Namespace | None = None) -> int:
     if _ns("self") == _ns(os.getppid()):
         _say("demo: refusing to mount: not in a private mount namespace")
         return 1
-    return _Demo(opts.zone, opts.project).run()
+    return _Demo(opts.zone, opts.project, opts.emulator_endpoint).run()
 
 
 class _Demo:
-    def __init__(self, zone: str, project: str) -> None:
+    def __init__(self, zone: str, project: str, emulator_endpoint: str | None = None) -> None:
         self.zone = zone
         self.project = project
+        self.emulator_endpoint = emulator_endpoint
         self.failures: list[str] = []
 
     def call(self, name: str, fn: Callable[[], T], *, patience: float = 120.0) -> T | None:
@@ -134,8 +142,12 @@ class _Demo:
         root = os.path.join(workdir, "kubelet")
         sock = os.path.join(workdir, "csi.sock")
         os.makedirs(root)
-        emulator, endpoint = start_emulator()
-        _say(f"Filestore emulator (Filestore v1 gRPC API) on {endpoint}")
+        if self.emulator_endpoint:
+            emulator, endpoint = None, self.emulator_endpoint
+            _say(f"Filestore emulator (Filestore v1 gRPC API) already running on {endpoint}")
+        else:
+            emulator, endpoint = start_emulator()
+            _say(f"Filestore emulator (Filestore v1 gRPC API) on {endpoint}")
         cloud = GcpFilestore(self.project, endpoint=endpoint, poll_initial=0.1, poll_maximum=0.5)
         locks = VolumeLocks()
         server = CsiServer(
@@ -152,7 +164,8 @@ class _Demo:
         finally:
             channel.close()
             server.stop(1.0)
-            emulator.stop(1.0)
+            if emulator is not None:
+                emulator.stop(1.0)
 
     def _show_mounts(self, root: str, table_cls: Any) -> None:
         rows = [m for m in table_cls.read().under(root)]

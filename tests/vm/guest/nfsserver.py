@@ -120,8 +120,7 @@ class Filestore:
         return os.path.join(self.export_root, instance, share)
 
 
-#: instance addresses: TEST-NET-1 without the guest's own end, reached over the veth links.
-#: instance addresses: the same documentation range as the guest's end, clear of CLIENT_ADDR
+#: instance addresses: TEST-NET-1 like the guest's end (CLIENT_ADDR), reached over the veth links
 INSTANCE_POOL = "192.0.2.16/28"
 
 
