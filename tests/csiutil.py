@@ -1,6 +1,6 @@
 """The CO side of driver tests: run the whole driver in its own mount namespace and talk CSI to it.
 
-Used by the real-NFS guest tests; the driver is a separate process (as in a cluster), so what it
+Used by the privileged and real-NFS guest tests; the driver is a separate process (as in a cluster), so what it
 mounts lives in its namespace and the test looks there through ``nsenter``.
 """
 
@@ -13,8 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,32 @@ CAP = csi_pb2.VolumeCapability(
 )
 
 
+def nsenter(pid: int, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in the mount namespace of process ``pid`` (where the driver's mounts live)."""
+    return subprocess.run(
+        ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", *argv],
+        capture_output=True, text=True, check=check, timeout=timeout,
+    )
+
+
+def driver_argv(root: str, sock: str, *flags: str) -> list[str]:
+    """``csi.main`` (mode all, test project/zone/node) on ``sock``; ``flags`` come last, so they win."""
+    return [
+        sys.executable, "-m", "csi.main", "--mode=all", "--project=test-project", "--zone=us-central1-a",
+        "--node-id=node-1", f"--kubelet-root={root}", f"--endpoint=unix://{sock}", *flags,
+    ]
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """SIGTERM our own child (by PID) and reap it; SIGKILL it if it has not exited after ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Driver:
     """A running driver: its PID (whose mount namespace holds the mounts), kubelet root and stubs."""
@@ -40,10 +66,7 @@ class Driver:
 
     def ns(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run argv in the driver's mount namespace."""
-        return subprocess.run(
-            ["nsenter", f"--mount=/proc/{self.pid}/ns/mnt", "--", *argv],
-            capture_output=True, text=True, check=check, timeout=timeout,
-        )
+        return nsenter(self.pid, *argv, check=check, timeout=timeout)
 
     def sh(self, script: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.ns("sh", "-c", script, check=check, timeout=timeout)
@@ -60,18 +83,20 @@ class Driver:
 
 
 @contextmanager
-def run_driver(*flags: str, timeout: float = 120) -> Iterator[Driver]:
-    """Start ``csi.main`` (mode all) in a private mount namespace with ``flags``; SIGTERM it after."""
-    workdir = tempfile.mkdtemp(prefix="filestore-driver-")
+def run_server(
+    argv: Callable[[str, str], list[str]], *, prefix: str = "filestore-driver-", timeout: float = 120
+) -> Iterator[Driver]:
+    """Start the CSI server ``argv(kubelet_root, socket)`` in a private mount namespace; SIGTERM it after.
+
+    Its output goes to a log printed when the test fails; the namespace, and every mount in it, dies
+    with the server, so the scratch dir is then removed.
+    """
+    workdir = tempfile.mkdtemp(prefix=prefix)
     root = os.path.join(workdir, "kubelet")
     os.makedirs(root)
     sock = os.path.join(workdir, "csi.sock")
-    argv = [
-        sys.executable, "-m", "csi.main", "--mode=all", "--project=test-project", "--zone=us-central1-a",
-        "--node-id=node-1", f"--kubelet-root={root}", f"--endpoint=unix://{sock}", *flags,
-    ]
     with open(os.path.join(workdir, "driver.log"), "w+") as log:
-        proc = subprocess.Popen(unshare_argv(argv), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(unshare_argv(argv(root, sock)), stdout=log, stderr=subprocess.STDOUT)
         channel = grpc.insecure_channel(f"unix://{sock}")
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
@@ -86,13 +111,25 @@ def run_driver(*flags: str, timeout: float = 120) -> Iterator[Driver]:
             raise
         finally:
             channel.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()  # our own child, by PID
-                proc.wait()
+            stop(proc)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_driver(*flags: str, timeout: float = 120) -> AbstractContextManager[Driver]:
+    """Start ``csi.main`` (mode all) in a private mount namespace with ``flags``; SIGTERM it after."""
+    return run_server(lambda root, sock: driver_argv(root, sock, *flags), timeout=timeout)
+
+
+def mount_rows(driver: Driver, *columns: str) -> dict[str, list[str]]:
+    """The findmnt ``columns`` of each of the driver's mounts under its kubelet root, by target."""
+    out = driver.ns("findmnt", "-rn", "-o", ",".join(("TARGET", *columns))).stdout
+    rows = {}
+    for line in out.splitlines():
+        target, *values = line.split(" ")
+        if target.startswith(driver.root + "/"):
+            rows[target] = values
+    return rows
+
 
 def until_done(call: Any, request: Any, timeout: float = 300) -> Any:
     """Call as the provisioner does: again while the cloud operation is pending."""
@@ -150,10 +187,7 @@ def volume_stats(driver: Driver, volume: Any, path: str, timeout: float = 60) ->
 
 def mounts_under(driver: Driver) -> dict[str, str]:
     """{path relative to the kubelet root: fstype} of the driver's mounts under its kubelet root."""
-    out = driver.ns("findmnt", "-rn", "-o", "TARGET,FSTYPE,OPTIONS").stdout
-    found = {}
-    for line in out.splitlines():
-        target, fstype, options = line.split(" ")
-        if target.startswith(driver.root + "/"):
-            found[os.path.relpath(target, driver.root)] = fstype + (",ro" if "ro" in options.split(",") else "")
-    return found
+    return {
+        os.path.relpath(target, driver.root): fstype + (",ro" if "ro" in options.split(",") else "")
+        for target, (fstype, options) in mount_rows(driver, "FSTYPE", "OPTIONS").items()
+    }

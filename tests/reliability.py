@@ -43,7 +43,6 @@ class NsDriver:
     """
 
     def __init__(self, mode: str = "node", env: dict[str, str] | None = None, log_level: str = "INFO") -> None:
-        import shutil
         import subprocess
         import tempfile
 
@@ -54,7 +53,6 @@ class NsDriver:
         os.makedirs(os.path.join(self.root, "plugins"))
         os.makedirs(os.path.join(self.root, "pods"))
         self.mode, self.env, self.log_level = mode, env, log_level
-        self._nsenter = shutil.which("nsenter") or "nsenter"
         self.holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"]
         )
@@ -69,16 +67,16 @@ class NsDriver:
     def start(self) -> int:
         """Start a driver in the namespace and wait until it serves; its pid."""
         import subprocess
-        import sys
 
         import grpc
+        from csiutil import driver_argv
 
         argv = [
-            self._nsenter, f"--mount=/proc/{self.holder.pid}/ns/mnt", "--",
-            sys.executable, "-c", "import sys; from csi.main import main; sys.exit(main())",
-            f"--mode={self.mode}", "--cloud=emulator", "--project=test-project", "--zone=us-central1-a",
-            "--node-id=node-1", f"--kubelet-root={self.root}", f"--endpoint=unix://{self.sock}",
-            "--probe-timeout=3", f"--log-level={self.log_level}", "--grace=1",
+            "nsenter", f"--mount=/proc/{self.holder.pid}/ns/mnt", "--",
+            *driver_argv(
+                self.root, self.sock, f"--mode={self.mode}", "--cloud=emulator", "--probe-timeout=3",
+                f"--log-level={self.log_level}", "--grace=1",
+            ),
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=self.env)
@@ -101,12 +99,9 @@ class NsDriver:
 
     def ns(self, *argv: str, check: bool = True) -> str:
         """Run ``argv`` in the namespace; its stdout."""
-        import subprocess
+        from csiutil import nsenter
 
-        return subprocess.run(
-            [self._nsenter, f"--mount=/proc/{self.holder.pid}/ns/mnt", "--", *argv],
-            capture_output=True, text=True, check=check, timeout=60,
-        ).stdout
+        return nsenter(self.holder.pid, *argv, check=check).stdout
 
     def mounts(self) -> list[str]:
         """Mount points under the kubelet root, one per mount (a stacked mount appears twice)."""
@@ -117,12 +112,10 @@ class NsDriver:
         import shutil
         import signal
 
+        from csiutil import stop
+
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except Exception:  # noqa: BLE001 - a stuck driver is killed
-                self.kill()
+            stop(self.proc, timeout=15)
         os.kill(self.holder.pid, signal.SIGKILL)
         self.holder.wait()
         shutil.rmtree(self.workdir)

@@ -10,101 +10,54 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 import pytest
-from nsutil import unshare_argv
+from csiutil import (
+    Driver,
+    create_volume,
+    mount_rows,
+    publish,
+    run_driver,
+    stage,
+    unpublish,
+    unstage,
+    until_done,
+)
 
-from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.proto import csi_pb2
 
 pytestmark = pytest.mark.privileged
 
 if shutil.which("nsenter") is None or shutil.which("findmnt") is None:
     pytest.skip("needs util-linux nsenter and findmnt", allow_module_level=True)
 
-_Mode = csi_pb2.VolumeCapability.AccessMode
-CAP = csi_pb2.VolumeCapability(
-    mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=_Mode.MULTI_NODE_MULTI_WRITER)
-)
-
 
 @pytest.fixture
-def driver() -> Iterator[tuple[int, str, Any]]:
-    workdir = tempfile.mkdtemp(prefix="filestore-lifecycle-")
-    root = os.path.join(workdir, "kubelet")
-    os.makedirs(root)
-    sock = os.path.join(workdir, "csi.sock")
-    argv = [
-        sys.executable, "-c", "import sys; from csi.main import main; sys.exit(main())",
-        "--mode=all", "--cloud=emulator", "--project=test-project", "--zone=us-central1-a",
-        "--node-id=node-1", f"--kubelet-root={root}", f"--endpoint=unix://{sock}", "--probe-timeout=3",
-    ]
-    proc = subprocess.Popen(unshare_argv(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    channel = grpc.insecure_channel(f"unix://{sock}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=60)
-        yield proc.pid, root, channel
-    finally:
-        channel.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir)
+def driver() -> Iterator[Driver]:
+    with run_driver("--cloud=emulator", "--probe-timeout=3", timeout=60) as running:
+        yield running
 
 
-def _ns(pid: int, *argv: str) -> str:
-    return subprocess.run(
-        ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", *argv], capture_output=True, text=True, check=True,
-        timeout=30,
-    ).stdout
+def _mounted(driver: Driver) -> dict[str, str]:
+    return {
+        os.path.relpath(target, driver.root): "ro" if "ro" in options.split(",") else "rw"
+        for target, (options,) in mount_rows(driver, "OPTIONS").items()
+    }
 
 
-def _mounted(pid: int, root: str) -> dict[str, str]:
-    table = {}
-    for line in _ns(pid, "findmnt", "-rn", "-o", "TARGET,OPTIONS").splitlines():
-        target, options = line.split(" ")
-        if target.startswith(root + "/"):
-            table[os.path.relpath(target, root)] = "ro" if "ro" in options.split(",") else "rw"
-    return table
-
-
-def _until_done(call: Any, request: Any) -> Any:
-    """Call as the provisioner does: again while the cloud operation is pending."""
-    for _ in range(300):
-        try:
-            return call(request, timeout=30)
-        except grpc.RpcError as exc:
-            if exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED):
-                raise
-    raise AssertionError("operation never finished")
-
-
-def test_volume_lifecycle_through_the_whole_driver(driver: tuple[int, str, Any]) -> None:
-    pid, root, channel = driver
-    controller, node = csi_pb2_grpc.ControllerStub(channel), csi_pb2_grpc.NodeStub(channel)  # type: ignore[no-untyped-call]
-    volume = _until_done(controller.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name="pvc-life", capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40),
-        volume_capabilities=[CAP], parameters={"tier": "standard", "network": "default"},
-    )).volume
+def test_volume_lifecycle_through_the_whole_driver(driver: Driver) -> None:
+    volume = create_volume(driver, "pvc-life")
     context = dict(volume.volume_context)
     assert context["volume"] and context["ip"]
 
-    staging = os.path.join(root, "plugins", "pv", "globalmount")
+    staging = os.path.join(driver.root, "plugins", "pv", "globalmount")
     os.makedirs(os.path.dirname(staging))
-    stage = csi_pb2.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, staging_target_path=staging, volume_capability=CAP, volume_context=context,
-    )
     try:
-        node.NodeStageVolume(stage, timeout=60)
+        stage(driver, volume, staging, timeout=60)
         nfs_ok = True
     except grpc.RpcError as exc:
         nfs_ok = False
@@ -113,38 +66,29 @@ def test_volume_lifecycle_through_the_whole_driver(driver: tuple[int, str, Any])
             assert exc.code() == grpc.StatusCode.INTERNAL and f"{context['ip']}:/{context['volume']}" in details
         else:
             assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL), details
-        assert _mounted(pid, root) == {}
+        assert _mounted(driver) == {}
     if not nfs_ok:
-        _ns(pid, "mount", "-t", "tmpfs", "-o", "size=4m", "stand-in", staging)
+        driver.ns("mount", "-t", "tmpfs", "-o", "size=4m", "stand-in", staging)
 
     targets = []
     for pod, readonly in (("writer", False), ("reader", True)):
-        parent = os.path.join(root, "pods", pod, "volumes", "kubernetes.io~csi", "pvc-life")
-        os.makedirs(parent)
-        targets.append(os.path.join(parent, "mount"))
-        node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-            volume_id=volume.volume_id, staging_target_path=staging, target_path=targets[-1],
-            volume_capability=CAP, readonly=readonly,
-        ), timeout=30)
-    assert _mounted(pid, root) == {
+        targets.append(driver.target(pod, "pvc-life"))
+        publish(driver, volume, staging, targets[-1], readonly=readonly, timeout=30)
+    assert _mounted(driver) == {
         "plugins/pv/globalmount": "rw",
         "pods/writer/volumes/kubernetes.io~csi/pvc-life/mount": "rw",
         "pods/reader/volumes/kubernetes.io~csi/pvc-life/mount": "ro",
     }
-    _ns(pid, "sh", "-c", f"echo lifecycle > {targets[0]}/f")
-    assert _ns(pid, "cat", f"{targets[1]}/f") == "lifecycle\n"
+    driver.sh(f"echo lifecycle > {targets[0]}/f")
+    assert driver.ns("cat", f"{targets[1]}/f").stdout == "lifecycle\n"
 
     for target in targets:
-        node.NodeUnpublishVolume(
-            csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=target), timeout=30
-        )
-    assert _mounted(pid, root) == {"plugins/pv/globalmount": "rw"}
-    node.NodeUnstageVolume(
-        csi_pb2.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=staging), timeout=30
-    )
-    assert _mounted(pid, root) == {} and not os.path.exists(staging)
-    _until_done(controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
-    _until_done(controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
+        unpublish(driver, volume, target, timeout=30)
+    assert _mounted(driver) == {"plugins/pv/globalmount": "rw"}
+    unstage(driver, volume, staging, timeout=30)
+    assert _mounted(driver) == {} and not os.path.exists(staging)
+    until_done(driver.controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
+    until_done(driver.controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
 
 
 def test_demo_runs_end_to_end() -> None:

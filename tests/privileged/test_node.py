@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import grpc
 import pytest
-from nsutil import unshare_argv
+from csiutil import Driver, mount_rows, run_server
 
-from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.proto import csi_pb2
 
 pytestmark = pytest.mark.privileged
 
@@ -47,83 +43,48 @@ serve_until_signalled(CsiServer("unix://" + sock, identity, node=node), 1.0)
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
 
-def capability(mode: int = _Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
+def capability(mode: _Mode.Mode = _Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.VolumeCapability:
     return csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=mode)
     )
 
 
-@dataclass
-class Driver:
-    pid: int
-    root: str
-    stub: csi_pb2_grpc.NodeStub
-
-    def ns(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside the driver's mount namespace."""
-        return subprocess.run(
-            ["nsenter", f"--mount=/proc/{self.pid}/ns/mnt", "--", *argv],
-            capture_output=True, text=True, check=check, timeout=30,
-        )
-
-    def mounts(self) -> dict[str, tuple[str, str, set[str]]]:
-        """The driver's mounts under the kubelet root: target -> (fstype, source, options)."""
-        out = self.ns("findmnt", "-rn", "-o", "TARGET,FSTYPE,SOURCE,OPTIONS").stdout
-        table = {}
-        for line in out.splitlines():
-            target, fstype, source, options = line.split(" ")
-            if target.startswith(self.root + "/"):
-                table[target] = (fstype, source, set(options.split(",")))
-        return table
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.root, *parts)
-
-
 @pytest.fixture
 def driver() -> Iterator[Driver]:
-    workdir = tempfile.mkdtemp(prefix="filestore-node-test-")
-    root = os.path.join(workdir, "kubelet")
-    sock = os.path.join(workdir, "csi.sock")
-    os.makedirs(os.path.join(root, "plugins", "staging"))
-    os.makedirs(os.path.join(root, "pods"))
-    proc = subprocess.Popen(
-        unshare_argv([sys.executable, "-c", SERVER, sock, root]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    channel = grpc.insecure_channel(f"unix://{sock}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=30)
-        yield Driver(proc.pid, root, csi_pb2_grpc.NodeStub(channel))
-    finally:
-        channel.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        # the namespace died with the driver: nothing is mounted under workdir any more
-        shutil.rmtree(workdir)
+    """The node service alone (no csi.main, no cloud), started by SERVER in its own namespace."""
+    with run_server(lambda root, sock: [sys.executable, "-c", SERVER, sock, root], prefix="filestore-node-test-", timeout=30) as running:
+        os.makedirs(os.path.join(running.root, "plugins", "staging"))
+        os.makedirs(os.path.join(running.root, "pods"))
+        yield running
+
+
+def mounts(driver: Driver) -> dict[str, tuple[str, str, set[str]]]:
+    """The driver's mounts under the kubelet root: target -> (fstype, source, options)."""
+    return {
+        target: (fstype, source, set(options.split(",")))
+        for target, (fstype, source, options) in mount_rows(driver, "FSTYPE", "SOURCE", "OPTIONS").items()
+    }
+
+
+def path(driver: Driver, *parts: str) -> str:
+    return os.path.join(driver.root, *parts)
 
 
 def stage_stand_in(driver: Driver, name: str = "vol") -> str:
     """A tmpfs at a staging path in the driver's namespace, standing in for the staged NFS share."""
-    staging = driver.path("plugins", "staging", name)
+    staging = path(driver, "plugins", "staging", name)
     os.mkdir(staging)
     driver.ns("mount", "-t", "tmpfs", "-o", "size=4m", f"share-{name}", staging)
     return staging
 
 
 def pod_target(driver: Driver, pod: str) -> str:
-    parent = driver.path("pods", pod, "volumes", "kubernetes.io~csi", "pvc-1")
-    os.makedirs(parent, exist_ok=True)
-    return os.path.join(parent, "mount")
+    return driver.target(pod, "pvc-1")
 
 
 def publish(driver: Driver, staging: str, target: str, *, readonly: bool = False,
-            mode: int = _Mode.MULTI_NODE_MULTI_WRITER) -> None:
-    driver.stub.NodePublishVolume(
+            mode: _Mode.Mode = _Mode.MULTI_NODE_MULTI_WRITER) -> None:
+    driver.node.NodePublishVolume(
         csi_pb2.NodePublishVolumeRequest(
             volume_id="vol", staging_target_path=staging, target_path=target,
             volume_capability=capability(mode), readonly=readonly,
@@ -135,7 +96,7 @@ def publish(driver: Driver, staging: str, target: str, *, readonly: bool = False
 def code_of(call: object) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as info:
         call()  # type: ignore[operator]
-    return info.value.code()  # type: ignore[no-any-return]
+    return info.value.code()
 
 
 def test_publish_rw_and_ro_share_data_and_ro_refuses_writes(driver: Driver) -> None:
@@ -144,7 +105,7 @@ def test_publish_rw_and_ro_share_data_and_ro_refuses_writes(driver: Driver) -> N
     publish(driver, staging, writer)
     publish(driver, staging, reader, readonly=True)
 
-    table = driver.mounts()
+    table = mounts(driver)
     assert table[writer][:2] == ("tmpfs", "share-vol") and "rw" in table[writer][2]
     assert table[reader][:2] == ("tmpfs", "share-vol") and "ro" in table[reader][2]
 
@@ -156,37 +117,37 @@ def test_publish_rw_and_ro_share_data_and_ro_refuses_writes(driver: Driver) -> N
     # idempotent: the same publish again is OK; the other ro state is ALREADY_EXISTS
     publish(driver, staging, reader, readonly=True)
     assert code_of(lambda: publish(driver, staging, reader)) == grpc.StatusCode.ALREADY_EXISTS
-    assert driver.mounts()[reader][2] >= {"ro"}
+    assert mounts(driver)[reader][2] >= {"ro"}
 
     for target in (writer, reader):
         request = csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=target)
-        driver.stub.NodeUnpublishVolume(request, timeout=30)
-        assert target not in driver.mounts() and not os.path.exists(target)
-        driver.stub.NodeUnpublishVolume(request, timeout=30)  # again: still OK
+        driver.node.NodeUnpublishVolume(request, timeout=30)
+        assert target not in mounts(driver) and not os.path.exists(target)
+        driver.node.NodeUnpublishVolume(request, timeout=30)  # again: still OK
 
     # the share itself kept the data
     assert driver.ns("cat", f"{staging}/data").stdout == "written-by-a\n"
     unstage = csi_pb2.NodeUnstageVolumeRequest(volume_id="vol", staging_target_path=staging)
-    driver.stub.NodeUnstageVolume(unstage, timeout=30)
-    assert driver.mounts() == {} and not os.path.exists(staging)
-    driver.stub.NodeUnstageVolume(unstage, timeout=30)
+    driver.node.NodeUnstageVolume(unstage, timeout=30)
+    assert mounts(driver) == {} and not os.path.exists(staging)
+    driver.node.NodeUnstageVolume(unstage, timeout=30)
 
 
 def test_reader_only_access_mode_publishes_read_only(driver: Driver) -> None:
     staging = stage_stand_in(driver)
     target = pod_target(driver, "pod-a")
     publish(driver, staging, target, mode=_Mode.MULTI_NODE_READER_ONLY)
-    assert "ro" in driver.mounts()[target][2]
+    assert "ro" in mounts(driver)[target][2]
     refused = driver.ns("touch", f"{target}/x", check=False)
     assert refused.returncode != 0 and "Read-only file system" in refused.stderr
 
 
 def test_publish_of_an_unstaged_volume_is_failed_precondition(driver: Driver) -> None:
-    staging = driver.path("plugins", "staging", "never")
+    staging = path(driver, "plugins", "staging", "never")
     os.mkdir(staging)
     target = pod_target(driver, "pod-a")
     assert code_of(lambda: publish(driver, staging, target)) == grpc.StatusCode.FAILED_PRECONDITION
-    assert not os.path.exists(target) and driver.mounts() == {}
+    assert not os.path.exists(target) and mounts(driver) == {}
 
 
 def test_publish_onto_something_else_is_already_exists(driver: Driver) -> None:
@@ -195,7 +156,7 @@ def test_publish_onto_something_else_is_already_exists(driver: Driver) -> None:
     target = pod_target(driver, "pod-a")
     publish(driver, other, target)
     assert code_of(lambda: publish(driver, staging, target)) == grpc.StatusCode.ALREADY_EXISTS
-    assert driver.mounts()[target][1] == "share-two"
+    assert mounts(driver)[target][1] == "share-two"
 
 
 def test_unpublish_never_deletes_data_in_an_unmounted_target(driver: Driver) -> None:
@@ -203,7 +164,7 @@ def test_unpublish_never_deletes_data_in_an_unmounted_target(driver: Driver) -> 
     os.mkdir(target)
     with open(os.path.join(target, "precious"), "w") as out:
         out.write("keep me")
-    driver.stub.NodeUnpublishVolume(
+    driver.node.NodeUnpublishVolume(
         csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=target), timeout=30
     )
     with open(os.path.join(target, "precious")) as inp:
@@ -211,8 +172,8 @@ def test_unpublish_never_deletes_data_in_an_unmounted_target(driver: Driver) -> 
 
 
 def test_unpublish_of_a_missing_target_is_ok(driver: Driver) -> None:
-    target = os.path.join(driver.path("pods", "gone", "volumes", "kubernetes.io~csi", "pvc-1"), "mount")
-    driver.stub.NodeUnpublishVolume(
+    target = os.path.join(path(driver, "pods", "gone", "volumes", "kubernetes.io~csi", "pvc-1"), "mount")
+    driver.node.NodeUnpublishVolume(
         csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=target), timeout=30
     )
 
@@ -222,7 +183,7 @@ def test_volume_stats_of_a_published_volume(driver: Driver) -> None:
     target = pod_target(driver, "pod-a")
     publish(driver, staging, target)
     driver.ns("sh", "-c", f"head -c 1048576 /dev/zero > {target}/mib")
-    stats = driver.stub.NodeGetVolumeStats(
+    stats = driver.node.NodeGetVolumeStats(
         csi_pb2.NodeGetVolumeStatsRequest(volume_id="vol", volume_path=target), timeout=30
     )
     by_unit = {u.unit: u for u in stats.usage}
@@ -234,23 +195,23 @@ def test_volume_stats_of_a_published_volume(driver: Driver) -> None:
 
     unmounted = pod_target(driver, "pod-b")
     os.mkdir(unmounted)
-    assert code_of(lambda: driver.stub.NodeGetVolumeStats(
+    assert code_of(lambda: driver.node.NodeGetVolumeStats(
         csi_pb2.NodeGetVolumeStatsRequest(volume_id="vol", volume_path=unmounted), timeout=30
     )) == grpc.StatusCode.NOT_FOUND
 
 
 def test_stage_attempts_nfs_and_reports_a_clear_status(driver: Driver) -> None:
-    staging = driver.path("plugins", "staging", "nfs")
+    staging = path(driver, "plugins", "staging", "nfs")
     request = csi_pb2.NodeStageVolumeRequest(
         volume_id="vol", staging_target_path=staging, volume_capability=capability(),
         volume_context={"ip": "127.0.0.1", "volume": "vol1"},
     )
     start = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
-        driver.stub.NodeStageVolume(request, timeout=60)
+        driver.node.NodeStageVolume(request, timeout=60)
     assert time.monotonic() - start < 30
     if "no NFS client" in (info.value.details() or ""):
         assert info.value.code() == grpc.StatusCode.INTERNAL
     else:  # a kernel with NFS: nothing serves 127.0.0.1 here, the mount fails some other clear way
         assert info.value.code() != grpc.StatusCode.OK
-    assert staging not in driver.mounts()
+    assert staging not in mounts(driver)
