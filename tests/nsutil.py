@@ -37,13 +37,22 @@ def enter_private_ns() -> None:
 
 def run_in_private_ns(fn: Callable[..., T], *args: Any, timeout: float = 120.0) -> T:
     """fork; in the child: private namespace, a tmpfs scratch dir, ``fn(scratch, *args)``."""
+    # Made here so the parent can remove it: in the host's view it stays an empty directory (the
+    # tmpfs on it exists only in the child's namespace).
+    scratch = tempfile.mkdtemp(prefix="mountkit-test-")
+    try:
+        return _run_forked(fn, scratch, args, timeout)
+    finally:
+        os.rmdir(scratch)
+
+
+def _run_forked(fn: Callable[..., T], scratch: str, args: tuple[Any, ...], timeout: float) -> T:
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(rfd)
         try:
             enter_private_ns()
-            scratch = tempfile.mkdtemp(prefix="mountkit-test-")
             _sys.mount("tmpfs", scratch, "tmpfs", 0, "mode=755")
             try:
                 payload: tuple[bool, object] = (True, fn(scratch, *args))
