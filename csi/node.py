@@ -46,8 +46,12 @@ TOPOLOGY_ZONE_KEY = "topology.gke.io/zone"
 _SHARE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 #: volume_context fileProtocol → the NFS version the share is mounted with.
 NFS_VERSIONS = {"NFS_V3": "3", "NFS_V4_1": "4.1"}
-#: An NFS mount may legitimately take longer than a probe (server lookup, mountd round trips).
+#: An NFS mount may legitimately take far longer than a probe (rpcbind and mountd round trips, a
+#: loaded server): its deadline is this many probe timeouts, and never under MOUNT_TIMEOUT_MIN
+#: seconds. A mount still running at its deadline finishes on its own thread; the retry that
+#: follows finds it mounted and succeeds.
 MOUNT_TIMEOUT_FACTOR = 3.0
+MOUNT_TIMEOUT_MIN = 60.0
 
 _RPC = csi_pb2.NodeServiceCapability.RPC
 _CAPABILITIES = (
@@ -114,8 +118,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _deadline(self, fn: Callable[[], T], operation: str, path: str, factor: float = 1.0) -> T:
-        return run_with_deadline(fn, self.probe_timeout * factor, operation, path)
+    def _deadline(self, fn: Callable[[], T], operation: str, path: str, minimum: float = 0.0) -> T:
+        return run_with_deadline(fn, max(self.probe_timeout, minimum), operation, path)
 
     def _path(self, path: str, what: str) -> str:
         check_string(path, what, max_bytes=4096)
@@ -198,7 +202,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     lambda: self.mounter.mount(source, staging, fstype, options, beneath=self.kubelet_root),
                     "mount",
                     staging,
-                    MOUNT_TIMEOUT_FACTOR,
+                    max(self.probe_timeout * MOUNT_TIMEOUT_FACTOR, MOUNT_TIMEOUT_MIN),
                 )
             except MountError as exc:
                 paths.raise_if_redirected(exc, "staging_target_path")

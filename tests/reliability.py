@@ -81,9 +81,20 @@ class NsDriver:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, env=self.env)
         self.starts += 1
-        with grpc.insecure_channel(f"unix://{self.sock}") as channel:
-            grpc.channel_ready_future(channel).result(timeout=60)
-        return self.proc.pid
+        # A fresh channel per try: one channel that first met the dead driver's socket backs off
+        # exponentially and may not look again for tens of seconds.
+        deadline = time.monotonic() + 90
+        while True:
+            with grpc.insecure_channel(f"unix://{self.sock}") as channel:
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=1)
+                    return self.proc.pid
+                except grpc.FutureTimeoutError:
+                    pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                with open(self.log, errors="replace") as log:
+                    tail = log.read()[-3000:]
+                raise RuntimeError(f"driver start #{self.starts} did not serve (rc={self.proc.poll()}):\n{tail}")
 
     def kill(self) -> None:
         """SIGKILL the driver (no cleanup of any kind) and reap it."""

@@ -105,9 +105,10 @@ def test_mountkit_probes_of_a_sick_mount_return_within_the_timeout(in_ns: Any) -
         # statx's mount-root attribute needs no answer from the filesystem: still a mount point
         assert seen[f"{mode} is_mountpoint"][1:] in (("bool", None), (CorruptedMountError.__name__, want))
         assert seen[f"{mode} check"][1:] == (CorruptedMountError.__name__, want)
-    # the probe abandoned in the hung statfs pins the mount: a plain unmount is EBUSY, the detach works
-    assert seen["hang cleanup_mountpoint"][1:] == ("MountError", errno.EBUSY)
-    assert seen["hang cleanup_mountpoint lazy+force"][0] < PROBE + SLACK
+    # a probe abandoned in the hung statfs may still pin the mount (EBUSY): then the detach works
+    assert seen["hang cleanup_mountpoint"][1:] in (("NoneType", None), ("MountError", errno.EBUSY))
+    if "hang cleanup_mountpoint lazy+force" in seen:
+        assert seen["hang cleanup_mountpoint lazy+force"][0] < PROBE + SLACK
     assert seen["left mounted"] is False
 
 
