@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from csiutil import CAP
 from reliability import NsDriver, report, size
 
 from csi.proto import csi_pb2, csi_pb2_grpc
@@ -24,10 +25,6 @@ pytestmark = pytest.mark.privileged
 if shutil.which("nsenter") is None or shutil.which("findmnt") is None:
     pytest.skip("needs util-linux nsenter and findmnt", allow_module_level=True)
 
-_Mode = csi_pb2.VolumeCapability.AccessMode
-CAP = csi_pb2.VolumeCapability(
-    mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=_Mode.MULTI_NODE_MULTI_WRITER)
-)
 
 
 @pytest.fixture(scope="module")

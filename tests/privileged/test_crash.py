@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
+from csiutil import CAP
 from reliability import NsDriver, report, seed, size
 
 from csi.proto import csi_pb2, csi_pb2_grpc
@@ -29,10 +30,6 @@ pytestmark = pytest.mark.privileged
 if shutil.which("nsenter") is None or shutil.which("findmnt") is None:
     pytest.skip("needs util-linux nsenter and findmnt", allow_module_level=True)
 
-_Mode = csi_pb2.VolumeCapability.AccessMode
-CAP = csi_pb2.VolumeCapability(
-    mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=_Mode.MULTI_NODE_MULTI_WRITER)
-)
 VOLUMES = 3
 
 

@@ -277,6 +277,15 @@ class EmulatorState:
         rec = self._ops.get(name)
         return 0.0 if rec is None or rec.pb.done else max(0.0, rec.done_at - time.monotonic())
 
+    def _list(
+        self, store: dict[str, Pb], parent: str, collection: str, page_size: int, page_token: str
+    ) -> tuple[list[Pb], str]:
+        """One page of ``store``'s resources under ``parent`` (location ``-`` means every location)."""
+        project, location = _parent(parent, allow_any=True)
+        prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/{collection}/")
+        found = sorted((r for n, r in store.items() if n.startswith(prefix)), key=lambda r: r.name)
+        return self._page(found, page_size, page_token)
+
     def _page(self, items: list[Pb], page_size: int, page_token: str) -> tuple[list[Pb], str]:
         size = min(page_size or self.default_page_size, MAX_PAGE_SIZE)
         try:
@@ -306,10 +315,7 @@ class EmulatorState:
         return self._instance(name)
 
     def list_instances(self, parent: str, page_size: int, page_token: str) -> Pb:
-        project, location = _parent(parent, allow_any=True)
-        prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/instances/")
-        found = sorted((i for n, i in self._instances.items() if n.startswith(prefix)), key=lambda i: i.name)
-        page, token = self._page(found, page_size, page_token)
+        page, token = self._list(self._instances, parent, "instances", page_size, page_token)
         return filestore_v1.ListInstancesResponse.pb()(instances=page, next_page_token=token)
 
     def create_instance(self, request: Pb) -> operations_pb2.Operation:
@@ -447,10 +453,7 @@ class EmulatorState:
         return self._backup(name)
 
     def list_backups(self, parent: str, page_size: int, page_token: str) -> Pb:
-        project, location = _parent(parent, allow_any=True)
-        prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/backups/")
-        found = sorted((b for n, b in self._backups.items() if n.startswith(prefix)), key=lambda b: b.name)
-        page, token = self._page(found, page_size, page_token)
+        page, token = self._list(self._backups, parent, "backups", page_size, page_token)
         return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
 
     def create_backup(self, request: Pb) -> operations_pb2.Operation:
