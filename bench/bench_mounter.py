@@ -7,7 +7,8 @@ Run: ``python3 bench/bench_mounter.py`` (root; everything happens in private nam
 2. bind + unmount through the public API against ``/bin/mount --bind`` + ``/bin/umount``, and a
    read-only bind against ``mount -o bind,ro`` (the helper's bind-then-remount), at 10,000 mounts.
 3. 5,000 binds one by one through ``Mounter.bind`` (fresh, then again as idempotent no-ops)
-   against 5,000 bare ``_sys.mount(MS_BIND)`` calls.
+   against 5,000 bare ``_sys.mount(MS_BIND)`` calls (read-only binds against the bare syscalls of an
+   atomic read-only bind: open_tree, mount_setattr, move_mount).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Row, in_private_ns, kubelet_binds, measure, report, timing_row
 
 from mountkit import _sys
-from mountkit.flags import MNT, MS
+from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, OPEN_TREE
 from mountkit.mounter import Mounter, is_mountpoint
 from mountkit.table import MountTable
 
@@ -79,6 +80,9 @@ def _per_op(fn: Callable[[], None], count: int) -> float:
     return (time.perf_counter_ns() - start) / count
 
 
+BARE_RO = "bare open_tree+mount_setattr+move_mount"
+
+
 def _many_binds(scratch: str, count: int) -> list[Row]:
     src = os.path.join(scratch, "volume")
     os.mkdir(src)
@@ -88,10 +92,21 @@ def _many_binds(scratch: str, count: int) -> list[Row]:
         os.makedirs(t)
     m = Mounter()
     bind, detach = int(MS.BIND), int(MNT.DETACH)
+    clone, empty = int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC), int(AT.EMPTY_PATH)
+    rdonly, f_empty = int(MOUNT_ATTR.RDONLY), int(MOVE_MOUNT.F_EMPTY_PATH)
 
     def bare() -> None:
         for t in targets:
             _sys.mount(src, t, None, bind, None)
+
+    def bare_ro() -> None:  # what makes a read-only bind atomic: clone, set read-only, attach
+        for t in targets:
+            fd = _sys.open_tree(src, clone)
+            try:
+                _sys.mount_setattr(fd, "", empty, attr_set=rdonly)
+                _sys.move_mount(fd, "", AT_FDCWD, t, f_empty)
+            finally:
+                os.close(fd)
 
     def unmount_all() -> None:
         for t in targets:
@@ -110,13 +125,20 @@ def _many_binds(scratch: str, count: int) -> list[Row]:
             "Mounter.bind again (no-op)": _per_op(lambda: api(False), count),
         }
         unmount_all()
+        got[BARE_RO] = _per_op(bare_ro, count)
+        unmount_all()
         got["Mounter.bind ro"] = _per_op(lambda: api(True), count)
         got["Mounter.bind ro again (no-op)"] = _per_op(lambda: api(True), count)
         unmount_all()
         rows = [Row(k, min(v, rows[i].value) if rnd else v) for i, (k, v) in enumerate(got.items())]
     base = "bare _sys.mount(MS_BIND)"
-    return [Row(r.name + f" x{count}", r.value, "ns", None if r.name in (base, "unmount") else base + f" x{count}",
-                "per bind, best of 3") for r in rows]
+
+    def against(name: str) -> str | None:
+        if name in (base, BARE_RO, "unmount"):
+            return None
+        return (BARE_RO if " ro" in name else base) + f" x{count}"
+
+    return [Row(r.name + f" x{count}", r.value, "ns", against(r.name), "per bind, best of 3") for r in rows]
 
 
 def main() -> None:
