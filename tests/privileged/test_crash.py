@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,10 +51,15 @@ def checksums(directory: str) -> dict[str, str]:
 
 
 def until_ok(d: NsDriver, call: Callable[..., Any], request: Any, stats: Counter[str]) -> None:
-    """Call as kubelet does: again until OK, restarting a dead driver in the same namespace."""
-    for _ in range(100):
+    """Call as kubelet does: again, with a pause, until OK, restarting a dead driver in the same namespace.
+
+    ``wait_for_ready``: a channel that met the killed driver backs off before reconnecting, and
+    without it every call in that window fails at once with UNAVAILABLE.
+    """
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
-            call(request, timeout=10)
+            call(request, timeout=10, wait_for_ready=True)
             return
         except grpc.RpcError as exc:
             stats["retries"] += 1
@@ -63,7 +69,8 @@ def until_ok(d: NsDriver, call: Callable[..., Any], request: Any, stats: Counter
             if not d.alive():
                 d.kill()
                 d.start()
-    raise AssertionError("the call never converged")
+            time.sleep(0.1)
+    raise AssertionError(f"the call never converged within 120 s ({stats['retries']} retries so far)")
 
 
 def test_random_sigkills_converge(driver: NsDriver) -> None:

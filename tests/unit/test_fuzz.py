@@ -32,7 +32,8 @@ from mountkit.nfs import build_mount, parse_source
 from mountkit.options import parse_options
 from mountkit.table import MountTable
 
-FUZZ_TESTS = 8
+#: the @given fuzz tests below, which share MOUNTKIT_FUZZ_EXAMPLES between them
+FUZZ_TESTS = 6
 EXAMPLES = max(50, size("MOUNTKIT_FUZZ_EXAMPLES", 3000) // FUZZ_TESTS)
 FUZZ = settings(
     max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
