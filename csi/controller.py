@@ -498,11 +498,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 return csi_pb2.DeleteVolumeResponse()
             if instance.state == "DELETING":
                 raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {volume_id} is still being deleted")
-            try:
-                self._cloud.delete_instance(ref.location, ref.instance, wait=self._timeout)
-            except CloudError as exc:
-                if exc.kind is not ErrorKind.NOT_FOUND or isinstance(exc, OperationPending):
-                    raise
+            _deleted(lambda: self._cloud.delete_instance(ref.location, ref.instance, wait=self._timeout))
         return csi_pb2.DeleteVolumeResponse()
 
     def ValidateVolumeCapabilities(
@@ -648,11 +644,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _error(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"snapshot {snapshot_id} is still being deleted"
                 )
-            try:
-                self._cloud.delete_backup(snapshot_id, wait=self._timeout)
-            except CloudError as exc:
-                if exc.kind is not ErrorKind.NOT_FOUND or isinstance(exc, OperationPending):
-                    raise
+            _deleted(lambda: self._cloud.delete_backup(snapshot_id, wait=self._timeout))
         return csi_pb2.DeleteSnapshotResponse()
 
     def ListSnapshots(
@@ -772,3 +764,15 @@ def _paginate(
     end = len(items) if not request.max_entries else start + request.max_entries
     page = items[start:end]
     return page, key(page[-1]) if page and end < len(items) else ""
+
+
+def _deleted(delete: Callable[[], None]) -> None:
+    """Run a cloud delete; the resource vanishing first is success (CSI deletes are idempotent).
+
+    A delete still running (OperationPending) is not: the CO must retry until it is done.
+    """
+    try:
+        delete()
+    except CloudError as exc:
+        if exc.kind is not ErrorKind.NOT_FOUND or isinstance(exc, OperationPending):
+            raise
