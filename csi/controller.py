@@ -10,98 +10,35 @@ again and finds the instance (or backup) in progress or done.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
-import re
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
 
-from csi import validation
+from csi import params, validation
+from csi.capacity import fits, pick_capacity_gib
 from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, OperationPending
 from csi.errors import CsiError
+from csi.filestore import (
+    CTX_IP,
+    CTX_PROTOCOL,
+    CTX_VOLUME,
+    GIB,
+    REGIONAL_TIERS,
+    RESOURCE_ID_MAX_LEN,
+    TOPOLOGY_KEY_ZONE,
+    TRANSIENT_STATES,
+    region_of,
+)
 from csi.locks import VolumeLocks
+from csi.params import LABEL_CREATED_BY, check_snapshot_params
 from csi.proto import csi_pb2, csi_pb2_grpc
-from csi.volume_id import MAX_ID_BYTES, BackupRef, VolumeRef, cloud_name, region_of
+from csi.reserved_ip import ReservedIpAllocator
+from csi.volume_id import MAX_ID_BYTES, BackupRef, VolumeRef, cloud_name
 
 log = logging.getLogger(__name__)
-
-GIB = 1 << 30
-TOPOLOGY_KEY_ZONE = "topology.gke.io/zone"
-
-# StorageClass parameters (matched case-insensitively).
-P_TIER = "tier"
-P_NETWORK = "network"
-P_CONNECT_MODE = "connect-mode"
-P_RESERVED_IP_RANGE = "reserved-ip-range"
-P_RESERVED_IPV4_CIDR = "reserved-ipv4-cidr"
-P_KMS_KEY = "instance-encryption-kms-key"
-P_LABELS = "labels"
-P_PROTOCOL = "protocol"
-P_PVC_NAME = "csi.storage.k8s.io/pvc/name"
-P_PVC_NAMESPACE = "csi.storage.k8s.io/pvc/namespace"
-P_PV_NAME = "csi.storage.k8s.io/pv/name"
-#: VolumeSnapshotClass parameters.
-P_SNAPSHOT_TYPE = "type"
-_SNAPSHOT_METADATA = frozenset(
-    {
-        "csi.storage.k8s.io/volumesnapshot/name",
-        "csi.storage.k8s.io/volumesnapshot/namespace",
-        "csi.storage.k8s.io/volumesnapshotcontent/name",
-    }
-)
-
-#: Labels the driver sets from the external-provisioner's metadata parameters.
-_METADATA_LABELS = {
-    P_PVC_NAME: "kubernetes_io_created-for_pvc_name",
-    P_PVC_NAMESPACE: "kubernetes_io_created-for_pvc_namespace",
-    P_PV_NAME: "kubernetes_io_created-for_pv_name",
-}
-LABEL_CREATED_BY = "storage_gke_io_created-by"
-
-# Volume context keys the node service reads.
-CTX_IP = "ip"
-CTX_VOLUME = "volume"
-CTX_PROTOCOL = "fileProtocol"
-
-_TIERS = {
-    "standard": "BASIC_HDD",
-    "basic_hdd": "BASIC_HDD",
-    "premium": "BASIC_SSD",
-    "basic_ssd": "BASIC_SSD",
-    "enterprise": "ENTERPRISE",
-    "high_scale_ssd": "HIGH_SCALE_SSD",
-    "zonal": "ZONAL",
-    "regional": "REGIONAL",
-}
-_TIB = 1024  # GiB
-#: Capacity bands per tier, in GiB (a size must fall inside one band).
-TIER_CAPACITY_GIB: dict[str, tuple[tuple[int, int], ...]] = {
-    "BASIC_HDD": ((100, 639 * _TIB // 10),),
-    "BASIC_SSD": ((5 * _TIB // 2, 639 * _TIB // 10),),
-    "ENTERPRISE": ((_TIB, 10 * _TIB),),
-    "HIGH_SCALE_SSD": ((10 * _TIB, 100 * _TIB),),
-    "ZONAL": ((_TIB, 9984), (10 * _TIB, 100 * _TIB)),
-    "REGIONAL": ((100, 9984), (10 * _TIB, 100 * _TIB)),
-}
-_REGIONAL_TIERS = frozenset({"ENTERPRISE", "REGIONAL"})
-_NFS_V41_TIERS = frozenset({"ZONAL", "REGIONAL", "ENTERPRISE"})
-_PROTOCOLS = {"NFS_V3", "NFS_V4_1"}
-_CONNECT_MODES = {"DIRECT_PEERING", "PRIVATE_SERVICE_ACCESS"}
-#: Size of the block carved out of ``reserved-ipv4-cidr`` for one instance, per tier.
-_IP_RANGE_PREFIX = {"BASIC_HDD": 29, "BASIC_SSD": 29, "ENTERPRISE": 26, "REGIONAL": 26}
-_IP_RANGE_PREFIX_DEFAULT = 24
-#: Instance states in which waiting is the answer.
-_TRANSIENT_STATES = frozenset({"CREATING", "REPAIRING", "RESTORING", "REVERTING", "PROMOTING"})
-
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_MAX_LABELS = 64
 
 _T = TypeVar("_T")
 _RPC = csi_pb2.ControllerServiceCapability.RPC
@@ -116,156 +53,6 @@ CONTROLLER_CAPABILITIES = (
 
 def _error(code: grpc.StatusCode, message: str) -> CsiError:
     return CsiError(code, message)
-
-
-# --- parameters --------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VolumeParams:
-    """A StorageClass's parameters, checked."""
-
-    tier: str = "BASIC_HDD"
-    network: str = "default"
-    connect_mode: str = "DIRECT_PEERING"
-    reserved_ip_range: str | None = None
-    reserved_ipv4_cidr: str | None = None
-    kms_key: str | None = None
-    protocol: str = "NFS_V3"
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-def parse_volume_params(params: Mapping[str, str], driver_name: str) -> VolumeParams:
-    """Check CreateVolume parameters (keys case-insensitive); unknown keys are INVALID_ARGUMENT."""
-    validation.check_map(params, "parameters")
-    values: dict[str, str] = {}
-    user_labels: dict[str, str] = {}
-    labels = {LABEL_CREATED_BY: _label_value(driver_name.replace(".", "_"))}
-    for raw_key, value in params.items():
-        key = raw_key.lower()
-        if key in _METADATA_LABELS:
-            labels[_METADATA_LABELS[key]] = _label_value(value)
-        elif key == P_LABELS:
-            user_labels = parse_labels(value)
-        elif key in (
-            P_TIER,
-            P_NETWORK,
-            P_CONNECT_MODE,
-            P_RESERVED_IP_RANGE,
-            P_RESERVED_IPV4_CIDR,
-            P_KMS_KEY,
-            P_PROTOCOL,
-        ):
-            values[key] = value
-        else:
-            raise validation.invalid(f"parameters: unknown parameter {raw_key!r}")
-    for key in user_labels:
-        if key in labels:
-            raise validation.invalid(f"parameters: label {key!r} is reserved for the driver")
-    labels.update(user_labels)
-
-    tier = _TIERS.get(values.get(P_TIER, "standard").lower())
-    if tier is None:
-        raise validation.invalid(f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(_TIERS)})")
-    connect_mode = values.get(P_CONNECT_MODE, "DIRECT_PEERING").upper()
-    if connect_mode not in _CONNECT_MODES:
-        raise validation.invalid(f"parameters: connect-mode must be one of {sorted(_CONNECT_MODES)}")
-    protocol = values.get(P_PROTOCOL, "NFS_V3").upper().replace(".", "_")
-    if protocol not in _PROTOCOLS:
-        raise validation.invalid(f"parameters: protocol must be one of {sorted(_PROTOCOLS)}")
-    if protocol == "NFS_V4_1" and tier not in _NFS_V41_TIERS:
-        raise validation.invalid(f"parameters: NFS_V4_1 needs one of the tiers {sorted(_NFS_V41_TIERS)}")
-    ip_range = values.get(P_RESERVED_IP_RANGE) or None
-    cidr = values.get(P_RESERVED_IPV4_CIDR) or None
-    if ip_range and cidr:
-        raise validation.invalid("parameters: give reserved-ip-range or reserved-ipv4-cidr, not both")
-    if connect_mode == "PRIVATE_SERVICE_ACCESS":
-        if cidr or (ip_range and _is_cidr(ip_range)):
-            raise validation.invalid(
-                "parameters: with PRIVATE_SERVICE_ACCESS, reserved-ip-range must name an allocated range"
-            )
-    elif ip_range and not _is_cidr(ip_range):
-        raise validation.invalid("parameters: reserved-ip-range must be a CIDR block with DIRECT_PEERING")
-    if cidr and not _is_cidr(cidr):
-        raise validation.invalid("parameters: reserved-ipv4-cidr must be a CIDR block")
-    return VolumeParams(
-        tier=tier,
-        network=values.get(P_NETWORK) or "default",
-        connect_mode=connect_mode,
-        reserved_ip_range=ip_range,
-        reserved_ipv4_cidr=cidr,
-        kms_key=values.get(P_KMS_KEY) or None,
-        protocol=protocol,
-        labels=labels,
-    )
-
-
-def parse_labels(text: str) -> dict[str, str]:
-    """``k1=v1,k2=v2`` checked against GCP's label rules."""
-    labels: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
-            raise validation.invalid(
-                f"parameters: label {item!r} is not key=value with a lowercase key of at most 63 "
-                "characters [a-z0-9_-] starting with a letter, and a value of at most 63 [a-z0-9_-]"
-            )
-        if key in labels:
-            raise validation.invalid(f"parameters: label {key!r} is given twice")
-        labels[key] = value
-    if len(labels) > _MAX_LABELS:
-        raise validation.invalid(f"parameters: more than {_MAX_LABELS} labels")
-    return labels
-
-
-def _label_value(text: str) -> str:
-    """A metadata value (a Kubernetes name) made into a valid label value."""
-    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
-
-
-def _is_cidr(text: str) -> bool:
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return "/" in text
-
-
-# --- capacity ----------------------------------------------------------------
-
-
-def pick_capacity_gib(tier: str, capacity_range: csi_pb2.CapacityRange | None, floor_gib: int = 0) -> int:
-    """The smallest size (GiB) the tier allows within the range; OUT_OF_RANGE when there is none.
-
-    No range gives the tier's minimum; a required size below the minimum is
-    rounded up to it (or to ``floor_gib``, e.g. a backup's size).
-    """
-    required = capacity_range.required_bytes if capacity_range is not None else 0
-    limit = capacity_range.limit_bytes if capacity_range is not None else 0
-    if required < 0 or limit < 0:
-        raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
-    if limit and required > limit:
-        raise _error(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
-    wanted = max(-(-required // GIB), floor_gib)
-    for low, high in TIER_CAPACITY_GIB[tier]:
-        size = max(wanted, low)
-        if size <= high and (not limit or size * GIB <= limit):
-            return size
-    bands = ", ".join(f"{low}-{high} GiB" for low, high in TIER_CAPACITY_GIB[tier])
-    raise _error(
-        grpc.StatusCode.OUT_OF_RANGE,
-        f"no size for tier {tier} ({bands}) fits required_bytes {required} and limit_bytes {limit}",
-    )
-
-
-def _fits(capacity_gib: int, capacity_range: csi_pb2.CapacityRange | None) -> bool:
-    if capacity_range is None:
-        return True
-    size = capacity_gib * GIB
-    return size >= capacity_range.required_bytes and (
-        not capacity_range.limit_bytes or size <= capacity_range.limit_bytes
-    )
 
 
 # --- the servicer ------------------------------------------------------------
@@ -288,8 +75,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self._zone = zone
         self._locks = locks
         self._timeout = operation_timeout
-        self._ip_mutex = threading.Lock()
-        self._ip_reserving: set[ipaddress.IPv4Network | ipaddress.IPv6Network] = set()
+        self._reserved_ips = ReservedIpAllocator(cloud)
 
     def check_cloud(self) -> str | None:
         """A readiness check: None when the cloud answers a cheap call (a NOT_FOUND counts)."""
@@ -307,36 +93,36 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     ) -> csi_pb2.CreateVolumeResponse:
         name = validation.check_string(request.name, "name")
         validation.check_capabilities(request.volume_capabilities)
-        params = parse_volume_params(request.parameters, self._driver_name)
+        volume_params = params.parse_volume_params(request.parameters, self._driver_name)
         source_ref = self._content_source(request)
         capacity_range = request.capacity_range if request.HasField("capacity_range") else None
-        pick_capacity_gib(params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
-        zone, zones = self._pick_zones(request.accessibility_requirements, params.tier)
-        location = region_of(zone) if params.tier in _REGIONAL_TIERS else zone
+        pick_capacity_gib(volume_params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
+        zone, zones = self._pick_zones(request.accessibility_requirements, volume_params.tier)
+        location = region_of(zone) if volume_params.tier in REGIONAL_TIERS else zone
         ref = VolumeRef(location, cloud_name(name))
 
         with self._locks.acquire(ref.instance):
             source: Backup | None = None
             if source_ref is not None:
                 source = self._source_backup(source_ref)
-            size = pick_capacity_gib(params.tier, capacity_range, source.capacity_gib if source else 0)
+            size = pick_capacity_gib(volume_params.tier, capacity_range, source.capacity_gib if source else 0)
             wanted = Instance(
                 name=ref.instance,
                 location=location,
-                tier=params.tier,
+                tier=volume_params.tier,
                 capacity_gib=size,
-                network=params.network,
-                connect_mode=params.connect_mode,
-                reserved_ip_range=params.reserved_ip_range,
+                network=volume_params.network,
+                connect_mode=volume_params.connect_mode,
+                reserved_ip_range=volume_params.reserved_ip_range,
                 share_name=ref.share,
-                labels=params.labels,
-                protocol=params.protocol,
-                kms_key=params.kms_key,
+                labels=volume_params.labels,
+                protocol=volume_params.protocol,
+                kms_key=volume_params.kms_key,
                 source_backup=source.name if source else None,
             )
             instance = self._find_instance(location, ref.instance)
             if instance is None:
-                instance = self._create(wanted, params.reserved_ipv4_cidr)
+                instance = self._create(wanted, volume_params.reserved_ipv4_cidr)
             self._check_compatible(name, instance, wanted, capacity_range)
             _check_ready(name, instance)
         volume = self._volume(instance, zones)
@@ -380,7 +166,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 "no zone: give accessibility_requirements or start the driver with --zone"
             )
         zone = candidates[0]
-        if tier not in _REGIONAL_TIERS:
+        if tier not in REGIONAL_TIERS:
             return zone, [zone]
         region = region_of(zone)
         requested = [z for z in dict.fromkeys(preferred + requisite) if region_of(z) == region]
@@ -395,7 +181,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise
 
     def _create(self, wanted: Instance, cidr: str | None) -> Instance:
-        with self._reserved_range(wanted, cidr) as ip_range:
+        with self._reserved_ips.reserve(wanted, cidr) as ip_range:
             if ip_range:
                 wanted = dataclasses.replace(wanted, reserved_ip_range=ip_range)
             try:
@@ -411,42 +197,6 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise _error(grpc.StatusCode.ABORTED, f"instance {wanted.name} appeared and vanished; retry")
         return found
 
-    @contextmanager
-    def _reserved_range(self, wanted: Instance, cidr: str | None) -> Iterator[str | None]:
-        """A free block of ``cidr`` for the instance, held against concurrent creates until it exists."""
-        if not cidr:
-            yield None
-            return
-        prefix = _IP_RANGE_PREFIX.get(wanted.tier, _IP_RANGE_PREFIX_DEFAULT)
-        network = ipaddress.ip_network(cidr, strict=False)
-        if network.prefixlen > prefix:
-            raise validation.invalid(f"parameters: reserved-ipv4-cidr {cidr} is smaller than a /{prefix}")
-        used = [
-            ipaddress.ip_network(other.reserved_ip_range, strict=False)
-            for other in self._cloud.list_instances("-")
-            if other.network == wanted.network
-            and other.reserved_ip_range
-            and _is_cidr(other.reserved_ip_range)
-        ]
-        with self._ip_mutex:
-            taken = used + list(self._ip_reserving)
-            block = next(
-                (
-                    sub
-                    for sub in network.subnets(new_prefix=prefix)
-                    if not any(sub.version == t.version and sub.overlaps(t) for t in taken)
-                ),
-                None,
-            )
-            if block is None:
-                raise _error(grpc.StatusCode.RESOURCE_EXHAUSTED, f"no free /{prefix} block left in {cidr}")
-            self._ip_reserving.add(block)
-        try:
-            yield str(block)
-        finally:
-            with self._ip_mutex:
-                self._ip_reserving.discard(block)
-
     def _check_compatible(
         self, name: str, found: Instance, wanted: Instance, capacity_range: csi_pb2.CapacityRange | None
     ) -> None:
@@ -454,7 +204,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             what
             for what, ok in (
                 ("tier", found.tier == wanted.tier),
-                ("capacity", _fits(found.capacity_gib, capacity_range)),
+                ("capacity", fits(found.capacity_gib, capacity_range)),
                 ("network", not found.network or found.network == wanted.network),
                 ("connect-mode", not found.connect_mode or found.connect_mode == wanted.connect_mode),
                 ("protocol", not found.protocol or found.protocol == wanted.protocol),
@@ -472,7 +222,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def _volume(self, instance: Instance, zones: Sequence[str] | None = None) -> csi_pb2.Volume:
         ref = VolumeRef(instance.location, instance.name, instance.share_name)
         if zones is None:
-            zones = [instance.location] if instance.tier not in _REGIONAL_TIERS else []
+            zones = [instance.location] if instance.tier not in REGIONAL_TIERS else []
         return csi_pb2.Volume(
             volume_id=ref.volume_id,
             capacity_bytes=instance.capacity_gib * GIB,
@@ -536,7 +286,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ListVolumes(
         self, request: csi_pb2.ListVolumesRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ListVolumesResponse:
-        created_by = _label_value(self._driver_name.replace(".", "_"))
+        created_by = params.created_by(self._driver_name)
         volumes = sorted(
             (
                 self._volume(instance)
@@ -575,7 +325,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if instance.state != "READY":
                 code = (
                     grpc.StatusCode.UNAVAILABLE
-                    if instance.state in _TRANSIENT_STATES
+                    if instance.state in TRANSIENT_STATES
                     else grpc.StatusCode.FAILED_PRECONDITION
                 )
                 raise _error(code, f"volume {volume_id} is {instance.state}, not READY")
@@ -593,13 +343,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     ) -> csi_pb2.CreateSnapshotResponse:
         name = validation.check_string(request.name, "name")
         volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=1024)
-        _check_snapshot_params(request.parameters)
+        check_snapshot_params(request.parameters)
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
         region = region_of(ref.location)
         prefix = len(BackupRef(self._cloud.project, region, "").snapshot_id)
-        backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(63, MAX_ID_BYTES - prefix)))
+        backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix)))
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
             instance = self._existing(volume_id)
             source = f"projects/{self._cloud.project}/locations/{ref.location}/instances/{ref.instance}"
@@ -712,22 +462,11 @@ def _zones(topologies: Iterable[csi_pb2.Topology], field_name: str) -> list[str]
 def _check_ready(name: str, instance: Instance) -> None:
     if instance.state in ("", "READY"):
         return
-    if instance.state in _TRANSIENT_STATES:
+    if instance.state in TRANSIENT_STATES:
         raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {name} is {instance.state}; retry later")
     if instance.state == "DELETING":
         raise _error(grpc.StatusCode.ABORTED, f"volume {name} is being deleted; retry later")
     raise _error(grpc.StatusCode.INTERNAL, f"volume {name} is in state {instance.state}")
-
-
-def _check_snapshot_params(params: Mapping[str, str]) -> None:
-    validation.check_map(params, "parameters")
-    for key, value in params.items():
-        lowered = key.lower()
-        if lowered == P_SNAPSHOT_TYPE:
-            if value.lower() != "backup":
-                raise validation.invalid("parameters: only snapshots of type 'backup' are supported")
-        elif lowered not in _SNAPSHOT_METADATA:
-            raise validation.invalid(f"parameters: unknown parameter {key!r}")
 
 
 def _snapshot(backup: Backup, share: str) -> csi_pb2.Snapshot:

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from csi.filestore import CTX_VOLUME, TOPOLOGY_KEY_ZONE
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.version import DEFAULT_DRIVER_NAME
 
@@ -194,7 +195,7 @@ class _Demo:
                 volume_capabilities=[cap],
                 parameters={"tier": "standard", "network": "default"},
                 accessibility_requirements=csi_pb2.TopologyRequirement(
-                    preferred=[csi_pb2.Topology(segments={"topology.gke.io/zone": self.zone})]
+                    preferred=[csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: self.zone})]
                 ),
             ),
             timeout=30,
@@ -223,7 +224,7 @@ class _Demo:
                 _say("    the NFS mount failed (is an NFS server behind the emulator's address?): "
                      "staging a tmpfs stand-in so the publish path can be shown")
             os.makedirs(staging, exist_ok=True)
-            mounter.mount("stand-in-for-" + volume.volume_context.get("volume", "share"), staging, "tmpfs",
+            mounter.mount("stand-in-for-" + volume.volume_context.get(CTX_VOLUME, "share"), staging, "tmpfs",
                           ["size=64m"])
         self._show_mounts(root, table_cls)
 

@@ -21,7 +21,6 @@ import errno
 import ipaddress
 import logging
 import os
-import re
 import stat
 from collections.abc import Callable, Mapping
 from typing import TypeVar
@@ -30,6 +29,16 @@ import grpc
 
 from csi import paths
 from csi.errors import CsiError
+from csi.filestore import (
+    CTX_IP,
+    CTX_PROTOCOL,
+    CTX_VOLUME,
+    DEFAULT_PROTOCOL,
+    NFS_VERSIONS,
+    SHARE_NAME_MAX_LEN,
+    TOPOLOGY_KEY_ZONE,
+    is_share_name,
+)
 from csi.locks import VolumeLocks
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.validation import check_capability, check_map, check_string, invalid, is_readonly
@@ -41,11 +50,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TOPOLOGY_ZONE_KEY = "topology.gke.io/zone"
-#: A Filestore file share name, as the Filestore API accepts it.
-_SHARE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-#: volume_context fileProtocol → the NFS version the share is mounted with.
-NFS_VERSIONS = {"NFS_V3": "3", "NFS_V4_1": "4.1"}
 #: An NFS mount may legitimately take far longer than a probe (rpcbind and mountd round trips, a
 #: loaded server): its deadline is this many probe timeouts, and never under MOUNT_TIMEOUT_MIN
 #: seconds. A mount still running at its deadline finishes on its own thread; the retry that
@@ -66,7 +70,7 @@ _Usage = csi_pb2.VolumeUsage
 def nfs_share(context: Mapping[str, str]) -> tuple[str, str]:
     """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``."""
     check_map(context, "volume_context")
-    ip, share = context.get("ip", ""), context.get("volume", "")
+    ip, share = context.get(CTX_IP, ""), context.get(CTX_VOLUME, "")
     if not ip:
         raise invalid("volume_context.ip is required")
     try:
@@ -75,9 +79,12 @@ def nfs_share(context: Mapping[str, str]) -> tuple[str, str]:
         raise invalid(f"volume_context.ip {ip!r} is not an IPv4 or IPv6 address") from None
     if not share:
         raise invalid("volume_context.volume is required")
-    if not _SHARE_NAME.fullmatch(share):
-        raise invalid(f"volume_context.volume {share!r} is not a file share name ([A-Za-z][A-Za-z0-9_]{{0,63}})")
-    protocol = context.get("fileProtocol", "") or "NFS_V3"
+    if not is_share_name(share):
+        raise invalid(
+            f"volume_context.volume {share!r} is not a file share name "
+            f"([a-z][a-z0-9_]*, at most {SHARE_NAME_MAX_LEN} characters)"
+        )
+    protocol = context.get(CTX_PROTOCOL, "") or DEFAULT_PROTOCOL
     if protocol not in NFS_VERSIONS:
         raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
     host = f"[{addr}]" if addr.version == 6 else str(addr)
@@ -355,7 +362,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         return csi_pb2.NodeGetInfoResponse(
             node_id=self.node_id,
             max_volumes_per_node=0,
-            accessible_topology=csi_pb2.Topology(segments={TOPOLOGY_ZONE_KEY: self.zone}),
+            accessible_topology=csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: self.zone}),
         )
 
 

@@ -13,14 +13,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from csi.filestore import LOCATION, RESOURCE_ID, RESOURCE_ID_MAX_LEN, is_share_name
+
 MODE_INSTANCE = "modeInstance"
 DEFAULT_SHARE = "vol1"
 #: CSI's size limit for ids we hand out.
 MAX_ID_BYTES = 128
 
-_RESOURCE_NAME = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
-_LOCATION = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
-_SHARE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 _BACKUP = re.compile(r"^projects/([^/]+)/locations/([^/]+)/backups/([^/]+)$")
 _INSTANCE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/instances/([^/]+)$")
 _HASH_CHARS = 8
@@ -46,7 +45,7 @@ class VolumeRef:
         if len(parts) != 4 or parts[0] != MODE_INSTANCE:
             return None
         _, location, instance, share = parts
-        if not (_LOCATION.match(location) and _RESOURCE_NAME.match(instance) and _SHARE.match(share)):
+        if not (LOCATION.match(location) and RESOURCE_ID.match(instance) and is_share_name(share)):
             return None
         return cls(location, instance, share)
 
@@ -74,19 +73,19 @@ class BackupRef:
     def parse(cls, snapshot_id: str) -> BackupRef | None:
         """The reference in ``snapshot_id``, or None when it is not a backup name."""
         match = _BACKUP.match(snapshot_id)
-        if not match or not _RESOURCE_NAME.match(match.group(3)) or not _LOCATION.match(match.group(2)):
+        if not match or not RESOURCE_ID.match(match.group(3)) or not LOCATION.match(match.group(2)):
             return None
         return cls(match.group(1), match.group(2), match.group(3))
 
 
-def cloud_name(csi_name: str, max_len: int = 63) -> str:
+def cloud_name(csi_name: str, max_len: int = RESOURCE_ID_MAX_LEN) -> str:
     """A Filestore resource id for a CSI name: ``[a-z]([-a-z0-9]*[a-z0-9])?``, at most ``max_len``.
 
     A name that is already valid is kept as is.  Any other is lowercased, has
     other characters turned into ``-`` and gets a hash of the original name as
     a suffix, so two CSI names never share an id and long names still fit.
     """
-    if len(csi_name) <= max_len and _RESOURCE_NAME.match(csi_name):
+    if len(csi_name) <= max_len and RESOURCE_ID.match(csi_name):
         return csi_name
     digest = hashlib.sha256(csi_name.encode()).hexdigest()[:_HASH_CHARS]
     base = re.sub(r"[^a-z0-9]+", "-", csi_name.lower()).strip("-")
@@ -95,8 +94,3 @@ def cloud_name(csi_name: str, max_len: int = 63) -> str:
     base = base[: max_len - _HASH_CHARS - 1].rstrip("-")
     return f"{base}-{digest}"
 
-
-def region_of(location: str) -> str:
-    """The region of a zone (``us-central1-c`` → ``us-central1``); a region is returned as is."""
-    head, _, tail = location.rpartition("-")
-    return head if head and len(tail) == 1 and tail.isalpha() else location

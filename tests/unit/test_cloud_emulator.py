@@ -86,6 +86,30 @@ def test_already_exists_and_validation(cloud: GcpFilestore) -> None:
     assert err.value.kind is ErrorKind.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize(
+    ("changes", "ok"),
+    [
+        ({"capacity_gib": 65433}, True),
+        ({"capacity_gib": 65434}, False),  # past 63.9 TiB
+        ({"tier": "ZONAL", "capacity_gib": 9984}, True),
+        ({"tier": "ZONAL", "capacity_gib": 10000}, False),  # between ZONAL's two bands
+        ({"share_name": "s" * 16}, True),
+        ({"share_name": "s" * 17}, False),  # basic tiers: at most 16
+        ({"tier": "ZONAL", "share_name": "s" * 63}, True),
+        ({"tier": "ZONAL", "share_name": "s" * 64}, False),
+    ],
+)
+def test_emulator_enforces_the_filestore_facts(cloud: GcpFilestore, changes: dict[str, object], ok: bool) -> None:
+    """The emulator refuses exactly what csi.filestore says Filestore refuses."""
+    wanted = _inst("vol-f", **changes)
+    if ok:
+        assert cloud.create_instance(wanted, wait=10).capacity_gib == wanted.capacity_gib
+        return
+    with pytest.raises(CloudError) as err:
+        cloud.create_instance(wanted, wait=10)
+    assert err.value.kind is ErrorKind.INVALID_ARGUMENT
+
+
 def test_backup_and_restore(cloud: GcpFilestore) -> None:
     cloud.create_instance(_inst("src"), wait=10)
     source = instance_name("proj", ZONE, "src")

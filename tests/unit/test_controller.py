@@ -10,9 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from csi.capacity import pick_capacity_gib
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.cloud.gcp import GcpFilestore
-from csi.controller import GIB, ControllerServicer, pick_capacity_gib
+from csi.controller import ControllerServicer
+from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks
 from csi.proto import csi_pb2, csi_pb2_grpc

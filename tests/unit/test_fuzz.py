@@ -22,10 +22,11 @@ from reliability import report, size
 from csi.cloud import FilestoreCloud
 from csi.controller import ControllerServicer
 from csi.errors import CsiError, to_status
+from csi.filestore import RESOURCE_ID
 from csi.locks import VolumeLocks
 from csi.node import NodeServicer
 from csi.proto import csi_pb2
-from csi.volume_id import _RESOURCE_NAME, BackupRef, VolumeRef, cloud_name
+from csi.volume_id import BackupRef, VolumeRef, cloud_name
 from mountkit.errors import InvalidOptionError, MountError
 from mountkit.fake import FakeMounter
 from mountkit.nfs import build_mount, parse_source
@@ -317,7 +318,7 @@ def test_fuzz_volume_and_snapshot_ids(text: str) -> None:
     if backup is not None:
         assert backup.snapshot_id == text
     name = cloud_name(text)
-    assert _RESOURCE_NAME.match(name) and len(name) <= 63
+    assert RESOURCE_ID.match(name) and len(name) <= 63
 
 
 path_parts = st.lists(st.sampled_from(["pods", "uid", "..", ".", "", "mount", "a,b", "x\0", "/etc", "plugins"]),

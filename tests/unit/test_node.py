@@ -17,6 +17,7 @@ import grpc
 import pytest
 
 from csi.errors import CsiError, to_status
+from csi.filestore import SHARE_NAME_MAX_LEN
 from csi.locks import VolumeLocks
 from csi.node import NodeServicer, nfs_share
 from csi.proto import csi_pb2
@@ -417,7 +418,7 @@ def test_capabilities_info_and_expand(node: Node) -> None:
 
 
 def test_nfs_share_accepts_the_longest_share_name() -> None:
-    name = "a" + "b" * 63
+    name = "a" + "b" * (SHARE_NAME_MAX_LEN - 1)
     assert nfs_share({"ip": "192.168.1.1", "volume": name}) == (f"192.168.1.1:/{name}", "3")
     with pytest.raises(CsiError):
         nfs_share({"ip": "192.168.1.1", "volume": name + "c"})

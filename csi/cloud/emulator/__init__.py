@@ -5,6 +5,6 @@
 """
 
 from csi.cloud.emulator.server import start_emulator
-from csi.cloud.emulator.state import CAPACITY_LIMITS_GIB, EmulatorState
+from csi.cloud.emulator.state import EmulatorState
 
-__all__ = ["CAPACITY_LIMITS_GIB", "EmulatorState", "start_emulator"]
+__all__ = ["EmulatorState", "start_emulator"]

@@ -28,6 +28,16 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from csi.cloud import Instance
+from csi.filestore import (
+    BASIC_TIERS,
+    LEGACY_TIERS,
+    RESOURCE_ID,
+    TIER_CAPACITY_GIB,
+    canonical_tier,
+    capacity_band,
+    is_share_name,
+    region_of,
+)
 
 InstancePb = filestore_v1.Instance.pb()
 BackupPb = filestore_v1.Backup.pb()
@@ -35,22 +45,9 @@ _Tier = filestore_v1.Instance.Tier
 _InstanceState = filestore_v1.Instance.State
 _BackupState = filestore_v1.Backup.State
 
-# (min, max) GiB of one file share per tier, from the Filestore service tiers documentation.
-CAPACITY_LIMITS_GIB: dict[int, tuple[int, int]] = {
-    _Tier.STANDARD: (100, 65434),
-    _Tier.BASIC_HDD: (100, 65434),
-    _Tier.PREMIUM: (2560, 65434),
-    _Tier.BASIC_SSD: (2560, 65434),
-    _Tier.HIGH_SCALE_SSD: (10240, 102400),
-    _Tier.ZONAL: (1024, 102400),
-    _Tier.REGIONAL: (100, 102400),
-    _Tier.ENTERPRISE: (1024, 10240),
-}
-_BASIC = {_Tier.STANDARD, _Tier.BASIC_HDD, _Tier.PREMIUM, _Tier.BASIC_SSD}
-_RESOURCE_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
-_SHARE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+#: The tiers the emulator serves (every tier with capacity bands, and the legacy names).
+SUPPORTED_TIERS = frozenset(_Tier.__members__[name] for name in (*TIER_CAPACITY_GIB, *LEGACY_TIERS))
 _PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
-_ZONE = re.compile(r"^([a-z]+-[a-z]+\d+)-[a-z]$")
 MAX_PAGE_SIZE = 500
 
 InstanceHook = Callable[[Instance], None]
@@ -89,12 +86,6 @@ class _Events:
     deleted: list[Instance] = field(default_factory=list)
 
 
-def region_of(location: str) -> str:
-    """us-central1-c -> us-central1; a region stays as it is."""
-    m = _ZONE.match(location)
-    return m.group(1) if m else location
-
-
 def _now_pb() -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
     ts.GetCurrentTime()
@@ -115,7 +106,7 @@ def _parent(parent: str, *, allow_any: bool) -> tuple[str, str]:
 
 
 def _check_id(kind: str, value: str) -> None:
-    if not _RESOURCE_ID.match(value):
+    if not RESOURCE_ID.match(value):
         raise ApiError(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{kind} id {value!r} must be 1-63 characters of lower-case letters, digits and hyphens, "
@@ -323,12 +314,12 @@ class EmulatorState:
         _check_id("instance", request.instance_id)
         spec = request.instance
         name = f"{request.parent}/instances/{request.instance_id}"
-        if spec.tier not in CAPACITY_LIMITS_GIB:
+        if spec.tier not in SUPPORTED_TIERS:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "instance.tier must be set to a supported tier")
         if len(spec.file_shares) != 1:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "exactly one file share is required")
         share = spec.file_shares[0]
-        if not _SHARE_NAME.match(share.name):
+        if not is_share_name(share.name, _Tier(spec.tier).name):
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid file share name {share.name!r}")
         self._check_capacity(spec.tier, share.capacity_gb)
         if len(spec.networks) != 1 or not spec.networks[0].network:
@@ -381,11 +372,12 @@ class EmulatorState:
         return self._start(location, project, name, "create", complete, abort)
 
     def _check_capacity(self, tier: int, capacity_gb: int) -> None:
-        low, high = CAPACITY_LIMITS_GIB[tier]
-        if not low <= capacity_gb <= high:
+        name = _Tier(tier).name
+        if capacity_band(name, capacity_gb) is None:
+            bands = ", ".join(f"{low}..{high}" for low, high in TIER_CAPACITY_GIB[canonical_tier(name)])
             raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT,
-                f"capacity {capacity_gb} GiB is outside {low}..{high} GiB for tier {_Tier(tier).name}",
+                f"capacity {capacity_gb} GiB is outside {bands} GiB for tier {name}",
             )
 
     def _check_capacity_quota(self, extra_gb: int) -> None:
@@ -406,7 +398,7 @@ class EmulatorState:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share")
         new_gb, old_gb = shares[0].capacity_gb, inst.file_shares[0].capacity_gb
         self._check_capacity(inst.tier, new_gb)
-        if new_gb < old_gb and inst.tier in _BASIC:
+        if new_gb < old_gb and canonical_tier(_Tier(inst.tier).name) in BASIC_TIERS:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "basic tier capacity cannot be decreased")
         self._check_capacity_quota(new_gb - old_gb)
         project, location = inst.name.split("/")[1], inst.name.split("/")[3]

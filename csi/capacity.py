@@ -1,0 +1,44 @@
+"""Capacity: the size (GiB) to give a volume, from a CSI CapacityRange and the tier's bands."""
+
+from __future__ import annotations
+
+import grpc
+
+from csi import validation
+from csi.errors import CsiError
+from csi.filestore import GIB, TIER_CAPACITY_GIB
+from csi.proto import csi_pb2
+
+
+def pick_capacity_gib(tier: str, capacity_range: csi_pb2.CapacityRange | None, floor_gib: int = 0) -> int:
+    """The smallest size (GiB) the tier allows within the range; OUT_OF_RANGE when there is none.
+
+    No range gives the tier's minimum; a required size below the minimum is
+    rounded up to it (or to ``floor_gib``, e.g. a backup's size).
+    """
+    required = capacity_range.required_bytes if capacity_range is not None else 0
+    limit = capacity_range.limit_bytes if capacity_range is not None else 0
+    if required < 0 or limit < 0:
+        raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
+    if limit and required > limit:
+        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+    wanted = max(-(-required // GIB), floor_gib)
+    for low, high in TIER_CAPACITY_GIB[tier]:
+        size = max(wanted, low)
+        if size <= high and (not limit or size * GIB <= limit):
+            return size
+    bands = ", ".join(f"{low}-{high} GiB" for low, high in TIER_CAPACITY_GIB[tier])
+    raise CsiError(
+        grpc.StatusCode.OUT_OF_RANGE,
+        f"no size for tier {tier} ({bands}) fits required_bytes {required} and limit_bytes {limit}",
+    )
+
+
+def fits(capacity_gib: int, capacity_range: csi_pb2.CapacityRange | None) -> bool:
+    """Whether an existing size satisfies a CapacityRange (an idempotent CreateVolume's check)."""
+    if capacity_range is None:
+        return True
+    size = capacity_gib * GIB
+    return size >= capacity_range.required_bytes and (
+        not capacity_range.limit_bytes or size <= capacity_range.limit_bytes
+    )

@@ -1,0 +1,77 @@
+"""Filestore's facts, pinned to the documented values, and every user agreeing with them."""
+
+from __future__ import annotations
+
+import pytest
+
+from csi.capacity import pick_capacity_gib
+from csi.filestore import (
+    GIB,
+    SHARE_NAME_MAX_LEN,
+    SHARE_NAME_MAX_LEN_BASIC,
+    TIER_CAPACITY_GIB,
+    capacity_band,
+    is_share_name,
+    region_of,
+)
+from csi.proto import csi_pb2
+from csi.volume_id import VolumeRef
+
+
+def test_basic_tiers_end_at_63_9_tib_in_whole_gib() -> None:
+    # 63.9 TiB = 65433.6 GiB: 65433 fits, 65434 would exceed the documented maximum.
+    for tier in ("BASIC_HDD", "BASIC_SSD"):
+        assert TIER_CAPACITY_GIB[tier][-1][1] == 65433
+        assert capacity_band(tier, 65433) is not None
+        assert capacity_band(tier, 65434) is None
+    assert capacity_band("STANDARD", 65434) is None  # the legacy name means BASIC_HDD
+
+
+def test_zonal_has_a_gap_between_its_bands() -> None:
+    assert capacity_band("ZONAL", 9984) == (1024, 9984)
+    assert capacity_band("ZONAL", 10000) is None
+    assert capacity_band("ZONAL", 10240) == (10240, 102400)
+
+
+@pytest.mark.parametrize(
+    ("name", "tier", "ok"),
+    [
+        ("vol1", "BASIC_HDD", True),
+        ("a" * SHARE_NAME_MAX_LEN_BASIC, "BASIC_SSD", True),
+        ("a" * (SHARE_NAME_MAX_LEN_BASIC + 1), "BASIC_HDD", False),
+        ("a" * (SHARE_NAME_MAX_LEN_BASIC + 1), "PREMIUM", False),
+        ("a" * (SHARE_NAME_MAX_LEN_BASIC + 1), "ENTERPRISE", True),
+        ("a" * SHARE_NAME_MAX_LEN, "ZONAL", True),
+        ("a" * (SHARE_NAME_MAX_LEN + 1), "ZONAL", False),
+        ("a" * SHARE_NAME_MAX_LEN, None, True),
+        ("Vol1", "ZONAL", False),
+        ("1vol", "ZONAL", False),
+        ("vol-1", "ZONAL", False),
+        ("", None, False),
+    ],
+)
+def test_share_name_rule(name: str, tier: str | None, ok: bool) -> None:
+    """FileShareConfig.name: [a-z0-9_], a letter first, 1-16 on basic tiers and 1-63 on the rest."""
+    assert (SHARE_NAME_MAX_LEN_BASIC, SHARE_NAME_MAX_LEN) == (16, 63)
+    assert is_share_name(name, tier) is ok
+
+
+def test_volume_ids_accept_every_share_name_the_api_accepts() -> None:
+    share = "a" * SHARE_NAME_MAX_LEN
+    assert VolumeRef.parse(VolumeRef("us-central1-a", "inst", share).volume_id) is not None
+    assert VolumeRef.parse(VolumeRef("us-central1-a", "inst", share + "a").volume_id) is None
+
+
+@pytest.mark.parametrize(
+    ("location", "region"),
+    [("us-central1-c", "us-central1"), ("us-central1", "us-central1"), ("europe-west4-a", "europe-west4")],
+)
+def test_region_of(location: str, region: str) -> None:
+    assert region_of(location) == region
+
+
+def test_the_driver_picks_every_band_edge() -> None:
+    for tier, bands in TIER_CAPACITY_GIB.items():
+        for low, high in bands:
+            assert pick_capacity_gib(tier, csi_pb2.CapacityRange(required_bytes=high * GIB)) == high
+            assert pick_capacity_gib(tier, csi_pb2.CapacityRange(required_bytes=low * GIB, limit_bytes=low * GIB)) == low
