@@ -30,7 +30,8 @@ DEFAULT_TIER_ALIAS = "standard"
 LEGACY_TIERS = {"STANDARD": "BASIC_HDD", "PREMIUM": "BASIC_SSD"}
 
 #: Capacity bands per tier, in whole GiB (a size must fall inside one band).  The basic tiers end at
-#: 63.9 TiB = 65433.6 GiB, so the largest whole size is 65433 GiB.
+#: 63.9 TiB = 65433.6 GiB, so the largest whole size is 65433 GiB; BASIC_HDD starts at 100 GiB when
+#: provisioned through a CSI driver on GKE (1 TiB otherwise).
 TIER_CAPACITY_GIB: dict[str, tuple[tuple[int, int], ...]] = {
     "BASIC_HDD": ((100, 639 * _TIB // 10),),
     "BASIC_SSD": ((5 * _TIB // 2, 639 * _TIB // 10),),
@@ -51,6 +52,9 @@ DEFAULT_PROTOCOL = "NFS_V3"
 #: Tiers that offer NFSv4.1.
 NFS_V41_TIERS = frozenset({"ZONAL", "REGIONAL", "ENTERPRISE"})
 CONNECT_MODES = frozenset({"DIRECT_PEERING", "PRIVATE_SERVICE_ACCESS"})
+DEFAULT_CONNECT_MODE = "DIRECT_PEERING"
+#: The VPC network an instance joins when none is named.
+DEFAULT_NETWORK = "default"
 #: Prefix length of the block an instance takes from a reserved range, per tier.
 IP_RANGE_PREFIX = {"BASIC_HDD": 29, "BASIC_SSD": 29, "ENTERPRISE": 26, "REGIONAL": 26}
 IP_RANGE_PREFIX_DEFAULT = 24
@@ -65,6 +69,8 @@ RESOURCE_ID_MAX_LEN = 63
 SHARE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 SHARE_NAME_MAX_LEN_BASIC = 16
 SHARE_NAME_MAX_LEN = 63
+#: The one share of each instance the driver creates (as gcp-filestore-csi-driver names it).
+DEFAULT_SHARE = "vol1"
 #: A zone (``us-central1-c``) or a region (``us-central1``).
 LOCATION = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
 

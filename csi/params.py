@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from csi import validation
 from csi.filestore import (
     CONNECT_MODES,
+    DEFAULT_CONNECT_MODE,
+    DEFAULT_NETWORK,
     DEFAULT_PROTOCOL,
     DEFAULT_TIER_ALIAS,
     NFS_V41_TIERS,
@@ -62,8 +64,8 @@ class VolumeParams:
     """A StorageClass's parameters, checked."""
 
     tier: str = TIER_ALIASES[DEFAULT_TIER_ALIAS]
-    network: str = "default"
-    connect_mode: str = "DIRECT_PEERING"
+    network: str = DEFAULT_NETWORK
+    connect_mode: str = DEFAULT_CONNECT_MODE
     reserved_ip_range: str | None = None
     reserved_ipv4_cidr: str | None = None
     kms_key: str | None = None
@@ -103,7 +105,7 @@ def parse_volume_params(params: Mapping[str, str], driver_name: str) -> VolumePa
     tier = TIER_ALIASES.get(values.get(P_TIER, DEFAULT_TIER_ALIAS).lower())
     if tier is None:
         raise validation.invalid(f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})")
-    connect_mode = values.get(P_CONNECT_MODE, "DIRECT_PEERING").upper()
+    connect_mode = values.get(P_CONNECT_MODE, DEFAULT_CONNECT_MODE).upper()
     if connect_mode not in CONNECT_MODES:
         raise validation.invalid(f"parameters: connect-mode must be one of {sorted(CONNECT_MODES)}")
     protocol = values.get(P_PROTOCOL, DEFAULT_PROTOCOL).upper().replace(".", "_")
@@ -126,7 +128,7 @@ def parse_volume_params(params: Mapping[str, str], driver_name: str) -> VolumePa
         raise validation.invalid("parameters: reserved-ipv4-cidr must be a CIDR block")
     return VolumeParams(
         tier=tier,
-        network=values.get(P_NETWORK) or "default",
+        network=values.get(P_NETWORK) or DEFAULT_NETWORK,
         connect_mode=connect_mode,
         reserved_ip_range=ip_range,
         reserved_ipv4_cidr=cidr,

@@ -13,10 +13,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from csi.filestore import LOCATION, RESOURCE_ID, RESOURCE_ID_MAX_LEN, is_share_name
+from csi.filestore import DEFAULT_SHARE, LOCATION, RESOURCE_ID, RESOURCE_ID_MAX_LEN, is_share_name
 
 MODE_INSTANCE = "modeInstance"
-DEFAULT_SHARE = "vol1"
 #: CSI's size limit for ids we hand out.
 MAX_ID_BYTES = 128
 

@@ -14,6 +14,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
 
+from csi.filestore import DEFAULT_CONNECT_MODE, DEFAULT_NETWORK, DEFAULT_PROTOCOL, DEFAULT_SHARE
+
 __all__ = [
     "Backup",
     "CloudError",
@@ -77,14 +79,14 @@ class Instance:
     location: str                  # zone or region
     tier: str                      # API enum name: "BASIC_HDD", "BASIC_SSD", "ZONAL", "ENTERPRISE", ...
     capacity_gib: int
-    network: str = "default"
-    connect_mode: str = "DIRECT_PEERING"       # or "PRIVATE_SERVICE_ACCESS"
+    network: str = DEFAULT_NETWORK
+    connect_mode: str = DEFAULT_CONNECT_MODE   # or "PRIVATE_SERVICE_ACCESS"
     reserved_ip_range: str | None = None
     ip: str | None = None
-    share_name: str = "vol1"
+    share_name: str = DEFAULT_SHARE
     labels: Mapping[str, str] = field(default_factory=dict)
     state: str = ""                # "CREATING", "READY", "DELETING", "ERROR", ...
-    protocol: str = "NFS_V3"       # or "NFS_V4_1"
+    protocol: str = DEFAULT_PROTOCOL  # or "NFS_V4_1"
     kms_key: str | None = None
     source_backup: str | None = None           # full backup name to restore from at creation
 

@@ -24,6 +24,7 @@ from google.cloud.filestore_v1.services.cloud_filestore_manager.transports impor
 from google.protobuf import field_mask_pb2
 
 from csi.cloud import Backup, CloudError, ErrorKind, Instance, OperationPending, instance_name
+from csi.filestore import DEFAULT_CONNECT_MODE
 
 __all__ = ["GcpFilestore", "backup_from_pb", "instance_from_pb"]
 
@@ -78,7 +79,7 @@ def instance_from_pb(pb: filestore_v1.Instance) -> Instance:
         tier=_enum_name(pb.tier),
         capacity_gib=int(share.capacity_gb),
         network=net.network,
-        connect_mode=_enum_name(net.connect_mode, "DIRECT_PEERING"),
+        connect_mode=_enum_name(net.connect_mode, DEFAULT_CONNECT_MODE),
         reserved_ip_range=net.reserved_ip_range or None,
         ip=net.ip_addresses[0] if net.ip_addresses else None,
         share_name=share.name,
