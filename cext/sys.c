@@ -122,11 +122,6 @@ int mk_unshare(int flags)
     return unshare(flags);
 }
 
-int mk_setns(int fd, int nstype)
-{
-    return setns(fd, nstype);
-}
-
 int mk_is_mount_root(int dfd, const char *path, int at_flags)
 {
     struct mk_statx stx;

@@ -124,7 +124,6 @@ long mk_listmount(const struct mk_mnt_id_req *req, uint64_t *ids, size_t nr,
 int mk_statmount(const struct mk_mnt_id_req *req, struct mk_statmount *buf,
                  size_t bufsize, unsigned int flags);
 int mk_unshare(int flags);
-int mk_setns(int fd, int nstype);
 
 /* One statx call answering "is path the root of a mount?": 1 yes, 0 no,
  * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */

@@ -109,36 +109,77 @@ def mount_setattr(
 
 
 def fsopen(fsname: str, flags: int) -> int:
+    """fsopen(2); returns a new filesystem-context descriptor the caller must close."""
     _check_supported("fsopen")
-    fd = lib.mk_fsopen(fsname.encode(), flags)
+    fd = lib.mk_fsopen(_b(fsname, "fsopen"), flags)
     if fd < 0:
-        raise _fail("fsopen", None, None)
+        raise _fail("fsopen", fsname)
     return int(fd)
 
 
-def fsconfig(fd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0) -> None:
-    """fsconfig(2); ``value`` may be secret and is never reported, ``key`` is."""
+def fs_log(fd: int) -> list[str]:
+    """The messages the kernel left in a filesystem context, oldest first.
+
+    Each is ``"<e|w|i> <fs>: <text>"`` (mount_api.rst); the read that finds
+    none left fails with ENODATA.  A refused fsconfig or fsmount explains
+    itself here, where mount(2) would give only the errno.
+    """
+    out: list[str] = []
+    for _ in range(32):  # the kernel keeps at most 8; stop on a context that never runs dry
+        try:
+            raw = os.read(fd, 4096)
+        except OSError:
+            break
+        if not raw:
+            break
+        out.append(raw.decode(errors="replace").rstrip("\n"))
+    return out
+
+
+def _refusal(fd: int, secret: str | None) -> str | None:
+    """The kernel's error and warning messages of ``fd`` (type letter dropped), ``secret`` blanked."""
+    text = "; ".join(m[2:] if m[1:2] == " " else m for m in fs_log(fd) if m[:1] in ("e", "w"))
+    if secret and text:
+        text = text.replace(secret, "<redacted>")
+    return text or None
+
+
+def fsconfig(
+    fd: int, cmd: int, key: str | None = None, value: str | None = None, aux: int = 0, *, secret: bool = False
+) -> None:
+    """fsconfig(2); on failure the kernel's message joins the error, which names ``key``.
+
+    A ``secret`` value is blanked out of that message; a value is never reported otherwise either.
+    """
+    _check_supported("fsconfig")
     rc = lib.mk_fsconfig(
-        fd, cmd, ffi.NULL if key is None else key.encode(), ffi.NULL if value is None else value.encode(), aux
+        fd, cmd, ffi.NULL if key is None else _b(key, "fsconfig"), ffi.NULL if value is None else _b(value, "fsconfig"),
+        aux,
     )
     if rc != 0:
         err = _fail("fsconfig")
-        err.detail = f"key {key!r}" if key else None
+        why = _refusal(fd, value if secret else None)
+        err.detail = "; ".join(filter(None, (f"key {key!r}" if key else None, why))) or err.detail
         raise err
 
 
 def fsmount(fd: int, flags: int, attr_flags: int) -> int:
+    """fsmount(2); returns a detached mount's descriptor the caller must close."""
+    _check_supported("fsmount")
     mfd = lib.mk_fsmount(fd, flags, attr_flags)
     if mfd < 0:
-        raise _fail("fsmount")
+        err = _fail("fsmount")
+        err.detail = _refusal(fd, None) or err.detail
+        raise err
     return int(mfd)
 
 
 def fspick(path: PathArg, flags: int, dfd: int = AT_FDCWD) -> int:
+    """fspick(2); returns a reconfiguration context of the superblock at ``path``, to be closed."""
     _check_supported("fspick")
     fd = lib.mk_fspick(dfd, _b(path, "fspick"), flags)
     if fd < 0:
-        raise _fail("fspick", path)
+        raise _fail("fspick", path or None)
     return int(fd)
 
 
@@ -295,11 +336,6 @@ def statmount(mnt_id: int, mask: int) -> StatMount:
 def unshare(flags: int) -> None:
     if lib.mk_unshare(flags) != 0:
         raise _fail("unshare")
-
-
-def setns(fd: int, nstype: int) -> None:
-    if lib.mk_setns(fd, nstype) != 0:
-        raise _fail("setns")
 
 
 # --- mountinfo parsing (cext/mountinfo.c): the compact table mountkit.table builds on ---------------

@@ -115,7 +115,27 @@ class FSCONFIG(enum.IntEnum):
 
 FSOPEN_CLOEXEC = 0x1
 FSMOUNT_CLOEXEC = 0x1
-FSPICK_CLOEXEC = 0x1
+
+
+class FSPICK(enum.IntFlag):
+    CLOEXEC = 0x1
+    SYMLINK_NOFOLLOW = 0x2
+    NO_AUTOMOUNT = 0x4
+    EMPTY_PATH = 0x8
+
+
+#: superblock flags of mount(2) -> the fsconfig(FSCONFIG_SET_FLAG) key every fs_context takes for it
+#: (fs/fs_context.c common_set_sb_flag; ``ro`` also needs MOUNT_ATTR_RDONLY on the mount itself)
+SB_FLAG_KEYS: tuple[tuple[MS, str], ...] = (
+    (MS.RDONLY, "ro"),
+    (MS.SYNCHRONOUS, "sync"),
+    (MS.DIRSYNC, "dirsync"),
+    (MS.LAZYTIME, "lazytime"),
+    (MS.MANDLOCK, "mand"),
+)
+
+#: the longest key or string value fsconfig(2) copies in (strndup_user(..., 256) with its NUL)
+FSCONFIG_MAX_STRING = 255
 
 
 class STATX(enum.IntFlag):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -30,12 +30,19 @@ from mountkit.errors import (
 from mountkit.flags import (
     AT,
     AT_FDCWD,
+    FSCONFIG,
+    FSCONFIG_MAX_STRING,
+    FSMOUNT_CLOEXEC,
+    FSOPEN_CLOEXEC,
+    FSPICK,
     MNT,
     MOUNT_ATTR,
     MOVE_MOUNT,
     MS,
     OPEN_TREE,
+    PROPAGATION_MASK,
     RESOLVE,
+    SB_FLAG_KEYS,
     STATMOUNT,
     STATX,
 )
@@ -61,9 +68,15 @@ _RECURSIVE = int(AT.RECURSIVE)
 _EMPTY_PATH = int(AT.EMPTY_PATH)
 _F_EMPTY_PATH = int(MOVE_MOUNT.F_EMPTY_PATH)
 _T_EMPTY_PATH = int(MOVE_MOUNT.T_EMPTY_PATH)
+_SET_FLAG = int(FSCONFIG.SET_FLAG)
+_SET_STRING = int(FSCONFIG.SET_STRING)
+_CMD_CREATE = int(FSCONFIG.CMD_CREATE)
+_CMD_RECONFIGURE = int(FSCONFIG.CMD_RECONFIGURE)
+_FSPICK = int(FSPICK.CLOEXEC | FSPICK.SYMLINK_NOFOLLOW | FSPICK.NO_AUTOMOUNT)
 _SETATTR_AT = int(AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT)
 _RDONLY_ATTR = int(MOUNT_ATTR.RDONLY)
 _O_PATH = os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW
+_O_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 _NO_XDEV = int(RESOLVE.NO_XDEV)
 _NOFOLLOW = int(MNT.UMOUNT_NOFOLLOW)
 _DETACH = int(MNT.DETACH)
@@ -86,6 +99,12 @@ _STATVFS_FLAGS = (
     (os.ST_NOEXEC, MS.NOEXEC),
     (_ST_NOSYMFOLLOW, MS.NOSYMFOLLOW),
 )
+#: the mount(2) flags a new mount can say through fsconfig keys and fsmount attributes (MS_SILENT
+#: only quietens the kernel log, which an fs context replaces); any other flag takes mount(2)
+_FSCONFIG_FLAGS = _PER_MOUNT | MS.SILENT
+for _flag, _ in SB_FLAG_KEYS:
+    _FSCONFIG_FLAGS |= _flag
+_NEW_API = "new mount API"
 _NFS_FAMILY = frozenset({"nfs", "nfs4"})
 _NO_OPTIONS = ParsedOptions()
 #: umount2 errnos that mean "nothing (more) is mounted here"
@@ -249,6 +268,142 @@ def _describe(info: MountInfo | None) -> str:
     return f"{info.fs_type} {info.source!r} (root {info.root!r}, {mode})"
 
 
+def _misfit(src: str | None, opts: ParsedOptions, words: tuple[str, ...]) -> str | None:
+    """Why these options cannot go through fsconfig (so mount(2) must take them), or None."""
+    if opts.flags & ~_FSCONFIG_FLAGS:
+        return f"flags with no fsconfig key: {(opts.flags & ~_FSCONFIG_FLAGS)!r}"
+    parts = [src or ""]
+    for word in (*words, *opts.sensitive):
+        parts.extend(word.partition("=")[::2])
+    if max(len(part.encode()) for part in parts) > FSCONFIG_MAX_STRING:
+        return f"a key or value longer than fsconfig's {FSCONFIG_MAX_STRING} bytes"
+    return None
+
+
+def _configure(fd: int, words: Iterable[str], *, secret: bool = False) -> None:
+    """One fsconfig call per option, so no option can carry another in: ``key=value`` or a flag."""
+    for word in words:
+        key, eq, value = word.partition("=")
+        if eq:
+            _sys.fsconfig(fd, _SET_STRING, key, value, secret=secret)
+        else:
+            _sys.fsconfig(fd, _SET_FLAG, key)
+
+
+def _relabel(exc: MountError, operation: str, path: str) -> MountError:
+    """An error of one step of the new mount API as one of ``operation``, saying which step refused."""
+    step = f"{exc.operation} ({_NEW_API})"
+    exc.detail = f"{step}: {exc.detail}" if exc.detail else step
+    exc.operation = operation
+    if exc.filename is None:
+        exc.filename = path
+    return exc
+
+
+def _new_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...], spot: _Spot) -> None:
+    """Mount a new ``kind`` filesystem at ``spot``, through an fs context where the kernel has one.
+
+    A refusal there carries the kernel's own message.  mount(2) with a data
+    string is the fallback (a kernel without fsopen, or options fsconfig
+    cannot say); its errors say that this path was taken, and why.
+    """
+    why = _misfit(src, opts, words)
+    if why is None:
+        try:
+            with _pinned(spot) as at:
+                _fs_context_mount(src, kind, opts, words, at)
+            return
+        except UnsupportedError:  # ENOSYS: learnt once by mountkit._sys, then no syscall is spent on it
+            why = "this kernel has no fsopen"
+    try:
+        _sys.mount(src, spot.name, kind, int(opts.flags), ",".join((*words, *opts.sensitive)) or None)
+    except MountError as exc:
+        exc.detail = f"mount(2) with a data string ({why})"
+        raise
+
+
+@contextmanager
+def _pinned(spot: _Spot) -> Iterator[_Spot]:
+    """``spot`` as a descriptor: a by-name target is opened first (following a symlink, as mount(2)
+    does), so a missing target fails before a filesystem (perhaps a network round trip) is made."""
+    if spot.dfd != AT_FDCWD:
+        yield spot
+        return
+    try:
+        fd = os.open(spot.path, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        raise MountError(exc.errno or errno.EIO, "mount", spot.path) from None
+    try:
+        yield _Spot(fd, "", spot.path)
+    finally:
+        os.close(fd)
+
+
+def _fs_context_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...], at: _Spot) -> None:
+    """fsopen; the source, superblock flags and each option one fsconfig call; create; fsmount with the
+    per-mount attributes; move_mount onto the pinned ``at``.  Errors name the step that refused."""
+    fd = _sys.fsopen(kind, FSOPEN_CLOEXEC)
+    try:
+        _sys.fsconfig(fd, _SET_STRING, "source", src)
+        for flag, key in SB_FLAG_KEYS:
+            if flag in opts.flags:
+                _sys.fsconfig(fd, _SET_FLAG, key)
+        _configure(fd, words)
+        _configure(fd, opts.sensitive, secret=True)
+        _sys.fsconfig(fd, _CMD_CREATE)
+        mfd = _sys.fsmount(fd, FSMOUNT_CLOEXEC, opts.mount_attr()[0])
+    except MountError as exc:
+        raise _relabel(exc, "mount", at.name) from None
+    finally:
+        os.close(fd)
+    try:
+        _sys.move_mount(mfd, "", at.dfd, "", _F_EMPTY_PATH | _T_EMPTY_PATH)
+    except MountError as exc:
+        raise _relabel(exc, "mount", at.name) from None
+    finally:
+        os.close(mfd)  # a detached mount dies with its last descriptor
+
+
+def _reconfigure(tgt: str, opts: ParsedOptions) -> bool:
+    """Set filesystem options on the superblock at ``tgt`` (fspick + fsconfig + RECONFIGURE).
+
+    Only the options given change: unlike MS_REMOUNT, which restates every
+    superblock flag, the superblock flags (sync, lazytime, ...) are left as
+    they are.  False when this kernel has no fspick or the options do not fit
+    fsconfig: the caller falls back to mount(2).
+    """
+    if _misfit(None, opts, opts.data) is not None:
+        return False
+    try:
+        fd = _sys.fspick(tgt, _FSPICK)
+    except UnsupportedError:
+        return False
+    except MountError as exc:
+        raise _relabel(exc, "remount", tgt) from None
+    try:
+        _configure(fd, opts.data)
+        _configure(fd, opts.sensitive, secret=True)
+        _sys.fsconfig(fd, _CMD_RECONFIGURE)
+    except MountError as exc:
+        raise _relabel(exc, "remount", tgt) from None
+    finally:
+        os.close(fd)
+    return True
+
+
+def _propagate(tgt: str, flags: MS) -> None:
+    """Set the propagation type in ``flags`` (with MS_REC: on the whole subtree) of the mount at ``tgt``.
+
+    mount_setattr's propagation field (5.12+), without following a symlink;
+    else mount(2) with the MS_* flags.
+    """
+    at = _SETATTR_AT | (_RECURSIVE if MS.REC in flags else 0)
+    try:
+        _sys.mount_setattr(AT_FDCWD, tgt, at, 0, 0, int(flags & PROPAGATION_MASK))
+    except UnsupportedError:
+        _sys.mount(None, tgt, None, int(flags), None)
+
+
 class MountInterface(Protocol):
     """What :class:`Mounter` and :class:`~mountkit.fake.FakeMounter` both offer, for type hints."""
 
@@ -260,8 +415,17 @@ class MountInterface(Protocol):
         self, source: PathArg, target: PathArg, *, readonly: bool = False, recursive: bool = False,
         options: Iterable[str] | str = (), beneath: PathArg | None = None,
     ) -> None: ...
+    def rbind(
+        self, source: PathArg, target: PathArg, *, readonly: bool = False, options: Iterable[str] | str = (),
+        beneath: PathArg | None = None,
+    ) -> None: ...
+    def move(self, source: PathArg, target: PathArg) -> None: ...
     def remount(self, target: PathArg, options: Iterable[str] | str) -> None: ...
-    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False) -> None: ...
+    def make_private(self, path: PathArg, *, recursive: bool = False) -> None: ...
+    def make_shared(self, path: PathArg, *, recursive: bool = False) -> None: ...
+    def make_slave(self, path: PathArg, *, recursive: bool = False) -> None: ...
+    def make_unbindable(self, path: PathArg, *, recursive: bool = False) -> None: ...
+    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False) -> None: ...
     def cleanup_mountpoint(self, path: PathArg, *, lazy: bool = False, force: bool = False) -> None: ...
     def is_mountpoint(self, path: PathArg) -> bool: ...
     def check(self, path: PathArg) -> None: ...
@@ -294,6 +458,10 @@ class Mounter:
         ``options`` are mount(8) words; ``sensitive_options`` reach the kernel
         and nothing else.  ``nfs``/``nfs4`` data is built by
         :func:`mountkit.nfs.build_mount` (no mount.nfs helper).
+        Where the kernel has fsopen (5.2), each option is its own fsconfig
+        call, so no option can smuggle in another through a comma, and a
+        refusal carries the kernel's message (``tmpfs: Unknown parameter
+        'bogus'``); else mount(2) with a data string, which the error then names.
         Already done — ``target`` is the root of a mount of the same source and
         filesystem family (nfs ≡ nfs4), compared as the kernel shows them: no-op.
         Something else mounted there: MountConflictError naming both.
@@ -312,10 +480,9 @@ class Mounter:
 
             spec = build_mount(source, opts.data)  # secrets stay out of its error messages
             src, kind = spec.source, spec.fstype
-            data: str | None = ",".join((spec.data, *opts.sensitive))
+            words = tuple(spec.data.split(","))  # its words are validated: none holds a comma
         else:
-            src, kind = source, fstype
-            data = opts.data_string()
+            src, kind, words = source, fstype, opts.data
         with _spot(tgt, beneath) as spot:
             if _spot_is_mountpoint(spot):
                 info = self._entry(tgt)
@@ -325,7 +492,7 @@ class Mounter:
                     errno.EBUSY, "mount", tgt, None, f"{_describe(info)} is mounted there; asked for {kind} {src!r}"
                 )
             with _named(spot, tgt):
-                _sys.mount(src, spot.name, kind, int(opts.flags), data)
+                _new_mount(src, kind, opts, words, spot)
         self._set_propagation(tgt, opts)
 
     def bind(
@@ -373,10 +540,7 @@ class Mounter:
                 try:
                     self._bind_detached(src, spot, recursive, attr_set, attr_clr)
                 except UnsupportedError:
-                    if beneath is None:
-                        self._bind_legacy(source, tgt, recursive, opts, readonly)
-                    else:
-                        self._bind_legacy_beneath(src, spot, tgt, beneath, recursive, opts, readonly)
+                    self._bind_legacy(src, spot, tgt, beneath, recursive, opts, readonly)
         self._set_propagation(tgt, opts)
 
     @staticmethod
@@ -392,69 +556,58 @@ class Mounter:
             os.close(fd)  # an unattached clone dies with its last fd
 
     @staticmethod
-    def _bind_legacy_beneath(
-        src: _Spot, spot: _Spot, tgt: str, beneath: PathArg, recursive: bool, opts: ParsedOptions, readonly: bool
+    def _bind_legacy(
+        src: _Spot, spot: _Spot, tgt: str, beneath: PathArg | None, recursive: bool, opts: ParsedOptions,
+        readonly: bool,
     ) -> None:
-        """:meth:`_bind_legacy` descriptor to descriptor: flags set at a pinned staging dir, then bound on.
+        """MS_BIND; with per-mount flags, by way of a staging point so the target is never writable.
 
-        The staging directory is made (randomly named) in the target's parent, resolved beneath the
-        root, and only ever reached through descriptors of that parent.
+        mount(2) ignores MS_RDONLY with MS_BIND, so the flags need a second
+        MS_REMOUNT|MS_BIND call; doing that at a fresh, randomly named sibling
+        of the target (a directory, or a file for a file source) and then
+        binding the staging mount onto the target (a bind copies the per-mount
+        flags of the mount it clones) keeps the window off the target.  The
+        sibling is made in the target's parent (resolved beneath ``beneath``
+        when given) and only ever reached through a descriptor of that parent.
         """
         how = _BIND_REC if recursive else _BIND
         if not (readonly or (opts.flags | opts.clear) & _PER_MOUNT):
             _sys.mount(src.name, spot.name, None, how, None)
             return
-        pfd = open_beneath(os.fsdecode(beneath), os.path.dirname(tgt))
+        parent = os.path.dirname(tgt)
+        if beneath is None:
+            pfd = os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            pfd = open_beneath(os.fsdecode(beneath), parent)
         name = f".mountkit-bind-{os.urandom(6).hex()}"
         try:
-            os.mkdir(name, 0o700, dir_fd=pfd)
-            under = os.open(name, _O_PATH, dir_fd=pfd)
+            is_dir = stat.S_ISDIR(os.stat(src.name).st_mode)
+            if is_dir:
+                os.mkdir(name, 0o700, dir_fd=pfd)
+            else:
+                os.close(os.open(name, _O_NEW_FILE, 0o600, dir_fd=pfd))
             try:
-                _sys.mount(src.name, fd_path(under), None, how, None)
+                under = os.open(name, _O_PATH, dir_fd=pfd)
+                try:
+                    _sys.mount(src.name, fd_path(under), None, how, None)
+                finally:
+                    os.close(under)
+                top = os.open(name, _O_PATH, dir_fd=pfd)  # now the staging mount's root
+                try:
+                    flags = _restated(fd_path(top), opts, int(MS.RDONLY) if readonly else 0)
+                    _sys.mount(None, fd_path(top), None, _BIND_REMOUNT | flags, None)
+                    _sys.mount(fd_path(top), spot.name, None, how, None)
+                finally:
+                    _sys.umount2(fd_path(top), _DETACH)
+                    os.close(top)
             finally:
-                os.close(under)
-            top = os.open(name, _O_PATH, dir_fd=pfd)  # now the staging mount's root
-            try:
-                flags = _restated(fd_path(top), opts, int(MS.RDONLY) if readonly else 0)
-                _sys.mount(None, fd_path(top), None, _BIND_REMOUNT | flags, None)
-                _sys.mount(fd_path(top), spot.name, None, how, None)
-            finally:
-                _sys.umount2(fd_path(top), _DETACH)
-                os.close(top)
+                (os.rmdir if is_dir else os.unlink)(name, dir_fd=pfd)
+        except OSError as exc:
+            if isinstance(exc, MountError):
+                raise
+            raise _classified(MountError(exc.errno or errno.EIO, "bind", tgt, os.fsdecode(src.name))) from None
         finally:
-            os.rmdir(name, dir_fd=pfd)
             os.close(pfd)
-
-    @staticmethod
-    def _bind_legacy(source: PathArg, tgt: str, recursive: bool, opts: ParsedOptions, readonly: bool) -> None:
-        """MS_BIND; with per-mount flags, by way of a staging point so the target is never writable.
-
-        mount(2) ignores MS_RDONLY with MS_BIND, so the flags need a second
-        MS_REMOUNT|MS_BIND call; doing that at a fresh, randomly named sibling of
-        the target and then binding the staging mount onto the target (a bind
-        copies the per-mount flags of the mount it clones) keeps the window off
-        the target.
-        """
-        how = _BIND_REC if recursive else _BIND
-        if not (readonly or (opts.flags | opts.clear) & _PER_MOUNT):
-            _sys.mount(source, tgt, None, how, None)
-            return
-        parent = os.path.dirname(tgt) or "."
-        if os.path.isdir(source):
-            staging = tempfile.mkdtemp(prefix=".mountkit-bind-", dir=parent)
-        else:
-            fd, staging = tempfile.mkstemp(prefix=".mountkit-bind-", dir=parent)
-            os.close(fd)
-        try:
-            _sys.mount(source, staging, None, how, None)
-            try:
-                flags = _restated(staging, opts, int(MS.RDONLY) if readonly else 0)
-                _sys.mount(None, staging, None, _BIND_REMOUNT | flags, None)
-                _sys.mount(staging, tgt, None, how, None)
-            finally:
-                _sys.umount2(staging, _DETACH | _NOFOLLOW)
-        finally:
-            (os.rmdir if os.path.isdir(staging) else os.unlink)(staging)
 
     def _check_same_bind(self, source: PathArg, tgt: str, readonly: bool) -> None:
         """No-op when the mount at ``tgt`` shows ``source``'s inode with the asked ro state, else conflict."""
@@ -475,7 +628,9 @@ class Mounter:
 
         Per-mount flags (ro, nosuid, noatime, ...) go through mount_setattr
         (else a MS_REMOUNT|MS_BIND restating the current flags); filesystem data
-        options through a MS_REMOUNT of the superblock.  Idempotent by nature:
+        options through fspick + one fsconfig each + FSCONFIG_CMD_RECONFIGURE,
+        which leaves the superblock flags alone (else a MS_REMOUNT of the
+        superblock restating the per-mount flags).  Idempotent by nature:
         asking for the options already in force changes nothing.  Not a mount
         point: MountError(EINVAL) naming it.
         """
@@ -483,7 +638,7 @@ class Mounter:
         if not _is_mountpoint(tgt):
             raise MountError(errno.EINVAL, "remount", tgt, None, "not a mount point")
         opts = parse_options(options)
-        if opts.data or opts.sensitive:
+        if (opts.data or opts.sensitive) and not _reconfigure(tgt, opts):
             _sys.mount(None, tgt, None, int(MS.REMOUNT) | _restated(tgt, opts), opts.data_string())
         elif (opts.flags | opts.clear) & _PER_MOUNT:
             attr_set, attr_clr = opts.mount_attr()
@@ -492,17 +647,88 @@ class Mounter:
             except UnsupportedError:
                 _sys.mount(None, tgt, None, _BIND_REMOUNT | _restated(tgt, opts), None)
         if opts.propagation:
-            _sys.mount(None, tgt, None, int(opts.propagation), None)
+            _propagate(tgt, opts.propagation)
 
-    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False) -> None:
+    def make_private(self, path: PathArg, *, recursive: bool = False) -> None:
+        """Make the mount at ``path`` private (``recursive``: every mount below it too); see :meth:`_make`."""
+        self._make(path, MS.PRIVATE, recursive, "make_private")
+
+    def make_shared(self, path: PathArg, *, recursive: bool = False) -> None:
+        """Make the mount at ``path`` shared, a peer group of its own; see :meth:`_make`."""
+        self._make(path, MS.SHARED, recursive, "make_shared")
+
+    def make_slave(self, path: PathArg, *, recursive: bool = False) -> None:
+        """Make the mount at ``path`` a slave of its peer group (private if it had none); see :meth:`_make`."""
+        self._make(path, MS.SLAVE, recursive, "make_slave")
+
+    def make_unbindable(self, path: PathArg, *, recursive: bool = False) -> None:
+        """Make the mount at ``path`` unbindable (private, and never the source of a bind); see :meth:`_make`."""
+        self._make(path, MS.UNBINDABLE, recursive, "make_unbindable")
+
+    @staticmethod
+    def _make(path: PathArg, kind: MS, recursive: bool, verb: str) -> None:
+        """Set one propagation type: mount_setattr (5.12+, no symlink followed), else mount(2) MS_*.
+
+        Idempotent by nature: a mount already of that type stays so (a shared
+        one keeps its peer group).  ``path`` not a mount point (or missing):
+        MountError(EINVAL) naming it.
+        """
+        tgt = os.fsdecode(path)
+        if not _is_mountpoint(tgt):
+            raise MountError(errno.EINVAL, verb, tgt, None, "not a mount point")
+        _propagate(tgt, kind | MS.REC if recursive else kind)
+
+    def rbind(
+        self,
+        source: PathArg,
+        target: PathArg,
+        *,
+        readonly: bool = False,
+        options: Iterable[str] | str = (),
+        beneath: PathArg | None = None,
+    ) -> None:
+        """:meth:`bind` of ``source`` with every mount below it (``mount --rbind``); same idempotency."""
+        self.bind(source, target, readonly=readonly, recursive=True, options=options, beneath=beneath)
+
+    def move(self, source: PathArg, target: PathArg) -> None:
+        """Move the mount at ``source``, with the mounts below it, to ``target`` (``mount --move``).
+
+        move_mount (5.2+) without following symlinks, else MS_MOVE.  Already
+        done — nothing mounted at ``source`` and a mount at ``target``: no-op
+        (which mount it is cannot be told; a retry after a move that succeeded
+        is the case this serves).  Nothing at either: MountError(EINVAL).
+        Mounts at both: MountConflictError, nothing moved.  The kernel refuses
+        (EINVAL) a move out of a shared parent mount.
+        """
+        src, tgt = os.fsdecode(source), os.fsdecode(target)
+        at_tgt = _is_mountpoint(tgt)
+        if not _is_mountpoint(src):
+            if at_tgt:
+                return
+            raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source")
+        if at_tgt:
+            raise MountConflictError(
+                errno.EBUSY, "move", tgt, src, f"{_describe(self._entry(tgt))} is mounted there already"
+            )
+        try:
+            _sys.move_mount(AT_FDCWD, src, AT_FDCWD, tgt, 0)
+        except UnsupportedError:
+            _sys.mount(src, tgt, None, int(MS.MOVE), None)
+
+    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False) -> None:
         """Unmount everything mounted at ``target`` (every stacked mount), never following a symlink.
 
         Already done — nothing mounted there, or ``target`` missing: success.
         Busy: MountError(EBUSY) naming the path (``lazy`` detaches instead).  A
         stale or disconnected mount is still unmounted (detached when a plain
-        unmount fails).
+        unmount fails).  ``recursive`` first unmounts every mount point below
+        ``target``, deepest first (a mount hidden under another one at the same
+        path cannot be reached by name: it leaves ``target`` busy unless ``lazy``).
         """
         tgt = os.fsdecode(target)
+        if recursive:
+            for point in _points_below(tgt):
+                self.unmount(point, lazy=lazy, force=force)
         flags = _NOFOLLOW | (_DETACH if lazy else 0) | (int(MNT.FORCE) if force else 0)
         while True:  # umount2 says EINVAL once no mount is left at the point
             try:
@@ -569,10 +795,20 @@ class Mounter:
         if not opts.propagation:
             return
         try:
-            _sys.mount(None, tgt, None, int(opts.propagation), None)
+            _propagate(tgt, opts.propagation)
         except MountError:
             _sys.umount2(tgt, _DETACH | _NOFOLLOW)
             raise
+
+
+def _points_below(path: str) -> list[str]:
+    """The mount points strictly below ``path`` (its last component not resolved), deepest first."""
+    from mountkit.table import MountTable
+
+    parent, name = os.path.split(os.path.abspath(path))
+    top = os.path.join(os.path.realpath(parent), name)
+    points = {e.mount_point for e in MountTable.read().under(top)} - {top}
+    return sorted(points, key=lambda p: p.count("/"), reverse=True)
 
 
 def _same_source(shown: str, asked: str) -> bool:
