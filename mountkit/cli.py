@@ -18,6 +18,7 @@ from mountkit.mounter import Mounter, MountInterface
 from mountkit.table import MountInfo
 
 _COLUMNS = ("TARGET", "SOURCE", "FSTYPE", "OPTIONS")
+_PROPAGATION = ("private", "shared", "slave", "unbindable")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,10 +43,25 @@ def _parser() -> argparse.ArgumentParser:
     bind.add_argument("--ro", action="store_true", help="read-only, never visible writable")
     bind.add_argument("--recursive", action="store_true", help="include the mounts below source")
 
+    rbind = verbs.add_parser("rbind", help="bind-mount a directory with every mount below it (idempotent)")
+    rbind.add_argument("source")
+    rbind.add_argument("target")
+    rbind.add_argument("--ro", action="store_true", help="read-only, never visible writable")
+
+    move = verbs.add_parser("move", help="move a mount and the mounts below it (idempotent)")
+    move.add_argument("source")
+    move.add_argument("target")
+
+    for kind in _PROPAGATION:
+        make = verbs.add_parser(f"make-{kind}", help=f"make a mount {kind} (idempotent)")
+        make.add_argument("path")
+        make.add_argument("--recursive", action="store_true", help="every mount below it too")
+
     umount = verbs.add_parser("umount", help="unmount everything at a path (success if nothing is)")
     umount.add_argument("target")
     umount.add_argument("--lazy", action="store_true", help="detach now, clean up when no longer busy")
     umount.add_argument("--force", action="store_true", help="abort pending requests (NFS)")
+    umount.add_argument("--recursive", action="store_true", help="unmount the mounts below it first")
 
     ismp = verbs.add_parser("is-mountpoint", help="exit 0 if the path is a mount point, else 1")
     ismp.add_argument("path")
@@ -87,8 +103,14 @@ def _run(args: argparse.Namespace, mounter: MountInterface) -> int:
         mounter.mount(args.source, args.target, args.type, args.options)
     elif args.verb == "bind":
         mounter.bind(args.source, args.target, readonly=args.ro, recursive=args.recursive)
+    elif args.verb == "rbind":
+        mounter.rbind(args.source, args.target, readonly=args.ro)
+    elif args.verb == "move":
+        mounter.move(args.source, args.target)
+    elif args.verb.startswith("make-"):
+        getattr(mounter, args.verb.replace("-", "_"))(args.path, recursive=args.recursive)
     elif args.verb == "umount":
-        mounter.unmount(args.target, lazy=args.lazy, force=args.force)
+        mounter.unmount(args.target, lazy=args.lazy, force=args.force, recursive=args.recursive)
     elif args.verb == "is-mountpoint":
         yes = mounter.is_mountpoint(args.path)
         print(f"{args.path} is {'' if yes else 'not '}a mount point")

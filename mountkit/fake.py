@@ -14,7 +14,7 @@ import dataclasses
 import errno
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from mountkit._sys import PathArg
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountConflictError, MountError
@@ -56,6 +56,8 @@ class FakeMounter:
         self.entries: list[MountInfo] = list(entries)
         self.calls: list[tuple[object, ...]] = []
         self._ids = itertools.count(max((e.mount_id for e in self.entries), default=100) + 1)
+        seeded = (f for e in self.entries for f in e.optional_fields if f.startswith(("shared:", "master:")))
+        self._groups = itertools.count(max((int(f.partition(":")[2]) for f in seeded), default=0) + 1)
         self._corrupted: dict[str, int] = {}
         self._failures: dict[str, BaseException] = {}
 
@@ -156,18 +158,75 @@ class FakeMounter:
         )
         self.entries[self.entries.index(top)] = changed
 
-    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False) -> None:
+    def rbind(
+        self,
+        source: PathArg,
+        target: PathArg,
+        *,
+        readonly: bool = False,
+        options: Iterable[str] | str = (),
+        beneath: PathArg | None = None,
+    ) -> None:
+        """As :meth:`Mounter.rbind`: :meth:`bind` with ``recursive=True`` (recorded as that bind)."""
+        self.bind(source, target, readonly=readonly, recursive=True, options=options, beneath=beneath)
+
+    def move(self, source: PathArg, target: PathArg) -> None:
+        """As :meth:`Mounter.move`: nothing at ``source`` but a mount at ``target`` is a no-op."""
+        src, tgt = _p(source), _p(target)
+        self._record("move", src, tgt)
+        at_tgt = self._top(tgt)
+        if self._top(src) is None:
+            if at_tgt is not None:
+                return
+            raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source")
+        if at_tgt is not None:
+            raise MountConflictError(errno.EBUSY, "move", tgt, src, f"{_describe(at_tgt)} is mounted there already")
+        cut = len(src.rstrip("/"))
+        self.entries = [
+            dataclasses.replace(e, mount_point=tgt + e.mount_point[cut:]) if _under(e.mount_point, src) else e
+            for e in self.entries
+        ]
+
+    def make_private(self, path: PathArg, *, recursive: bool = False) -> None:
+        """As :meth:`Mounter.make_private`: no propagation fields left."""
+        self._propagate("make_private", path, recursive, lambda e: ())
+
+    def make_shared(self, path: PathArg, *, recursive: bool = False) -> None:
+        """As :meth:`Mounter.make_shared`: a peer group of its own (kept if it had one), master kept."""
+        def shared(e: MountInfo) -> tuple[str, ...]:
+            peer = [f for f in e.optional_fields if f.startswith("shared:")] or [f"shared:{next(self._groups)}"]
+            return (*peer, *(f for f in e.optional_fields if f.startswith("master:")))
+
+        self._propagate("make_shared", path, recursive, shared)
+
+    def make_slave(self, path: PathArg, *, recursive: bool = False) -> None:
+        """As :meth:`Mounter.make_slave`: a slave of its peer group if it had peers, else of its master, else private."""
+        def slave(e: MountInfo) -> tuple[str, ...]:
+            fields = e.optional_fields
+            peer = next((f for f in fields if f.startswith("shared:")), None)
+            peers = peer is not None and any(peer in o.optional_fields for o in self.entries if o is not e)
+            master = [f"master:{peer[7:]}"] if peers and peer else [f for f in fields if f.startswith("master:")]
+            return (*master, *(f for f in fields if f == "unbindable"))
+
+        self._propagate("make_slave", path, recursive, slave)
+
+    def make_unbindable(self, path: PathArg, *, recursive: bool = False) -> None:
+        """As :meth:`Mounter.make_unbindable`."""
+        self._propagate("make_unbindable", path, recursive, lambda e: ("unbindable",))
+
+    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False) -> None:
         """As :meth:`Mounter.unmount`: every stacked mount goes; nothing there is success.
 
         Mounts below ``target`` make it busy (MountError EBUSY) unless ``lazy``,
-        which detaches them too, as the kernel does.
+        which detaches them too, as the kernel does, or ``recursive``, which
+        unmounts them first.
         """
         tgt = _p(target)
-        self._record("unmount", tgt, lazy, force)
+        self._record("unmount", tgt, lazy, force, recursive)
         if self._top(tgt) is None:
             return
         below = [e for e in self.entries if e.mount_point != tgt and _under(e.mount_point, tgt)]
-        if below and not lazy:
+        if below and not (lazy or recursive):
             raise MountError(errno.EBUSY, "umount", tgt)
         self.entries = [e for e in self.entries if not _under(e.mount_point, tgt)]
 
@@ -210,6 +269,18 @@ class FakeMounter:
         for dead, err in self._corrupted.items():
             if _under(path, dead) and verb != "unmount" and verb != "cleanup_mountpoint":
                 raise CorruptedMountError(err, verb, path)
+
+    def _propagate(
+        self, verb: str, path: PathArg, recursive: bool, fields: Callable[[MountInfo], tuple[str, ...]]
+    ) -> None:
+        name = _p(path)
+        self._record(verb, name, recursive)
+        top = self._top(name)
+        if top is None:
+            raise MountError(errno.EINVAL, verb, name, None, "not a mount point")
+        chosen = [e for e in self.entries if _under(e.mount_point, name)] if recursive else [top]
+        changed = {id(e): dataclasses.replace(e, optional_fields=fields(e)) for e in chosen}
+        self.entries = [changed.get(id(e), e) for e in self.entries]
 
     def _top(self, path: str) -> MountInfo | None:
         return next((e for e in reversed(self.entries) if e.mount_point == path), None)

@@ -43,7 +43,35 @@ def test_verbs_reach_the_mounter() -> None:
     assert main(["umount", "/u", "--lazy"], mounter=fake) == 0
     assert [c[0] for c in fake.calls] == ["mount", "bind", "unmount"]
     assert fake.calls[1] == ("bind", "/t", "/u", True, True, "")
-    assert fake.calls[2] == ("unmount", "/u", True, False)
+    assert fake.calls[2] == ("unmount", "/u", True, False, False)
+
+
+def test_propagation_and_tree_verbs_reach_the_mounter() -> None:
+    fake = FakeMounter()
+    fake.mount("tmpfs", "/t", "tmpfs")
+    fake.mount("tmpfs", "/t/sub", "tmpfs")
+    assert main(["make-shared", "/t", "--recursive"], mounter=fake) == 0
+    assert main(["make-slave", "/t/sub"], mounter=fake) == 0
+    assert main(["make-unbindable", "/t/sub"], mounter=fake) == 0
+    assert main(["make-private", "/t"], mounter=fake) == 0
+    assert main(["rbind", "/t", "/r", "--ro"], mounter=fake) == 0
+    assert main(["move", "/r", "/m"], mounter=fake) == 0
+    assert main(["umount", "/m", "--recursive"], mounter=fake) == 0
+    assert fake.calls[2:] == [
+        ("make_shared", "/t", True),
+        ("make_slave", "/t/sub", False),
+        ("make_unbindable", "/t/sub", False),
+        ("make_private", "/t", False),
+        ("bind", "/t", "/r", True, True, ""),
+        ("move", "/r", "/m"),
+        ("unmount", "/m", False, False, True),
+    ]
+    assert [e.mount_point for e in fake.list()] == ["/t", "/t/sub"]
+
+
+def test_propagation_verb_on_a_plain_directory_fails_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make-private", "/nowhere"], mounter=FakeMounter()) == 2
+    assert "not a mount point" in capsys.readouterr().err
 
 
 def test_is_mountpoint_answers_with_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:

@@ -144,3 +144,59 @@ def test_corrupted_paths_and_injected_failures() -> None:
     fake.unmount("/y")  # only the next call fails
     assert [c[0] for c in fake.calls][-2:] == ["unmount", "unmount"]
     assert os.path.isabs(fake.calls[-1][1])  # type: ignore[arg-type]
+
+
+def _propagation(fake: FakeMounter) -> dict[str, tuple[str, ...]]:
+    return {e.mount_point: e.optional_fields for e in fake.list()}
+
+
+def test_propagation_verbs_are_idempotent_and_follow_the_kernel_rules() -> None:
+    fake = FakeMounter()
+    fake.mount("a", "/t", "tmpfs")
+    fake.mount("b", "/t/sub", "tmpfs")
+    fake.make_shared("/t", recursive=True)
+    first = _propagation(fake)
+    fake.make_shared("/t", recursive=True)  # again: the same peer groups
+    assert _propagation(fake) == first and first["/t"] != first["/t/sub"]
+    assert all(fields[0].startswith("shared:") for fields in first.values())
+    fake.make_slave("/t/sub")  # no peers: a shared mount without them becomes private
+    assert _propagation(fake)["/t/sub"] == ()
+    fake.bind("/t", "/peer")
+    fake.entries[-1] = dataclasses.replace(fake.entries[-1], optional_fields=first["/t"])  # a peer, as the kernel makes
+    fake.make_slave("/t")
+    assert _propagation(fake)["/t"] == (f"master:{first['/t'][0][7:]}",)
+    fake.make_unbindable("/t/sub")
+    fake.make_slave("/t/sub")  # slave keeps unbindable
+    assert _propagation(fake)["/t/sub"] == ("unbindable",)
+    fake.make_private("/t", recursive=True)
+    assert _propagation(fake)["/t"] == _propagation(fake)["/t/sub"] == ()
+    with pytest.raises(MountError) as info:
+        fake.make_shared("/plain")
+    assert info.value.errno == errno.EINVAL
+
+
+def test_move_is_idempotent_and_carries_child_mounts() -> None:
+    fake = FakeMounter()
+    fake.mount("a", "/src", "tmpfs")
+    fake.mount("b", "/src/child", "tmpfs")
+    fake.move("/src", "/dst")
+    fake.move("/src", "/dst")  # done already: no-op
+    assert [e.mount_point for e in fake.list()] == ["/dst", "/dst/child"]
+    with pytest.raises(MountError) as info:
+        fake.move("/nothing", "/else")
+    assert info.value.errno == errno.EINVAL
+    fake.mount("c", "/src", "tmpfs")
+    with pytest.raises(MountConflictError):
+        fake.move("/src", "/dst")
+
+
+def test_rbind_and_recursive_unmount() -> None:
+    fake = FakeMounter()
+    fake.mount("a", "/src", "tmpfs")
+    fake.mount("b", "/src/child", "tmpfs")
+    fake.rbind("/src", "/copy")
+    fake.rbind("/src", "/copy")
+    assert [e.mount_point for e in fake.list().under("/copy")] == ["/copy", "/copy/child"]
+    fake.unmount("/copy", recursive=True)
+    fake.unmount("/copy", recursive=True)
+    assert [e.mount_point for e in fake.list()] == ["/src", "/src/child"]
