@@ -364,20 +364,21 @@ def _fs_context_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str
         os.close(mfd)  # a detached mount dies with its last descriptor
 
 
-def _reconfigure(tgt: str, opts: ParsedOptions) -> bool:
+def _reconfigure(tgt: str, opts: ParsedOptions) -> str | None:
     """Set filesystem options on the superblock at ``tgt`` (fspick + fsconfig + RECONFIGURE).
 
     Only the options given change: unlike MS_REMOUNT, which restates every
     superblock flag, the superblock flags (sync, lazytime, ...) are left as
-    they are.  False when this kernel has no fspick or the options do not fit
-    fsconfig: the caller falls back to mount(2).
+    they are.  Returns why it could not (no fspick, options that do not fit
+    fsconfig), for the caller to fall back to mount(2); None when done.
     """
-    if _misfit(None, opts, opts.data) is not None:
-        return False
+    why = _misfit(None, opts, opts.data)
+    if why is not None:
+        return why
     try:
         fd = _sys.fspick(tgt, _FSPICK)
     except UnsupportedError:
-        return False
+        return "this kernel has no fspick"
     except MountError as exc:
         raise _relabel(exc, "remount", tgt) from None
     try:
@@ -388,7 +389,7 @@ def _reconfigure(tgt: str, opts: ParsedOptions) -> bool:
         raise _relabel(exc, "remount", tgt) from None
     finally:
         os.close(fd)
-    return True
+    return None
 
 
 def _propagate(tgt: str, flags: MS) -> None:
@@ -638,8 +639,13 @@ class Mounter:
         if not _is_mountpoint(tgt):
             raise MountError(errno.EINVAL, "remount", tgt, None, "not a mount point")
         opts = parse_options(options)
-        if (opts.data or opts.sensitive) and not _reconfigure(tgt, opts):
-            _sys.mount(None, tgt, None, int(MS.REMOUNT) | _restated(tgt, opts), opts.data_string())
+        why = _reconfigure(tgt, opts) if opts.data or opts.sensitive else None
+        if why is not None:
+            try:
+                _sys.mount(None, tgt, None, int(MS.REMOUNT) | _restated(tgt, opts), opts.data_string())
+            except MountError as exc:
+                exc.operation, exc.detail = "remount", f"mount(2) MS_REMOUNT with a data string ({why})"
+                raise
         elif (opts.flags | opts.clear) & _PER_MOUNT:
             attr_set, attr_clr = opts.mount_attr()
             try:

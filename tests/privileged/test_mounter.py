@@ -188,6 +188,85 @@ def test_read_only_bind_is_never_writable(in_ns, legacy: bool) -> None:  # type:
     assert r["final_ro"] == 1 and r["staging_left"] == 0
 
 
+def _legacy_file_binds(scratch: str, beneath: bool) -> dict[str, Any]:
+    """Read-only binds of a file where the kernel has no open_tree: the one legacy helper, by name or pinned."""
+    _sys.mark_unsupported("open_tree")
+    m = Mounter()
+    [pods] = _dirs(scratch, "pods")
+    src, tgt = os.path.join(scratch, "secret.txt"), os.path.join(pods, "token")
+    with open(src, "w") as f:
+        f.write("file content")
+    open(tgt, "w").close()
+    root = scratch if beneath else None
+    m.bind(src, tgt, readonly=True, beneath=root)
+    m.bind(src, tgt, readonly=True, beneath=root)  # done already: no-op
+    with open(tgt) as f:
+        content = f.read()
+    try:
+        open(tgt, "a").close()
+        write = 0
+    except OSError as exc:
+        write = exc.errno or 0
+    entry = MountTable.read().find(tgt)
+    return {
+        "content": content,
+        "write": write,
+        "ro": entry is not None and entry.readonly,
+        "stack": len(MountTable.read().find_all(tgt)),
+        "left": sorted(n for n in os.listdir(pods) if n.startswith(".mountkit-bind-")),
+    }
+
+
+@pytest.mark.parametrize("beneath", [False, True], ids=["by-name", "beneath"])
+def test_legacy_read_only_bind_of_a_file(in_ns, beneath: bool) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_legacy_file_binds, beneath)
+    assert r["content"] == "file content" and r["write"] == errno.EROFS
+    assert r["ro"] and r["stack"] == 1 and r["left"] == []
+
+
+def _tree_verbs(scratch: str, legacy: bool) -> dict[str, Any]:
+    if legacy:
+        for op in ("open_tree", "move_mount", "mount_setattr"):
+            _sys.mark_unsupported(op)
+    m = Mounter()
+    src, copy, moved, elsewhere = _dirs(scratch, "src", "copy", "moved", "elsewhere")
+    child = os.path.join(src, "child")
+    os.mkdir(child)
+    m.mount("mk-src", src, "tmpfs")
+    os.makedirs(os.path.join(src, "child", "deep"))
+    m.mount("mk-child", child, "tmpfs")
+    os.mkdir(os.path.join(child, "deep"))
+    m.mount("mk-deep", os.path.join(child, "deep"), "tmpfs")
+    m.rbind(src, copy, readonly=True)
+    m.rbind(src, copy, readonly=True)  # done already: no-op
+    under = [(e.mount_point[len(scratch):], e.readonly) for e in MountTable.read().under(copy)]
+    m.move(copy, moved)
+    m.move(copy, moved)  # done already: no-op
+    after_move = [e.mount_point[len(scratch):] for e in MountTable.read().under(scratch) if e.mount_point != scratch]
+    r: dict[str, Any] = {"under": under, "after_move": after_move}
+    r["move_nothing"] = _err(m.move, copy, elsewhere)[:2]
+    r["move_conflict"] = _err(m.move, src, moved)[:2]
+    r["busy"] = _err(m.unmount, moved)[:2]
+    m.unmount(moved, recursive=True)
+    m.unmount(moved, recursive=True)  # nothing left: success
+    r["left"] = [e.mount_point[len(scratch):] for e in MountTable.read().under(scratch) if e.mount_point != scratch]
+    return r
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new-mount-api", "ms-flags"])
+def test_rbind_move_and_recursive_unmount(in_ns, legacy: bool) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_tree_verbs, legacy)
+    if legacy:  # MS_BIND|MS_REC then a remount: only the top mount of the copy is read-only
+        assert r["under"][0] == ("/copy", True) and len(r["under"]) == 3
+    else:  # the detached clone is read-only throughout before it is attached
+        assert r["under"] == [("/copy", True), ("/copy/child", True), ("/copy/child/deep", True)]
+    assert r["after_move"] == ["/src", "/src/child", "/src/child/deep", "/moved", "/moved/child", "/moved/child/deep"]
+    assert r["move_nothing"] == ("MountError", errno.EINVAL)
+    assert r["move_conflict"] == ("MountConflictError", errno.EBUSY)
+    assert r["busy"] == ("MountError", errno.EBUSY)
+    assert r["left"] == ["/src", "/src/child", "/src/child/deep"]
+
+
 # --- remount, loop ext4, overlay, propagation ----------------------------------------------------
 
 
