@@ -62,7 +62,7 @@ def _reexec_in_private_ns(argv: Sequence[str]) -> int:
     return subprocess.run(cmd, env=env, check=False).returncode
 
 
-def _parse(args: Sequence[str] | argparse.Namespace | None) -> tuple[argparse.Namespace, list[str]]:
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="filestore-csi-driver demo", description="Run one volume's lifecycle.")
     parser.add_argument("--zone", default="us-central1-a")
     parser.add_argument("--project", default="demo-project")
@@ -72,20 +72,13 @@ def _parse(args: Sequence[str] | argparse.Namespace | None) -> tuple[argparse.Na
         help="HOST:PORT of a running Filestore emulator (e.g. one whose instances are real NFS servers); "
         "by default an embedded one is started",
     )
-    if isinstance(args, argparse.Namespace):
-        defaults = parser.parse_args([])
-        for key, value in vars(defaults).items():
-            if getattr(args, key, None) is None:
-                setattr(args, key, value)
-        argv = [f"--zone={args.zone}", f"--project={args.project}"]
-        return args, argv + ([f"--emulator-endpoint={args.emulator_endpoint}"] if args.emulator_endpoint else [])
-    argv = list(args or [])
-    return parser.parse_args(argv), argv
+    return parser.parse_args(argv)
 
 
-def run_demo(args: Sequence[str] | argparse.Namespace | None = None) -> int:
+def run_demo(args: Sequence[str] = ()) -> int:
     """Run the demo (re-executed in a private mount namespace); 0 when every step went as shown."""
-    opts, argv = _parse(args)
+    argv = list(args)
+    opts = _parse(argv)
     if os.geteuid() != 0:
         _say("demo: needs root (it mounts, inside a private mount namespace of its own)")
         return 1

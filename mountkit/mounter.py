@@ -519,9 +519,7 @@ class Mounter:
         or the other read-only state: MountConflictError.
         With ``beneath``, both ``source`` and ``target`` are resolved beneath it
         without following symlinks and the bind goes descriptor to descriptor
-        (see :meth:`mount`); before open_tree (5.2) a read-only bind is
-        remounted read-only at ``target`` re-resolved, and refused with
-        MountError(EAGAIN) if that no longer shows ``source``.
+        (see :meth:`mount`), the staging sibling of the legacy path included.
         """
         tgt = os.fsdecode(target)
         opts = parse_options(options) if options else _NO_OPTIONS

@@ -23,7 +23,6 @@ __all__ = [
     "FilestoreCloud",
     "Instance",
     "OperationPending",
-    "backup_name",
     "instance_name",
 ]
 
@@ -110,11 +109,6 @@ class Backup:
 def instance_name(project: str, location: str, name: str) -> str:
     """The full resource name of an instance."""
     return f"projects/{project}/locations/{location}/instances/{name}"
-
-
-def backup_name(project: str, region: str, backup_id: str) -> str:
-    """The full resource name of a backup."""
-    return f"projects/{project}/locations/{region}/backups/{backup_id}"
 
 
 class FilestoreCloud(Protocol):

@@ -2,7 +2,9 @@
 
 Each case runs in a private mount namespace in which /sbin/mount.nfs and /sbin/mount.nfs4 are hidden
 under empty files, and every way of starting a process raises while the mount runs, so a pass
-proves the data string built by mountkit.nfs is all the kernel needed.
+proves the options built by mountkit.nfs are all the kernel needed.  Every case goes through
+fsopen/fsconfig/fsmount with mount(2) made to raise; two also go through the mount(2) fallback
+(fsopen marked missing).  A bad NFS option comes back with the NFS client's own message.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from unittest import mock
 
 import pytest
 
-from mountkit import MountConflictError, Mounter, MountTable, _sys, find_mount
+from mountkit import MountConflictError, Mounter, MountError, MountTable, _sys, find_mount
 from mountkit.flags import MS
 
 pytestmark = pytest.mark.privileged
@@ -39,17 +41,26 @@ CASES: dict[str, tuple[str, tuple[str, ...], str, str]] = {
 }
 
 
+#: the cases also run through the mount(2) fallback
+LEGACY_CASES = ("v3-nolock", "v4.2")
+
+
 class Spawned(AssertionError):
     """A process was about to be started during a mount."""
 
 
 @contextlib.contextmanager
-def no_processes() -> Iterator[None]:
-    """Make every process-starting call raise for the duration."""
+def no_processes(*, fsopen: bool = False) -> Iterator[None]:
+    """Make every process-starting call raise for the duration (``fsopen``: mount(2) too)."""
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise Spawned(f"a process was started: {args[:1]!r}")
 
+    def no_mount2(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"mount(2) was called: {args[:2]!r}")
+
     with contextlib.ExitStack() as stack:
+        if fsopen:
+            stack.enter_context(mock.patch.object(_sys, "mount", side_effect=no_mount2))
         stack.enter_context(mock.patch.object(subprocess, "Popen", side_effect=refuse))
         for name in _SPAWNERS:
             if hasattr(os, name):
@@ -74,15 +85,18 @@ def _table(pid: int | None = None) -> list[tuple[str, str, str, tuple[str, ...]]
     return [(m.mount_point, m.fs_type, m.source, m.super_options) for m in MountTable.read(pid)]
 
 
-def _case(scratch: str, server: str, export: str, fstype: str, options: tuple[str, ...]) -> dict[str, Any]:
+def _case(scratch: str, server: str, export: str, fstype: str, options: tuple[str, ...], api: str) -> dict[str, Any]:
     hidden = _hide_helpers(scratch)
+    if api == "mount2":
+        _sys.mark_unsupported("fsopen")
+    fsopen = api == "fsopen"
     target = os.path.join(scratch, "mnt")
     os.mkdir(target)
     mounter = Mounter(probe_timeout=30)
     source = f"{server}:{export}"
     out: dict[str, Any] = {"hidden": hidden}
     started = time.monotonic()
-    with no_processes():
+    with no_processes(fsopen=fsopen):
         mounter.mount(source, target, fstype, options)
     out["mount_s"] = time.monotonic() - started
     info = find_mount(target)
@@ -99,11 +113,11 @@ def _case(scratch: str, server: str, export: str, fstype: str, options: tuple[st
             fcntl.lockf(f, fcntl.LOCK_UN)
         out["locked"] = True
     before = _table()
-    with no_processes():
+    with no_processes(fsopen=fsopen):
         mounter.mount(source, target, fstype, options)  # the same again: a no-op
     out["idempotent"] = _table() == before
     try:
-        with no_processes():
+        with no_processes(fsopen=fsopen):
             mounter.mount(f"{server}:/", target, fstype, options)
         out["conflict"] = None
     except MountConflictError as exc:
@@ -115,12 +129,14 @@ def _case(scratch: str, server: str, export: str, fstype: str, options: tuple[st
     return out
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_mounter_mounts_real_nfs(case: str, nfs_server: str, export_dir: str, in_ns: Any) -> None:
+@pytest.mark.parametrize(
+    ("case", "api"), [(c, "fsopen") for c in CASES] + [(c, "mount2") for c in LEGACY_CASES]
+)
+def test_mounter_mounts_real_nfs(case: str, api: str, nfs_server: str, export_dir: str, in_ns: Any) -> None:
     fstype, options, kernel_type, vers = CASES[case]
     started = time.monotonic()
-    got = in_ns(_case, nfs_server, export_dir, fstype, options, timeout=180)
-    print(f"{case}: mount {got['mount_s']:.2f} s, case {time.monotonic() - started:.1f} s")
+    got = in_ns(_case, nfs_server, export_dir, fstype, options, api, timeout=180)
+    print(f"{case} via {api}: mount {got['mount_s']:.2f} s, case {time.monotonic() - started:.1f} s")
     assert got["hidden"], "no mount.nfs helper to hide: the no-helper claim would prove nothing"
     assert got["fs_type"] == kernel_type
     assert got["source"] == f"{nfs_server}:{export_dir}"
@@ -135,3 +151,35 @@ def test_mounter_mounts_real_nfs(case: str, nfs_server: str, export_dir: str, in
     assert got["unmounted"]
     with open(os.path.join(export_dir, "through-mount")) as f:
         assert f.read() == f"written via {fstype} {' '.join(options)}"
+
+
+def _bad_options(scratch: str, server: str, export: str) -> dict[str, str]:
+    """Options mountkit passes on but the NFS client refuses: what each error says."""
+    target = os.path.join(scratch, "mnt")
+    os.mkdir(target)
+    mounter = Mounter(probe_timeout=30)
+    out: dict[str, str] = {}
+    attempts = {
+        "range": (("vers=3", "timeo=4294967295"), ()),  # within mountkit's uint32 check, past the kernel's
+        "unknown": (("vers=4.2",), ("bogus=1",)),  # sensitive options are the kernel's to judge
+    }
+    for name, (options, sensitive) in attempts.items():
+        try:
+            with no_processes(fsopen=True):
+                mounter.mount(f"{server}:{export}", target, "nfs", options, sensitive)
+            out[name] = "mounted"
+        except MountError as exc:
+            out[name] = f"{errno.errorcode.get(exc.errno or 0)} {exc}"
+    out["mounted_after"] = str(find_mount(target) is not None)
+    return out
+
+
+def test_a_bad_nfs_option_comes_back_with_the_kernels_message(nfs_server: str, export_dir: str, in_ns: Any) -> None:
+    got = in_ns(_bad_options, nfs_server, export_dir, timeout=120)
+    print(got)
+    assert got["mounted_after"] == "False"
+    assert got["unknown"].startswith("EINVAL mount ")
+    assert "fsconfig (new mount API): key 'bogus'" in got["unknown"]
+    assert "Unknown parameter 'bogus'" in got["unknown"] and "nfs" in got["unknown"].split("key 'bogus';")[1]
+    assert got["range"].startswith("EINVAL mount ") and "key 'timeo'" in got["range"]
+    assert "timeo" in got["range"].split("key 'timeo';")[1]  # the NFS client's own words about it
