@@ -63,7 +63,7 @@ def _steps(scratch: str, legacy: bool) -> list[tuple[str, Snapshot]]:
     os.mkdir(sub)
     os.mkdir(b)
     m.mount("mk-sub", sub, "tmpfs")
-    names = ("a", "a/sub")
+    names: tuple[str, ...] = ("a", "a/sub")
     steps: list[tuple[str, Snapshot]] = [("start", _snapshot(scratch, names))]
 
     def step(label: str, fn: Any, *args: Any, **kw: Any) -> None:
@@ -107,3 +107,33 @@ def test_propagation_verbs_agree_with_findmnt(in_ns: Any, legacy: bool) -> None:
     assert words["private -R a"] == {"a": set(), "a/sub": set(), "b": {"shared"}}
     assert words["slave a"]["a"] == set()  # a private mount made slave stays private
     assert [label for label in steps if label.startswith("error")] == ["error 22 not a mount point"]
+
+
+def _cli(scratch: str) -> dict[str, Any]:
+    from mountkit.cli import main
+
+    a, sub, copy, moved = (os.path.join(scratch, n) for n in ("a", "a/sub", "copy", "moved"))
+    for d in (a, copy, moved):
+        os.mkdir(d)
+    codes = [main(["mount", "mk-a", a, "-t", "tmpfs"])]
+    os.mkdir(sub)
+    codes += [
+        main(["mount", "mk-sub", sub, "-t", "tmpfs"]),
+        main(["make-shared", a, "--recursive"]),
+        main(["make-unbindable", sub]),
+    ]
+    shared = _snapshot(scratch, ("a", "a/sub"))
+    codes += [main(["make-private", a, "--recursive"]), main(["rbind", a, copy, "--ro"]), main(["move", copy, moved])]
+    tree = [(e.mount_point[len(scratch):], e.readonly) for e in MountTable.read().under(scratch)][1:]
+    codes.append(main(["umount", moved, "--recursive"]))
+    left = [e.mount_point[len(scratch):] for e in MountTable.read().under(scratch)][1:]
+    return {"codes": codes, "shared": shared, "private": _snapshot(scratch, ("a", "a/sub")), "tree": tree, "left": left}
+
+
+def test_the_command_line_verbs(in_ns: Any) -> None:
+    r = in_ns(_cli)
+    assert r["codes"] == [0] * 8
+    assert {name: set(v[0]) for name, v in r["shared"].items()} == {"a": {"shared"}, "a/sub": {"unbindable"}}
+    assert {name: set(v[0]) for name, v in r["private"].items()} == {"a": set(), "a/sub": set()}
+    assert r["tree"] == [("/a", False), ("/a/sub", False), ("/moved", True), ("/moved/sub", True)]
+    assert r["left"] == ["/a", "/a/sub"]
