@@ -25,12 +25,17 @@ def _err(fn: Any, *args: Any, **kw: Any) -> str:
     return ""
 
 
-def _refusals(scratch: str, legacy: bool) -> dict[str, Any]:
-    if legacy:
-        _sys.mark_unsupported("fsopen")
-    m = Mounter()
+def _setup(scratch: str, missing: str | None) -> tuple[Mounter, str]:
+    """A Mounter (on a kernel that lacks ``missing``, when given) and an empty directory ``t``."""
+    if missing:
+        _sys.mark_unsupported(missing)
     t = os.path.join(scratch, "t")
     os.mkdir(t)
+    return Mounter(), t
+
+
+def _refusals(scratch: str, legacy: bool) -> dict[str, Any]:
+    m, t = _setup(scratch, "fsopen" if legacy else None)
     out = {
         "bogus": _err(m.mount, "mk", t, "tmpfs", ["size=1m", "bogus=1"]),
         "secret": _err(m.mount, "mk", t, "tmpfs", (), ["size=SECRET"]),
@@ -75,11 +80,7 @@ def test_a_comma_cannot_smuggle_in_a_second_option(in_ns: Any) -> None:
 
 
 def _remount_keeps_superblock_flags(scratch: str, legacy: bool) -> dict[str, Any]:
-    if legacy:
-        _sys.mark_unsupported("fspick")
-    m = Mounter()
-    t = os.path.join(scratch, "t")
-    os.mkdir(t)
+    m, t = _setup(scratch, "fspick" if legacy else None)
     m.mount("mk", t, "tmpfs", ["size=1m", "sync", "nosuid"])
     before = MountTable.read().find(t)
     m.remount(t, "size=2m")
