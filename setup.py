@@ -16,7 +16,7 @@ setup(
         "pyroute2>=0.7.3",
         "grpcio>=1.85.1",
         "protobuf>=7.35.1",
-        "google-cloud-filestore>=1.9",
+        "google-cloud-filestore>=1.13",
         "google-api-core[grpc]>=2.17",
         "googleapis-common-protos>=1.62",
         "prometheus-client>=0.19",

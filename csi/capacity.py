@@ -6,7 +6,7 @@ import grpc
 
 from csi import validation
 from csi.errors import CsiError
-from csi.filestore import GIB, TIER_CAPACITY_GIB
+from csi.filestore import GIB, TIER_CAPACITY_GIB, capacity_band
 from csi.proto import csi_pb2
 
 
@@ -32,6 +32,32 @@ def pick_capacity_gib(tier: str, capacity_range: csi_pb2.CapacityRange | None, f
         grpc.StatusCode.OUT_OF_RANGE,
         f"no size for tier {tier} ({bands}) fits required_bytes {required} and limit_bytes {limit}",
     )
+
+
+def expand_capacity_gib(tier: str, current_gib: int, capacity_range: csi_pb2.CapacityRange) -> int:
+    """The size (GiB) an expansion to ``capacity_range`` gives an instance of ``current_gib``.
+
+    Never smaller than today; never outside the band the instance is in (Filestore does not move an
+    instance between bands, e.g. ZONAL 1-9.75 TiB to 10-100 TiB): OUT_OF_RANGE when it would have to.
+    """
+    required, limit = capacity_range.required_bytes, capacity_range.limit_bytes
+    if required < 0 or limit < 0:
+        raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
+    if limit and required > limit:
+        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+    size = max(-(-required // GIB), current_gib)
+    if size == current_gib:
+        return size
+    low, high = capacity_band(tier, current_gib) or (current_gib, current_gib)
+    if size > high:
+        raise CsiError(
+            grpc.StatusCode.OUT_OF_RANGE,
+            f"tier {tier} keeps an instance of {current_gib} GiB within {low}-{high} GiB; "
+            f"{size} GiB needs a new volume",
+        )
+    if limit and size * GIB > limit:
+        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"{size} GiB exceeds limit_bytes {limit}")
+    return size
 
 
 def fits(capacity_gib: int, capacity_range: csi_pb2.CapacityRange | None) -> bool:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import grpc
 from google.protobuf import timestamp_pb2
 
 from csi import params, validation
-from csi.capacity import fits, pick_capacity_gib
-from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, OperationPending
+from csi.capacity import expand_capacity_gib, fits, pick_capacity_gib
+from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, OperationPending, Performance
 from csi.errors import CsiError
 from csi.filestore import (
     CTX_IP,
@@ -30,10 +30,11 @@ from csi.filestore import (
     RESOURCE_ID_MAX_LEN,
     TOPOLOGY_KEY_ZONE,
     TRANSIENT_STATES,
+    performance_error,
     region_of,
 )
 from csi.locks import VolumeLocks
-from csi.params import LABEL_CREATED_BY, check_snapshot_params
+from csi.params import LABEL_CREATED_BY, check_snapshot_params, parse_mutable_params
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.reserved_ip import ReservedIpAllocator
 from csi.volume_id import MAX_ID_BYTES, BackupRef, VolumeRef, cloud_name
@@ -48,6 +49,7 @@ CONTROLLER_CAPABILITIES = (
     _RPC.CREATE_DELETE_SNAPSHOT,
     _RPC.LIST_SNAPSHOTS,
     _RPC.LIST_VOLUMES,
+    _RPC.MODIFY_VOLUME,
 )
 
 
@@ -69,6 +71,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         zone: str,
         locks: VolumeLocks,
         operation_timeout: float = 300.0,
+        resource_tags: Mapping[str, str] | None = None,
     ) -> None:
         self._cloud = cloud
         self._driver_name = driver_name
@@ -76,6 +79,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self._locks = locks
         self._timeout = operation_timeout
         self._reserved_ips = ReservedIpAllocator(cloud)
+        self._resource_tags = dict(resource_tags or {})  # --resource-tags; a StorageClass's win per key
 
     def check_cloud(self) -> str | None:
         """A readiness check: None when the cloud answers a cheap call (a NOT_FOUND counts)."""
@@ -93,7 +97,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     ) -> csi_pb2.CreateVolumeResponse:
         name = validation.check_string(request.name, "name")
         validation.check_capabilities(request.volume_capabilities)
-        volume_params = params.parse_volume_params(request.parameters, self._driver_name)
+        volume_params = params.parse_volume_params(
+            request.parameters, self._driver_name, request.mutable_parameters
+        )
         source_ref = self._content_source(request)
         capacity_range = request.capacity_range if request.HasField("capacity_range") else None
         pick_capacity_gib(volume_params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
@@ -106,6 +112,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if source_ref is not None:
                 source = self._source_backup(source_ref)
             size = pick_capacity_gib(volume_params.tier, capacity_range, source.capacity_gib if source else 0)
+            _check_performance(volume_params.tier, size, volume_params.performance)
             wanted = Instance(
                 name=ref.instance,
                 location=location,
@@ -119,6 +126,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 protocol=volume_params.protocol,
                 kms_key=volume_params.kms_key,
                 source_backup=source.name if source else None,
+                performance=volume_params.performance,
+                tags={**self._resource_tags, **volume_params.resource_tags},
+                nfs_export_options=volume_params.nfs_export_options,
             )
             instance = self._find_instance(location, ref.instance)
             if instance is None:
@@ -329,12 +339,45 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                     else grpc.StatusCode.FAILED_PRECONDITION
                 )
                 raise _error(code, f"volume {volume_id} is {instance.state}, not READY")
-            size = pick_capacity_gib(instance.tier, request.capacity_range)
+            size = expand_capacity_gib(instance.tier, instance.capacity_gib, request.capacity_range)
             if size > instance.capacity_gib:
+                problem = instance.performance and performance_error(
+                    instance.tier, size, fixed_iops=instance.performance.fixed_iops,
+                    iops_per_tb=instance.performance.iops_per_tb,
+                )
+                if problem:
+                    raise _error(grpc.StatusCode.OUT_OF_RANGE, f"{size} GiB does not fit the volume's performance: {problem}")
+                self._refuse_if_updating(volume_id, ref)
                 instance = self._cloud.expand_instance(ref.location, ref.instance, size, wait=self._timeout)
         return csi_pb2.ControllerExpandVolumeResponse(
             capacity_bytes=instance.capacity_gib * GIB, node_expansion_required=False
         )
+
+    def ControllerModifyVolume(
+        self, request: csi_pb2.ControllerModifyVolumeRequest, context: grpc.ServicerContext
+    ) -> csi_pb2.ControllerModifyVolumeResponse:
+        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        performance = parse_mutable_params(request.mutable_parameters)
+        ref = VolumeRef.parse(volume_id)
+        if ref is None:
+            raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
+        if performance is None:
+            return csi_pb2.ControllerModifyVolumeResponse()  # nothing to change
+        with self._locks.acquire(ref.instance):
+            instance = self._existing(volume_id)
+            _check_performance(instance.tier, instance.capacity_gib, performance)
+            if instance.performance == performance:
+                return csi_pb2.ControllerModifyVolumeResponse()
+            if instance.state != "READY":
+                raise _error(grpc.StatusCode.UNAVAILABLE, f"volume {volume_id} is {instance.state}, not READY")
+            self._refuse_if_updating(volume_id, ref)
+            self._cloud.set_performance(ref.location, ref.instance, performance, wait=self._timeout)
+        return csi_pb2.ControllerModifyVolumeResponse()
+
+    def _refuse_if_updating(self, volume_id: str, ref: VolumeRef) -> None:
+        """ABORTED ("operation pending for volume") while another update of the instance runs."""
+        if self._cloud.update_running(ref.location, ref.instance):
+            raise _error(grpc.StatusCode.ABORTED, f"another update of volume {volume_id} is running; retry")
 
     # -- snapshots --
 
@@ -343,11 +386,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     ) -> csi_pb2.CreateSnapshotResponse:
         name = validation.check_string(request.name, "name")
         volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=1024)
-        check_snapshot_params(request.parameters)
+        snapshot_params = check_snapshot_params(request.parameters, self._driver_name, name)
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
-        region = region_of(ref.location)
+        region = snapshot_params.location or region_of(ref.location)
         prefix = len(BackupRef(self._cloud.project, region, "").snapshot_id)
         backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix)))
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
@@ -357,7 +400,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if backup is None:
                 try:
                     backup = self._cloud.create_backup(
-                        region, backup_ref.backup, source, ref.share, wait=self._timeout
+                        region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                        labels=snapshot_params.labels,
                     )
                 except OperationPending:
                     # Cut but not finished: report it not ready; the CO polls with CreateSnapshot.
@@ -439,8 +483,6 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ControllerGetVolume(self, request: object, context: grpc.ServicerContext) -> None:
         raise self._unimplemented("ControllerGetVolume")
 
-    def ControllerModifyVolume(self, request: object, context: grpc.ServicerContext) -> None:
-        raise self._unimplemented("ControllerModifyVolume")
 
 
 # --- helpers -----------------------------------------------------------------
@@ -457,6 +499,17 @@ def _zones(topologies: Iterable[csi_pb2.Topology], field_name: str) -> list[str]
             raise validation.invalid(f"{field_name}: a topology has no {TOPOLOGY_KEY_ZONE}")
         zones.append(validation.check_string(zone, field_name))
     return zones
+
+
+def _check_performance(tier: str, capacity_gib: int, performance: Performance | None) -> None:
+    """INVALID_ARGUMENT when the tier at this size refuses the performance setting."""
+    if performance is None:
+        return
+    problem = performance_error(
+        tier, capacity_gib, fixed_iops=performance.fixed_iops, iops_per_tb=performance.iops_per_tb
+    )
+    if problem:
+        raise validation.invalid(f"performance: {problem}")
 
 
 def _check_ready(name: str, instance: Instance) -> None:

@@ -31,19 +31,44 @@ LEGACY_TIERS = {"STANDARD": "BASIC_HDD", "PREMIUM": "BASIC_SSD"}
 
 #: Capacity bands per tier, in whole GiB (a size must fall inside one band).  The basic tiers end at
 #: 63.9 TiB = 65433.6 GiB, so the largest whole size is 65433 GiB; BASIC_HDD starts at 100 GiB when
-#: provisioned through a CSI driver on GKE (1 TiB otherwise).
+#: provisioned through a CSI driver on GKE (1 TiB otherwise).  ZONAL's lower band is 1-9.75 TiB,
+#: REGIONAL's 100-10,239 GiB (the service-tiers-zonal / -regional pages); an instance never moves
+#: between bands ("the capacity range can't be changed once chosen"), so an expansion stays in its band.
 TIER_CAPACITY_GIB: dict[str, tuple[tuple[int, int], ...]] = {
     "BASIC_HDD": ((100, 639 * _TIB // 10),),
     "BASIC_SSD": ((5 * _TIB // 2, 639 * _TIB // 10),),
     "ENTERPRISE": ((_TIB, 10 * _TIB),),
     "HIGH_SCALE_SSD": ((10 * _TIB, 100 * _TIB),),
     "ZONAL": ((_TIB, 9984), (10 * _TIB, 100 * _TIB)),
-    "REGIONAL": ((100, 9984), (10 * _TIB, 100 * _TIB)),
+    "REGIONAL": ((100, 10 * _TIB - 1), (10 * _TIB, 100 * _TIB)),
 }
 #: Tiers whose shares may not shrink and whose share names are short.
 BASIC_TIERS = frozenset({"BASIC_HDD", "BASIC_SSD"})
 #: Tiers whose instances live in a region rather than a zone.
 REGIONAL_TIERS = frozenset({"ENTERPRISE", "REGIONAL"})
+
+#: Custom performance (``Instance.performance_config``), as gcp-filestore-csi-driver validates it
+#: (``validateAndBuildPerformanceConfig``): the tiers that take it, the total IOPS each allows, and per
+#: capacity band (below / from ``PERFORMANCE_LARGE_GIB``) the step both values move in and the range
+#: of IOPS per TiB.  A fixed IOPS value is at least ``MIN_FIXED_IOPS``.
+PERFORMANCE_TIERS = frozenset({"ZONAL", "REGIONAL"})
+MAX_TOTAL_IOPS = {"ZONAL": 166_000, "REGIONAL": 750_000}
+MIN_FIXED_IOPS = 2000
+PERFORMANCE_LARGE_GIB = 10 * _TIB
+IOPS_STEP = {False: 100, True: 1000}  # keyed by "is the capacity in the large band"
+IOPS_PER_TB_RANGE = {False: (4000, 17_000), True: (3000, 7500)}
+
+#: NfsExportOptions: the access and squash modes, and at most 64 IP ranges per file share.
+NFS_ACCESS_MODES = frozenset({"READ_ONLY", "READ_WRITE"})
+NFS_SQUASH_MODES = frozenset({"NO_ROOT_SQUASH", "ROOT_SQUASH"})
+NFS_EXPORT_MAX_IP_RANGES = 64
+
+#: Resource Manager tags as Filestore takes them (``Instance.tags``/``Backup.tags``): a namespaced
+#: key ``<parent>/<key short name>`` (the parent an organization id or a project id/number) and a
+#: value short name; at most 50 per resource.
+TAG_PARENT = re.compile(r"^(?:[0-9]{1,30}|[a-z][-a-z0-9]{4,28}[a-z0-9])$")
+TAG_SHORT_NAME = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+MAX_TAGS = 50
 
 #: File protocols (volume_context fileProtocol), each with the NFS version a share is mounted with.
 NFS_VERSIONS = {"NFS_V3": "3", "NFS_V4_1": "4.1"}
@@ -105,3 +130,52 @@ def region_of(location: str) -> str:
     """The region of a zone (``us-central1-c`` → ``us-central1``); a region is returned as is."""
     head, _, tail = location.rpartition("-")
     return head if head and len(tail) == 1 and tail.isalpha() else location
+
+
+def performance_error(
+    tier: str, capacity_gib: int, *, fixed_iops: int | None = None, iops_per_tb: int | None = None
+) -> str | None:
+    """Why ``tier`` at ``capacity_gib`` refuses this performance setting, or None when it is valid.
+
+    Exactly one of ``fixed_iops`` and ``iops_per_tb`` is given (both None: the tier's default,
+    always valid).  The same check guards create, modify and expand, in the driver and the emulator.
+    """
+    if fixed_iops is None and iops_per_tb is None:
+        return None
+    tier = canonical_tier(tier)
+    if tier not in PERFORMANCE_TIERS:
+        return f"custom performance needs one of the tiers {sorted(PERFORMANCE_TIERS)}, not {tier}"
+    if fixed_iops is not None and iops_per_tb is not None:
+        return "give max IOPS or max IOPS per TiB, not both"
+    large = capacity_gib >= PERFORMANCE_LARGE_GIB
+    step = IOPS_STEP[large]
+    band = "from 10 TiB" if large else "below 10 TiB"
+    limit = MAX_TOTAL_IOPS[tier]
+    if fixed_iops is not None:
+        if fixed_iops < MIN_FIXED_IOPS or fixed_iops > limit:
+            return f"max IOPS must be {MIN_FIXED_IOPS}-{limit} on tier {tier}, not {fixed_iops}"
+        if fixed_iops % step:
+            return f"max IOPS must be a multiple of {step} for a capacity {band}"
+        return None
+    assert iops_per_tb is not None
+    if iops_per_tb % step:
+        return f"max IOPS per TiB must be a multiple of {step} for a capacity {band}"
+    low, high = IOPS_PER_TB_RANGE[large]
+    if not low <= iops_per_tb <= high:
+        return f"max IOPS per TiB must be {low}-{high} for a capacity {band}, not {iops_per_tb}"
+    total = iops_per_tb * capacity_gib // _TIB
+    if total > limit:
+        return f"{iops_per_tb} IOPS per TiB at {capacity_gib} GiB is {total} IOPS, above {limit} on tier {tier}"
+    return None
+
+
+def tag_error(key: str, value: str) -> str | None:
+    """Why Filestore refuses the tag ``key`` (``<parent>/<key>``) = ``value``, or None."""
+    parent, sep, short = key.partition("/")
+    if not sep or not TAG_PARENT.match(parent):
+        return f"tag key {key!r} must start with an organization id or a project id and '/'"
+    if not TAG_SHORT_NAME.match(short):
+        return f"tag key {short!r} must be 1-63 of [A-Za-z0-9_.-], starting and ending alphanumeric"
+    if not TAG_SHORT_NAME.match(value):
+        return f"tag value {value!r} must be 1-63 of [A-Za-z0-9_.-], starting and ending alphanumeric"
+    return None

@@ -58,8 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--probe-timeout", type=float, default=10.0, help="seconds before a mount is deemed hung"
     )
     parser.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get on SIGTERM")
+    parser.add_argument(
+        "--resource-tags",
+        default="",
+        help="tags for every instance: <parentID>/<tagKey>/<tagValue>,... (a StorageClass's resource-tags win per key)",
+    )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
+
+
+def _resource_tags(parser: argparse.ArgumentParser, text: str) -> dict[str, str]:
+    """--resource-tags, checked at startup so a bad tag stops the driver, not a CreateVolume."""
+    from csi.errors import CsiError
+    from csi.params import parse_resource_tags
+
+    try:
+        return parse_resource_tags(text, "--resource-tags")
+    except CsiError as exc:
+        parser.error(exc.message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--project is required in controller mode")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    resource_tags = _resource_tags(parser, args.resource_tags)
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()
@@ -98,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 zone=args.location or args.zone,
                 locks=locks,
                 operation_timeout=args.operation_timeout,
+                resource_tags=resource_tags,
             )
             checks.append(controller.check_cloud)
         if run_node:

@@ -8,20 +8,26 @@ the parameter.  What Filestore itself accepts (tiers, protocols, connect modes) 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from csi import validation
+from csi.cloud import NfsExportRule, Performance, export_rules_error
 from csi.filestore import (
     CONNECT_MODES,
     DEFAULT_CONNECT_MODE,
     DEFAULT_NETWORK,
     DEFAULT_PROTOCOL,
     DEFAULT_TIER_ALIAS,
+    LOCATION,
+    MAX_TAGS,
     NFS_V41_TIERS,
     PROTOCOLS,
     TIER_ALIASES,
+    region_of,
+    tag_error,
 )
 
 # StorageClass parameters (matched case-insensitively).
@@ -36,8 +42,19 @@ P_PROTOCOL = "protocol"
 P_PVC_NAME = "csi.storage.k8s.io/pvc/name"
 P_PVC_NAMESPACE = "csi.storage.k8s.io/pvc/namespace"
 P_PV_NAME = "csi.storage.k8s.io/pv/name"
+P_RESOURCE_TAGS = "resource-tags"
+P_NFS_EXPORT_OPTIONS = "nfs-export-options-on-create"
+#: Custom performance: StorageClass parameters, and the only VolumeAttributesClass (mutable) ones.
+P_MAX_IOPS = "max-iops"
+P_MAX_IOPS_PER_TB = "max-iops-per-tb"
+MUTABLE_PARAMETERS = frozenset({P_MAX_IOPS, P_MAX_IOPS_PER_TB})
+#: gcp-filestore-csi-driver spells the performance keys with underscores; both spellings work.
+_KEY_ALIASES = {"max_iops": P_MAX_IOPS, "max_iops_per_tb": P_MAX_IOPS_PER_TB}
 #: VolumeSnapshotClass parameters.
 P_SNAPSHOT_TYPE = "type"
+P_SNAPSHOT_LOCATION = "location"
+#: The label a backup carries with the VolumeSnapshot's name (as gcp-filestore-csi-driver sets it).
+LABEL_SNAPSHOT_NAME = "storage_gke_io_created-for_csi_snapshot_name"
 SNAPSHOT_METADATA = frozenset(
     {
         "csi.storage.k8s.io/volumesnapshot/name",
@@ -71,16 +88,29 @@ class VolumeParams:
     kms_key: str | None = None
     protocol: str = DEFAULT_PROTOCOL
     labels: Mapping[str, str] = field(default_factory=dict)
+    performance: Performance | None = None
+    resource_tags: Mapping[str, str] = field(default_factory=dict)
+    nfs_export_options: tuple[NfsExportRule, ...] = ()
 
 
-def parse_volume_params(params: Mapping[str, str], driver_name: str) -> VolumeParams:
-    """Check CreateVolume parameters (keys case-insensitive); unknown keys are INVALID_ARGUMENT."""
+def parse_volume_params(
+    params: Mapping[str, str], driver_name: str, mutable: Mapping[str, str] | None = None
+) -> VolumeParams:
+    """Check CreateVolume parameters (keys case-insensitive); unknown keys are INVALID_ARGUMENT.
+
+    ``mutable`` (CreateVolume's mutable_parameters, from a VolumeAttributesClass) may set the
+    performance keys only, and overrides the same key in ``params``.
+    """
     validation.check_map(params, "parameters")
     values: dict[str, str] = {}
     user_labels: dict[str, str] = {}
     labels = {LABEL_CREATED_BY: created_by(driver_name)}
+    performance = {_key(k): v for k, v in params.items() if _key(k) in MUTABLE_PARAMETERS}
+    performance.update(_mutable(mutable or {}, "mutable_parameters"))
     for raw_key, value in params.items():
-        key = raw_key.lower()
+        key = _key(raw_key)
+        if key in MUTABLE_PARAMETERS:
+            continue
         if key in METADATA_LABELS:
             labels[METADATA_LABELS[key]] = label_value(value)
         elif key == P_LABELS:
@@ -93,6 +123,8 @@ def parse_volume_params(params: Mapping[str, str], driver_name: str) -> VolumePa
             P_RESERVED_IPV4_CIDR,
             P_KMS_KEY,
             P_PROTOCOL,
+            P_RESOURCE_TAGS,
+            P_NFS_EXPORT_OPTIONS,
         ):
             values[key] = value
         else:
@@ -135,7 +167,131 @@ def parse_volume_params(params: Mapping[str, str], driver_name: str) -> VolumePa
         kms_key=values.get(P_KMS_KEY) or None,
         protocol=protocol,
         labels=labels,
+        performance=parse_performance(performance, "parameters"),
+        resource_tags=parse_resource_tags(values.get(P_RESOURCE_TAGS, ""), "parameters"),
+        nfs_export_options=parse_nfs_export_options(values.get(P_NFS_EXPORT_OPTIONS, "")),
     )
+
+
+def _key(raw_key: str) -> str:
+    key = raw_key.lower()
+    return _KEY_ALIASES.get(key, key)
+
+
+def _mutable(params: Mapping[str, str], what: str) -> dict[str, str]:
+    validation.check_map(params, what)
+    values = {}
+    for raw_key, value in params.items():
+        if _key(raw_key) not in MUTABLE_PARAMETERS:
+            raise validation.invalid(f"{what}: {raw_key!r} cannot be changed (only {sorted(MUTABLE_PARAMETERS)})")
+        values[_key(raw_key)] = value
+    return values
+
+
+def parse_mutable_params(params: Mapping[str, str]) -> Performance | None:
+    """ControllerModifyVolume's mutable_parameters: the performance keys, checked for syntax."""
+    return parse_performance(_mutable(params, "mutable_parameters"), "mutable_parameters")
+
+
+def parse_performance(values: Mapping[str, str], what: str) -> Performance | None:
+    """``max-iops`` / ``max-iops-per-tb`` (canonical keys) as a Performance; None when neither is set.
+
+    Only the syntax is checked here; whether the tier and size allow the value is
+    :func:`csi.filestore.performance_error`, once the size is known.
+    """
+    numbers: dict[str, int] = {}
+    for key in (P_MAX_IOPS, P_MAX_IOPS_PER_TB):
+        text = values.get(key, "").strip()
+        if not text:
+            continue
+        if not text.isdigit():
+            raise validation.invalid(f"{what}: {key} must be a whole number, not {text!r}")
+        numbers[key] = int(text)
+    if len(numbers) == 2:
+        raise validation.invalid(f"{what}: give {P_MAX_IOPS} or {P_MAX_IOPS_PER_TB}, not both")
+    if not numbers:
+        return None
+    return Performance(fixed_iops=numbers.get(P_MAX_IOPS), iops_per_tb=numbers.get(P_MAX_IOPS_PER_TB))
+
+
+def parse_resource_tags(text: str, what: str) -> dict[str, str]:
+    """``<parentID>/<tagKey>/<tagValue>,...`` (gcp-filestore-csi-driver's format) as the API's
+    ``tags`` map ``{"<parentID>/<tagKey>": "<tagValue>"}``, checked so a bad tag fails before any
+    instance exists.  A key given twice with different values is refused, not silently resolved.
+    """
+    tags: dict[str, str] = {}
+    items = [item.strip() for item in text.split(",")] if text.strip() else []
+    for item in items:
+        if item.count("/") != 2:
+            raise validation.invalid(f"{what}: resource tag {item!r} is not <parentID>/<tagKey>/<tagValue>")
+        key, _, value = item.rpartition("/")
+        problem = tag_error(key, value)
+        if problem:
+            raise validation.invalid(f"{what}: resource tag {item!r}: {problem}")
+        if tags.get(key, value) != value:
+            raise validation.invalid(f"{what}: resource tag {key!r} is given two values")
+        tags[key] = value
+    if len(tags) > MAX_TAGS:
+        raise validation.invalid(f"{what}: more than {MAX_TAGS} resource tags")
+    return tags
+
+
+_EXPORT_KEYS = {"ipRanges", "accessMode", "squashMode", "anonUid", "anonGid"}
+
+
+def parse_nfs_export_options(text: str) -> tuple[NfsExportRule, ...]:
+    """``nfs-export-options-on-create``: a JSON list of access rules, as gcp-filestore-csi-driver
+    reads it (keys ``ipRanges``, ``accessMode``, ``squashMode``, ``anonUid``, ``anonGid``; unknown
+    keys refused; ids as strings like ``"65534"`` or as numbers), checked against the API's rules.
+    """
+    if not text.strip():
+        return ()
+    what = f"parameters: {P_NFS_EXPORT_OPTIONS}"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise validation.invalid(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise validation.invalid(f"{what} must be a JSON list of access rules")
+    rules = tuple(_export_rule(item, f"{what}[{index}]") for index, item in enumerate(data))
+    problem = export_rules_error(rules)
+    if problem:
+        raise validation.invalid(f"{what}: {problem}")
+    return rules
+
+
+def _export_rule(item: object, what: str) -> NfsExportRule:
+    if not isinstance(item, dict):
+        raise validation.invalid(f"{what} must be a JSON object")
+    unknown = set(item) - _EXPORT_KEYS
+    if unknown:
+        raise validation.invalid(f"{what}: unknown key(s) {sorted(unknown)} (known: {sorted(_EXPORT_KEYS)})")
+    ip_ranges = item.get("ipRanges", [])
+    if not isinstance(ip_ranges, list) or not all(isinstance(r, str) for r in ip_ranges):
+        raise validation.invalid(f"{what}: ipRanges must be a list of strings")
+    modes = {}
+    for key, default in (("accessMode", "READ_WRITE"), ("squashMode", "NO_ROOT_SQUASH")):
+        value = item.get(key, default)
+        if not isinstance(value, str):
+            raise validation.invalid(f"{what}: {key} must be a string")
+        modes[key] = value
+    return NfsExportRule(
+        ip_ranges=tuple(ip_ranges),
+        access_mode=modes["accessMode"],
+        squash_mode=modes["squashMode"],
+        anon_uid=_anon_id(item.get("anonUid"), f"{what}: anonUid"),
+        anon_gid=_anon_id(item.get("anonGid"), f"{what}: anonGid"),
+    )
+
+
+def _anon_id(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise validation.invalid(f"{what} must be a non-negative whole number")
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -176,13 +332,37 @@ def is_cidr(text: str) -> bool:
     return "/" in text
 
 
-def check_snapshot_params(params: Mapping[str, str]) -> None:
-    """Check CreateSnapshot parameters: only ``type: backup`` and the snapshotter's metadata."""
+@dataclass(frozen=True, slots=True)
+class SnapshotParams:
+    """A VolumeSnapshotClass's parameters, checked: the backup's region (None: the volume's own)
+    and the labels the backup carries."""
+
+    location: str | None
+    labels: Mapping[str, str]
+
+
+def check_snapshot_params(params: Mapping[str, str], driver_name: str, snapshot_name: str) -> SnapshotParams:
+    """Check CreateSnapshot parameters: ``type: backup``, ``location`` (a region), ``labels`` and
+    the snapshotter's metadata.  Labels are the driver's, the user's and the snapshot's name."""
     validation.check_map(params, "parameters")
+    location = None
+    labels = {LABEL_CREATED_BY: created_by(driver_name), LABEL_SNAPSHOT_NAME: label_value(snapshot_name)}
+    user_labels: dict[str, str] = {}
     for key, value in params.items():
         lowered = key.lower()
         if lowered == P_SNAPSHOT_TYPE:
             if value.lower() != "backup":
                 raise validation.invalid("parameters: only snapshots of type 'backup' are supported")
+        elif lowered == P_SNAPSHOT_LOCATION:
+            if not value or region_of(value) != value or not LOCATION.match(value):
+                raise validation.invalid(f"parameters: location {value!r} must be a region, e.g. us-central1")
+            location = value
+        elif lowered == P_LABELS:
+            user_labels = parse_labels(value)
         elif lowered not in SNAPSHOT_METADATA:
             raise validation.invalid(f"parameters: unknown parameter {key!r}")
+    for key in user_labels:
+        if key in labels:
+            raise validation.invalid(f"parameters: label {key!r} is reserved for the driver")
+    labels.update(user_labels)
+    return SnapshotParams(location, labels)

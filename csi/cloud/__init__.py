@@ -8,13 +8,22 @@ with a :class:`ErrorKind`; only ``csi/errors.py`` turns a kind into a gRPC statu
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Protocol
 
-from csi.filestore import DEFAULT_CONNECT_MODE, DEFAULT_NETWORK, DEFAULT_PROTOCOL, DEFAULT_SHARE
+from csi.filestore import (
+    DEFAULT_CONNECT_MODE,
+    DEFAULT_NETWORK,
+    DEFAULT_PROTOCOL,
+    DEFAULT_SHARE,
+    NFS_ACCESS_MODES,
+    NFS_EXPORT_MAX_IP_RANGES,
+    NFS_SQUASH_MODES,
+)
 
 __all__ = [
     "Backup",
@@ -22,7 +31,10 @@ __all__ = [
     "ErrorKind",
     "FilestoreCloud",
     "Instance",
+    "NfsExportRule",
     "OperationPending",
+    "Performance",
+    "export_rules_error",
     "instance_name",
 ]
 
@@ -67,6 +79,59 @@ def _frozen_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Performance:
+    """An instance's custom performance (``performance_config``): one of the two is set."""
+
+    fixed_iops: int | None = None
+    iops_per_tb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NfsExportRule:
+    """One ``NfsExportOptions`` entry: who may mount the share, and how."""
+
+    ip_ranges: tuple[str, ...]
+    access_mode: str = "READ_WRITE"
+    squash_mode: str = "NO_ROOT_SQUASH"
+    anon_uid: int | None = None
+    anon_gid: int | None = None
+
+
+def export_rules_error(rules: Sequence[NfsExportRule]) -> str | None:
+    """Why Filestore refuses these export rules for one share, or None.
+
+    As the v1 API documents ``NfsExportOptions``: every rule names IPv4 addresses or CIDR blocks,
+    at most 64 in all, none overlapping; anonymous ids only with ROOT_SQUASH.
+    """
+    seen: list[ipaddress.IPv4Network] = []
+    for index, rule in enumerate(rules):
+        where = f"rule {index}"
+        if not rule.ip_ranges:
+            return f"{where}: ipRanges must name at least one address or range"
+        if rule.access_mode not in NFS_ACCESS_MODES:
+            return f"{where}: accessMode must be one of {sorted(NFS_ACCESS_MODES)}"
+        if rule.squash_mode not in NFS_SQUASH_MODES:
+            return f"{where}: squashMode must be one of {sorted(NFS_SQUASH_MODES)}"
+        if rule.squash_mode != "ROOT_SQUASH" and (rule.anon_uid is not None or rule.anon_gid is not None):
+            return f"{where}: anonUid and anonGid need squashMode ROOT_SQUASH"
+        for anon in (rule.anon_uid, rule.anon_gid):
+            if anon is not None and not 0 <= anon < 1 << 32:
+                return f"{where}: anonUid/anonGid must be 0-4294967295"
+        for text in rule.ip_ranges:
+            try:
+                net = ipaddress.IPv4Network(text)
+            except ValueError:
+                return f"{where}: {text!r} is not an IPv4 address or CIDR block (with host bits clear)"
+            clash = next((other for other in seen if other.overlaps(net)), None)
+            if clash is not None:
+                return f"{where}: {text} overlaps {clash}"
+            seen.append(net)
+    if len(seen) > NFS_EXPORT_MAX_IP_RANGES:
+        return f"at most {NFS_EXPORT_MAX_IP_RANGES} IP ranges per share, not {len(seen)}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
     """A Filestore instance with one file share, as the driver sees it.
 
@@ -88,9 +153,13 @@ class Instance:
     protocol: str = DEFAULT_PROTOCOL  # or "NFS_V4_1"
     kms_key: str | None = None
     source_backup: str | None = None           # full backup name to restore from at creation
+    performance: Performance | None = None     # None: the tier's default performance
+    tags: Mapping[str, str] = field(default_factory=dict)  # input only: the API never returns them
+    nfs_export_options: tuple[NfsExportRule, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
+        object.__setattr__(self, "tags", _frozen_labels(self.tags))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +173,10 @@ class Backup:
     state: str                     # "CREATING", "FINALIZING", "READY", "DELETING", "INVALID"
     create_time: datetime
     storage_bytes: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_labels(self.labels))
 
 
 def instance_name(project: str, location: str, name: str) -> str:
@@ -140,14 +213,30 @@ class FilestoreCloud(Protocol):
         """Grow the file share to ``capacity_gib`` (update_instance with mask ``file_shares``)."""
         ...
 
+    def set_performance(self, location: str, name: str, performance: Performance, *, wait: float) -> Instance:
+        """Change the custom performance (update_instance with mask ``performance_config``)."""
+        ...
+
+    def update_running(self, location: str, name: str) -> bool:
+        """Whether an update operation of the instance is still running (list_operations)."""
+        ...
+
     def list_instances(self, location: str = "-") -> list[Instance]:
         """All instances in ``location`` ("-" means every location), all pages."""
         ...
 
     def create_backup(
-        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float
+        self,
+        region: str,
+        backup_id: str,
+        source_instance: str,
+        share: str,
+        *,
+        wait: float,
+        labels: Mapping[str, str] | None = None,
     ) -> Backup:
-        """Back up ``share`` of the instance named in full by ``source_instance``."""
+        """Back up ``share`` of the instance named in full by ``source_instance`` into ``region``
+        (which may be another region than the instance's)."""
         ...
 
     def get_backup(self, full_name: str) -> Backup:

@@ -8,7 +8,7 @@ path as against the real API.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +18,23 @@ from google.api_core import operation as goperation
 from google.api_core.future import polling
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import filestore_v1
+from google.cloud.common import OperationMetadata
 from google.cloud.filestore_v1.services.cloud_filestore_manager.transports import (
     CloudFilestoreManagerGrpcTransport,
 )
+from google.longrunning import operations_pb2
 from google.protobuf import field_mask_pb2
 
-from csi.cloud import Backup, CloudError, ErrorKind, Instance, OperationPending, instance_name
+from csi.cloud import (
+    Backup,
+    CloudError,
+    ErrorKind,
+    Instance,
+    NfsExportRule,
+    OperationPending,
+    Performance,
+    instance_name,
+)
 from csi.filestore import DEFAULT_CONNECT_MODE
 
 __all__ = ["GcpFilestore", "backup_from_pb", "instance_from_pb"]
@@ -88,6 +99,50 @@ def instance_from_pb(pb: filestore_v1.Instance) -> Instance:
         protocol=_enum_name(pb.protocol, "NFS_V3"),
         kms_key=pb.kms_key_name or None,
         source_backup=share.source_backup or None,
+        performance=performance_from_pb(pb.performance_config),
+        tags=dict(pb.tags),
+        nfs_export_options=tuple(_export_rule(rule) for rule in share.nfs_export_options),
+    )
+
+
+def performance_from_pb(config: filestore_v1.Instance.PerformanceConfig) -> Performance | None:
+    """Our record of a ``performance_config`` (None when unset: the tier's default)."""
+    mode = filestore_v1.Instance.PerformanceConfig.pb(config).WhichOneof("mode")
+    if mode == "fixed_iops":
+        return Performance(fixed_iops=int(config.fixed_iops.max_iops))
+    if mode == "iops_per_tb":
+        return Performance(iops_per_tb=int(config.iops_per_tb.max_iops_per_tb))
+    return None
+
+
+def _performance_pb(performance: Performance) -> filestore_v1.Instance.PerformanceConfig:
+    if performance.fixed_iops is not None:
+        return filestore_v1.Instance.PerformanceConfig(
+            fixed_iops=filestore_v1.Instance.FixedIOPS(max_iops=performance.fixed_iops)
+        )
+    return filestore_v1.Instance.PerformanceConfig(
+        iops_per_tb=filestore_v1.Instance.IOPSPerTB(max_iops_per_tb=performance.iops_per_tb or 0)
+    )
+
+
+def _export_rule(pb: filestore_v1.NfsExportOptions) -> NfsExportRule:
+    return NfsExportRule(
+        ip_ranges=tuple(pb.ip_ranges),
+        access_mode=_enum_name(pb.access_mode, "READ_WRITE"),
+        squash_mode=_enum_name(pb.squash_mode, "NO_ROOT_SQUASH"),
+        anon_uid=int(pb.anon_uid) or None,
+        anon_gid=int(pb.anon_gid) or None,
+    )
+
+
+def _export_rule_pb(rule: NfsExportRule) -> filestore_v1.NfsExportOptions:
+    Options = filestore_v1.NfsExportOptions
+    return Options(
+        ip_ranges=list(rule.ip_ranges),
+        access_mode=_enum(Options.AccessMode, rule.access_mode, "access mode"),
+        squash_mode=_enum(Options.SquashMode, rule.squash_mode, "squash mode"),
+        anon_uid=rule.anon_uid or 0,
+        anon_gid=rule.anon_gid or 0,
     )
 
 
@@ -102,6 +157,7 @@ def backup_from_pb(pb: filestore_v1.Backup) -> Backup:
         state=_enum_name(pb.state),
         create_time=datetime.fromtimestamp(created.timestamp(), tz=UTC),
         storage_bytes=int(pb.storage_bytes),
+        labels=dict(pb.labels),
     )
 
 
@@ -118,6 +174,7 @@ def _instance_pb(project: str, instance: Instance) -> filestore_v1.Instance:
         name=instance.share_name,
         capacity_gb=instance.capacity_gib,
         source_backup=instance.source_backup or "",
+        nfs_export_options=[_export_rule_pb(rule) for rule in instance.nfs_export_options],
     )
     net = filestore_v1.NetworkConfig(
         network=instance.network,
@@ -131,7 +188,10 @@ def _instance_pb(project: str, instance: Instance) -> filestore_v1.Instance:
         file_shares=[share],
         networks=[net],
         kms_key_name=instance.kms_key or "",
+        tags=dict(instance.tags),
     )
+    if instance.performance is not None:
+        pb.performance_config = _performance_pb(instance.performance)
     if instance.protocol != "NFS_V3":   # the API default; only the newer tiers accept the field
         pb.protocol = _enum(filestore_v1.Instance.FileProtocol, instance.protocol, "protocol")
     return pb
@@ -222,19 +282,40 @@ class GcpFilestore:
 
     def expand_instance(self, location: str, name: str, capacity_gib: int, *, wait: float) -> Instance:
         current = self.get_instance(location, name)
+        share = filestore_v1.FileShareConfig(name=current.share_name, capacity_gb=capacity_gib)
+        # file_shares is replaced whole: keep the export rules the share has.
+        share.nfs_export_options = [_export_rule_pb(rule) for rule in current.nfs_export_options]
+        pb = filestore_v1.Instance(name=instance_name(self.project, location, name), file_shares=[share])
+        return self._update(pb, "file_shares", wait)
+
+    def set_performance(self, location: str, name: str, performance: Performance, *, wait: float) -> Instance:
         pb = filestore_v1.Instance(
-            name=instance_name(self.project, location, name),
-            file_shares=[filestore_v1.FileShareConfig(name=current.share_name, capacity_gb=capacity_gib)],
+            name=instance_name(self.project, location, name), performance_config=_performance_pb(performance)
         )
+        return self._update(pb, "performance_config", wait)
+
+    def _update(self, pb: filestore_v1.Instance, path: str, wait: float) -> Instance:
         with _translated():
             op = self._client.update_instance(
-                instance=pb,
-                update_mask=field_mask_pb2.FieldMask(paths=["file_shares"]),
-                timeout=self._rpc_timeout,
+                instance=pb, update_mask=field_mask_pb2.FieldMask(paths=[path]), timeout=self._rpc_timeout
             )
         result = self._wait(op, wait)
         assert isinstance(result, filestore_v1.Instance)
         return instance_from_pb(result)
+
+    def update_running(self, location: str, name: str) -> bool:
+        target = instance_name(self.project, location, name)
+        request = operations_pb2.ListOperationsRequest(name=self._parent(location))
+        while True:
+            with _translated():
+                response: Any = self._client.list_operations(request=request, timeout=self._rpc_timeout)
+            for op in response.operations:
+                meta = OperationMetadata.pb()()
+                if not op.done and op.metadata.Unpack(meta) and (meta.target, meta.verb) == (target, "update"):
+                    return True
+            if not response.next_page_token:
+                return False
+            request.page_token = response.next_page_token
 
     def list_instances(self, location: str = "-") -> list[Instance]:
         request = filestore_v1.ListInstancesRequest(parent=self._parent(location))
@@ -247,9 +328,18 @@ class GcpFilestore:
     # -- backups --
 
     def create_backup(
-        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float
+        self,
+        region: str,
+        backup_id: str,
+        source_instance: str,
+        share: str,
+        *,
+        wait: float,
+        labels: Mapping[str, str] | None = None,
     ) -> Backup:
-        backup = filestore_v1.Backup(source_instance=source_instance, source_file_share=share)
+        backup = filestore_v1.Backup(
+            source_instance=source_instance, source_file_share=share, labels=dict(labels or {})
+        )
         with _translated():
             op = self._client.create_backup(
                 parent=self._parent(region), backup=backup, backup_id=backup_id, timeout=self._rpc_timeout

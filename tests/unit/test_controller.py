@@ -480,13 +480,13 @@ def test_capabilities_and_unimplemented(driver: Driver) -> None:
         RPC.CREATE_DELETE_SNAPSHOT,
         RPC.LIST_SNAPSHOTS,
         RPC.LIST_VOLUMES,
+        RPC.MODIFY_VOLUME,
     }
     for method, request in (
         (driver.ctl.ControllerPublishVolume, csi_pb2.ControllerPublishVolumeRequest()),
         (driver.ctl.ControllerUnpublishVolume, csi_pb2.ControllerUnpublishVolumeRequest()),
         (driver.ctl.GetCapacity, csi_pb2.GetCapacityRequest()),
         (driver.ctl.ControllerGetVolume, csi_pb2.ControllerGetVolumeRequest()),
-        (driver.ctl.ControllerModifyVolume, csi_pb2.ControllerModifyVolumeRequest()),
     ):
         assert code_of(method, request) == grpc.StatusCode.UNIMPLEMENTED
 

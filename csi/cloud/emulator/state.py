@@ -27,16 +27,20 @@ from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from csi.cloud import Instance
+from csi.cloud import Instance, export_rules_error
 from csi.filestore import (
     BASIC_TIERS,
     LEGACY_TIERS,
+    MAX_TAGS,
+    PERFORMANCE_TIERS,
     RESOURCE_ID,
     TIER_CAPACITY_GIB,
     canonical_tier,
     capacity_band,
     is_share_name,
+    performance_error,
     region_of,
+    tag_error,
 )
 
 InstancePb = filestore_v1.Instance.pb()
@@ -169,6 +173,8 @@ class EmulatorState:
         self._pending_deleted: list[Instance] = []
         self._ops: dict[str, _Operation] = {}
         self._faults: dict[str, _Fault] = {}
+        self._tags: dict[str, dict[str, str]] = {}   # bound at creation; the API never returns them
+        self._updating: set[str] = set()              # instances with an update operation running
 
     # -- test controls --
 
@@ -176,6 +182,12 @@ class EmulatorState:
         """Fail the next ``count`` calls of ``method`` (e.g. "CreateInstance", "GetOperation")."""
         with self._lock:
             self._faults[method] = _Fault(code, count, message)
+
+    def bound_tags(self, name: str) -> dict[str, str]:
+        """The tags bound to the instance or backup ``name`` at its creation (what Resource Manager
+        would list), since ``tags`` is input-only in the API."""
+        with self._lock:
+            return dict(self._tags.get(name, {}))
 
     def check_fault(self, method: str) -> None:
         with self._lock:
@@ -322,6 +334,14 @@ class EmulatorState:
         if not is_share_name(share.name, _Tier(spec.tier).name):
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid file share name {share.name!r}")
         self._check_capacity(spec.tier, share.capacity_gb)
+        self._check_performance(spec.tier, share.capacity_gb, spec)
+        self._check_exports(share)
+        for key, value in spec.tags.items():
+            problem = tag_error(key, value)
+            if problem:
+                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid tag: {problem}")
+        if len(spec.tags) > MAX_TAGS:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"more than {MAX_TAGS} tags")
         if len(spec.networks) != 1 or not spec.networks[0].network:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "exactly one network with a name is required")
         backup = None
@@ -346,6 +366,8 @@ class EmulatorState:
         inst = InstancePb()
         inst.CopyFrom(spec)
         inst.name = name
+        inst.ClearField("tags")  # input only
+        inst.custom_performance_supported = canonical_tier(_Tier(spec.tier).name) in PERFORMANCE_TIERS
         inst.state = _InstanceState.CREATING
         inst.create_time.CopyFrom(_now_pb())
         del inst.networks[0].ip_addresses[:]
@@ -353,6 +375,8 @@ class EmulatorState:
         if not inst.networks[0].connect_mode:
             inst.networks[0].connect_mode = filestore_v1.NetworkConfig.ConnectMode.DIRECT_PEERING
         self._instances[name] = inst
+        if spec.tags:
+            self._tags[name] = dict(spec.tags)
         instance_id, share_name = request.instance_id, share.name
         source_dir = None if backup is None else self._backup_dir(backup.name)
 
@@ -368,6 +392,7 @@ class EmulatorState:
 
         def abort() -> None:
             self._instances.pop(name, None)
+            self._tags.pop(name, None)
 
         return self._start(location, project, name, "create", complete, abort)
 
@@ -380,6 +405,26 @@ class EmulatorState:
                 f"capacity {capacity_gb} GiB is outside {bands} GiB for tier {name}",
             )
 
+    def _check_performance(self, tier: int, capacity_gb: int, inst: Pb) -> None:
+        """INVALID_ARGUMENT when ``inst``'s performance_config does not suit the tier at this size."""
+        mode = inst.performance_config.WhichOneof("mode") if inst.HasField("performance_config") else None
+        problem = performance_error(
+            _Tier(tier).name,
+            capacity_gb,
+            fixed_iops=inst.performance_config.fixed_iops.max_iops if mode == "fixed_iops" else None,
+            iops_per_tb=inst.performance_config.iops_per_tb.max_iops_per_tb if mode == "iops_per_tb" else None,
+        )
+        if problem:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"performance_config: {problem}")
+
+    def _check_exports(self, share: Pb) -> None:
+        from csi.cloud.gcp import instance_from_pb
+
+        probe = InstancePb(file_shares=[share])
+        problem = export_rules_error(instance_from_pb(filestore_v1.Instance.wrap(probe)).nfs_export_options)
+        if problem:
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"nfs_export_options: {problem}")
+
     def _check_capacity_quota(self, extra_gb: int) -> None:
         if self.max_capacity_gib is None:
             return
@@ -389,26 +434,54 @@ class EmulatorState:
 
     def update_instance(self, request: Pb) -> operations_pb2.Operation:
         inst = self._instance(request.instance.name)
-        if list(request.update_mask.paths) != ["file_shares"]:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['file_shares'] is supported")
+        paths = set(request.update_mask.paths)
+        if not paths or paths - {"file_shares", "performance_config"}:
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "update_mask paths must be among ['file_shares', 'performance_config']",
+            )
         if inst.state != _InstanceState.READY:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
-        shares = request.instance.file_shares
-        if len(shares) != 1 or shares[0].name != inst.file_shares[0].name:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share")
-        new_gb, old_gb = shares[0].capacity_gb, inst.file_shares[0].capacity_gb
-        self._check_capacity(inst.tier, new_gb)
-        if new_gb < old_gb and canonical_tier(_Tier(inst.tier).name) in BASIC_TIERS:
+        if inst.name in self._updating:
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "another update of the instance is in progress")
+        wanted = InstancePb()
+        wanted.CopyFrom(inst)
+        if "performance_config" in paths:
+            if not inst.custom_performance_supported:
+                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "the instance does not support custom performance")
+            wanted.performance_config.CopyFrom(request.instance.performance_config)
+        old_gb = inst.file_shares[0].capacity_gb
+        if "file_shares" in paths:
+            shares = request.instance.file_shares
+            if len(shares) != 1 or shares[0].name != inst.file_shares[0].name:
+                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share")
+            self._check_capacity(inst.tier, shares[0].capacity_gb)
+            self._check_exports(shares[0])
+            wanted.file_shares[0].capacity_gb = shares[0].capacity_gb
+            del wanted.file_shares[0].nfs_export_options[:]
+            wanted.file_shares[0].nfs_export_options.extend(shares[0].nfs_export_options)
+        new_gb = wanted.file_shares[0].capacity_gb
+        tier = _Tier(inst.tier).name
+        if new_gb < old_gb and canonical_tier(tier) in BASIC_TIERS:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "basic tier capacity cannot be decreased")
+        if capacity_band(tier, new_gb) != capacity_band(tier, old_gb):
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "an instance's capacity cannot move to another range")
+        self._check_performance(inst.tier, new_gb, wanted)
         self._check_capacity_quota(new_gb - old_gb)
         project, location = inst.name.split("/")[1], inst.name.split("/")[3]
+        self._updating.add(inst.name)
 
         def complete() -> Pb:
-            inst.file_shares[0].capacity_gb = new_gb
+            self._updating.discard(inst.name)
+            inst.file_shares[0].CopyFrom(wanted.file_shares[0])
+            inst.performance_config.CopyFrom(wanted.performance_config)
             inst.state = _InstanceState.READY
             return inst
 
-        return self._start(location, project, inst.name, "update", complete)
+        def abort() -> None:
+            self._updating.discard(inst.name)
+
+        return self._start(location, project, inst.name, "update", complete, abort)
 
     def delete_instance(self, name: str) -> operations_pb2.Operation:
         inst = self._instance(name)
@@ -420,6 +493,7 @@ class EmulatorState:
 
         def complete() -> Pb:
             self._instances.pop(name, None)
+            self._tags.pop(name, None)
             if self.export_root is not None:
                 shutil.rmtree(self.export_root / instance_id, ignore_errors=True)
             self._pending_deleted.append(self._record(inst))
@@ -454,9 +528,7 @@ class EmulatorState:
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
         name = f"{request.parent}/backups/{request.backup_id}"
-        source = self._instance(request.backup.source_instance)
-        if region_of(source.name.split("/")[3]) != region:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "the backup's region must hold the source instance")
+        source = self._instance(request.backup.source_instance)  # any region: cross-region backups
         if request.backup.source_file_share != source.file_shares[0].name:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
         if source.state != _InstanceState.READY:
