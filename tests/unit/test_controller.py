@@ -4,73 +4,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
+from controllerutil import BLOCK, DRIVER, TIB, ZONE, Driver, create, mount_cap, running_driver
 
 from csi.capacity import pick_capacity_gib
-from csi.cloud.emulator import EmulatorState, start_emulator
-from csi.cloud.gcp import GcpFilestore
-from csi.controller import ControllerServicer
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
-from csi.locks import VolumeLocks
-from csi.proto import csi_pb2, csi_pb2_grpc
-from csi.server import CsiServer
+from csi.proto import csi_pb2
 from csi.volume_id import VolumeRef, cloud_name
 
-ZONE = "us-central1-a"
-DRIVER = "filestore.csi.storage.gke.io"
 Mode = csi_pb2.VolumeCapability.AccessMode
-TIB = 1024 * GIB
-
-
-def mount_cap(
-    mode: int = Mode.MULTI_NODE_MULTI_WRITER, flags: tuple[str, ...] = ()
-) -> csi_pb2.VolumeCapability:
-    return csi_pb2.VolumeCapability(
-        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
-        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=mode),
-    )
-
-
-BLOCK = csi_pb2.VolumeCapability(
-    block=csi_pb2.VolumeCapability.BlockVolume(),
-    access_mode=csi_pb2.VolumeCapability.AccessMode(mode=Mode.SINGLE_NODE_WRITER),
-)
-
-
-@dataclass
-class Driver:
-    ctl: csi_pb2_grpc.ControllerStub
-    ident: csi_pb2_grpc.IdentityStub
-    state: EmulatorState
-    servicer: ControllerServicer
 
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Driver]:
-    state = EmulatorState(op_delay=0.05)
-    emulator, endpoint = start_emulator(state=state)
-    cloud = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02, poll_maximum=0.1)
-    servicer = ControllerServicer(
-        cloud, driver_name=DRIVER, zone=ZONE, locks=VolumeLocks(), operation_timeout=5.0
-    )
-    identity = IdentityServicer(DRIVER, "1.0", controller=True, checks=[servicer.check_cloud])
-    server = CsiServer(f"unix://{tmp_path}/csi.sock", identity, controller=servicer, workers=8)
-    server.start()
-    channel = grpc.insecure_channel(server.address.replace("unix://", "unix:"))
-    try:
-        yield Driver(
-            csi_pb2_grpc.ControllerStub(channel), csi_pb2_grpc.IdentityStub(channel), state, servicer
-        )
-    finally:
-        channel.close()
-        server.stop(0).wait()
-        cloud.close()
-        emulator.stop(0).wait()
+    with running_driver(tmp_path) as d:
+        yield d
 
 
 def code_of(fn: object, request: object) -> grpc.StatusCode:
@@ -78,13 +30,6 @@ def code_of(fn: object, request: object) -> grpc.StatusCode:
         fn(request)  # type: ignore[operator]
     code: grpc.StatusCode = info.value.code()
     return code
-
-
-def create(d: Driver, name: str, **kwargs: object) -> csi_pb2.Volume:
-    kwargs.setdefault("volume_capabilities", [mount_cap()])
-    response = d.ctl.CreateVolume(csi_pb2.CreateVolumeRequest(name=name, **kwargs))  # type: ignore[arg-type]
-    volume: csi_pb2.Volume = response.volume
-    return volume
 
 
 # --- identity ----------------------------------------------------------------
