@@ -165,8 +165,38 @@ def test_each_sidecar_has_its_cluster_role_bound_to_the_controller_account() -> 
 
 
 def test_examples_name_the_driver() -> None:
-    assert _one("StorageClass", EXAMPLES)["provisioner"] == DRIVER
-    assert _one("VolumeSnapshotClass", EXAMPLES)["driver"] == DRIVER
+    kinds = {"StorageClass": "provisioner", "VolumeSnapshotClass": "driver", "VolumeAttributesClass": "driverName"}
+    assert {doc["kind"] for doc in EXAMPLES} == set(kinds)
+    for doc in EXAMPLES:
+        assert doc[kinds[doc["kind"]]] == DRIVER, doc["metadata"]["name"]
+
+
+def test_example_parameters_are_accepted_by_the_driver() -> None:
+    """Each example class's parameters pass the driver's own checks (and each example exists for one)."""
+    from csi.filestore import performance_error
+    from csi.params import check_snapshot_params, parse_mutable_params, parse_volume_params
+
+    for doc in EXAMPLES:
+        parameters = doc.get("parameters", {})
+        if doc["kind"] == "StorageClass":
+            params = parse_volume_params(parameters, DRIVER)
+            if params.performance is not None:  # at the tier's smallest size
+                assert performance_error(params.tier, 1024, fixed_iops=params.performance.fixed_iops,
+                                         iops_per_tb=params.performance.iops_per_tb) is None
+        elif doc["kind"] == "VolumeAttributesClass":
+            assert parse_mutable_params(parameters) is not None
+        else:
+            check_snapshot_params(parameters, DRIVER, "snapshot-1")
+
+
+def test_volume_attributes_class_reaches_the_driver() -> None:
+    containers = _containers("Deployment")
+    for name in ("csi-provisioner", "csi-resizer"):
+        assert "--feature-gates=VolumeAttributesClass=true" in containers[name]["args"], name
+    roles = {d["metadata"]["name"]: d for d in BASE if d["kind"] == "ClusterRole"}
+    for role in ("filestore-csi-provisioner", "filestore-csi-resizer"):
+        resources = {r for rule in roles[role]["rules"] for r in rule["resources"]}
+        assert "volumeattributesclasses" in resources, role
 
 
 def test_driver_name_is_the_same_everywhere() -> None:
