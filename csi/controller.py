@@ -341,12 +341,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _error(code, f"volume {volume_id} is {instance.state}, not READY")
             size = expand_capacity_gib(instance.tier, instance.capacity_gib, request.capacity_range)
             if size > instance.capacity_gib:
-                problem = instance.performance and performance_error(
-                    instance.tier, size, fixed_iops=instance.performance.fixed_iops,
-                    iops_per_tb=instance.performance.iops_per_tb,
-                )
+                problem = _performance_problem(instance.tier, size, instance.performance)
                 if problem:
-                    raise _error(grpc.StatusCode.OUT_OF_RANGE, f"{size} GiB does not fit the volume's performance: {problem}")
+                    raise _error(grpc.StatusCode.OUT_OF_RANGE, f"{size} GiB does not suit the volume's performance: {problem}")
                 self._refuse_if_updating(volume_id, ref)
                 instance = self._cloud.expand_instance(ref.location, ref.instance, size, wait=self._timeout)
         return csi_pb2.ControllerExpandVolumeResponse(
@@ -484,7 +481,6 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         raise self._unimplemented("ControllerGetVolume")
 
 
-
 # --- helpers -----------------------------------------------------------------
 
 
@@ -501,13 +497,18 @@ def _zones(topologies: Iterable[csi_pb2.Topology], field_name: str) -> list[str]
     return zones
 
 
-def _check_performance(tier: str, capacity_gib: int, performance: Performance | None) -> None:
-    """INVALID_ARGUMENT when the tier at this size refuses the performance setting."""
+def _performance_problem(tier: str, capacity_gib: int, performance: Performance | None) -> str | None:
+    """Why the tier at this size refuses the performance setting; None when it accepts it."""
     if performance is None:
-        return
-    problem = performance_error(
+        return None
+    return performance_error(
         tier, capacity_gib, fixed_iops=performance.fixed_iops, iops_per_tb=performance.iops_per_tb
     )
+
+
+def _check_performance(tier: str, capacity_gib: int, performance: Performance | None) -> None:
+    """INVALID_ARGUMENT when the tier at this size refuses the performance setting."""
+    problem = _performance_problem(tier, capacity_gib, performance)
     if problem:
         raise validation.invalid(f"performance: {problem}")
 

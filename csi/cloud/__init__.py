@@ -226,13 +226,7 @@ class FilestoreCloud(Protocol):
         ...
 
     def create_backup(
-        self,
-        region: str,
-        backup_id: str,
-        source_instance: str,
-        share: str,
-        *,
-        wait: float,
+        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
         labels: Mapping[str, str] | None = None,
     ) -> Backup:
         """Back up ``share`` of the instance named in full by ``source_instance`` into ``region``

@@ -328,13 +328,7 @@ class GcpFilestore:
     # -- backups --
 
     def create_backup(
-        self,
-        region: str,
-        backup_id: str,
-        source_instance: str,
-        share: str,
-        *,
-        wait: float,
+        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
         labels: Mapping[str, str] | None = None,
     ) -> Backup:
         backup = filestore_v1.Backup(
