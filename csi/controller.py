@@ -354,12 +354,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self, request: csi_pb2.ControllerModifyVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ControllerModifyVolumeResponse:
         volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        if not request.mutable_parameters:
+            raise validation.invalid("mutable_parameters is required")
         performance = parse_mutable_params(request.mutable_parameters)
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
         if performance is None:
-            return csi_pb2.ControllerModifyVolumeResponse()  # nothing to change
+            return csi_pb2.ControllerModifyVolumeResponse()  # only empty values: nothing to change
         with self._locks.acquire(ref.instance):
             instance = self._existing(volume_id)
             _check_performance(instance.tier, instance.capacity_gib, performance)
