@@ -19,6 +19,8 @@ setup(
         "google-cloud-filestore>=1.13",
         "google-api-core[grpc]>=2.17",
         "googleapis-common-protos>=1.62",
+        "google-auth>=2.22",
+        "requests>=2.31",
         "prometheus-client>=0.19",
     ],
     extras_require={

@@ -23,6 +23,7 @@ from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, O
 from csi.errors import CsiError
 from csi.filestore import (
     CTX_IP,
+    CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
     CTX_VOLUME,
     GIB,
@@ -72,10 +73,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         locks: VolumeLocks,
         operation_timeout: float = 300.0,
         resource_tags: Mapping[str, str] | None = None,
+        extra_labels: Mapping[str, str] | None = None,
     ) -> None:
         self._cloud = cloud
         self._driver_name = driver_name
         self._zone = zone
+        self._extra_labels = dict(extra_labels or {})
         self._locks = locks
         self._timeout = operation_timeout
         self._reserved_ips = ReservedIpAllocator(cloud)
@@ -98,12 +101,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         name = validation.check_string(request.name, "name")
         validation.check_capabilities(request.volume_capabilities)
         volume_params = params.parse_volume_params(
-            request.parameters, self._driver_name, request.mutable_parameters
+            request.parameters, self._driver_name, request.mutable_parameters, self._extra_labels
         )
         source_ref = self._content_source(request)
         capacity_range = request.capacity_range if request.HasField("capacity_range") else None
         pick_capacity_gib(volume_params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
-        zone, zones = self._pick_zones(request.accessibility_requirements, volume_params.tier)
+        zone = self._pick_zone(request.accessibility_requirements)
         location = region_of(zone) if volume_params.tier in REGIONAL_TIERS else zone
         ref = VolumeRef(location, cloud_name(name))
 
@@ -134,8 +137,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if instance is None:
                 instance = self._create(wanted, volume_params.reserved_ipv4_cidr)
             self._check_compatible(name, instance, wanted, capacity_range)
-            _check_ready(name, instance)
-        volume = self._volume(instance, zones)
+            self._check_ready(name, instance)
+        volume = self._volume(instance)
+        if volume_params.mount_options:
+            volume.volume_context[CTX_MOUNT_OPTIONS] = volume_params.mount_options
         if source is not None:
             volume.content_source.snapshot.snapshot_id = source.name
         return csi_pb2.CreateVolumeResponse(volume=volume)
@@ -166,8 +171,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             )
         return backup
 
-    def _pick_zones(self, requirement: csi_pb2.TopologyRequirement, tier: str) -> tuple[str, list[str]]:
-        """The zone to create in (preferred, then requisite, then our own), and the volume's zones."""
+    def _pick_zone(self, requirement: csi_pb2.TopologyRequirement) -> str:
+        """The zone to create in: the first preferred, else the first requisite, else our own.
+
+        Only the instance's location comes from topology: the volume itself is returned without
+        accessible topology, because a Filestore instance is reachable from every zone of its
+        network (as in gcp-filestore-csi-driver since its PR #150).
+        """
         preferred = _zones(requirement.preferred, "accessibility_requirements.preferred")
         requisite = _zones(requirement.requisite, "accessibility_requirements.requisite")
         candidates = preferred + requisite + ([self._zone] if self._zone else [])
@@ -175,12 +185,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid(
                 "no zone: give accessibility_requirements or start the driver with --zone"
             )
-        zone = candidates[0]
-        if tier not in REGIONAL_TIERS:
-            return zone, [zone]
-        region = region_of(zone)
-        requested = [z for z in dict.fromkeys(preferred + requisite) if region_of(z) == region]
-        return zone, requested or [zone]
+        return candidates[0]
 
     def _find_instance(self, location: str, name: str) -> Instance | None:
         try:
@@ -200,7 +205,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise
             except CloudError as exc:
                 if exc.kind is not ErrorKind.ALREADY_EXISTS:
-                    raise
+                    # A failed create may have left the instance behind (Filestore keeps it, in
+                    # ERROR): judge what is there, so that it is deleted rather than leaked.
+                    left = self._find_instance(wanted.location, wanted.name)
+                    if left is None:
+                        raise
+                    log.warning("creating %s failed (%s); it is left in state %s", wanted.name, exc, left.state)
+                    return left
         # Lost a race with another creator of the same id: judge what is there.
         found = self._find_instance(wanted.location, wanted.name)
         if found is None:
@@ -229,10 +240,34 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 f"volume {name} exists with a different {', '.join(differences)}",
             )
 
-    def _volume(self, instance: Instance, zones: Sequence[str] | None = None) -> csi_pb2.Volume:
+    def _check_ready(self, name: str, instance: Instance) -> None:
+        """Return when the instance is READY; otherwise raise, never leaking what we created.
+
+        The external-provisioner gives up on a final code (INTERNAL...) and, if the PVC is then
+        deleted, never calls DeleteVolume: so a state in which the instance exists and may yet
+        become READY gets a code it retries (ABORTED: the creation an earlier call started is still
+        pending; UNAVAILABLE: a passing state such as REPAIRING), and an instance in ERROR that this
+        driver created is deleted before the error is returned.
+        """
+        state = instance.state
+        if state in ("", "READY"):
+            return
+        if state in ("CREATING", "DELETING"):
+            raise _error(grpc.StatusCode.ABORTED, f"volume {name} is {state}; retry later")
+        if state in TRANSIENT_STATES:
+            raise _error(grpc.StatusCode.UNAVAILABLE, f"volume {name} is {state}; retry later")
+        if state == "ERROR" and instance.labels.get(LABEL_CREATED_BY) == params.created_by(self._driver_name):
+            _deleted(lambda: self._cloud.delete_instance(instance.location, instance.name, wait=self._timeout))
+            raise _error(
+                grpc.StatusCode.INTERNAL,
+                f"volume {name}: its Filestore instance {instance.name} failed (state ERROR) and was "
+                "deleted; a retry creates it again",
+            )
+        raise _error(grpc.StatusCode.INTERNAL, f"volume {name} is in state {state}")
+
+    def _volume(self, instance: Instance) -> csi_pb2.Volume:
+        """The CSI volume of an instance, with no accessible topology (see :meth:`_pick_zone`)."""
         ref = VolumeRef(instance.location, instance.name, instance.share_name)
-        if zones is None:
-            zones = [instance.location] if instance.tier not in REGIONAL_TIERS else []
         return csi_pb2.Volume(
             volume_id=ref.volume_id,
             capacity_bytes=instance.capacity_gib * GIB,
@@ -241,7 +276,6 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 CTX_VOLUME: instance.share_name,
                 CTX_PROTOCOL: instance.protocol,
             },
-            accessible_topology=[csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: zone}) for zone in zones],
         )
 
     def DeleteVolume(
@@ -513,16 +547,6 @@ def _check_performance(tier: str, capacity_gib: int, performance: Performance | 
     problem = _performance_problem(tier, capacity_gib, performance)
     if problem:
         raise validation.invalid(f"performance: {problem}")
-
-
-def _check_ready(name: str, instance: Instance) -> None:
-    if instance.state in ("", "READY"):
-        return
-    if instance.state in TRANSIENT_STATES:
-        raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {name} is {instance.state}; retry later")
-    if instance.state == "DELETING":
-        raise _error(grpc.StatusCode.ABORTED, f"volume {name} is being deleted; retry later")
-    raise _error(grpc.StatusCode.INTERNAL, f"volume {name} is in state {instance.state}")
 
 
 def _snapshot(backup: Backup, share: str) -> csi_pb2.Snapshot:

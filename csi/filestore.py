@@ -84,7 +84,9 @@ DEFAULT_NETWORK = "default"
 IP_RANGE_PREFIX = {"BASIC_HDD": 29, "BASIC_SSD": 29, "ENTERPRISE": 26, "REGIONAL": 26}
 IP_RANGE_PREFIX_DEFAULT = 24
 #: Instance states in which waiting is the answer.
-TRANSIENT_STATES = frozenset({"CREATING", "REPAIRING", "RESTORING", "REVERTING", "PROMOTING"})
+TRANSIENT_STATES = frozenset(
+    {"CREATING", "REPAIRING", "RESTORING", "REVERTING", "PROMOTING", "SUSPENDING", "RESUMING"}
+)
 
 #: Instance and backup ids: 1-63 of ``[-a-z0-9]``, starting with a letter, not ending with ``-``.
 RESOURCE_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
@@ -106,6 +108,8 @@ TOPOLOGY_KEY_ZONE = "topology.gke.io/zone"
 CTX_IP = "ip"
 CTX_VOLUME = "volume"
 CTX_PROTOCOL = "fileProtocol"
+#: The StorageClass's ``mount-options`` (comma-separated), merged on the node with the mount flags.
+CTX_MOUNT_OPTIONS = "mountOptions"
 
 
 def canonical_tier(tier: str) -> str:

@@ -6,13 +6,17 @@ import argparse
 import importlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
+from csi import metadata, params
 from csi.cloud import FilestoreCloud
+from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
 from csi.locks import VolumeLocks
 from csi.metrics import Metrics, MetricsServer
@@ -23,6 +27,16 @@ if TYPE_CHECKING:
     from csi.node import NodeServicer
 
 log = logging.getLogger("csi")
+_T = TypeVar("_T")
+
+#: What ``--cloud emulator`` uses for a flag left out (it never asks the GCE metadata server).
+EMULATOR_PROJECT = "emulator-project"
+EMULATOR_ZONE = "us-central1-a"
+
+
+def emulator_node_id() -> str:
+    """The node id ``--cloud emulator`` uses when none is given: this machine's host name."""
+    return socket.gethostname()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,16 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", default="unix:///csi/csi.sock", help="unix:///path or tcp://host:port")
     parser.add_argument("--mode", choices=("controller", "node", "all"), default="all")
     parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME)
-    parser.add_argument("--node-id", default=os.environ.get("NODE_ID", ""), help="required in node mode")
-    parser.add_argument("--zone", default="", help="the zone of this node / the controller's default zone")
+    parser.add_argument(
+        "--node-id",
+        default=os.environ.get("NODE_ID", ""),
+        help="this node's id (default: $NODE_ID, else the VM's name from the GCE metadata server)",
+    )
+    parser.add_argument(
+        "--zone",
+        default="",
+        help="this node's zone and the controller's default location (default: the metadata server's)",
+    )
     parser.add_argument("--cloud", choices=("gcp", "emulator"), default="gcp")
     parser.add_argument(
         "--emulator-endpoint",
         default="",
         help="HOST:PORT of a running emulator; without it --cloud emulator starts one in-process",
     )
-    parser.add_argument("--project", default="", help="the GCP project (required in controller mode)")
+    parser.add_argument("--project", default="", help="the GCP project (default: the metadata server's)")
     parser.add_argument("--location", default="", help="default location; --zone when not given")
+    parser.add_argument(
+        "--extra-labels",
+        default="",
+        help="k1=v1,k2=v2: labels added to every instance the controller creates",
+    )
     parser.add_argument("--kubelet-root", default="/var/lib/kubelet")
     parser.add_argument("--http-endpoint", default="", help="HOST:PORT for /metrics and /healthz")
     parser.add_argument("--workers", type=int, default=10, help="gRPC worker threads")
@@ -67,13 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _resource_tags(parser: argparse.ArgumentParser, text: str) -> dict[str, str]:
-    """--resource-tags, checked at startup so a bad tag stops the driver, not a CreateVolume."""
-    from csi.errors import CsiError
-    from csi.params import parse_resource_tags
-
+def _checked_flag(parser: argparse.ArgumentParser, parse: Callable[[], _T]) -> _T:
+    """A flag's value, checked at startup so a bad one stops the driver, not a CreateVolume."""
     try:
-        return parse_resource_tags(text, "--resource-tags")
+        return parse()
     except CsiError as exc:
         parser.error(exc.message)
 
@@ -92,13 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run_controller = args.mode in ("controller", "all")
     run_node = args.mode in ("node", "all")
-    if run_node and not args.node_id:
-        parser.error("--node-id is required in node mode")
-    if run_controller and not args.project:
-        parser.error("--project is required in controller mode")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    resource_tags = _resource_tags(parser, args.resource_tags)
+    resource_tags = _checked_flag(parser, lambda: params.parse_resource_tags(args.resource_tags, "--resource-tags"))
+    extra_labels = _checked_flag(parser, lambda: params.parse_extra_labels(args.extra_labels))
+    try:
+        where = resolve_identity(args, controller=run_controller, node=run_node)
+    except metadata.MetadataError as exc:
+        log.error("cannot run: %s", exc)
+        return 1
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()
@@ -108,18 +134,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if run_controller:
             from csi.controller import ControllerServicer
 
-            cloud = _make_cloud(args, cleanups)
+            cloud = _make_cloud(args, where.project, cleanups)
             controller = ControllerServicer(
                 cloud,
                 driver_name=args.driver_name,
-                zone=args.location or args.zone,
+                zone=args.location or where.zone,
                 locks=locks,
                 operation_timeout=args.operation_timeout,
                 resource_tags=resource_tags,
+                extra_labels=extra_labels,
             )
             checks.append(controller.check_cloud)
         if run_node:
-            node = _make_node(args, locks)
+            node = _make_node(args, where, locks)
             checks.append(_node_check(args.kubelet_root))
         identity = IdentityServicer(
             args.driver_name, driver_version(), controller=run_controller, checks=checks
@@ -144,11 +171,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _make_cloud(args: argparse.Namespace, cleanups: list[Callable[[], None]]) -> FilestoreCloud:
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Where the driver runs: the project, the zone, this node's id ("" where not needed)."""
+
+    project: str
+    zone: str
+    node_id: str
+
+
+def resolve_identity(args: argparse.Namespace, *, controller: bool, node: bool) -> Identity:
+    """The flags; for what they leave out, the emulator's defaults or the GCE metadata server.
+
+    Only what this mode needs is looked up: the controller needs the project (and the zone unless
+    ``--location`` is given), the node its id and zone. Raises MetadataError when the server does
+    not answer.
+    """
+    emulated = args.cloud == "emulator"
+    needs_zone = node or (controller and not args.location)
+
+    def value(given: str, needed: bool, default: str, lookup: Callable[[], str]) -> str:
+        if given or not needed:
+            return str(given)
+        return default if emulated else lookup()
+
+    return Identity(
+        project=value(args.project, controller, EMULATOR_PROJECT, metadata.project),
+        zone=value(args.zone, needs_zone, EMULATOR_ZONE, metadata.zone),
+        node_id=value(args.node_id, node, emulator_node_id() if emulated else "", metadata.instance_name),
+    )
+
+
+def _make_cloud(args: argparse.Namespace, project: str, cleanups: list[Callable[[], None]]) -> FilestoreCloud:
     from csi.cloud.gcp import GcpFilestore
 
     if args.cloud == "gcp":
-        return GcpFilestore(args.project)
+        return GcpFilestore(project)
     endpoint = args.emulator_endpoint
     if not endpoint:
         from csi.cloud.emulator import start_emulator
@@ -156,7 +214,7 @@ def _make_cloud(args: argparse.Namespace, cleanups: list[Callable[[], None]]) ->
         emulator, endpoint = start_emulator("127.0.0.1", 0)
         cleanups.append(lambda: _stop(emulator))
         log.info("started the Filestore emulator on %s", endpoint)
-    cloud = GcpFilestore(args.project, endpoint=endpoint, poll_initial=0.1, poll_maximum=0.5)
+    cloud = GcpFilestore(project, endpoint=endpoint, poll_initial=0.1, poll_maximum=0.5)
     cleanups.append(cloud.close)
     return cloud
 
@@ -165,13 +223,13 @@ def _stop(server: grpc.Server) -> None:
     server.stop(None).wait()
 
 
-def _make_node(args: argparse.Namespace, locks: VolumeLocks) -> NodeServicer:
+def _make_node(args: argparse.Namespace, where: Identity, locks: VolumeLocks) -> NodeServicer:
     from csi.node import NodeServicer
     from mountkit.mounter import Mounter
 
     return NodeServicer(
-        args.node_id,
-        args.zone,
+        where.node_id,
+        where.zone,
         args.kubelet_root,
         Mounter(probe_timeout=args.probe_timeout),
         locks,

@@ -31,6 +31,7 @@ from csi import paths
 from csi.errors import CsiError
 from csi.filestore import (
     CTX_IP,
+    CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
     CTX_VOLUME,
     DEFAULT_PROTOCOL,
@@ -40,8 +41,9 @@ from csi.filestore import (
     is_share_name,
 )
 from csi.locks import VolumeLocks
+from csi.params import split_mount_options
 from csi.proto import csi_pb2, csi_pb2_grpc
-from csi.validation import check_capability, check_map, check_string, invalid, is_readonly
+from csi.validation import check_capability, check_map, check_mount_flags, check_string, invalid, is_readonly
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
 from mountkit.probe import run_with_deadline
@@ -89,6 +91,16 @@ def nfs_share(context: Mapping[str, str]) -> tuple[str, str]:
         raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
     host = f"[{addr}]" if addr.version == 6 else str(addr)
     return f"{host}:/{share}", NFS_VERSIONS[protocol]
+
+
+def context_mount_flags(context: Mapping[str, str]) -> list[str]:
+    """The StorageClass's ``mount-options`` carried in volume_context, checked like mount flags.
+
+    A static PersistentVolume's volume_context is written by hand, so the node checks it again.
+    """
+    flags = split_mount_options(context.get(CTX_MOUNT_OPTIONS, ""))
+    check_mount_flags(flags, f"volume_context.{CTX_MOUNT_OPTIONS}")
+    return flags
 
 
 def nfs_options(version: str, mount_flags: list[str]) -> list[str]:
@@ -194,7 +206,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     ) -> None:
         """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
         source, version = nfs_share(volume_context)
-        options = nfs_options(version, list(capability.mount.mount_flags))
+        options = nfs_options(version, [*context_mount_flags(volume_context), *capability.mount.mount_flags])
         fstype = "nfs4" if version.startswith("4") else "nfs"
         with self.locks.acquire(volume_id):
             self._ensure_dir(staging, "staging_target_path")

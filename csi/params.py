@@ -39,6 +39,8 @@ P_RESERVED_IPV4_CIDR = "reserved-ipv4-cidr"
 P_KMS_KEY = "instance-encryption-kms-key"
 P_LABELS = "labels"
 P_PROTOCOL = "protocol"
+#: NFS mount options for every mount of the volume, passed to the node in volume_context (GFD #1123).
+P_MOUNT_OPTIONS = "mount-options"
 P_PVC_NAME = "csi.storage.k8s.io/pvc/name"
 P_PVC_NAMESPACE = "csi.storage.k8s.io/pvc/namespace"
 P_PV_NAME = "csi.storage.k8s.io/pv/name"
@@ -91,15 +93,21 @@ class VolumeParams:
     performance: Performance | None = None
     resource_tags: Mapping[str, str] = field(default_factory=dict)
     nfs_export_options: tuple[NfsExportRule, ...] = ()
+    mount_options: str = ""
 
 
 def parse_volume_params(
-    params: Mapping[str, str], driver_name: str, mutable: Mapping[str, str] | None = None
+    params: Mapping[str, str],
+    driver_name: str,
+    mutable: Mapping[str, str] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> VolumeParams:
     """Check CreateVolume parameters (keys case-insensitive); unknown keys are INVALID_ARGUMENT.
 
     ``mutable`` (CreateVolume's mutable_parameters, from a VolumeAttributesClass) may set the
-    performance keys only, and overrides the same key in ``params``.
+    performance keys only, and overrides the same key in ``params``. ``extra_labels`` (the
+    controller's ``--extra-labels``) go on every instance and win over a StorageClass label of the
+    same key, as in gcp-filestore-csi-driver.
     """
     validation.check_map(params, "parameters")
     values: dict[str, str] = {}
@@ -125,6 +133,7 @@ def parse_volume_params(
             P_PROTOCOL,
             P_RESOURCE_TAGS,
             P_NFS_EXPORT_OPTIONS,
+            P_MOUNT_OPTIONS,
         ):
             values[key] = value
         else:
@@ -133,6 +142,11 @@ def parse_volume_params(
         if key in labels:
             raise validation.invalid(f"parameters: label {key!r} is reserved for the driver")
     labels.update(user_labels)
+    labels.update(extra_labels or {})
+    if len(labels) > _MAX_LABELS:
+        raise validation.invalid(f"parameters: more than {_MAX_LABELS} labels with the driver's own")
+    mount_options = values.get(P_MOUNT_OPTIONS, "")
+    validation.check_mount_flags(split_mount_options(mount_options), f"parameters: {P_MOUNT_OPTIONS}")
 
     tier = TIER_ALIASES.get(values.get(P_TIER, DEFAULT_TIER_ALIAS).lower())
     if tier is None:
@@ -170,6 +184,7 @@ def parse_volume_params(
         performance=parse_performance(performance, "parameters"),
         resource_tags=parse_resource_tags(values.get(P_RESOURCE_TAGS, ""), "parameters"),
         nfs_export_options=parse_nfs_export_options(values.get(P_NFS_EXPORT_OPTIONS, "")),
+        mount_options=mount_options,
     )
 
 
@@ -292,6 +307,20 @@ def _anon_id(value: object, what: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     raise validation.invalid(f"{what} must be a non-negative whole number")
+
+
+def split_mount_options(text: str) -> list[str]:
+    """The options of a ``mount-options`` value (``hard,nconnect=4``), each stripped of blanks."""
+    return [item.strip() for item in text.split(",")] if text.strip() else []
+
+
+def parse_extra_labels(text: str) -> dict[str, str]:
+    """``--extra-labels``: labels as in a StorageClass, none of them one the driver sets itself."""
+    labels = parse_labels(text)
+    reserved = sorted(set(labels) & {LABEL_CREATED_BY, *METADATA_LABELS.values()})
+    if reserved:
+        raise validation.invalid(f"label(s) {reserved} are set by the driver itself")
+    return labels
 
 
 def parse_labels(text: str) -> dict[str, str]:

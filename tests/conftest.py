@@ -1,15 +1,46 @@
-"""Shared test setup: privileged tests skip, with the reason, where root is missing."""
+"""Shared test setup: privileged tests skip, with the reason, where root is missing.
+
+No test may reach the real GCE metadata server (169.254.169.254): before any test module is
+imported, a loopback :class:`MetadataServer` is started and GCE_METADATA_HOST / GCE_METADATA_IP
+point at it, for this process and every driver it starts. It answers 404 until a test sets values
+(the ``metadata_server`` fixture), so a lookup nobody planned fails at once instead of going out.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from metadata_server import MetadataServer
+
 IS_ROOT = os.geteuid() == 0
+
+_METADATA: MetadataServer | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _METADATA
+    _METADATA = MetadataServer()
+    os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = _METADATA.host
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _METADATA is not None:
+        _METADATA.close()
+
+
+@pytest.fixture
+def metadata_server() -> Iterator[MetadataServer]:
+    """The loopback metadata server every test talks to, emptied before and after the test."""
+    assert _METADATA is not None
+    _METADATA.reset()
+    yield _METADATA
+    _METADATA.reset()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,10 +12,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from metadata_server import MetadataServer
 
 from csi.cloud.emulator import EmulatorState, start_emulator
-from csi.main import main
+from csi.main import EMULATOR_ZONE, emulator_node_id, main
 from csi.proto import csi_pb2, csi_pb2_grpc
+
+_CAP = csi_pb2.VolumeCapability(
+    mount=csi_pb2.VolumeCapability.MountVolume(),
+    access_mode=csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER),
+)
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -25,11 +31,84 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("filestore-csi-driver ")
 
 
-def test_node_mode_needs_node_id(capsys: pytest.CaptureFixture[str]) -> None:
+def test_node_mode_without_flags_or_metadata_fails_at_start(
+    metadata_server: MetadataServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither --node-id nor an answer from the metadata server: exit 1 naming the flag to give."""
+    monkeypatch.delenv("NODE_ID", raising=False)
+    metadata_server.values["instance/zone"] = "projects/1/zones/us-east1-c"
+    assert main(["--mode", "node", "--node-id", ""]) == 1
+    assert "cannot run: --node-id was not given" in caplog.text
+    assert "instance/name" in caplog.text
+
+
+@pytest.mark.parametrize("labels", ["Team=x", "a=b,a=c", "storage_gke_io_created-by=me", "x"])
+def test_extra_labels_are_checked_like_labels(labels: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["--mode", "node", "--node-id", ""])
+        main(["--cloud", "emulator", "--extra-labels", labels])
     assert info.value.code == 2
-    assert "--node-id" in capsys.readouterr().err
+    assert "--extra-labels" in capsys.readouterr().err
+
+
+def _start(argv: list[str], sock: Path) -> subprocess.Popen[str]:
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "csi.main", f"--endpoint=unix://{sock}", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={key: value for key, value in os.environ.items() if key != "NODE_ID"},
+    )
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        assert driver.poll() is None, driver.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return driver
+
+
+def _stop(driver: subprocess.Popen[str]) -> str:
+    driver.send_signal(signal.SIGTERM)
+    try:
+        driver.wait(20)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    return driver.communicate()[1]
+
+
+def test_node_reports_the_zone_and_name_of_its_vm(tmp_path: Path, metadata_server: MetadataServer) -> None:
+    """Without --zone and --node-id, NodeGetInfo answers what the metadata server says."""
+    metadata_server.values.update(
+        {"instance/zone": "projects/123/zones/us-east1-c", "instance/name": "gke-pool-1-abcd"}
+    )
+    sock = tmp_path / "csi.sock"
+    driver = _start([f"--kubelet-root={tmp_path}", "--mode=node"], sock)
+    try:
+        with grpc.insecure_channel(f"unix:{sock}") as channel:
+            info = csi_pb2_grpc.NodeStub(channel).NodeGetInfo(csi_pb2.NodeGetInfoRequest(), timeout=10)
+    finally:
+        _stop(driver)
+    assert info.node_id == "gke-pool-1-abcd"
+    assert dict(info.accessible_topology.segments) == {"topology.gke.io/zone": "us-east1-c"}
+    assert metadata_server.refused == []
+
+
+def test_the_readme_emulator_line_runs(tmp_path: Path, metadata_server: MetadataServer) -> None:
+    """`filestore-csi-driver --mode all --cloud emulator` starts with the documented defaults."""
+    sock = tmp_path / "csi.sock"
+    driver = _start(["--mode", "all", "--cloud", "emulator", f"--kubelet-root={tmp_path}"], sock)
+    try:
+        with grpc.insecure_channel(f"unix:{sock}") as channel:
+            info = csi_pb2_grpc.NodeStub(channel).NodeGetInfo(csi_pb2.NodeGetInfoRequest(), timeout=10)
+            request = csi_pb2.CreateVolumeRequest(name="readme", volume_capabilities=[_CAP])
+            volume = csi_pb2_grpc.ControllerStub(channel).CreateVolume(request, timeout=30).volume
+    finally:
+        _stop(driver)
+    assert info.node_id == emulator_node_id()
+    assert dict(info.accessible_topology.segments) == {"topology.gke.io/zone": EMULATOR_ZONE}
+    assert volume.volume_id == f"modeInstance/{EMULATOR_ZONE}/readme/vol1"
+    assert metadata_server.requests == []  # the emulator never asks the metadata server
 
 
 def test_sigterm_lets_in_flight_calls_finish(tmp_path: Path) -> None:

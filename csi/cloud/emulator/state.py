@@ -175,6 +175,8 @@ class EmulatorState:
         self._faults: dict[str, _Fault] = {}
         self._tags: dict[str, dict[str, str]] = {}   # bound at creation; the API never returns them
         self._updating: set[str] = set()              # instances with an update operation running
+        self._held = False
+        self._failing_creates: list[str] = []
 
     # -- test controls --
 
@@ -188,6 +190,24 @@ class EmulatorState:
         would list), since ``tags`` is input-only in the API."""
         with self._lock:
             return dict(self._tags.get(name, {}))
+
+    def hold(self) -> None:
+        """Keep every operation running (instances stay CREATING, DELETING...) until :meth:`release`."""
+        with self._lock:
+            self._held = True
+
+    def release(self) -> None:
+        """Let held operations finish: each completes at the next call that observes the state."""
+        with self._lock:
+            self._held = False
+            now = time.monotonic()
+            for rec in self._ops.values():
+                rec.done_at = min(rec.done_at, now)
+
+    def fail_next_create(self, message: str = "injected instance failure") -> None:
+        """Make the next CreateInstance end as a failed creation does: instance in ERROR, op failed."""
+        with self._lock:
+            self._failing_creates.append(message)
 
     def check_fault(self, method: str) -> None:
         with self._lock:
@@ -220,7 +240,7 @@ class EmulatorState:
         """Complete every operation whose time has come (caller holds the lock)."""
         now = time.monotonic()
         for rec in self._ops.values():
-            if rec.pb.done or rec.done_at > now:
+            if self._held or rec.pb.done or rec.done_at > now:
                 continue
             try:
                 rec.pb.response.CopyFrom(_pack(rec.complete()))
@@ -379,8 +399,12 @@ class EmulatorState:
             self._tags[name] = dict(spec.tags)
         instance_id, share_name = request.instance_id, share.name
         source_dir = None if backup is None else self._backup_dir(backup.name)
+        failure = self._failing_creates.pop(0) if self._failing_creates else None
 
         def complete() -> Pb:
+            if failure is not None:
+                inst.state = _InstanceState.ERROR
+                raise ApiError(grpc.StatusCode.INTERNAL, failure)
             inst.state = _InstanceState.READY
             target = self._share_dir(instance_id, share_name)
             if target is not None:
