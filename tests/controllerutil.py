@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.cloud.gcp import GcpFilestore
@@ -79,3 +80,11 @@ def create(d: Driver, name: str, **kwargs: object) -> csi_pb2.Volume:
     response = d.ctl.CreateVolume(csi_pb2.CreateVolumeRequest(name=name, **kwargs))  # type: ignore[arg-type]
     volume: csi_pb2.Volume = response.volume
     return volume
+
+
+def code_of(fn: object, request: object) -> grpc.StatusCode:
+    """The status code ``fn(request)`` fails with (the test fails if it succeeds)."""
+    with pytest.raises(grpc.RpcError) as info:
+        fn(request)  # type: ignore[operator]
+    code: grpc.StatusCode = info.value.code()
+    return code

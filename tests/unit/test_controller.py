@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from controllerutil import BLOCK, DRIVER, TIB, ZONE, Driver, create, mount_cap, running_driver
+from controllerutil import BLOCK, DRIVER, TIB, ZONE, Driver, code_of, create, mount_cap, running_driver
 
 from csi.capacity import pick_capacity_gib
 from csi.filestore import GIB
@@ -23,13 +23,6 @@ Mode = csi_pb2.VolumeCapability.AccessMode
 def driver(tmp_path: Path) -> Iterator[Driver]:
     with running_driver(tmp_path) as d:
         yield d
-
-
-def code_of(fn: object, request: object) -> grpc.StatusCode:
-    with pytest.raises(grpc.RpcError) as info:
-        fn(request)  # type: ignore[operator]
-    code: grpc.StatusCode = info.value.code()
-    return code
 
 
 # --- identity ----------------------------------------------------------------

@@ -118,6 +118,18 @@ def test_stage_nfs_v4_1_ipv6_and_mount_flags(node: Node) -> None:
     assert "noatime" in node.entry(node.staging).options
 
 
+def test_stage_merges_the_storageclass_mount_options_before_the_capability_flags(node: Node) -> None:
+    node.stage(
+        volume_context={**CONTEXT, "mountOptions": "hard, nconnect=4"},
+        volume_capability=capability(flags=("noatime", "timeo=600")),
+    )
+    call = next(c for c in node.mounter.calls if c[0] == "mount")
+    options = call[4].split(",")
+    assert "noatime" in options
+    # the PV's own flags come after the StorageClass's, so they win where both set a value
+    assert [o for o in options if o != "noatime"] == ["vers=3", "hard", "nconnect=4", "timeo=600"]
+
+
 @pytest.mark.parametrize(
     "fields, names",
     [
@@ -135,6 +147,10 @@ def test_stage_nfs_v4_1_ipv6_and_mount_flags(node: Node) -> None:
         ({"volume_context": {**CONTEXT, "fileProtocol": "SMB"}}, "fileProtocol"),
         ({"volume_capability": capability(flags=("vers=4.2",))}, "NFS version"),
         ({"volume_capability": capability(flags=("bind",))}, "mount_flags"),
+        ({"volume_context": {**CONTEXT, "mountOptions": "hard,addr=10.9.9.9"}}, "volume_context.mountOptions"),
+        ({"volume_context": {**CONTEXT, "mountOptions": "hard,,soft"}}, "volume_context.mountOptions"),
+        ({"volume_context": {**CONTEXT, "mountOptions": "remount"}}, "volume_context.mountOptions"),
+        ({"volume_context": {**CONTEXT, "mountOptions": "nfsvers=4.1"}}, "NFS version"),
         ({"staging_target_path": "/etc/globalmount"}, "kubelet root"),
         ({"staging_target_path": "relative/path"}, "absolute"),
     ],

@@ -2,8 +2,8 @@
 
 Operations finish ``op_delay`` seconds after they start; the effect is applied the first time any
 call observes the state after that moment, so no timer thread is needed. Validation follows the
-Filestore v1 API (ids, tiers, capacity limits, states); quotas and injected faults let tests drive
-the error paths.
+Filestore v1 API (ids, tiers, capacity limits, states); quotas, injected faults, held operations,
+failing creations and forced states let tests drive the error paths.
 """
 
 from __future__ import annotations
@@ -203,6 +203,11 @@ class EmulatorState:
             now = time.monotonic()
             for rec in self._ops.values():
                 rec.done_at = min(rec.done_at, now)
+
+    def set_instance_state(self, name: str, state: str) -> None:
+        """Put the instance (full name) in ``state`` ("REPAIRING", "ERROR"...), as Filestore may."""
+        with self._lock:
+            self._instance(name).state = _InstanceState[state]
 
     def fail_next_create(self, message: str = "injected instance failure") -> None:
         """Make the next CreateInstance end as a failed creation does: instance in ERROR, op failed."""
