@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from csi.params import parse_volume_params
+
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 DRIVER = "filestore.csi.storage.gke.io"
 SOCKET = "/csi/csi.sock"
@@ -69,6 +71,7 @@ def test_csidriver() -> None:
     assert driver["spec"] == {
         "attachRequired": False,
         "podInfoOnMount": True,
+        "fsGroupPolicy": "File",
         "volumeLifecycleModes": ["Persistent"],
     }
 
@@ -85,9 +88,8 @@ def test_controller_sidecars_and_their_args() -> None:
         assert "--leader-election" in containers[name]["args"], name
     driver = containers["filestore-driver"]
     assert driver["args"][:2] == ["--mode=controller", f"--endpoint=unix://{SOCKET}"]
-    assert "--project=$(PROJECT)" in driver["args"]  # main.py refuses controller mode without a project
-    env = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in driver["env"]}
-    assert env["PROJECT"] == {"name": "filestore-csi-config", "key": "project"}
+    # project and location come from the metadata server of the VM the controller runs on
+    assert not [arg for arg in driver["args"] if arg.startswith(("--project", "--zone"))]
 
 
 def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_dir() -> None:
@@ -105,7 +107,9 @@ def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_di
     assert "--node-id=$(NODE_NAME)" in driver["args"]
     env = {e["name"]: e for e in driver["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
-    assert "--zone=$(ZONE)" in driver["args"] and "ZONE" in env
+    # each node reads its own zone from the metadata server: one zone for all would be a lie in a
+    # regional cluster
+    assert not [arg for arg in driver["args"] if arg.startswith("--zone")] and "ZONE" not in env
     # only the driver container mounts, so only it is privileged
     for name, container in containers.items():
         if name != "filestore-driver":
@@ -197,6 +201,11 @@ def test_volume_attributes_class_reaches_the_driver() -> None:
     for role in ("filestore-csi-provisioner", "filestore-csi-resizer"):
         resources = {r for rule in roles[role]["rules"] for r in rule["resources"]}
         assert "volumeattributesclasses" in resources, role
+
+
+def test_the_example_storageclass_parameters_are_accepted() -> None:
+    parsed = parse_volume_params(_one("StorageClass", EXAMPLES)["parameters"], DRIVER)
+    assert parsed.mount_options == "hard,timeo=600"
 
 
 def test_driver_name_is_the_same_everywhere() -> None:
