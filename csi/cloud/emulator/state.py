@@ -207,7 +207,7 @@ class EmulatorState:
     def set_instance_state(self, name: str, state: str) -> None:
         """Put the instance (full name) in ``state`` ("REPAIRING", "ERROR"...), as Filestore may."""
         with self._lock:
-            self._instance(name).state = _InstanceState[state]
+            self._instance(name).state = _InstanceState.__members__[state]
 
     def fail_next_create(self, message: str = "injected instance failure") -> None:
         """Make the next CreateInstance end as a failed creation does: instance in ERROR, op failed."""
