@@ -59,7 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="this node's zone and the controller's default location (default: the metadata server's)",
     )
-    parser.add_argument("--cloud", choices=("gcp", "emulator"), default="gcp")
+    parser.add_argument(
+        "--cloud",
+        choices=("gcp", "emulator"),
+        default="gcp",
+        help=f"emulator: a local Filestore emulator; flags left out then default to project "
+        f"{EMULATOR_PROJECT}, zone {EMULATOR_ZONE} and the host name as node id (no metadata server)",
+    )
     parser.add_argument(
         "--emulator-endpoint",
         default="",
@@ -125,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except metadata.MetadataError as exc:
         log.error("cannot run: %s", exc)
         return 1
+    log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()

@@ -316,29 +316,29 @@ def split_mount_options(text: str) -> list[str]:
 
 def parse_extra_labels(text: str) -> dict[str, str]:
     """``--extra-labels``: labels as in a StorageClass, none of them one the driver sets itself."""
-    labels = parse_labels(text)
+    labels = parse_labels(text, "--extra-labels")
     reserved = sorted(set(labels) & {LABEL_CREATED_BY, *METADATA_LABELS.values()})
     if reserved:
-        raise validation.invalid(f"label(s) {reserved} are set by the driver itself")
+        raise validation.invalid(f"--extra-labels: label(s) {reserved} are set by the driver itself")
     return labels
 
 
-def parse_labels(text: str) -> dict[str, str]:
-    """``k1=v1,k2=v2`` checked against GCP's label rules."""
+def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:
+    """``k1=v1,k2=v2`` checked against GCP's label rules; errors name ``field``."""
     labels: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
             raise validation.invalid(
-                f"parameters: label {item!r} is not key=value with a lowercase key of at most 63 "
+                f"{field}: label {item!r} is not key=value with a lowercase key of at most 63 "
                 "characters [a-z0-9_-] starting with a letter, and a value of at most 63 [a-z0-9_-]"
             )
         if key in labels:
-            raise validation.invalid(f"parameters: label {key!r} is given twice")
+            raise validation.invalid(f"{field}: label {key!r} is given twice")
         labels[key] = value
     if len(labels) > _MAX_LABELS:
-        raise validation.invalid(f"parameters: more than {_MAX_LABELS} labels")
+        raise validation.invalid(f"{field}: more than {_MAX_LABELS} labels")
     return labels
 
 

@@ -52,13 +52,13 @@ def test_extra_labels_are_checked_like_labels(labels: str, capsys: pytest.Captur
 
 def _start(argv: list[str], sock: Path) -> subprocess.Popen[str]:
     driver = subprocess.Popen(
-        [sys.executable, "-m", "csi.main", f"--endpoint=unix://{sock}", *argv],
+        [sys.executable, "-m", "csi.main", f"--endpoint=unix://{sock}", "--grace=1", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={key: value for key, value in os.environ.items() if key != "NODE_ID"},
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not sock.exists():
         assert driver.poll() is None, driver.communicate()
         assert time.monotonic() < deadline
@@ -69,7 +69,7 @@ def _start(argv: list[str], sock: Path) -> subprocess.Popen[str]:
 def _stop(driver: subprocess.Popen[str]) -> str:
     driver.send_signal(signal.SIGTERM)
     try:
-        driver.wait(20)
+        driver.wait(60)
     finally:
         if driver.poll() is None:
             driver.kill()
