@@ -203,9 +203,9 @@ def test_volume_attributes_class_reaches_the_driver() -> None:
         assert "volumeattributesclasses" in resources, role
 
 
-def test_the_example_storageclass_parameters_are_accepted() -> None:
-    parsed = parse_volume_params(_one("StorageClass", EXAMPLES)["parameters"], DRIVER)
-    assert parsed.mount_options == "hard,timeo=600"
+def test_the_standard_storageclass_example_shows_mount_options() -> None:
+    [standard] = [d for d in EXAMPLES if d["metadata"]["name"] == "filestore-standard"]
+    assert parse_volume_params(standard["parameters"], DRIVER).mount_options == "hard,timeo=600"
 
 
 def test_driver_name_is_the_same_everywhere() -> None:
