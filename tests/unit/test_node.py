@@ -415,7 +415,7 @@ def test_publish_of_another_volume_onto_a_used_target_is_already_exists(node: No
 def test_publish_that_fails_leaves_no_mount_and_no_directory(node: Node, verb: str, error: BaseException) -> None:
     node.stage()
     node.mounter.fail_next(verb, error)
-    with pytest.raises((MountError, KeyboardInterrupt)):
+    with pytest.raises((MountError, CsiError, KeyboardInterrupt)):
         node.publish()
     assert node.entry(node.target) is None and not os.path.exists(node.target)
     assert [e.mount_point for e in node.mounter.list()] == [node.staging]
