@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
@@ -67,6 +68,7 @@ _CAPABILITIES = (
     _RPC.SINGLE_NODE_MULTI_WRITER,
 )
 _Usage = csi_pb2.VolumeUsage
+_Mode = csi_pb2.VolumeCapability.AccessMode
 
 
 def nfs_share(context: Mapping[str, str]) -> tuple[str, str]:
@@ -176,6 +178,26 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     raise
                 log.warning("%s: detached; the directory is not empty and was left in place", path)
 
+    def _refuse_second_target(self, volume_id: str, staging: str, target: str) -> None:
+        """FAILED_PRECONDITION when the staged share is already bound into a pod at another target.
+
+        CSI's table for a second NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume on one node:
+        another target is FAILED_PRECONDITION. The answer comes from the kernel's mount table (the
+        other mounts of the staging mount's filesystem and root beneath the kubelet's pods dir), so it
+        survives a driver restart; the same target is left to the bind's idempotency check.
+        """
+        root = os.path.realpath(self.kubelet_root)  # the table spells paths with symlinks resolved
+        pods = os.path.join(root, "pods") + os.sep
+        here = root + target[len(self.kubelet_root):]
+        refs = self.mounter.refs(root + staging[len(self.kubelet_root):])
+        others = [p for p in refs if p.startswith(pods) and p != here]
+        if others:
+            raise CsiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"volume {volume_id} has access mode SINGLE_NODE_SINGLE_WRITER and is already published "
+                f"on this node at {others[0]}; unpublish it there first",
+            )
+
     def _ensure_dir(self, path: str, what: str) -> bool:
         """Create ``path`` if missing (True then); a dead mount there is detached first."""
         try:
@@ -209,21 +231,32 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         options = nfs_options(version, [*context_mount_flags(volume_context), *capability.mount.mount_flags])
         fstype = "nfs4" if version.startswith("4") else "nfs"
         with self.locks.acquire(volume_id):
-            self._ensure_dir(staging, "staging_target_path")
+            created = self._ensure_dir(staging, "staging_target_path")
             try:
-                if self.mounter.is_mountpoint(staging):
+                if not created and self.mounter.is_mountpoint(staging):
                     self.mounter.check(staging)
             except CorruptedMountError as exc:
                 log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, source)
                 self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
+            returned = threading.Event()
+
+            def mount() -> None:
+                try:
+                    self.mounter.mount(source, staging, fstype, options, beneath=self.kubelet_root)
+                finally:
+                    returned.set()
+
             try:
                 self._deadline(
-                    lambda: self.mounter.mount(source, staging, fstype, options, beneath=self.kubelet_root),
-                    "mount",
-                    staging,
-                    max(self.probe_timeout * MOUNT_TIMEOUT_FACTOR, MOUNT_TIMEOUT_MIN),
+                    mount, "mount", staging, max(self.probe_timeout * MOUNT_TIMEOUT_FACTOR, MOUNT_TIMEOUT_MIN)
                 )
-            except MountError as exc:
+            except BaseException as exc:
+                # A failed mount leaves no directory behind; one still running past its deadline keeps
+                # it, for the retry to find mounted.
+                if created and returned.is_set():
+                    _rmdir_quietly(staging)
+                if not isinstance(exc, MountError):
+                    raise
                 paths.raise_if_redirected(exc, "staging_target_path")
                 if exc.errno == errno.ENODEV:
                     raise CsiError(
@@ -263,7 +296,10 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         if staging == target:
             raise invalid("target_path and staging_target_path are the same path")
         readonly = is_readonly(request.volume_capability, request.readonly)
-        with self.locks.acquire(target):
+        single_writer = request.volume_capability.access_mode.mode == _Mode.SINGLE_NODE_SINGLE_WRITER
+        # A single-writer volume is also locked by its staging path, so two publishes of it at two
+        # targets cannot both find the other absent.
+        with self.locks.acquire(*((target, staging) if single_writer else (target,))):
             try:
                 staged = self.mounter.is_mountpoint(staging)
                 if staged:
@@ -277,6 +313,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"volume {request.volume_id} not staged: nothing is mounted at {staging}",
                 )
+            if single_writer:
+                self._refuse_second_target(request.volume_id, staging, target)
             created = self._ensure_dir(target, "target_path")
             try:
                 # No extra thread: staging was just checked within the deadline, target is ours.
@@ -312,8 +350,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         check_string(request.volume_id, "volume_id")
         check_string(request.volume_path, "volume_path", max_bytes=4096)
         path = request.volume_path
-        if not os.path.isabs(path):
-            raise invalid(f"volume_path {path!r} is not an absolute path")
+        if not os.path.isabs(path):  # never staged or published there: CSI's "volume does not exist"
+            raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path!r} does not exist (not an absolute path)")
         try:
             found = paths.exists(path, self.probe_timeout)
         except CorruptedMountError as exc:  # hung: answer now rather than wait out a second probe

@@ -159,6 +159,36 @@ def test_publish_onto_something_else_is_already_exists(driver: Driver) -> None:
     assert mounts(driver)[target][1] == "share-two"
 
 
+def test_single_writer_at_a_second_target_is_failed_precondition_from_the_mount_table(driver: Driver) -> None:
+    """SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod): one target per node, judged from the kernel."""
+    ssw = _Mode.SINGLE_NODE_SINGLE_WRITER
+    staging = stage_stand_in(driver)
+    first, second, third = (pod_target(driver, pod) for pod in ("pod-a", "pod-b", "pod-c"))
+    publish(driver, staging, first, mode=ssw)
+    publish(driver, staging, first, mode=ssw)  # the same target: idempotent
+    assert code_of(lambda: publish(driver, staging, second, mode=ssw)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert set(mounts(driver)) == {staging, first} and not os.path.exists(second)
+
+    # A bind this driver process never made (as a previous instance, before a restart, would have
+    # left it) counts the same: the answer comes from the mount table, not from memory.
+    driver.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=first), timeout=30)
+    os.mkdir(third)
+    driver.ns("mount", "--bind", staging, third)
+    assert code_of(lambda: publish(driver, staging, second, mode=ssw)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert set(mounts(driver)) == {staging, third} and not os.path.exists(second)
+    driver.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=third), timeout=30)
+    publish(driver, staging, second, mode=ssw)
+    assert set(mounts(driver)) == {staging, second}
+
+
+def test_single_node_multi_writer_publishes_at_many_targets(driver: Driver) -> None:
+    staging = stage_stand_in(driver)
+    targets = [pod_target(driver, pod) for pod in ("pod-a", "pod-b")]
+    for target in targets:
+        publish(driver, staging, target, mode=_Mode.SINGLE_NODE_MULTI_WRITER)
+    assert set(mounts(driver)) == {staging, *targets}
+
+
 def test_unpublish_never_deletes_data_in_an_unmounted_target(driver: Driver) -> None:
     target = pod_target(driver, "pod-a")
     os.mkdir(target)
@@ -195,9 +225,10 @@ def test_volume_stats_of_a_published_volume(driver: Driver) -> None:
 
     unmounted = pod_target(driver, "pod-b")
     os.mkdir(unmounted)
-    assert code_of(lambda: driver.node.NodeGetVolumeStats(
-        csi_pb2.NodeGetVolumeStatsRequest(volume_id="vol", volume_path=unmounted), timeout=30
-    )) == grpc.StatusCode.NOT_FOUND
+    for missing in (unmounted, pod_target(driver, "pod-c"), "some/path"):  # the last as csi-test sends it
+        assert code_of(lambda: driver.node.NodeGetVolumeStats(
+            csi_pb2.NodeGetVolumeStatsRequest(volume_id="vol", volume_path=missing), timeout=30  # noqa: B023
+        )) == grpc.StatusCode.NOT_FOUND
 
 
 def test_stage_attempts_nfs_and_reports_a_clear_status(driver: Driver) -> None:
@@ -214,4 +245,4 @@ def test_stage_attempts_nfs_and_reports_a_clear_status(driver: Driver) -> None:
         assert info.value.code() == grpc.StatusCode.INTERNAL
     else:  # a kernel with NFS: nothing serves 127.0.0.1 here, the mount fails some other clear way
         assert info.value.code() != grpc.StatusCode.OK
-    assert staging not in mounts(driver)
+    assert staging not in mounts(driver) and not os.path.exists(staging)  # no half-made directory either

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,49 @@ def test_stage_without_an_nfs_client_says_so(node: Node) -> None:
     assert code == grpc.StatusCode.INTERNAL and "no NFS client" in message
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        MountError(errno.EACCES, "mount", "staging"),  # the server refused the export
+        MountError(errno.ENODEV, "mount", "staging"),  # no NFS client
+        CorruptedMountError(errno.EIO, "mount", "staging"),
+        MountError(errno.ELOOP, "open_beneath", "staging"),  # a symlink swapped in
+    ],
+    ids=lambda e: errno.errorcode[e.errno],
+)
+def test_stage_that_fails_leaves_no_mount_and_no_directory(node: Node, error: MountError) -> None:
+    node.mounter.fail_next("mount", error)
+    assert status(lambda: node.stage())[0] != grpc.StatusCode.OK
+    assert len(node.mounter.list()) == 0 and not os.path.exists(node.staging)
+    node.stage()  # the retry starts from scratch and succeeds
+    assert node.entry(node.staging).source == "10.0.0.2:/vol1"
+
+
+def test_stage_that_fails_keeps_a_directory_it_did_not_make(node: Node) -> None:
+    os.mkdir(node.staging)
+    node.mounter.fail_next("mount", MountError(errno.EACCES, "mount", node.staging))
+    assert status(lambda: node.stage())[0] == grpc.StatusCode.INTERNAL
+    assert os.path.isdir(node.staging)
+
+
+def test_stage_past_its_deadline_keeps_the_directory_for_the_mount_still_running(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("csi.node.MOUNT_TIMEOUT_MIN", 0.1)
+    node.svc.probe_timeout = 0.01
+    release = threading.Event()
+    real = node.mounter.mount
+    monkeypatch.setattr(node.mounter, "mount", lambda *a, **k: (release.wait(5), real(*a, **k))[1])
+    code, message = status(lambda: node.stage())
+    assert code == grpc.StatusCode.UNAVAILABLE and "no answer" in message
+    assert os.path.isdir(node.staging)  # the mount still running lands here
+    release.set()
+    deadline = time.monotonic() + 5
+    while node.entry(node.staging) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert node.entry(node.staging).source == "10.0.0.2:/vol1"
+
+
 def test_a_busy_volume_is_aborted(node: Node) -> None:
     with node.locks.acquire("vol"):
         assert status(lambda: node.stage())[0] == grpc.StatusCode.ABORTED
@@ -301,6 +345,96 @@ def test_publish_whose_bind_fails_removes_the_directory_it_made(node: Node) -> N
     node.mounter.fail_next("bind", MountError(errno.EPERM, "bind", node.target))
     assert status(lambda: node.publish())[0] == grpc.StatusCode.INTERNAL
     assert not os.path.exists(node.target)
+
+
+def test_single_writer_publish_at_a_second_target_is_failed_precondition(node: Node) -> None:
+    """CSI's table for SINGLE_NODE_SINGLE_WRITER: same target OK, another target FAILED_PRECONDITION."""
+    ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
+    other = str(node.root / "pods" / "uid2" / "volumes" / "kubernetes.io~csi" / "pv1" / "mount")
+    os.makedirs(os.path.dirname(other))
+    node.stage()
+    node.publish(volume_capability=ssw)
+    node.publish(volume_capability=ssw)  # the same target again: idempotent
+    code, message = status(lambda: node.publish(target_path=other, volume_capability=ssw))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and node.target in message
+    assert node.entry(other) is None and not os.path.exists(other)
+    assert status(lambda: node.publish(target_path=other, volume_capability=ssw, readonly=True))[0] == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+    # a restarted driver holds nothing in memory: the mount table alone says where it is published
+    restarted = NodeServicer("node-1", "us-central1-a", str(node.root), node.mounter, VolumeLocks(), 2.0)
+    request = csi_pb2.NodePublishVolumeRequest(
+        volume_id="vol", staging_target_path=node.staging, target_path=other, volume_capability=ssw
+    )
+    code, _ = status(lambda: restarted.NodePublishVolume(request, None))  # type: ignore[arg-type]
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    node.unpublish()
+    node.publish(target_path=other, volume_capability=ssw)  # once unpublished there, it may move
+    assert node.entry(other).source == "10.0.0.2:/vol1"
+
+
+def test_single_writer_ignores_mounts_outside_the_pods_dir(node: Node) -> None:
+    ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
+    node.stage()
+    elsewhere = str(node.root / "plugins" / "csi" / "pv1" / "another-view")
+    os.mkdir(elsewhere)
+    node.mounter.bind(node.staging, elsewhere)  # not a pod's target
+    node.publish(volume_capability=ssw)
+    assert node.entry(node.target).source == "10.0.0.2:/vol1"
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [_Mode.SINGLE_NODE_MULTI_WRITER, _Mode.SINGLE_NODE_WRITER, _Mode.SINGLE_NODE_READER_ONLY,
+     _Mode.MULTI_NODE_READER_ONLY, _Mode.MULTI_NODE_SINGLE_WRITER, _Mode.MULTI_NODE_MULTI_WRITER],
+)
+def test_other_access_modes_publish_at_many_targets(node: Node, mode: int) -> None:
+    node.stage()
+    targets = [node.target]
+    for pod in ("uid2", "uid3"):
+        targets.append(str(node.root / "pods" / pod / "volumes" / "kubernetes.io~csi" / "pv1" / "mount"))
+        os.makedirs(os.path.dirname(targets[-1]))
+    for target in targets:
+        node.publish(target_path=target, volume_capability=capability(mode))
+    assert all(node.entry(t).source == "10.0.0.2:/vol1" for t in targets)
+
+
+def test_single_writer_publishes_race_one_at_a_time(node: Node) -> None:
+    node.stage()
+    with node.locks.acquire(node.staging):  # another publish of this single-writer volume in flight
+        code = status(lambda: node.publish(volume_capability=capability(_Mode.SINGLE_NODE_SINGLE_WRITER)))[0]
+    assert code == grpc.StatusCode.ABORTED and not os.path.exists(node.target)
+    node.publish()  # other modes do not take the volume-wide lock
+
+
+def test_publish_of_another_volume_onto_a_used_target_is_already_exists(node: Node) -> None:
+    node.stage()
+    node.publish()
+    staging2 = str(node.root / "plugins" / "csi" / "pv2" / "globalmount")
+    os.makedirs(os.path.dirname(staging2))
+    node.stage(volume_id="vol2", staging_target_path=staging2, volume_context={"ip": "10.0.0.3", "volume": "v2"})
+    code, _ = status(lambda: node.publish(volume_id="vol2", staging_target_path=staging2))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert node.entry(node.target).source == "10.0.0.2:/vol1"
+
+
+@pytest.mark.parametrize(
+    "verb, error",
+    [
+        ("bind", MountError(errno.EPERM, "bind", "target")),
+        ("bind", MountError(errno.ELOOP, "open_beneath", "target")),
+        ("bind", CorruptedMountError(errno.ESTALE, "bind", "target")),
+        ("bind", KeyboardInterrupt()),
+    ],
+    ids=["EPERM", "redirected", "ESTALE", "interrupted"],
+)
+def test_publish_that_fails_leaves_no_mount_and_no_directory(node: Node, verb: str, error: BaseException) -> None:
+    node.stage()
+    node.mounter.fail_next(verb, error)
+    with pytest.raises((MountError, CsiError, KeyboardInterrupt)):
+        node.publish()
+    assert node.entry(node.target) is None and not os.path.exists(node.target)
+    assert [e.mount_point for e in node.mounter.list()] == [node.staging]
 
 
 def test_publish_onto_a_file_is_invalid(node: Node) -> None:
@@ -406,6 +540,8 @@ def test_stats_never_blocks_past_the_timeout(node: Node, monkeypatch: pytest.Mon
         ({"volume_id": ""}, grpc.StatusCode.INVALID_ARGUMENT),
         ({"volume_path": ""}, grpc.StatusCode.INVALID_ARGUMENT),
         ({"volume_path": "/path/does/not/exist"}, grpc.StatusCode.NOT_FOUND),
+        ({"volume_path": "some/path"}, grpc.StatusCode.NOT_FOUND),  # csi-test sanity asks exactly this
+        ({"volume_id": "", "volume_path": "some/path"}, grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
 def test_stats_errors(node: Node, fields: dict[str, Any], code: grpc.StatusCode) -> None:

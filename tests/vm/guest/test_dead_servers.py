@@ -1,4 +1,4 @@
-"""The driver against failing Filestore servers: a replaced export (ESTALE) and a stopped nfsd (hang).
+"""The driver against failing Filestore servers: a replaced export (ESTALE) and a stopped nfsd (hang, v3 and v4.1).
 
 The driver runs with a short probe timeout so that a dead share turns into an answer (abnormal
 condition, a detached mount) instead of a hung RPC, and a healthy volume keeps being served.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from csiutil import create_volume, publish, run_driver, stage, unpublish, volume_stats
+from csiutil import create_volume, mount_rows, publish, run_driver, stage, unpublish, volume_stats
 from nfsserver import Filestore, NfsServer
 
 pytestmark = pytest.mark.privileged
@@ -70,14 +70,26 @@ def test_stale_export_is_reported_and_recovered(filestore: Filestore) -> None:
         assert not stats.volume_condition.abnormal and stats.usage
 
 
-def test_dead_server_answers_in_time_and_comes_back(filestore: Filestore) -> None:
+#: volume parameters per NFS version: Filestore serves NFSv4.1 on the zonal (and regional, enterprise) tiers
+PROTOCOLS = {
+    "v3": ({}, "nfs", "vers=3"),
+    "v4.1": ({"tier": "zonal", "protocol": "NFS_V4_1"}, "nfs4", "vers=4.1"),
+}
+
+
+@pytest.mark.parametrize("version", list(PROTOCOLS))
+def test_dead_server_answers_in_time_and_comes_back(filestore: Filestore, version: str) -> None:
+    parameters, fstype, vers = PROTOCOLS[version]
     with _driver(filestore) as driver:
-        dead_vol = create_volume(driver, "pvc-dead")
-        live_vol = create_volume(driver, "pvc-live")
+        dead_vol = create_volume(driver, "pvc-dead", **parameters)
+        live_vol = create_volume(driver, "pvc-live", **parameters)
         dead, live = _server(filestore, dead_vol), _server(filestore, live_vol)
         ds, ls = driver.staging("pvc-dead"), driver.staging("pvc-live")
         stage(driver, dead_vol, ds)
         stage(driver, live_vol, ls)
+        staged = mount_rows(driver, "FSTYPE", "OPTIONS")
+        for path in (ds, ls):  # the version asked for is the version mounted
+            assert staged[path][0] == fstype and vers in staged[path][1].split(","), staged[path]
         dt = driver.target("dead-pod", "pvc-dead")
         publish(driver, dead_vol, ds, dt)
         baseline: list[float] = []
@@ -106,8 +118,8 @@ def test_dead_server_answers_in_time_and_comes_back(filestore: Filestore) -> Non
         assert not worker.is_alive(), "the RPCs on the dead volume hung"
         stats_s, stats = answers["stats"]
         unpublish_s, _ = answers["unpublish"]
-        print(f"dead volume: NodeGetVolumeStats {stats_s:.2f} s, NodeUnpublishVolume {unpublish_s:.2f} s")
-        print(f"healthy volume meanwhile: {len(live_latency)} publishes, max {max(live_latency):.2f} s")
+        print(f"{version} dead volume: NodeGetVolumeStats {stats_s:.2f} s, NodeUnpublishVolume {unpublish_s:.2f} s")
+        print(f"{version} healthy volume meanwhile: {len(live_latency)} publishes, max {max(live_latency):.2f} s")
         assert stats.volume_condition.abnormal and stats.volume_condition.message
         # Each is bounded by the probe deadlines it runs (a few), not by the server.
         assert stats_s < 4 * PROBE + 5 and unpublish_s < 4 * PROBE + 5
@@ -116,7 +128,7 @@ def test_dead_server_answers_in_time_and_comes_back(filestore: Filestore) -> Non
 
         dead.start_nfsd()
         seconds, _ = _timed(stage, driver, dead_vol, ds)
-        print(f"NodeStageVolume after nfsd restart: {seconds:.2f} s")
+        print(f"{version} NodeStageVolume after nfsd restart: {seconds:.2f} s")
         back = driver.target("back-pod", "pvc-dead")
         publish(driver, dead_vol, ds, back)
         driver.sh(f"echo back > {back}/again", timeout=120)
