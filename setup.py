@@ -32,6 +32,7 @@ setup(
             "pyyaml>=6.0",
             "fusepy>=3.0",
             "mypy>=1.10",
+            "grpc-stubs>=1.53",
             "ruff>=0.5",
         ],
     },

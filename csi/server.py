@@ -122,7 +122,7 @@ def redacted(message: Message) -> str:
     copy = type(message)()
     copy.CopyFrom(message)
     _redact_in_place(copy)
-    return text_format.MessageToString(copy, as_one_line=True)
+    return str(text_format.MessageToString(copy, as_one_line=True))
 
 
 # --- the interceptor ---------------------------------------------------------
