@@ -233,8 +233,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         with self.locks.acquire(volume_id):
             created = self._ensure_dir(staging, "staging_target_path")
             try:
-                if not created and self.mounter.is_mountpoint(staging):
-                    self.mounter.check(staging)
+                if not created:
+                    self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
                 log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, source)
                 self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
@@ -300,10 +300,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         # A single-writer volume is also locked by its staging path, so two publishes of it at two
         # targets cannot both find the other absent.
         with self.locks.acquire(*((target, staging) if single_writer else (target,))):
-            try:
-                staged = self.mounter.is_mountpoint(staging)
-                if staged:
-                    self.mounter.check(staging)  # a bind of a dead share would hand the pod a dead mount
+            try:  # one probe: is it mounted, and does it answer (a bind of a dead share hands the pod a dead mount)
+                staged = self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
                 log.warning("%s: the staged share is dead (%s); staging it again before publishing", staging, exc)
                 self._stage(request.volume_id, staging, request.volume_capability, request.volume_context)

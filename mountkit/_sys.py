@@ -16,7 +16,7 @@ from array import array
 from typing import NamedTuple, Union
 
 from mountkit._mountkit_sys import ffi, lib
-from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
+from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -218,6 +218,39 @@ def is_mount_root(path: PathArg, at_flags: int, dfd: int = AT_FDCWD) -> bool | N
     if rc == -1:
         raise _fail("statx", path or None)
     return None if rc == -2 else rc == 1
+
+
+# --- deadline-bounded probes (cext/probe.c): the syscalls that may hang, on a C worker pool ---------
+
+PROBE_MOUNT_ROOT: int = lib.MK_PROBE_MOUNT_ROOT
+PROBE_STATFS: int = lib.MK_PROBE_STATFS
+PROBE_LIVE_ROOT: int = lib.MK_PROBE_LIVE_ROOT
+_PROBE_FAILED = {lib.MK_PROBE_FAILED_STATX: "statx", lib.MK_PROBE_FAILED_STATFS: "statfs"}
+
+
+def probe(op: int, path: PathArg, at_flags: int, timeout: float, operation: str) -> bool | None:
+    """Run probe ``op`` (``PROBE_*``) of ``path`` on a C pool worker, waiting at most ``timeout`` s.
+
+    Returns whether ``path`` is a mount root (``None``: the kernel cannot tell; ``PROBE_STATFS``
+    returns ``None`` too).  A failed syscall: MountError naming it.  No answer in time:
+    CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned (cext/probe.h).
+    """
+    err = ffi.new("int[2]")
+    rc = lib.mk_probe(op, _b(path, operation), at_flags, max(1, round(timeout * 1000)), err, err + 1)
+    if rc == -3:
+        raise CorruptedMountError(
+            errno.ETIMEDOUT, operation, _name(path), None, f"no answer within {timeout:g} s; probe abandoned"
+        )
+    if rc == -1:
+        raise MountError(err[0], _PROBE_FAILED[err[1]], _name(path))
+    if rc == -4:
+        raise MountError(err[0], operation, _name(path), None, "cannot start a probe thread")
+    return None if rc == -2 or op == PROBE_STATFS else rc == 1
+
+
+def probe_counts() -> tuple[int, int, int]:
+    """(probes abandoned so far, abandoned probes still blocked, C probe workers alive)."""
+    return int(lib.mk_probe_abandoned()), int(lib.mk_probe_hung()), int(lib.mk_probe_workers())
 
 
 def openat2(path: PathArg, flags: int, resolve: int, mode: int = 0, dfd: int = AT_FDCWD) -> int:

@@ -248,6 +248,15 @@ class FakeMounter:
         name = _p(path)
         self._record("check", name)
 
+    def is_live_mountpoint(self, path: PathArg) -> bool:
+        """:meth:`is_mountpoint`, then :meth:`check` of a mount point (one probe in the real engine)."""
+        name = _p(path)
+        self._record("is_live_mountpoint", name)
+        if self._top(name) is None:
+            return False
+        self._record("check", name)
+        return True
+
     def refs(self, path: PathArg) -> list[str]:
         """Other fake mount points of the same (major, minor, root)."""
         return MountTable(self.entries).refs(_p(path))

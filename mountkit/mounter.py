@@ -172,7 +172,20 @@ def is_mountpoint(path: PathArg, *, timeout: float | None = None) -> bool:
     """
     if timeout is None:
         return _is_mountpoint(path)
+    root = _probe(_sys.PROBE_MOUNT_ROOT, path, timeout, "is_mountpoint")
+    if root is not None:
+        return root
     return probe.run_with_deadline(lambda: _is_mountpoint(path), timeout, "is_mountpoint", os.fsdecode(path))
+
+
+def _probe(op: int, path: PathArg, timeout: float, operation: str) -> bool | None:
+    """:func:`mountkit._sys.probe` of ``path``; a missing path is no mount root, a dead one corrupted."""
+    try:
+        return _sys.probe(op, path, _PROBE_AT, timeout, operation)
+    except MountError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise _classified(exc) from None
 
 
 class _Spot(NamedTuple):
@@ -430,6 +443,7 @@ class MountInterface(Protocol):
     def cleanup_mountpoint(self, path: PathArg, *, lazy: bool = False, force: bool = False) -> None: ...
     def is_mountpoint(self, path: PathArg) -> bool: ...
     def check(self, path: PathArg) -> None: ...
+    def is_live_mountpoint(self, path: PathArg) -> bool: ...
     def refs(self, path: PathArg) -> list[str]: ...
     def list(self) -> MountTable: ...
 
@@ -763,17 +777,29 @@ class Mounter:
         """Raise CorruptedMountError if the filesystem at ``path`` is dead or does not answer in time.
 
         It asks the filesystem for its statistics (an NFS FSSTAT round trip),
-        on an abandonable thread.  A missing path: MountError(ENOENT).
+        on an abandonable worker.  A missing path: MountError(ENOENT).
         """
-        name = os.fsdecode(path)
+        try:
+            _sys.probe(_sys.PROBE_STATFS, path, 0, self.probe_timeout, "check")
+        except CorruptedMountError:
+            raise
+        except MountError as exc:
+            raise _classified(MountError(exc.errno or errno.EIO, "check", exc.filename)) from None
 
-        def statfs() -> None:
-            try:
-                os.statvfs(name)
-            except OSError as exc:
-                raise _classified(MountError(exc.errno or errno.EIO, "check", name)) from None
+    def is_live_mountpoint(self, path: PathArg) -> bool:
+        """:meth:`is_mountpoint`, and for a mount point :meth:`check` too, in one bounded probe.
 
-        probe.run_with_deadline(statfs, self.probe_timeout, "check", name)
+        True: a mount root whose filesystem answers statfs.  False: nothing is
+        mounted there (or ``path`` is missing).  Dead, or no answer within
+        ``probe_timeout``: CorruptedMountError.
+        """
+        live = _probe(_sys.PROBE_LIVE_ROOT, path, self.probe_timeout, "is_mountpoint")
+        if live is not None:
+            return live
+        if not self.is_mountpoint(path):  # a kernel before 5.8: the slower ways, then the check
+            return False
+        self.check(path)
+        return True
 
     def refs(self, path: PathArg) -> list[str]:
         """Other mount points showing the same filesystem and root as the mount at ``path``."""

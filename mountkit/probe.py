@@ -2,75 +2,160 @@
 
 A stat on a hung NFS or FUSE filesystem sleeps uninterruptibly: no signal
 frees it, and a thread stuck in it cannot be cancelled.  So a probe runs on a
-daemon thread and the caller waits only until the deadline; after that the
-thread is *abandoned* (it finishes, or not, on its own; being a daemon it
+worker thread and the caller waits only until the deadline; after that the
+worker is *abandoned* (it finishes, or not, on its own; being a daemon it
 never holds up interpreter exit) and the caller gets a
 :class:`~mountkit.errors.CorruptedMountError` with ``ETIMEDOUT``.  Abandoned
 probes are counted so that an operator (metrics, logs) can see threads piling
 up behind a dead server.
+
+Starting a thread per probe costs about 200 µs, forty times the statx it
+guards; so the workers are long-lived and shared.  The hot probes (is it a
+mount root, does it answer statfs) skip Python altogether: they run on the C
+pool of ``cext/probe.c`` (:func:`mountkit._sys.probe`), which hands over
+without the GIL; this pool runs any other callable.  The pool is elastic: a probe
+that finds no idle worker starts one, so a worker stuck on a dead share is
+replaced by the next probe that needs one and the pool never drains; an
+abandoned worker that gets its answer at last rejoins the pool, and a worker
+idle for :data:`IDLE_SECONDS` exits.  After ``fork`` the child starts with an
+empty pool (the parent's threads do not exist there).
 """
 
 from __future__ import annotations
 
 import errno
+import os
+import queue
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+from mountkit import _sys
 from mountkit.errors import CorruptedMountError
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_abandoned_total = 0
-_still_hung = 0
+#: a worker with nothing to do for this long exits (the next probe starts a fresh one)
+IDLE_SECONDS = 30.0
+
+
+class _Job(Generic[T]):
+    """One probe: the function, and what it returned or raised once ``done`` is released."""
+
+    __slots__ = ("abandoned", "done", "error", "finished", "fn", "result")
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.fn = fn
+        self.done = threading.Lock()
+        self.done.acquire()  # released by the worker when fn has returned or raised
+        self.result: T
+        self.error: BaseException | None = None
+        self.finished = False
+        self.abandoned = False
+
+
+class _Pool:
+    """Long-lived daemon workers taking jobs from one queue; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # guards the counters and a job's finished/abandoned flags
+        self.jobs: queue.SimpleQueue[_Job[object]] = queue.SimpleQueue()
+        self.idle = 0  # workers waiting for a job and not yet promised one
+        self.workers = 0
+        self.abandoned_total = 0
+        self.still_hung = 0
+
+    def submit(self, job: _Job[object]) -> None:
+        self.jobs.put(job)
+        with self.lock:
+            spare = self.idle > 0
+            if spare:
+                self.idle -= 1
+            else:  # nobody idle: this job gets a worker of its own
+                self.workers += 1
+        if not spare:
+            threading.Thread(target=self._work, name="mountkit-probe", daemon=True).start()
+
+    def _work(self) -> None:
+        counted = True  # started for a job already queued: not idle yet
+        while True:
+            if not counted:
+                with self.lock:
+                    self.idle += 1
+            counted = False
+            try:
+                job = self.jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self.lock:
+                    if self.idle > 0:  # no job promised to an idle worker: one of us may leave
+                        self.idle -= 1
+                        self.workers -= 1
+                        return
+                counted = True  # a submitter counted on us: its job is on its way
+                continue
+            self._run(job)
+
+    def _run(self, job: _Job[object]) -> None:
+        try:
+            job.result = job.fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            job.error = exc
+        with self.lock:
+            job.finished = True
+            if job.abandoned:
+                self.still_hung -= 1
+        job.done.release()
+
+    def abandon(self, job: _Job[object]) -> bool:
+        """Give up on ``job`` unless it finished meanwhile; True when abandoned."""
+        with self.lock:
+            if job.finished:
+                return False
+            job.abandoned = True
+            self.abandoned_total += 1
+            self.still_hung += 1
+            return True
+
+
+_pool = _Pool()
+
+
+def _reset_after_fork() -> None:
+    global _pool
+    _pool = _Pool()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def abandoned_probes() -> int:
-    """How many probes have been given up on since the process started."""
-    return _abandoned_total
+    """How many probes (here and in the C pool of :func:`mountkit._sys.probe`) have been given up on."""
+    return _pool.abandoned_total + _sys.probe_counts()[0]
 
 
 def hung_probes() -> int:
     """How many abandoned probes are still blocked in the kernel right now."""
-    return _still_hung
+    return _pool.still_hung + _sys.probe_counts()[1]
+
+
+def probe_workers() -> int:
+    """How many probe worker threads exist now (idle, busy or stuck), in both pools."""
+    return _pool.workers + _sys.probe_counts()[2]
 
 
 def run_with_deadline(fn: Callable[[], T], timeout: float, operation: str, path: str) -> T:
     """Return ``fn()``, or raise ``CorruptedMountError(ETIMEDOUT, operation, path)`` after ``timeout`` s.
 
-    ``fn``'s own exception is re-raised in the caller.  On timeout ``fn`` keeps
-    running on its abandoned thread; whatever it returns later is dropped.
+    ``fn`` runs on a pool worker; its own exception is re-raised in the caller.  On timeout
+    ``fn`` keeps running on its abandoned worker; whatever it returns later is dropped.
     """
-    global _abandoned_total, _still_hung
-    done = threading.Event()
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-    state = {"abandoned": False}
-
-    def probe() -> None:
-        global _still_hung
-        try:
-            outcome.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            failure.append(exc)
-        finally:
-            with _lock:
-                done.set()
-                if state["abandoned"]:
-                    _still_hung -= 1
-
-    threading.Thread(target=probe, name=f"mountkit-probe:{operation}", daemon=True).start()
-    if not done.wait(timeout):
-        with _lock:
-            if not done.is_set():
-                state["abandoned"] = True
-                _abandoned_total += 1
-                _still_hung += 1
-        if state["abandoned"]:
-            raise CorruptedMountError(
-                errno.ETIMEDOUT, operation, path, None, f"no answer within {timeout:g} s; probe abandoned"
-            )
-    if failure:
-        raise failure[0]
-    return outcome[0]
+    job: _Job[T] = _Job(fn)
+    pool = _pool
+    pool.submit(job)  # type: ignore[arg-type]
+    if not job.done.acquire(timeout=timeout) and pool.abandon(job):  # type: ignore[arg-type]
+        raise CorruptedMountError(
+            errno.ETIMEDOUT, operation, path, None, f"no answer within {timeout:g} s; probe abandoned"
+        )
+    if job.error is not None:
+        raise job.error
+    return job.result

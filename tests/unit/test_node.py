@@ -203,7 +203,7 @@ def test_stage_repairs_a_stale_staging_mount(node: Node) -> None:
     node.mounter.fail_next("check", CorruptedMountError(errno.ESTALE, "check", node.staging))
     node.stage()
     verbs = [c[0] for c in node.mounter.calls]
-    assert verbs[-3:] == ["check", "unmount", "mount"]
+    assert verbs[-4:] == ["is_live_mountpoint", "check", "unmount", "mount"]
     assert node.mounter.calls[-2] == ("unmount", node.staging, True, True, False)
     assert node.entry(node.staging).source == "10.0.0.2:/vol1"
 

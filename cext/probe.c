@@ -1,0 +1,210 @@
+/* See probe.h.  One mutex guards the queue, the counters and every job's
+ * flags; workers wait on `work`, a caller on its job's `done`. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <time.h>
+
+#include "probe.h"
+#include "sys.h"
+
+#define MK_PROBE_IDLE_SECONDS 30
+#define MK_PROBE_STACK (256 * 1024)
+
+struct job {
+    struct job *next;
+    int op, at_flags;
+    int result, err, failed_op;
+    int finished, abandoned;
+    pthread_cond_t done;
+    char path[];
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_condattr_t monotonic;
+static pthread_cond_t work;
+static struct job *head, *tail;
+static long queued, waiting, workers, abandoned_total, still_hung;
+
+static void reset(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    lock = fresh; /* the parent's workers do not exist here: forget them and their jobs */
+    pthread_cond_init(&work, &monotonic);
+    head = tail = NULL;
+    queued = waiting = workers = still_hung = 0;
+}
+
+static void init(void)
+{
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&work, &monotonic);
+    pthread_atfork(NULL, NULL, reset);
+}
+
+static void deadline_in(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static void run(struct job *j)
+{
+    j->result = 0;
+    if (j->op == MK_PROBE_MOUNT_ROOT || j->op == MK_PROBE_LIVE_ROOT) {
+        j->result = mk_is_mount_root(-100 /* AT_FDCWD */, j->path, j->at_flags);
+        if (j->result == -1) {
+            j->err = errno;
+            j->failed_op = MK_PROBE_FAILED_STATX;
+            return;
+        }
+        if (j->op == MK_PROBE_MOUNT_ROOT || j->result != 1)
+            return;
+    }
+    struct statfs st;
+    if (statfs(j->path, &st) != 0) {
+        j->result = -1;
+        j->err = errno;
+        j->failed_op = MK_PROBE_FAILED_STATFS;
+    }
+}
+
+static void *worker(void *unused)
+{
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!head) {
+            struct timespec t;
+            deadline_in(&t, MK_PROBE_IDLE_SECONDS * 1000L);
+            waiting++;
+            int rc = pthread_cond_timedwait(&work, &lock, &t);
+            waiting--;
+            if (rc == ETIMEDOUT && !head) {
+                workers--;
+                pthread_mutex_unlock(&lock);
+                return NULL;
+            }
+        }
+        struct job *j = head;
+        head = j->next;
+        if (!head)
+            tail = NULL;
+        queued--;
+        pthread_mutex_unlock(&lock);
+        run(j);
+        pthread_mutex_lock(&lock);
+        j->finished = 1;
+        if (j->abandoned) { /* the caller has gone: the job is ours to free */
+            still_hung--;
+            pthread_cond_destroy(&j->done);
+            free(j);
+        } else {
+            pthread_cond_signal(&j->done);
+        }
+    }
+}
+
+/* Called with the lock held: a worker for every queued job nobody waits to take. */
+static int staff(void)
+{
+    if (waiting >= queued) {
+        pthread_cond_signal(&work);
+        return 0;
+    }
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, MK_PROBE_STACK);
+    int rc = pthread_create(&thread, &attr, worker, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc == 0)
+        workers++;
+    return rc;
+}
+
+int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
+             int *err, int *failed_op)
+{
+    pthread_once(&once, init);
+    size_t len = strlen(path) + 1;
+    struct job *j = calloc(1, sizeof *j + len);
+    if (!j) {
+        *err = ENOMEM;
+        return -4;
+    }
+    memcpy(j->path, path, len);
+    j->op = op;
+    j->at_flags = at_flags;
+    pthread_cond_init(&j->done, &monotonic);
+    struct timespec t;
+    deadline_in(&t, timeout_ms);
+
+    pthread_mutex_lock(&lock);
+    if (tail)
+        tail->next = j;
+    else
+        head = j;
+    tail = j;
+    queued++;
+    int rc = staff();
+    if (rc != 0 && workers == 0) { /* nobody will ever take it */
+        head = tail = NULL;
+        queued = 0;
+        pthread_mutex_unlock(&lock);
+        pthread_cond_destroy(&j->done);
+        free(j);
+        *err = rc;
+        return -4;
+    }
+    while (!j->finished)
+        if (pthread_cond_timedwait(&j->done, &lock, &t) == ETIMEDOUT && !j->finished)
+            break;
+    if (!j->finished) {
+        j->abandoned = 1; /* the worker frees it */
+        abandoned_total++;
+        still_hung++;
+        pthread_mutex_unlock(&lock);
+        return -3;
+    }
+    pthread_mutex_unlock(&lock);
+    int result = j->result;
+    *err = j->err;
+    *failed_op = j->failed_op;
+    pthread_cond_destroy(&j->done);
+    free(j);
+    return result;
+}
+
+static long read_locked(const long *counter)
+{
+    pthread_mutex_lock(&lock);
+    long value = *counter;
+    pthread_mutex_unlock(&lock);
+    return value;
+}
+
+long mk_probe_abandoned(void)
+{
+    return read_locked(&abandoned_total);
+}
+
+long mk_probe_hung(void)
+{
+    return read_locked(&still_hung);
+}
+
+long mk_probe_workers(void)
+{
+    return read_locked(&workers);
+}

@@ -1,0 +1,44 @@
+/* Deadline-bounded probes in C: a pool of long-lived pthreads runs the
+ * syscalls that may block forever on a dead network filesystem (statx,
+ * statfs), and the caller waits on a condition variable with a deadline.
+ *
+ * Handing a probe to a Python thread costs two GIL handoffs (about 20-30 us);
+ * here the caller (which cffi has released the GIL for) and the worker meet on
+ * one mutex and two condition variables.  A worker that does not answer in
+ * time is abandoned: it owns its job from then on, frees it when (if ever)
+ * the syscall returns, and rejoins the pool.  A probe that finds no idle
+ * worker starts one, so stuck workers never drain the pool; a worker idle for
+ * MK_PROBE_IDLE_SECONDS exits.  A forked child starts with an empty pool.
+ */
+#ifndef MOUNTKIT_PROBE_H
+#define MOUNTKIT_PROBE_H
+
+enum mk_probe_op {
+    /* statx of path: 1 a mount root, 0 not, -2 the kernel cannot tell */
+    MK_PROBE_MOUNT_ROOT = 1,
+    /* statfs of path: 0 */
+    MK_PROBE_STATFS = 2,
+    /* MK_PROBE_MOUNT_ROOT, then (only for a mount root) statfs of it */
+    MK_PROBE_LIVE_ROOT = 3
+};
+
+/* Which syscall a failed probe failed in (*failed_op). */
+enum mk_probe_failed {
+    MK_PROBE_FAILED_STATX = 1,
+    MK_PROBE_FAILED_STATFS = 2
+};
+
+/* Run op on path (at_flags for the statx) on a pool worker, waiting at most
+ * timeout_ms.  Returns the op's result (>= -2), or -1 with *err set and
+ * *failed_op naming the syscall, or -3 when the deadline passed (the worker
+ * is abandoned), or -4 (*err set) when no worker could be started. */
+int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
+             int *err, int *failed_op);
+
+/* Probes abandoned since the process started, and those still blocked. */
+long mk_probe_abandoned(void);
+long mk_probe_hung(void);
+/* Worker threads alive now (idle, busy or stuck). */
+long mk_probe_workers(void);
+
+#endif
