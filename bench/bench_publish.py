@@ -35,6 +35,8 @@ identity = IdentityServicer("filestore.csi.storage.gke.io", "bench", controller=
 serve_until_signalled(CsiServer("unix://" + sock, identity, node=node, workers=workers), 1.0)
 """
 
+NOOP = "transport: 2x NodeGetCapabilities (no-op RPCs)"
+
 
 def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int) -> str:
     # grpc is imported only here, in the namespace's child: it must not be loaded before the fork
@@ -99,6 +101,11 @@ def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int
             subprocess.run(["mount", "-o", "bind,remount,ro", one], check=True)
             subprocess.run(["umount", one], check=True)
 
+        def noop_cycle() -> None:  # the transport alone: two RPCs that do no work
+            stub.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest(), timeout=60)
+            stub.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest(), timeout=60)
+
+        noop = common.measure(noop_cycle, repeats=repeats)
         drv = common.measure(driver_cycle, repeats=repeats)
         ref = common.measure(reference_cycle, repeats=repeats)
 
@@ -130,10 +137,15 @@ def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int
         f"(built in {built:.1f} s)",
         [
             common.timing_row("reference: mount -o bind; mount -o bind,remount,ro; umount", ref),
+            common.timing_row(NOOP, noop),
             common.timing_row(
                 "driver: NodePublishVolume(ro) + NodeUnpublishVolume", drv,
                 baseline="reference: mount -o bind; mount -o bind,remount,ro; umount",
                 note="includes the gRPC round trips",
+            ),
+            common.timing_row(
+                "driver: publish + unpublish against the transport", drv, baseline=NOOP,
+                note="target <= 1.5x, p99 < 2 ms",
             ),
             common.Row(f"{volumes:,} concurrent publishes: publishes/s", volumes / elapsed, "/s",
                        note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "

@@ -52,6 +52,40 @@ def check_parents(root: str, path: str, what: str, *, missing_ok: bool = False) 
     A missing parent: False when ``missing_ok`` (an unpublish of something never published), else
     FAILED_PRECONDITION: the CO creates parents (CSI spec), we create at most the last component.
     """
+    fd = _open_parent(root, path, what, missing_ok=missing_ok)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
+def _open_parent(root: str, path: str, what: str, *, missing_ok: bool = False) -> int | None:
+    """An O_PATH descriptor of ``path``'s parent, checked as :func:`check_parents` says (None: missing).
+
+    One openat2 beneath the root answers the common case (a symlink anywhere on the way fails it);
+    only a failure walks the components with lstat, to name the one at fault.
+    """
+    parent = os.path.dirname(path)
+    try:
+        fd = open_beneath(root, parent) if parent != root.rstrip("/") else os.open(root, os.O_PATH | os.O_CLOEXEC)
+    except MountError:
+        fd = -1
+    if fd >= 0:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+    if not _walk_parents(root, path, what, missing_ok=missing_ok):
+        return None
+    # The walk found nothing wrong: the tree changed under us; pin it again (a symlink raises now).
+    try:
+        return open_beneath(root, parent) if parent != root.rstrip("/") else os.open(root, os.O_PATH | os.O_CLOEXEC)
+    except MountError as exc:
+        raise_if_redirected(exc, what)
+        raise
+
+
+def _walk_parents(root: str, path: str, what: str, *, missing_ok: bool) -> bool:
+    """:func:`check_parents` one lstat per component, naming the component at fault."""
     current = root.rstrip("/")
     for part in os.path.relpath(os.path.dirname(path), current).split(os.sep):
         if part == ".":
@@ -93,13 +127,9 @@ def ensure_dir(root: str, path: str, what: str, timeout: float) -> bool:
     INVALID_ARGUMENT and nothing is touched.  A dead mount there raises CorruptedMountError
     (ESTALE/ENOTCONN/EIO, or ETIMEDOUT), which callers treat as a stale mount to repair.
     """
-    check_parents(root, path, what)
-    parent, name = os.path.split(path)
-    try:  # pinned: a parent swapped for a symlink after the check cannot move the mkdir elsewhere
-        pfd = open_beneath(root, parent) if parent != root.rstrip("/") else os.open(root, os.O_PATH | os.O_CLOEXEC)
-    except MountError as exc:
-        raise_if_redirected(exc, what)
-        raise
+    pfd = _open_parent(root, path, what)  # pinned: a parent swapped for a symlink later cannot move the mkdir
+    assert pfd is not None  # missing_ok is off: a missing parent raised
+    name = os.path.basename(path)
     try:
         os.mkdir(name, 0o750, dir_fd=pfd)
         return True
