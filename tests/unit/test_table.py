@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -90,6 +91,16 @@ def test_table_built_from_entries_gives_them_back(records: list[MountInfo]) -> N
     assert table[1:3] == records[1:3]
     if records:
         assert table[-1] == records[-1]
+
+
+def test_listed_entries_are_frozen_mountinfo_records() -> None:
+    text = b"1 0 0:1 / / rw - ext4 /dev/sda1 rw\n2 1 0:2 / /a rw,nosuid shared:1 - tmpfs tmpfs rw\n"
+    for entry in [*MountTable.parse(text), MountTable.parse(text)[1]]:
+        assert type(entry) is MountInfo
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            entry.source = "x"  # type: ignore[misc]
+        assert hash(entry) == hash(dataclasses.replace(entry))
+    assert list(MountTable.parse(text))[1].options == ("rw", "nosuid")
 
 
 @given(name)
