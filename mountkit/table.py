@@ -10,11 +10,10 @@ indexing and iteration build a fresh :class:`MountInfo` per access (not cached: 
 need).  Paths are decoded like :func:`os.fsdecode` (surrogateescape), so a non-UTF-8 name
 round-trips through :func:`os.fsencode`.
 
-:func:`find_mount` answers for one mount point without a table: on kernels with statmount and
-``STATX_MNT_ID_UNIQUE`` (6.8+) a path that is a mount root costs one statx and one statmount;
-otherwise (or when the path is not a mount root, since a mount shadowed by a later mount over a
-parent directory is still listed but invisible to statx) it scans the raw mountinfo bytes for the
-escaped mount point and parses only the lines that contain it.
+:func:`find_mount` answers for one mount point without a table: statx settles a path that is not a
+mount root in O(1) (5.8+), and on kernels with statmount and ``STATX_MNT_ID_UNIQUE`` (6.8+) a mount
+root costs one statx and one statmount; otherwise it scans the raw mountinfo bytes for the escaped
+mount point and parses only the lines that contain it.
 """
 
 from __future__ import annotations
@@ -435,23 +434,34 @@ def _statmount_entries() -> Iterator[MountInfo]:
 _STATX_FLAGS = AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC
 
 
-def _find_by_statmount(path: str) -> MountInfo | None:
-    """The mount whose root is ``path``, by statx + statmount; None when that cannot say yes."""
-    if not (_sys.supported("statmount") and _sys.supported("statx")):
+#: what :func:`_find_by_statx` says when statx proves nothing is mounted at the path
+_NOT_MOUNTED = object()
+
+
+def _find_by_statx(path: str) -> MountInfo | object | None:
+    """The mount visible at ``path`` by statx (+ statmount); ``_NOT_MOUNTED``; None when undecided.
+
+    statx alone settles a path that is not a mount root (5.8+: STATX_ATTR_MOUNT_ROOT) or does not
+    exist; a mount root is described by statmount (6.8+).  Anything else falls to the scan.
+    """
+    if not _sys.supported("statx"):
         return None
     try:
         st = _sys.statx(path, _STATX_FLAGS, STATX.MNT_ID_UNIQUE)
-        if not (
-            st.mask & STATX.MNT_ID_UNIQUE
-            and st.attributes_mask & STATX_ATTR_MOUNT_ROOT
-            and st.attributes & STATX_ATTR_MOUNT_ROOT
-        ):
-            return None
-        entry = from_statmount(_sys.statmount(st.mnt_id, _SM_MASK))
     except UnsupportedError:
         return None
+    except MountError as exc:  # missing: nothing visible there; anything else: the scan decides
+        return _NOT_MOUNTED if exc.errno in (errno.ENOENT, errno.ENOTDIR) else None
+    if not st.attributes_mask & STATX_ATTR_MOUNT_ROOT:
+        return None
+    if not st.attributes & STATX_ATTR_MOUNT_ROOT:
+        return _NOT_MOUNTED
+    if not (st.mask & STATX.MNT_ID_UNIQUE and _sys.supported("statmount")):
+        return None
+    try:
+        entry = from_statmount(_sys.statmount(st.mnt_id, _SM_MASK))
     except MountError:
-        return None  # gone, or not reachable: the scan decides
+        return None  # unsupported, or unmounted meanwhile: the scan decides
     return entry if entry.mount_point == path else None
 
 
@@ -463,16 +473,21 @@ def _mangle(raw: bytes) -> bytes:
 
 
 def find_mount(mount_point: PathArg, pid: int | None = None) -> MountInfo | None:
-    """The topmost mount at ``mount_point`` as ``pid`` sees it, without building the whole table.
+    """The topmost mount visible at ``mount_point`` as ``pid`` sees it, without building the table.
 
-    For this process a mount root is answered by statx + statmount where the kernel has them;
-    anything else reads mountinfo once and parses only the lines holding the escaped path.  The
-    statx may block on a dead network filesystem: callers probing one run this with a deadline.
+    For this process statx settles it in O(1) where the kernel can tell (5.8+): a path that is
+    missing or not a mount root has none (a mount shadowed by a later mount over a parent
+    directory is invisible there; ``MountTable.read().find`` still lists it), and a mount root is
+    described by statmount (6.8+).  Anything else reads mountinfo once and parses only the lines
+    holding the escaped path.  The statx may block on a dead network filesystem: callers probing
+    one run this with a deadline.
     """
     path = _path(mount_point)
     if pid is None or pid == os.getpid():
-        found = _find_by_statmount(path)
-        if found is not None:
+        found = _find_by_statx(path)
+        if found is _NOT_MOUNTED:
+            return None
+        if isinstance(found, MountInfo):
             return found
     raw = read_mountinfo(pid)
     needle = b" " + _mangle(_enc(path, "mount point")) + b" "
