@@ -43,6 +43,11 @@
 #endif
 
 #define MK_STATX_ATTR_MOUNT_ROOT 0x00002000ULL
+#define MK_STATX_INO 0x100U
+#define MK_STATX_MNT_ID_UNIQUE 0x4000U
+#define MK_STATMOUNT_MNT_BASIC 0x2ULL
+#define MK_MOUNT_ATTR_RDONLY 0x1ULL
+#define MK_MNT_ID_REQ_SIZE_VER0 24
 
 int mk_mount(const char *source, const char *target, const char *fstype,
              unsigned long flags, const void *data)
@@ -130,4 +135,35 @@ int mk_is_mount_root(int dfd, const char *path, int at_flags)
     if (!(stx.stx_attributes_mask & MK_STATX_ATTR_MOUNT_ROOT))
         return -2;
     return (stx.stx_attributes & MK_STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}
+
+int mk_bind_state(int dfd, const char *path, int at_flags, int sdfd,
+                  const char *spath, int s_flags, int *which)
+{
+    struct mk_statx tgt, src;
+    *which = 0;
+    if (syscall(__NR_statx, dfd, path, at_flags,
+                MK_STATX_INO | MK_STATX_MNT_ID_UNIQUE, &tgt) != 0)
+        return -1;
+    if (!(tgt.stx_attributes_mask & MK_STATX_ATTR_MOUNT_ROOT))
+        return -2;
+    if (!(tgt.stx_attributes & MK_STATX_ATTR_MOUNT_ROOT))
+        return 0;
+    *which = 1;
+    if (syscall(__NR_statx, sdfd, spath, s_flags, MK_STATX_INO, &src) != 0)
+        return -1;
+    int bits = MK_BIND_ROOT;
+    if (src.stx_ino == tgt.stx_ino && src.stx_dev_major == tgt.stx_dev_major
+        && src.stx_dev_minor == tgt.stx_dev_minor)
+        bits |= MK_BIND_SAME;
+    if (tgt.stx_mask & MK_STATX_MNT_ID_UNIQUE) {
+        struct mk_mnt_id_req req = {.size = MK_MNT_ID_REQ_SIZE_VER0,
+                                    .mnt_id = tgt.stx_mnt_id,
+                                    .param = MK_STATMOUNT_MNT_BASIC};
+        struct mk_statmount sm;
+        if (syscall(__NR_statmount, &req, &sm, sizeof sm, 0) == 0)
+            bits |= MK_BIND_RO_KNOWN
+                    | ((sm.mnt_attr & MK_MOUNT_ATTR_RDONLY) ? MK_BIND_RO : 0);
+    }
+    return bits;
 }

@@ -129,4 +129,18 @@ int mk_unshare(int flags);
  * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */
 int mk_is_mount_root(int dfd, const char *path, int at_flags);
 
+/* A bind's target and source in one call: statx of the target (dfd, path,
+ * at_flags), and when it is a mount root, statx of the source (sdfd, spath,
+ * s_flags) and statmount of the target's mount.  Returns MK_BIND_* bits, -2
+ * when the kernel cannot tell a mount root (before 5.8), or -1 with errno set
+ * and *which 0 (the target failed) or 1 (the source). */
+enum mk_bind_bits {
+    MK_BIND_ROOT = 1,    /* the target is the root of a mount */
+    MK_BIND_SAME = 2,    /* ... showing the source's inode */
+    MK_BIND_RO_KNOWN = 4, /* statmount answered (6.8+) */
+    MK_BIND_RO = 8       /* ... and that mount is read-only */
+};
+int mk_bind_state(int dfd, const char *path, int at_flags, int sdfd,
+                  const char *spath, int s_flags, int *which);
+
 #endif

@@ -253,6 +253,23 @@ def probe_counts() -> tuple[int, int, int]:
     return int(lib.mk_probe_abandoned()), int(lib.mk_probe_hung()), int(lib.mk_probe_workers())
 
 
+BIND_ROOT: int = lib.MK_BIND_ROOT
+BIND_SAME: int = lib.MK_BIND_SAME
+BIND_RO_KNOWN: int = lib.MK_BIND_RO_KNOWN
+BIND_RO: int = lib.MK_BIND_RO
+
+
+def bind_state(dfd: int, path: PathArg, at_flags: int, sdfd: int, spath: PathArg, s_flags: int) -> int | None:
+    """``BIND_*`` bits for a bind target and its source in one call; None before 5.8 (cext/sys.h)."""
+    which = ffi.new("int *")
+    rc = lib.mk_bind_state(dfd, _b(path, "statx"), at_flags, sdfd, _b(spath, "statx"), s_flags, which)
+    if rc == -1:
+        if which[0]:
+            raise MountError(ffi.errno, "statx", _name(spath or None), None, "the bind source")
+        raise _fail("statx", path or None)
+    return None if rc == -2 else int(rc)
+
+
 def openat2(path: PathArg, flags: int, resolve: int, mode: int = 0, dfd: int = AT_FDCWD) -> int:
     """openat2(2); returns a new file descriptor the caller must close."""
     _check_supported("openat2")

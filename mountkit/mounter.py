@@ -16,7 +16,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, NoReturn, Protocol
 
 from mountkit import _sys, probe
 from mountkit.errors import (
@@ -268,6 +268,11 @@ def _mount_readonly(tgt: str, st: _sys.Statx) -> bool | None:
             return bool(_sys.statmount(st.mnt_id, _SM_BASIC).mnt_attr & _RDONLY_ATTR)
         except UnsupportedError:
             pass
+    return _table_readonly(tgt)
+
+
+def _table_readonly(tgt: str) -> bool | None:
+    """Is the mount at ``tgt`` read-only, by its table entry (before statmount)."""
     from mountkit.table import find_mount
 
     info = find_mount(os.path.realpath(tgt))
@@ -540,9 +545,13 @@ class Mounter:
         if opts.data or opts.sensitive:
             raise InvalidOptionError("bind", "filesystem data options do not apply to a bind mount", tgt)
         readonly = readonly or bool(opts.flags & MS.RDONLY)
-        with _spot(tgt, beneath) as spot, _spot(os.fsdecode(source), beneath) as src, _named(spot, tgt):
-            if _spot_is_mountpoint(spot):
-                self._check_same_bind(source, tgt, readonly)
+        src_name = os.fsdecode(source)
+        if beneath is None and self._already_bound(  # the no-op, without entering the context managers
+            _Spot(AT_FDCWD, tgt, tgt), _Spot(AT_FDCWD, src_name, src_name), source, tgt, readonly
+        ):
+            return
+        with _spot(tgt, beneath) as spot, _spot(src_name, beneath) as src, _named(spot, tgt):
+            if beneath is not None and self._already_bound(spot, src, source, tgt, readonly):
                 return
             attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
             if readonly:
@@ -622,6 +631,34 @@ class Mounter:
         finally:
             os.close(pfd)
 
+    def _already_bound(self, spot: _Spot, src: _Spot, source: PathArg, tgt: str, readonly: bool) -> bool:
+        """True when ``tgt`` already shows this bind (a no-op), False when nothing is mounted there.
+
+        One C call (statx of both, statmount of the target's mount) answers on 5.8+; another
+        mount there, or the other read-only state: MountConflictError.
+        """
+        try:
+            state = _sys.bind_state(
+                spot.dfd, spot.path, _PROBE_AT | (0 if spot.path else _EMPTY_PATH),
+                src.dfd, src.path, _SOURCE_AT | (0 if src.path else _EMPTY_PATH),
+            )
+        except MountError as exc:
+            if exc.detail is None and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False  # no target: the bind itself reports it
+            raise _classified(exc) from None
+        if state is None:  # before 5.8: the slower ways
+            if not _spot_is_mountpoint(spot):
+                return False
+            self._check_same_bind(source, tgt, readonly)
+            return True
+        if not state & _sys.BIND_ROOT:
+            return False
+        if state & _sys.BIND_SAME:
+            ro = bool(state & _sys.BIND_RO) if state & _sys.BIND_RO_KNOWN else _table_readonly(tgt)
+            if ro == readonly:
+                return True
+        self._conflict(source, tgt, readonly)
+
     def _check_same_bind(self, source: PathArg, tgt: str, readonly: bool) -> None:
         """No-op when the mount at ``tgt`` shows ``source``'s inode with the asked ro state, else conflict."""
         try:
@@ -632,6 +669,10 @@ class Mounter:
         same = (src.dev_major, src.dev_minor, src.ino) == (st.dev_major, st.dev_minor, st.ino)
         if same and _mount_readonly(tgt, st) == readonly:
             return
+        self._conflict(source, tgt, readonly)
+
+    def _conflict(self, source: PathArg, tgt: str, readonly: bool) -> NoReturn:
+        """Raise MountConflictError naming what is mounted at ``tgt`` and the bind asked for."""
         info = self._entry(tgt)
         asked = f"a {'read-only' if readonly else 'read-write'} bind of {os.fsdecode(source)!r}"
         raise MountConflictError(errno.EBUSY, "bind", tgt, None, f"{_describe(info)} is mounted there; asked for {asked}")
