@@ -13,11 +13,12 @@ from __future__ import annotations
 import errno
 import os
 from array import array
-from typing import NamedTuple, Union
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, Union
 
 from mountkit._mountkit_sys import ffi, lib
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
-from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
+from mountkit.flags import AT_FDCWD, MNT_ID_REQ_SIZE_VER0, STATMOUNT
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -288,22 +289,6 @@ def _id_req(mnt_id: int, param: int = 0) -> object:
     return req
 
 
-def listmount(mnt_id: int = LSMT_ROOT, batch: int = 4096) -> list[int]:
-    """All unique mount ids below ``mnt_id`` (the whole namespace by default), paging as needed."""
-    _check_supported("listmount")
-    ids = ffi.new("uint64_t[]", batch)
-    out: list[int] = []
-    last = 0
-    while True:
-        n = lib.mk_listmount(_id_req(mnt_id, last), ids, batch, 0)
-        if n < 0:
-            raise _fail("listmount")
-        out.extend(ids[0:n])
-        if n < batch:
-            return out
-        last = out[-1]
-
-
 class StatMount(NamedTuple):
     """statmount(2) results; a string field is ``None`` when the kernel did not fill it."""
 
@@ -381,6 +366,69 @@ def statmount(mnt_id: int, mask: int) -> StatMount:
         propagate_from=sm.propagate_from,
         **strings,
     )
+
+
+# --- the statmount backend in C (cext/statmount.c): whole tables in mountinfo_parse's layout -------
+
+
+def _sm_table(t: object) -> tuple[bytes, array[int], int]:
+    tab: Any = t
+    cols = array("I")
+    cols.frombytes(ffi.buffer(tab.cols, tab.n * MI_STRIDE * 4)[:] if tab.n else b"")
+    return (ffi.buffer(tab.buf, tab.len)[:] if tab.len else b""), cols, int(tab.n)
+
+
+def statmount_table(ids: Sequence[int] | None = None) -> tuple[bytes, array[int], int]:
+    """Every mount of this namespace (or those of unique ``ids``) by listmount + statmount in C.
+
+    The result has :func:`mountinfo_parse`'s layout, with the words mountinfo shows.  Mounts gone
+    meanwhile are left out.  UnsupportedError before 6.8.
+    """
+    _check_supported("statmount")
+    t = ffi.new("struct mk_sm_table *")
+    try:
+        if ids is None:
+            rc = lib.mk_sm_read_all(t)
+        else:
+            rc = lib.mk_sm_read_ids(ffi.new("uint64_t[]", list(ids)), len(ids), t)
+        if rc != 0:
+            raise _fail("statmount")
+        return _sm_table(t)
+    finally:
+        lib.mk_sm_free(t)
+
+
+_SM_NUMBERS = int(STATMOUNT.SB_BASIC | STATMOUNT.MNT_BASIC | STATMOUNT.PROPAGATE_FROM)
+
+
+def statmount_records(records: Iterable[StatMount]) -> tuple[bytes, array[int], int]:
+    """:func:`statmount_table` of records already read (statmount(2) results, e.g. from a notification)."""
+    t = ffi.new("struct mk_sm_table *")
+    head = ffi.sizeof("struct mk_statmount")
+    try:
+        for rec in records:
+            strings = bytearray()
+            offsets: dict[str, int] = {}
+            mask = _SM_NUMBERS
+            for name, bit in _SM_STRINGS:
+                value = getattr(rec, name)
+                if value is not None:
+                    offsets[name], mask = len(strings), mask | bit
+                    strings += value + b"\0"
+            raw = ffi.new("char[]", head + len(strings))
+            sm: Any = ffi.cast("struct mk_statmount *", raw)
+            for field in StatMount._fields:
+                if field not in offsets and field not in _SM_NO_STRINGS:
+                    setattr(sm, field, getattr(rec, field))
+            for name, offset in offsets.items():
+                setattr(sm, name, offset)
+            sm.mask = mask
+            ffi.memmove(sm.str, bytes(strings), len(strings))
+            if lib.mk_sm_append(sm, t) != 0:
+                raise MemoryError("statmount records")
+        return _sm_table(t)
+    finally:
+        lib.mk_sm_free(t)
 
 
 def unshare(flags: int) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,14 +30,6 @@ from mountkit import _sys
 from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import (
     AT,
-    MOUNT_ATTR,
-    MOUNT_ATTR_ATIME_MASK,
-    MS,
-    SB_DIRSYNC,
-    SB_LAZYTIME,
-    SB_RDONLY,
-    SB_SYNCHRONOUS,
-    STATMOUNT,
     STATX,
     STATX_ATTR_MOUNT_ROOT,
 )
@@ -163,8 +154,12 @@ class MountTable(Sequence[MountInfo]):
     def parse(cls, text: str | bytes) -> MountTable:
         """Parse mountinfo text; ValueError names the first malformed line (1-based)."""
         raw = os.fsencode(text) if isinstance(text, str) else text
+        return cls._of(_sys.mountinfo_parse(raw))
+
+    @classmethod
+    def _of(cls, parts: tuple[bytes, array[int], int]) -> MountTable:
         table = cls.__new__(cls)
-        table._buf, table._cols, table._n = _sys.mountinfo_parse(raw)
+        table._buf, table._cols, table._n = parts
         return table
 
     @classmethod
@@ -172,14 +167,15 @@ class MountTable(Sequence[MountInfo]):
         """The mount table as process ``pid`` (default: this one) sees it.
 
         ``backend="statmount"`` builds the same records from listmount(2)+statmount(2) (6.8+,
-        UnsupportedError before); it sees only the caller's own namespace, so it refuses another pid.
+        UnsupportedError before), in one C call (cext/statmount.c); it sees only the caller's own
+        namespace, so it refuses another pid.
         """
         if backend == "mountinfo":
             return cls.parse(read_mountinfo(pid))
         if backend == "statmount":
             if pid is not None and pid != os.getpid():
                 raise InvalidOptionError("statmount", "lists only this process's mount namespace")
-            return cls(_statmount_entries())
+            return cls._of(_sys.statmount_table())
         raise InvalidOptionError("mount table", f"unknown backend {backend!r}")
 
     def __len__(self) -> int:
@@ -337,96 +333,10 @@ def read_mountinfo(pid: int | None = None) -> bytes:
 
 # --- the statmount backend ------------------------------------------------------------------------
 
-_SM_MASK = (
-    STATMOUNT.SB_BASIC
-    | STATMOUNT.MNT_BASIC
-    | STATMOUNT.PROPAGATE_FROM
-    | STATMOUNT.MNT_ROOT
-    | STATMOUNT.MNT_POINT
-    | STATMOUNT.FS_TYPE
-    | STATMOUNT.FS_SUBTYPE
-    | STATMOUNT.MNT_OPTS
-    | STATMOUNT.SB_SOURCE
-)
-#: per-mount flags in the order fs/proc_namespace.c:show_mnt_opts prints them (after ro/rw)
-_MNT_WORDS = (
-    (MOUNT_ATTR.NOSUID, "nosuid"),
-    (MOUNT_ATTR.NODEV, "nodev"),
-    (MOUNT_ATTR.NOEXEC, "noexec"),
-)
-#: superblock flags in the order show_sb_opts prints them (after ro/rw); 64 is SB_MANDLOCK
-_OCTAL = re.compile(rb"\\([0-3][0-7][0-7])")
-_SB_WORDS = ((SB_SYNCHRONOUS, "sync"), (SB_DIRSYNC, "dirsync"), (64, "mand"), (SB_LAZYTIME, "lazytime"))
-
-
-def _unescape(raw: bytes) -> bytes:
-    r"""Undo the kernel's ``\ooo`` escapes (statmount's ``mnt_opts`` keeps them, as mountinfo does)."""
-    return _OCTAL.sub(lambda m: bytes([int(m[1], 8)]), raw) if b"\\" in raw else raw
-
-
-def _mnt_options(attr: int) -> tuple[str, ...]:
-    words = ["ro" if attr & MOUNT_ATTR.RDONLY else "rw"]
-    words += [word for bit, word in _MNT_WORDS if attr & bit]
-    atime = attr & MOUNT_ATTR_ATIME_MASK
-    if atime == MOUNT_ATTR.NOATIME:
-        words.append("noatime")
-    if attr & MOUNT_ATTR.NODIRATIME:
-        words.append("nodiratime")
-    if atime == MOUNT_ATTR.RELATIME:
-        words.append("relatime")
-    if attr & MOUNT_ATTR.NOSYMFOLLOW:
-        words.append("nosymfollow")
-    if attr & MOUNT_ATTR.IDMAP:
-        words.append("idmapped")
-    return tuple(words)
-
-
-def _optional_fields(sm: _sys.StatMount) -> tuple[str, ...]:
-    fields = []
-    if sm.mnt_propagation & MS.SHARED:
-        fields.append(f"shared:{sm.mnt_peer_group}")
-    if sm.mnt_propagation & MS.SLAVE:
-        fields.append(f"master:{sm.mnt_master}")
-        if sm.propagate_from and sm.propagate_from != sm.mnt_master:
-            fields.append(f"propagate_from:{sm.propagate_from}")
-    if sm.mnt_propagation & MS.UNBINDABLE:
-        fields.append("unbindable")
-    return tuple(fields)
-
 
 def from_statmount(sm: _sys.StatMount) -> MountInfo:
-    """The :class:`MountInfo` mountinfo would show for a statmount result (``_SM_MASK`` fields)."""
-    fs_type = _dec(sm.fs_type or b"")
-    if sm.fs_subtype:
-        fs_type += "." + _dec(sm.fs_subtype)
-    super_options = ["ro" if sm.sb_flags & SB_RDONLY else "rw"]
-    super_options += [word for bit, word in _SB_WORDS if sm.sb_flags & bit]
-    if sm.mnt_opts:
-        super_options += [_dec(_unescape(opt)) for opt in sm.mnt_opts.split(b",")]
-    return MountInfo(
-        sm.mnt_id_old,
-        sm.mnt_parent_id_old,
-        sm.sb_dev_major,
-        sm.sb_dev_minor,
-        _dec(sm.mnt_root or b""),
-        _dec(sm.mnt_point or b""),
-        _mnt_options(sm.mnt_attr),
-        _optional_fields(sm),
-        fs_type,
-        "none" if sm.sb_source is None else _dec(sm.sb_source),
-        tuple(super_options),
-    )
-
-
-def _statmount_entries() -> Iterator[MountInfo]:
-    for mnt_id in _sys.listmount():
-        try:
-            sm = _sys.statmount(mnt_id, _SM_MASK)
-        except MountError as exc:
-            if exc.errno == errno.ENOENT:
-                continue  # unmounted since listmount: mountinfo would not show it either
-            raise
-        yield from_statmount(sm)
+    """The :class:`MountInfo` mountinfo would show for a statmount(2) result (cext/statmount.c)."""
+    return MountTable._of(_sys.statmount_records([sm]))[0]
 
 
 # --- one mount point --------------------------------------------------------------------------------
@@ -459,10 +369,12 @@ def _find_by_statx(path: str) -> MountInfo | object | None:
     if not (st.mask & STATX.MNT_ID_UNIQUE and _sys.supported("statmount")):
         return None
     try:
-        entry = from_statmount(_sys.statmount(st.mnt_id, _SM_MASK))
+        found = MountTable._of(_sys.statmount_table([st.mnt_id]))
     except MountError:
-        return None  # unsupported, or unmounted meanwhile: the scan decides
-    return entry if entry.mount_point == path else None
+        return None  # unsupported: the scan decides
+    if not found:
+        return None  # unmounted meanwhile: the scan decides
+    return found[0] if found[0].mount_point == path else None
 
 
 def _mangle(raw: bytes) -> bytes:

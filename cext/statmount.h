@@ -1,0 +1,34 @@
+/* The statmount backend of the mount table, in C: listmount + statmount of
+ * every mount (or of given ids, or of given statmount records) written
+ * straight into the compact layout of mountinfo.h, with the words mountinfo
+ * would show (fs/proc_namespace.c): per-mount flags, propagation tags, the
+ * fs type with its subtype, superblock flags then the filesystem's options
+ * with their \ooo escapes undone.  One call returns the whole table; Python
+ * never sees a per-mount record. */
+#ifndef MOUNTKIT_STATMOUNT_H
+#define MOUNTKIT_STATMOUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mk_statmount;
+
+struct mk_sm_table {
+    char *buf;       /* len bytes of fields (malloc'ed) */
+    size_t len;
+    uint32_t *cols;  /* n * MK_MI_STRIDE columns (malloc'ed) */
+    size_t n;
+};
+
+/* Every mount of the caller's namespace.  0, or -1 with errno set (ENOSYS:
+ * no listmount/statmount).  Mounts gone between listmount and statmount are
+ * skipped. */
+int mk_sm_read_all(struct mk_sm_table *t);
+/* The mounts with these unique ids (the same rules). */
+int mk_sm_read_ids(const uint64_t *ids, size_t n, struct mk_sm_table *t);
+/* Append one statmount record (as the kernel fills it) to t: 0, or -1 (ENOMEM). */
+int mk_sm_append(const struct mk_statmount *sm, struct mk_sm_table *t);
+/* Release what t holds (t itself is the caller's). */
+void mk_sm_free(struct mk_sm_table *t);
+
+#endif
