@@ -30,6 +30,7 @@ setup(
             "psutil>=5.9",
             "grpcio-tools>=1.85.1",
             "pyyaml>=6.0",
+            "matplotlib>=3.8",
             "fusepy>=3.0",
             "mypy>=1.10",
             "grpc-stubs>=1.53",

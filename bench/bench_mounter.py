@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Row, in_private_ns, kubelet_binds, measure, report, timing_row
+from common import Row, in_private_ns, kubelet_binds, measure, record, report, timing_row
 
 from mountkit import _sys
 from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, OPEN_TREE
@@ -34,16 +34,17 @@ def _probe_rows(scratch: str, n: int) -> list[Row]:
     assert is_mountpoint(target) and MountTable.read().find(target) is not None
     m = Mounter()
     return [
-        timing_row(f"is_mountpoint @{n}", measure(lambda: is_mountpoint(target), repeats=2000)),
+        timing_row("is_mountpoint (one statx)", measure(lambda: is_mountpoint(target), repeats=2000)),
         timing_row(
-            f"Mounter.is_mountpoint (deadline thread) @{n}",
-            measure(lambda: m.is_mountpoint(target), repeats=500),
-            f"is_mountpoint @{n}",
+            "Mounter.is_mountpoint (deadline, probe pool)",
+            measure(lambda: m.is_mountpoint(target), repeats=2000),
+            "is_mountpoint (one statx)",
+            "target <= 3x",
         ),
         timing_row(
-            f"MountTable.read().find @{n}",
+            "MountTable.read().find",
             measure(lambda: MountTable.read().find(target), repeats=30 if n > 1000 else 300),
-            f"is_mountpoint @{n}",
+            "is_mountpoint (one statx)",
         ),
     ]
 
@@ -65,12 +66,12 @@ def _helper_rows(scratch: str, n: int) -> list[Row]:
         subprocess.run(["/bin/umount", tgt], check=True)
 
     return [
-        timing_row(f"bind+unmount Mounter @{n}", measure(lambda: api(False), repeats=200)),
-        timing_row(f"mount --bind + umount (exec) @{n}", measure(lambda: helper("bind"), repeats=15),
-                   f"bind+unmount Mounter @{n}"),
-        timing_row(f"ro bind+unmount Mounter @{n}", measure(lambda: api(True), repeats=200)),
-        timing_row(f"mount -o bind,ro + umount (exec) @{n}", measure(lambda: helper("bind,ro"), repeats=15),
-                   f"ro bind+unmount Mounter @{n}"),
+        timing_row("bind+unmount Mounter", measure(lambda: api(False), repeats=200)),
+        timing_row("mount --bind + umount (exec)", measure(lambda: helper("bind"), repeats=15),
+                   "bind+unmount Mounter"),
+        timing_row("ro bind+unmount Mounter", measure(lambda: api(True), repeats=200)),
+        timing_row("mount -o bind,ro + umount (exec)", measure(lambda: helper("bind,ro"), repeats=15),
+                   "ro bind+unmount Mounter"),
     ]
 
 
@@ -142,11 +143,16 @@ def _many_binds(scratch: str, count: int) -> list[Row]:
 
 
 def main() -> None:
-    for n in (100, 10_000):
-        report(f"is_mountpoint vs a full-table check, {n:,} kubelet-like mounts",
-               in_private_ns(_probe_rows, n))
-    report("bind + unmount vs mount(8)/umount(8), 10,000 mounts", in_private_ns(_helper_rows, 10_000))
-    report("5,000 binds one by one vs bare syscalls", in_private_ns(_many_binds, 5_000))
+    for n in (100, 1_000, 10_000, 30_000):
+        rows = in_private_ns(_probe_rows, n)
+        report(f"is_mountpoint vs a full-table check, {n:,} kubelet-like mounts", rows)
+        record("probe", "mounts", n, rows)
+    rows = in_private_ns(_helper_rows, 10_000)
+    report("bind + unmount vs mount(8)/umount(8), 10,000 mounts", rows)
+    record("bind", "mounts", 10_000, rows)
+    rows = in_private_ns(_many_binds, 5_000)
+    report("5,000 binds one by one vs bare syscalls", rows)
+    record("binds", "binds", 5_000, rows)
 
 
 if __name__ == "__main__":

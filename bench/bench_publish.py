@@ -36,9 +36,15 @@ serve_until_signalled(CsiServer("unix://" + sock, identity, node=node, workers=w
 """
 
 NOOP = "transport: 2x NodeGetCapabilities (no-op RPCs)"
+REFERENCE = "reference: mount -o bind; mount -o bind,remount,ro; umount"
 
 
-def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int) -> str:
+Sweep = list[tuple[int, list[common.Row]]]
+
+
+def _bench(
+    scratch: str, existing: int, repeats: int, volumes: int, workers: int, concurrency: list[int]
+) -> tuple[list[common.Row], Sweep]:
     # grpc is imported only here, in the namespace's child: it must not be loaded before the fork
     import grpc
     import psutil
@@ -51,7 +57,7 @@ def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int
     built = time.monotonic() - start
     root = os.path.join(scratch, "var/lib/kubelet")
     stagings = []
-    for i in range(volumes):
+    for i in range(volumes if concurrency else 1):  # staged shares: one, or one per published volume
         staging = os.path.join(root, "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io", f"v{i:05d}", "globalmount")
         os.makedirs(staging)
         _sys.mount(f"share-{i}", staging, "tmpfs", 0, "size=1m")
@@ -109,63 +115,93 @@ def _bench(scratch: str, existing: int, repeats: int, volumes: int, workers: int
         drv = common.measure(driver_cycle, repeats=repeats)
         ref = common.measure(reference_cycle, repeats=repeats)
 
-        targets = [target(f"pod-{i:05d}", i) for i in range(volumes)]
-        errors: list[str] = []
+        sweep: list[tuple[int, list[common.Row]]] = []
+        rss = 0
+        for clients in concurrency:
+            targets = [target(f"pod-c{clients}-{i:05d}", i) for i in range(volumes)]
+            latencies: list[int] = []
+            errors: list[str] = []
 
-        def publish_one(i: int) -> None:
-            try:
-                publish(i, targets[i])
-            except grpc.RpcError as exc:
-                errors.append(f"{exc.code().name}: {exc.details()}")
+            def publish_one(
+                i: int, targets: list[str] = targets, errors: list[str] = errors, latencies: list[int] = latencies
+            ) -> None:
+                t0 = time.perf_counter_ns()
+                try:
+                    publish(i, targets[i])
+                except grpc.RpcError as exc:
+                    errors.append(f"{exc.code().name}: {exc.details()}")
+                latencies.append(time.perf_counter_ns() - t0)
 
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            list(pool.map(publish_one, range(volumes)))
-        elapsed = time.perf_counter() - t0
-        rss = psutil.Process(driver.pid).memory_info().rss
-        published = sum(1 for t in targets if os.path.ismount(t))
-        with ThreadPoolExecutor(max_workers=64) as pool:
-            list(pool.map(lambda i: unpublish(i, targets[i]), range(volumes)))
-        left = sum(1 for t in targets if os.path.exists(t))
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=clients) as pool:
+                list(pool.map(publish_one, range(volumes)))
+            elapsed = time.perf_counter() - t0
+            rss = max(rss, psutil.Process(driver.pid).memory_info().rss)
+            published = sum(1 for t in targets if os.path.ismount(t))
+            with ThreadPoolExecutor(max_workers=clients) as pool:
+                list(pool.map(lambda i, targets=targets: unpublish(i, targets[i]), range(volumes)))
+            left = sum(1 for t in targets if os.path.exists(t))
+            latencies.sort()
+            sweep.append((clients, [
+                common.Row("publish p50", latencies[len(latencies) // 2]),
+                common.Row("publish p99", latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]),
+                common.Row("publishes/s", volumes / elapsed, "/s",
+                           note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "
+                                f"{published} mounted; {left} targets left after unpublish"),
+                common.Row("errors", len(errors), ""),
+            ]))
     finally:
         channel.close()
         driver.terminate()
         driver.wait(timeout=30)
 
-    return common.report(
-        f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node "
-        f"(built in {built:.1f} s)",
-        [
-            common.timing_row("reference: mount -o bind; mount -o bind,remount,ro; umount", ref),
-            common.timing_row(NOOP, noop),
-            common.timing_row(
-                "driver: NodePublishVolume(ro) + NodeUnpublishVolume", drv,
-                baseline="reference: mount -o bind; mount -o bind,remount,ro; umount",
-                note="includes the gRPC round trips",
-            ),
-            common.timing_row(
-                "driver: publish + unpublish against the transport", drv, baseline=NOOP,
-                note="target <= 1.5x, p99 < 2 ms",
-            ),
-            common.Row(f"{volumes:,} concurrent publishes: publishes/s", volumes / elapsed, "/s",
-                       note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "
-                            f"{published} mounted; {left} targets left after unpublish"),
-            common.Row("driver RSS after", rss / 2**20, "MiB"),
-        ],
-    )
+    rows = [
+        common.timing_row(REFERENCE, ref),
+        common.timing_row(NOOP, noop),
+        common.timing_row(
+            "driver: NodePublishVolume(ro) + NodeUnpublishVolume", drv, baseline=REFERENCE,
+            note="includes the gRPC round trips",
+        ),
+        common.timing_row(
+            "driver: publish + unpublish against the transport", drv, baseline=NOOP,
+            note="target <= 1.5x, p99 < 2 ms",
+        ),
+        common.Row("driver: publish + unpublish p99", drv.p99_ns),
+    ]
+    if sweep:
+        rows.append(common.Row("driver RSS after the concurrent publishes", rss / 2**20, "MiB", note="target <= 60 MB"))
+    common.report(f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node (built in {built:.1f} s)", rows)
+    for clients, crows in sweep:
+        common.report(f"{volumes:,} publishes by {clients} concurrent client(s), {existing:,} mounts on the node", crows)
+    return rows, sweep
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--existing", type=int, default=10_000, help="kubelet binds made beforehand")
+    parser.add_argument("--mounts", type=_ints, default=[100, 1_000, 10_000, 30_000],
+                        help="kubelet binds made beforehand, one run per count (comma-separated)")
     parser.add_argument("--repeats", type=int, default=100)
-    parser.add_argument("--volumes", type=int, default=1_000, help="volumes published concurrently")
+    parser.add_argument("--volumes", type=int, default=1_000, help="volumes published per concurrency level")
+    parser.add_argument("--concurrency", type=_ints, default=[1, 4, 16, 64],
+                        help="concurrent clients, swept at --sweep-at mounts (comma-separated)")
+    parser.add_argument("--sweep-at", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=10, help="the driver's gRPC worker threads")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_publish: needs root (a private mount namespace and real mounts)", file=sys.stderr)
         return 1
-    common.in_private_ns(_bench, args.existing, args.repeats, args.volumes, args.workers, timeout=1800)
+    for existing in args.mounts:
+        levels = args.concurrency if existing == args.sweep_at else []
+        rows, sweep = common.in_private_ns(
+            _bench, existing, args.repeats, args.volumes, args.workers, levels, timeout=1800
+        )
+        common.record("publish", "mounts", existing, rows)
+        for clients, crows in sweep:
+            common.record("publish-concurrency", "clients", clients, crows)
     return 0
 
 

@@ -15,7 +15,7 @@ import tracemalloc
 from collections.abc import Callable
 
 import psutil
-from common import Row, in_private_ns, kubelet_binds, measure, report, timing_row
+from common import Row, in_private_ns, kubelet_binds, measure, record, report, timing_row
 
 from mountkit.errors import UnsupportedError
 from mountkit.table import MountTable, find_mount
@@ -62,7 +62,7 @@ def _bench(scratch: str, n: int, repeats: int) -> list[Row]:
                 "list(MountTable.read())",
                 measure(lambda: list(MountTable.read()), repeats=few),
                 "raw read /proc/self/mountinfo",
-                "every entry materialised as MountInfo",
+                "every entry materialised as MountInfo; target <= 1.5x, faster than psutil",
             ),
             timing_row(
                 "find_mount (statx+statmount)",
@@ -80,7 +80,7 @@ def _bench(scratch: str, n: int, repeats: int) -> list[Row]:
                 "find_mount (not mounted)",
                 measure(lambda: find_mount(missing), repeats=repeats),
                 "raw read /proc/self/mountinfo",
-                "statx says no, then the scan confirms",
+                "statx says no: O(1)",
             ),
             timing_row(
                 "MountTable.read().find()",
@@ -130,11 +130,14 @@ def _bench(scratch: str, n: int, repeats: int) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mounts", type=int, default=10_000)
+    parser.add_argument("--mounts", type=lambda t: [int(v) for v in t.split(",")], default=[100, 1_000, 10_000, 30_000],
+                        help="kubelet-like bind mounts, one run per count (comma-separated)")
     parser.add_argument("--repeats", type=int, default=20)
     args, _ = parser.parse_known_args()
-    rows = in_private_ns(_bench, args.mounts, args.repeats)
-    report(f"mount table, {args.mounts} kubelet-like bind mounts", rows)
+    for n in args.mounts:
+        rows = in_private_ns(_bench, n, args.repeats)
+        report(f"mount table, {n:,} kubelet-like bind mounts", rows)
+        record("table", "mounts", n, rows)
 
 
 if __name__ == "__main__":

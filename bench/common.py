@@ -10,6 +10,7 @@ little across runs.
 
 from __future__ import annotations
 
+import csv
 import os
 import statistics
 import sys
@@ -125,3 +126,21 @@ def report(title: str, rows: Sequence[Row]) -> str:
     text = "\n".join(lines)
     print(text, flush=True)
     return text
+
+
+#: where bench/run collects every figure (bench/plots.py draws from it); override with MOUNTKIT_BENCH_CSV
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+CSV_FIELDS = ("bench", "figure", "x_name", "x", "value", "unit")
+
+
+def record(bench: str, x_name: str, x: float, rows: Sequence[Row]) -> None:
+    """Append ``rows`` (measured at ``x_name`` = ``x``, e.g. mounts = 10000) to the results CSV."""
+    path = os.environ.get("MOUNTKIT_BENCH_CSV") or os.path.join(RESULTS_DIR, "results.csv")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fresh = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        out = csv.writer(f)
+        if fresh:
+            out.writerow(CSV_FIELDS)
+        for row in rows:
+            out.writerow((bench, row.name, x_name, x, f"{row.value:.6g}", row.unit))

@@ -1,0 +1,146 @@
+"""Draw the benchmark figures bench/run collected (bench/results/results.csv) as PNGs beside it.
+
+One plot per question: how each table operation grows with the number of mounts, how the probes
+and the publish path grow, how publish latency grows with concurrent clients, and one bar chart of
+mountkit against its alternatives at 10,000 mounts.  Run: ``python bench/plots.py [CSV]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+from common import RESULTS_DIR
+
+Series = dict[str, list[tuple[float, float]]]
+
+TABLE = {
+    "raw read /proc/self/mountinfo": "raw read of mountinfo (the floor)",
+    "MountTable.read()": "MountTable.read()",
+    "list(MountTable.read())": "list(MountTable.read())",
+    "MountTable.read(backend='statmount')": "MountTable.read(backend='statmount')",
+    "psutil.disk_partitions(all=True)": "psutil.disk_partitions(all=True)",
+    "findmnt -J (subprocess)": "findmnt -J",
+    "find_mount (statx+statmount)": "find_mount, a mount root",
+    "find_mount (not mounted)": "find_mount, not a mount point",
+    "find_mount (mountinfo scan)": "find_mount, another pid (scan)",
+}
+PROBE = {
+    "is_mountpoint (one statx)": "is_mountpoint (one statx)",
+    "Mounter.is_mountpoint (deadline, probe pool)": "Mounter.is_mountpoint (deadline-bounded)",
+    "MountTable.read().find": "full-table check",
+}
+PUBLISH = {
+    "driver: NodePublishVolume(ro) + NodeUnpublishVolume": "driver: publish(ro) + unpublish over gRPC",
+    "transport: 2x NodeGetCapabilities (no-op RPCs)": "transport: 2 no-op RPCs",
+    "reference: mount -o bind; mount -o bind,remount,ro; umount": "reference: mount(8) x2 + umount(8)",
+}
+#: (label, mountkit figure, alternative figure, bench) at 10,000 mounts (binds: 5,000 one by one)
+VERSUS = (
+    ("is it a mount point?", "is_mountpoint (one statx)", "MountTable.read().find", "probe"),
+    ("bind + unmount", "bind+unmount Mounter", "mount --bind + umount (exec)", "bind"),
+    ("ro bind + unmount", "ro bind+unmount Mounter", "mount -o bind,ro + umount (exec)", "bind"),
+    ("publish(ro) + unpublish", "driver: NodePublishVolume(ro) + NodeUnpublishVolume",
+     "reference: mount -o bind; mount -o bind,remount,ro; umount", "publish"),
+    ("whole table vs findmnt -J", "list(MountTable.read())", "findmnt -J (subprocess)", "table"),
+    ("whole table vs psutil", "list(MountTable.read())", "psutil.disk_partitions(all=True)", "table"),
+)
+
+
+def load(path: str) -> dict[str, Series]:
+    """bench -> figure -> [(x, value)], the last value measured at each x."""
+    data: dict[str, dict[str, dict[float, float]]] = defaultdict(lambda: defaultdict(dict))
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            data[row["bench"]][row["figure"]][float(row["x"])] = float(row["value"])
+    return {b: {fig: sorted(points.items()) for fig, points in figs.items()} for b, figs in data.items()}
+
+
+def growth(series: Series, names: dict[str, str], title: str, xlabel: str, out: str, unit_ns: float = 1e6) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=90)
+    for key, label in names.items():
+        points = series.get(key)
+        if points:
+            ax.plot([x for x, _ in points], [v / unit_ns for _, v in points], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("median time, " + {1e6: "ms", 1e3: "µs"}[unit_ns])
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def concurrency(series: Series, out: str) -> None:
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=90)
+    for key in ("publish p50", "publish p99"):
+        points = series.get(key, [])
+        ax.plot([x for x, _ in points], [v / 1e6 for _, v in points], marker="o", label=key)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("NodePublishVolume latency, ms")
+    ax.grid(True, which="both", alpha=0.3)
+    rate = series.get("publishes/s", [])
+    twin = ax.twinx()
+    twin.plot([x for x, _ in rate], [v for _, v in rate], marker="s", color="tab:green", label="publishes/s")
+    twin.set_ylabel("publishes/s")
+    lines = ax.get_legend_handles_labels()
+    more = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
+    ax.set_title("Publish latency and throughput against concurrent publishes (10,000 mounts)")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def versus(data: dict[str, Series], out: str) -> None:
+    labels, ratios = [], []
+    for label, ours, theirs, bench in VERSUS:
+        series = data.get(bench, {})
+        mine, other = dict(series.get(ours, [])), dict(series.get(theirs, []))
+        at = 10_000.0 if 10_000.0 in mine else max(mine, default=None)
+        if at is None or at not in other or not mine[at]:
+            continue
+        labels.append(label)
+        ratios.append(other[at] / mine[at])
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(labels) + 1.2), dpi=90)
+    bars = ax.barh(labels, ratios, color=["tab:blue" if r >= 1 else "tab:red" for r in ratios])
+    ax.bar_label(bars, labels=[f"{r:,.1f}x" for r in ratios], fontsize=8, padding=3)
+    ax.set_xscale("log")
+    ax.axvline(1, color="black", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("how many times faster mountkit is than the alternative (log scale; 10,000 mounts)")
+    ax.set_title("mountkit against the alternatives")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def main() -> int:
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(RESULTS_DIR, "results.csv")
+    data = load(path)
+    here = os.path.dirname(os.path.abspath(path))
+    growth(data.get("table", {}), TABLE, "Mount table operations against the number of mounts",
+           "kubelet-like bind mounts in the namespace", os.path.join(here, "table.png"))
+    growth(data.get("probe", {}), PROBE, "Mount point checks against the number of mounts",
+           "kubelet-like bind mounts in the namespace", os.path.join(here, "probe.png"), unit_ns=1e3)
+    growth(data.get("publish", {}), PUBLISH, "NodePublish(ro)+NodeUnpublish against the number of mounts",
+           "kubelet-like bind mounts on the node", os.path.join(here, "publish.png"))
+    concurrency(data.get("publish-concurrency", {}), os.path.join(here, "concurrency.png"))
+    versus(data, os.path.join(here, "versus.png"))
+    print(f"plots written to {here}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
