@@ -113,13 +113,14 @@ def versus(data: dict[str, Series], out: str) -> None:
             continue
         labels.append(label)
         ratios.append(other[at] / mine[at])
-    fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(labels) + 1.2), dpi=90)
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.4), dpi=90)
     bars = ax.barh(labels, ratios, color=["tab:blue" if r >= 1 else "tab:red" for r in ratios])
     ax.bar_label(bars, labels=[f"{r:,.1f}x" for r in ratios], fontsize=8, padding=3)
     ax.set_xscale("log")
+    ax.set_xlim(min([0.3, *ratios]), max([10.0, *ratios]) * 30)  # room for the labels
     ax.axvline(1, color="black", linewidth=0.8)
     ax.invert_yaxis()
-    ax.set_xlabel("how many times faster mountkit is than the alternative (log scale; 10,000 mounts)")
+    ax.set_xlabel("times faster than the alternative (log scale; 10,000 mounts; < 1: slower)")
     ax.set_title("mountkit against the alternatives")
     fig.tight_layout()
     fig.savefig(out)
