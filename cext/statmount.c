@@ -222,6 +222,20 @@ int mk_sm_append(const struct mk_statmount *sm, struct mk_sm_table *t)
     return 0;
 }
 
+/* realloc *p to bytes; on failure free it, set errno and return -1. */
+static int grow(void **p, size_t bytes)
+{
+    void *q = realloc(*p, bytes);
+    if (!q) {
+        free(*p);
+        *p = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    *p = q;
+    return 0;
+}
+
 int mk_sm_read_ids(const uint64_t *ids, size_t n, struct mk_sm_table *t)
 {
     struct out o = {t, 0, 0, 0};
@@ -237,13 +251,10 @@ int mk_sm_read_ids(const uint64_t *ids, size_t n, struct mk_sm_table *t)
             if (errno == ENOENT)
                 continue; /* unmounted since listmount: mountinfo would not show it either */
             if (errno == EOVERFLOW) {
-                struct mk_statmount *bigger = realloc(sm, size * 2);
-                if (!bigger) {
-                    free(sm);
-                    errno = ENOMEM;
+                void *p = sm;
+                if (grow(&p, size * 2) != 0)
                     return -1;
-                }
-                sm = bigger;
+                sm = p;
                 size *= 2;
                 i--;
                 continue;
@@ -284,13 +295,10 @@ int mk_sm_read_all(struct mk_sm_table *t)
         n += (size_t)got;
         if (n < cap)
             break;
-        uint64_t *more = realloc(ids, cap * 2 * sizeof *ids);
-        if (!more) {
-            free(ids);
-            errno = ENOMEM;
+        void *p = ids;
+        if (grow(&p, cap * 2 * sizeof *ids) != 0)
             return -1;
-        }
-        ids = more;
+        ids = p;
         cap *= 2;
     }
     int rc = mk_sm_read_ids(ids, n, t);
