@@ -16,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ import pytest
 from csiutil import CAP, Driver, mounts_under, run_driver
 
 from csi.proto import csi_pb2
-from mountkit import CorruptedMountError, Mounter, is_mountpoint
+from mountkit import CorruptedMountError, Mounter, is_mountpoint, probe
 
 pytestmark = pytest.mark.privileged
 
@@ -110,6 +111,56 @@ def test_mountkit_probes_of_a_sick_mount_return_within_the_timeout(in_ns: Any) -
     if "hang cleanup_mountpoint lazy+force" in seen:
         assert seen["hang cleanup_mountpoint lazy+force"][0] < PROBE + SLACK
     assert seen["left mounted"] is False
+
+
+STUCK = 4  # probes left hanging at once
+
+
+def _stuck_probe_workers(scratch: str) -> dict[str, Any]:
+    """In the namespace child: probes stuck on hangfs are abandoned, others still answer, then they rejoin."""
+    mnt, control = os.path.join(scratch, "share"), os.path.join(scratch, hangfs.CONTROL_NAME)
+    os.mkdir(mnt)
+    mounter = Mounter(probe_timeout=0.3)
+    pid = hangfs.start(mnt, control)
+    seen: dict[str, Any] = {"hung before": probe.hung_probes(), "abandoned before": probe.abandoned_probes()}
+    try:
+        hangfs.set_mode(control, "hang")
+        results: list[Any] = []
+        threads = [threading.Thread(target=lambda: results.append(timed(lambda: mounter.check(mnt))[1]))
+                   for _ in range(STUCK)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+        seen["stuck results"] = sorted({(type(r).__name__, getattr(r, "errno", None)) for r in results})
+        seen["hung while stuck"] = probe.hung_probes()
+        seen["abandoned while stuck"] = probe.abandoned_probes()
+        # the pool is not drained: healthy probes get fresh workers at once
+        seen["healthy check"] = timed(lambda: mounter.check(scratch))
+        seen["healthy is_live_mountpoint"] = timed(lambda: mounter.is_live_mountpoint(scratch))
+    finally:
+        hangfs.set_mode(control, "ok")
+        hangfs.abort(mnt)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    deadline = time.monotonic() + 10
+    while probe.hung_probes() > seen["hung before"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the aborted connection frees the stuck workers: they rejoin the pool
+    seen["hung after"] = probe.hung_probes()
+    return seen
+
+
+def test_stuck_probe_workers_are_abandoned_replaced_and_rejoin(in_ns: Any) -> None:
+    seen = in_ns(_stuck_probe_workers)
+    print(f"stuck probe workers: {seen}")
+    assert seen["stuck results"] == [(CorruptedMountError.__name__, errno.ETIMEDOUT)]
+    assert seen["hung while stuck"] == seen["hung before"] + STUCK
+    assert seen["abandoned while stuck"] == seen["abandoned before"] + STUCK
+    for key in ("healthy check", "healthy is_live_mountpoint"):
+        took, result = seen[key]
+        assert took < 0.3, f"{key} took {took:.3f} s"
+        assert result in (None, True), f"{key}: {result!r}"
+    assert seen["hung after"] == seen["hung before"]
 
 
 # -- the driver over gRPC ------------------------------------------------------------------------
