@@ -5,8 +5,9 @@ interceptor (``csi.errors.to_status``) turns what is raised into the gRPC status
 map there too: MountConflictError → ALREADY_EXISTS, CorruptedMountError → UNAVAILABLE.
 
 Anything that may touch a dead share (lstat of a mount point, "is it mounted?", statvfs, mount,
-unmount) runs through :func:`mountkit.probe.run_with_deadline`, so a gRPC worker waits at most the
-probe timeout, never on an NFS server that stopped answering.
+unmount) runs on a :mod:`mountkit.probe` worker with a deadline (the mounter's probes, or
+:func:`mountkit.probe.run_with_deadline`), so a gRPC worker waits at most the probe timeout, never
+on an NFS server that stopped answering.  Publishing checks the staged share with one such probe.
 
 Removing a directory after an unmount never deletes data: a directory that still holds files once
 nothing is mounted on it (a pod wrote into it while it was not mounted) is left in place, a warning
