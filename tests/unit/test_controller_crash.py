@@ -25,12 +25,14 @@ from typing import Any
 import grpc
 import pytest
 from csiutil import CAP, stop
+from google.cloud import filestore_v1
 from google.cloud.common import OperationMetadata
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from reliability import FAST_RECONNECT, DriverProcess, report, seed, size
 
 from csi.cloud import Instance, instance_name
 from csi.cloud.gcp import GcpFilestore
+from csi.params import METADATA_LABELS, P_PVC_NAME, P_PVC_NAMESPACE
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.volume_id import VolumeRef
 
@@ -137,9 +139,11 @@ def all_operations(stub: Any) -> Iterator[operations_pb2.Operation]:
 
 
 def create_volume(co: Sidecar, name: str, source: str = "") -> str:
+    # The PVC name as external-provisioner --extra-create-metadata passes it: the instance's label
+    # then says which claim it was made for, so a second instance for one claim shows.
     request = csi_pb2.CreateVolumeRequest(
-        name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40),
-        volume_capabilities=[CAP], parameters={"tier": "standard", "network": "default"},
+        name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40), volume_capabilities=[CAP],
+        parameters={"tier": "standard", "network": "default", P_PVC_NAME: name, P_PVC_NAMESPACE: "default"},
     )
     if source:
         request.volume_content_source.snapshot.snapshot_id = source
@@ -228,17 +232,26 @@ def test_controller_sigkills_converge(emulator: str) -> None:
     with grpc.insecure_channel(emulator) as channel:
         ops = list(all_operations(operations_pb2_grpc.OperationsStub(channel)))
     cloud.close()
-    done: Counter[tuple[str, str]] = Counter()
+    deleted: set[str] = set()
+    made_for: Counter[str] = Counter()  # resources the cloud made, per claim or per source volume
     for op in ops:
         meta = OperationMetadata.pb()()
         op.metadata.Unpack(meta)
-        if op.done and not op.HasField("error"):
-            done[(meta.verb, meta.target)] += 1
+        if not op.done or op.HasField("error"):
+            continue
+        if meta.verb == "delete":
+            deleted.add(meta.target)
+        elif meta.verb == "create" and "/instances/" in meta.target:
+            instance = filestore_v1.Instance.pb()()
+            op.response.Unpack(instance)
+            made_for[instance.labels.get(METADATA_LABELS[P_PVC_NAME], instance.name)] += 1
+        elif meta.verb == "create":
+            backup = filestore_v1.Backup.pb()()
+            op.response.Unpack(backup)
+            made_for[f"a backup of {backup.source_instance}"] += 1
     leaked = len(instance_names - kept_instances) + len(set(backups) - kept_backups)
-    duplicated = sum(len(returned) > 1 for returned in ids.values()) + sum(
-        count > 1 for (verb, _), count in done.items() if verb == "create"
-    )
-    unasked = sorted(t for verb, t in done if verb == "delete" and t not in asked_deleted)
+    duplicated = sum(len(returned) > 1 for returned in ids.values()) + sum(n > 1 for n in made_for.values())
+    unasked = sorted(deleted - asked_deleted)
     report("controller-crash", seed=rng_seed, faults_injected=co.stats["kills"],
            kills_mid_operation=co.stats["kills_mid_operation"], driver_restarts=driver.starts - 1,
            retries=co.stats["retries"], calls_converged=co.stats["calls"], leaked=leaked, duplicated=duplicated,
@@ -247,6 +260,6 @@ def test_controller_sigkills_converge(emulator: str) -> None:
     assert set(backups) == kept_backups, f"leaked {set(backups) - kept_backups}"
     assert all(i.state == "READY" for i in instances.values()) and all(
         b.state == "READY" for b in backups.values())
-    assert duplicated == 0, {n: r for n, r in ids.items() if len(r) > 1}
+    assert duplicated == 0, ({n: r for n, r in ids.items() if len(r) > 1}, {k: n for k, n in made_for.items() if n > 1})
     assert unasked == [], unasked
     assert co.stats["kills_mid_operation"] > 0, "no kill landed while a cloud operation ran"
