@@ -394,10 +394,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
-        if performance is None:
-            return csi_pb2.ControllerModifyVolumeResponse()  # only empty values: nothing to change
         with self._locks.acquire(ref.instance):
-            instance = self._existing(volume_id)
+            instance = self._existing(volume_id)  # NOT_FOUND even when there is nothing to change
+            if performance is None:
+                return csi_pb2.ControllerModifyVolumeResponse()  # only empty values: nothing to change
             _check_performance(instance.tier, instance.capacity_gib, performance)
             if instance.performance == performance:
                 return csi_pb2.ControllerModifyVolumeResponse()
