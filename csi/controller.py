@@ -22,6 +22,8 @@ from csi.capacity import expand_capacity_gib, fits, pick_capacity_gib
 from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, OperationPending, Performance
 from csi.errors import CsiError
 from csi.filestore import (
+    BACKUP_PENDING_STATES,
+    BACKUP_UNCUT_STATE,
     CTX_IP,
     CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
@@ -303,12 +305,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid("volume_capabilities is required")
         for index, capability in enumerate(request.volume_capabilities):
             validation.check_capability_shape(capability, f"volume_capabilities[{index}]")
-        self._existing(volume_id)
+        instance = self._existing(volume_id)
         reasons = [
             reason
             for index, capability in enumerate(request.volume_capabilities)
             if (reason := validation.unsupported_reason(capability, f"volume_capabilities[{index}]"))
         ]
+        reasons += self._parameter_mismatches(request, instance)
         if reasons:
             return csi_pb2.ValidateVolumeCapabilitiesResponse(message="; ".join(reasons))
         confirmed = csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
@@ -318,6 +321,33 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             mutable_parameters=request.mutable_parameters,
         )
         return csi_pb2.ValidateVolumeCapabilitiesResponse(confirmed=confirmed)
+
+    def _parameter_mismatches(
+        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, instance: Instance
+    ) -> list[str]:
+        """Why the request's (mutable) parameters do not describe ``instance``: Confirmed.parameters
+        holds "the volume creation parameters validated by the plugin", so none go unchecked."""
+        if not request.parameters and not request.mutable_parameters:
+            return []
+        try:
+            wanted = params.parse_volume_params(
+                request.parameters, self._driver_name, request.mutable_parameters, self._extra_labels
+            )
+        except CsiError as exc:
+            return [exc.message]
+        mismatches = []
+        if request.parameters:
+            mismatches = [
+                f"parameters: {what} {want} is not the volume's {have}"
+                for what, want, have in (
+                    ("tier", wanted.tier, instance.tier),
+                    ("network", wanted.network, instance.network or wanted.network),
+                    ("protocol", wanted.protocol, instance.protocol or wanted.protocol),
+                )
+                if want != have
+            ]
+        problem = _performance_problem(instance.tier, instance.capacity_gib, wanted.performance)
+        return mismatches + ([f"mutable_parameters: {problem}"] if problem else [])
 
     def _existing(self, volume_id: str) -> Instance:
         """The instance behind ``volume_id``; NOT_FOUND for foreign ids and missing instances."""
@@ -439,13 +469,16 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 except OperationPending:
                     # Cut but not finished: report it not ready; the CO polls with CreateSnapshot.
                     backup = self._get_backup(backup_ref.snapshot_id)
-                    if backup is None:
+                    if backup is None or backup.state == BACKUP_UNCUT_STATE:
                         raise
             if backup.source_instance != source or backup.source_file_share != ref.share:
                 raise _error(
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"snapshot {name} exists for another source volume",
                 )
+            if backup.state == BACKUP_UNCUT_STATE:
+                # CreateSnapshot "MUST block until the snapshot is cut": this one is not yet.
+                raise _error(grpc.StatusCode.ABORTED, f"snapshot {name} is still being cut; retry")
         return csi_pb2.CreateSnapshotResponse(snapshot=_snapshot(backup, instance.share_name))
 
     def _get_backup(self, full_name: str) -> Backup | None:
@@ -471,6 +504,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _error(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"snapshot {snapshot_id} is still being deleted"
                 )
+            if backup.state in BACKUP_PENDING_STATES:
+                raise _error(
+                    grpc.StatusCode.ABORTED, f"snapshot {snapshot_id} is {backup.state}: its creation is pending; retry"
+                )
             _deleted(lambda: self._cloud.delete_backup(snapshot_id, wait=self._timeout))
         return csi_pb2.DeleteSnapshotResponse()
 
@@ -488,7 +525,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             (
                 snapshot
                 for backup in backups
-                if (snapshot := _snapshot(backup, backup.source_file_share)).source_volume_id
+                if backup.state != BACKUP_UNCUT_STATE
+                and (snapshot := _snapshot(backup, backup.source_file_share)).source_volume_id
                 and (not request.source_volume_id or snapshot.source_volume_id == request.source_volume_id)
             ),
             key=lambda snapshot: snapshot.snapshot_id,

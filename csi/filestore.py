@@ -88,6 +88,11 @@ TRANSIENT_STATES = frozenset(
     {"CREATING", "REPAIRING", "RESTORING", "REVERTING", "PROMOTING", "SUSPENDING", "RESUMING"}
 )
 
+#: Backup states while its creation runs: CREATING until it is cut (the point in time is taken), then
+#: FINALIZING while its data is stored.  ListSnapshots must not show a snapshot that is not cut yet.
+BACKUP_UNCUT_STATE = "CREATING"
+BACKUP_PENDING_STATES = frozenset({BACKUP_UNCUT_STATE, "FINALIZING"})
+
 #: Instance and backup ids: 1-63 of ``[-a-z0-9]``, starting with a letter, not ending with ``-``.
 RESOURCE_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
 RESOURCE_ID_MAX_LEN = 63

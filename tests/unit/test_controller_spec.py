@@ -157,3 +157,19 @@ def test_a_snapshot_being_cut_is_not_listed_and_its_delete_is_aborted(driver: Dr
     assert [e.snapshot.snapshot_id for e in listed] == [backup_name] and listed[0].snapshot.ready_to_use
     driver.ctl.DeleteSnapshot(delete)
     assert driver.ctl.ListSnapshots(C.ListSnapshotsRequest()).entries == []
+
+
+def test_create_snapshot_blocks_until_the_snapshot_is_cut(driver: Driver) -> None:
+    """CreateSnapshot "MUST block until the snapshot is cut": past the operation timeout a retryable
+    DEADLINE_EXCEEDED, a repeat while it is still not cut "Operation pending for snapshot" ABORTED, then
+    the snapshot, ready."""
+    volume, other = create(driver, "src"), create(driver, "other")
+    request = C.CreateSnapshotRequest(name="slow", source_volume_id=volume.volume_id)
+    driver.state.hold()
+    assert code_of(driver.ctl.CreateSnapshot, request) == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert code_of(driver.ctl.CreateSnapshot, request) == grpc.StatusCode.ABORTED
+    clash = C.CreateSnapshotRequest(name="slow", source_volume_id=other.volume_id)
+    assert code_of(driver.ctl.CreateSnapshot, clash) == grpc.StatusCode.ALREADY_EXISTS
+    driver.state.release()
+    snapshot = driver.ctl.CreateSnapshot(request).snapshot
+    assert snapshot.ready_to_use and snapshot.source_volume_id == volume.volume_id
