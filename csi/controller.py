@@ -232,7 +232,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 ("connect-mode", not found.connect_mode or found.connect_mode == wanted.connect_mode),
                 ("protocol", not found.protocol or found.protocol == wanted.protocol),
                 ("kms key", not found.kms_key or found.kms_key == wanted.kms_key),
-                ("source", not found.source_backup or found.source_backup == wanted.source_backup),
+                ("content source", found.source_backup == wanted.source_backup),
             )
             if not ok
         ]

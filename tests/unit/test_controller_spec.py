@@ -173,3 +173,17 @@ def test_create_snapshot_blocks_until_the_snapshot_is_cut(driver: Driver) -> Non
     driver.state.release()
     snapshot = driver.ctl.CreateSnapshot(request).snapshot
     assert snapshot.ready_to_use and snapshot.source_volume_id == volume.volume_id
+
+
+def test_create_volume_same_name_with_another_content_source_is_already_exists(driver: Driver) -> None:
+    """"Volume already exists but is incompatible" with the request's ``volume_content_source``: a volume
+    made empty is not the one asked for from a snapshot, nor the reverse."""
+    source = create(driver, "src")
+    snapshot = _snapshot(driver, "snap", source)
+    plain = C.CreateVolumeRequest(name="src", volume_capabilities=[mount_cap()], volume_content_source=_from(snapshot))
+    assert code_of(driver.ctl.CreateVolume, plain) == grpc.StatusCode.ALREADY_EXISTS
+    restored = create(driver, "restored", volume_content_source=_from(snapshot))
+    again = create(driver, "restored", volume_content_source=_from(snapshot))
+    assert again.volume_id == restored.volume_id
+    empty = C.CreateVolumeRequest(name="restored", volume_capabilities=[mount_cap()])
+    assert code_of(driver.ctl.CreateVolume, empty) == grpc.StatusCode.ALREADY_EXISTS
