@@ -3,16 +3,19 @@ id generators, TestContext and Resources, for ``tests/sanity``."""
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import pytest
-from csiutil import Driver
+from csiutil import Driver, mount_rows
 
 from csi.filestore import GIB
-from csi.proto import csi_pb2
+from csi.proto import csi_pb2, csi_pb2_grpc
 
 #: ``--csi.testvolumesize``; csi-sanity's TestVolumeExpandSize is that plus 1 GiB.
 TEST_VOLUME_SIZE = 107374182400
@@ -170,3 +173,86 @@ def make_create_snapshot_req(name: str, source_volume_id: str) -> csi_pb2.Create
     return csi_pb2.CreateSnapshotRequest(name=name, source_volume_id=source_volume_id)
 
 
+
+
+@contextmanager
+def sanity_context(driver: Driver) -> Iterator[TestContext]:
+    """One test's context: Setup (mkdir of the mount and staging dirs beneath the kubelet root), then
+    after the test Resources.Cleanup and a check that nothing is left mounted, then Teardown."""
+    target_path = os.path.join(driver.root, "csi-mount")
+    staging_path = os.path.join(driver.root, "csi-staging")
+    os.mkdir(target_path)
+    os.mkdir(staging_path)
+    channel = grpc.insecure_channel(f"unix://{os.path.dirname(driver.root)}/csi.sock")
+    identity = csi_pb2_grpc.IdentityStub(channel)  # type: ignore[no-untyped-call]
+    context = TestContext(driver, identity, target_path, staging_path)
+    try:
+        yield context
+        context.cleanup()
+        assert mount_rows(driver) == {}, "mounts left under the kubelet root"
+    finally:
+        channel.close()
+        for mounted in sorted(mount_rows(driver), reverse=True):  # only after a failure: free the next test
+            driver.ns("umount", "-l", mounted, check=False)
+        for path in (target_path + "/target", target_path, staging_path):
+            if os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
+
+
+def create_for_node(sc: TestContext, name: str, topology: csi_pb2.Topology | None = None) -> csi_pb2.Volume:
+    """The node cases' volume: single node writer, the test size, the node's topology if given."""
+    request = csi_pb2.CreateVolumeRequest(
+        name=name, volume_capabilities=[capability()],
+        capacity_range=csi_pb2.CapacityRange(required_bytes=TEST_VOLUME_SIZE),
+    )
+    if topology is not None:
+        request.accessibility_requirements.requisite.append(topology)
+    return sc.must_create_volume(request).volume
+
+
+def node_stage(sc: TestContext, volume: csi_pb2.Volume, count: int = 1, *, stand_in: bool = True) -> None:
+    """NodeStageVolume ``count`` times at the staging dir.  With ``stand_in``, a kernel without an NFS
+    client must fail the first one clearly (INTERNAL naming the share, nothing mounted), and a tmpfs
+    stand-in is then mounted at the staging path in the driver's namespace."""
+    request = csi_pb2.NodeStageVolumeRequest(
+        volume_id=volume.volume_id, volume_capability=capability(), staging_target_path=sc.staging_path,
+        volume_context=volume.volume_context,
+    )
+    for _ in range(count):
+        try:
+            sc.node.NodeStageVolume(request, timeout=120)
+        except grpc.RpcError as exc:
+            if not stand_in:
+                raise
+            share = f"{volume.volume_context['ip']}:/{volume.volume_context['volume']}"
+            assert exc.code() == grpc.StatusCode.INTERNAL and "no NFS client" in (exc.details() or ""), exc
+            assert share in (exc.details() or "")
+            assert mount_rows(sc.driver) == {}  # a failed stage leaves nothing mounted
+            sc.driver.ns("mount", "-t", "tmpfs", "-o", "size=4m", "stand-in", sc.staging_path)
+            return
+
+
+def node_publish(sc: TestContext, volume: csi_pb2.Volume) -> None:
+    sc.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
+        volume_id=volume.volume_id, target_path=sc.target_path + "/target", staging_target_path=sc.staging_path,
+        volume_capability=capability(), volume_context=volume.volume_context,
+    ), timeout=120)
+
+
+def run_controller_test(sc: TestContext, count: int, *, stand_in: bool = True) -> None:
+    """csi-sanity's runControllerTest (no ControllerPublish: not advertised): create with the node's
+    topology, stage and publish ``count`` times each, then the volume's stats at the target."""
+    info = sc.node.NodeGetInfo(csi_pb2.NodeGetInfoRequest())
+    assert info.node_id
+    volume = create_for_node(sc, unique_string(f"sanity-node-full-{count}"), info.accessible_topology)
+    node_stage(sc, volume, count, stand_in=stand_in)
+    for _ in range(count):
+        node_publish(sc, volume)
+    target = sc.target_path + "/target"
+    rows = mount_rows(sc.driver, "OPTIONS")
+    assert set(rows) == {sc.staging_path, target} and "rw" in rows[target][0].split(",")
+    stats = sc.node.NodeGetVolumeStats(
+        csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume.volume_id, volume_path=target)
+    )
+    assert stats.usage and stats.usage[0].total > 0
+    assert not stats.volume_condition.abnormal

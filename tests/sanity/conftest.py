@@ -18,12 +18,9 @@ import os
 import shutil
 from collections.abc import Iterator
 
-import grpc
 import pytest
-from csiutil import Driver, mount_rows, run_driver
-from sanityutil import TestContext
-
-from csi.proto import csi_pb2_grpc
+from csiutil import Driver, run_driver
+from sanityutil import TestContext, sanity_context
 
 
 @pytest.fixture(scope="session")
@@ -40,21 +37,5 @@ def sanity_driver() -> Iterator[Driver]:
 @pytest.fixture
 def sc(sanity_driver: Driver) -> Iterator[TestContext]:
     """Setup (mkdir of the mount and staging dirs), the test, Resources.Cleanup, Teardown."""
-    driver = sanity_driver
-    target_path = os.path.join(driver.root, "csi-mount")
-    staging_path = os.path.join(driver.root, "csi-staging")
-    os.mkdir(target_path)
-    os.mkdir(staging_path)
-    channel = grpc.insecure_channel(f"unix://{os.path.dirname(driver.root)}/csi.sock")
-    context = TestContext(driver, csi_pb2_grpc.IdentityStub(channel), target_path, staging_path)  # type: ignore[no-untyped-call]
-    try:
+    with sanity_context(sanity_driver) as context:
         yield context
-        context.cleanup()
-        assert mount_rows(driver) == {}, "mounts left under the kubelet root"
-    finally:
-        channel.close()
-        for mounted in sorted(mount_rows(driver), reverse=True):  # only after a failure: free the next test
-            driver.ns("umount", "-l", mounted, check=False)
-        for path in (target_path + "/target", target_path, staging_path):
-            if os.path.isdir(path) and not os.listdir(path):
-                os.rmdir(path)

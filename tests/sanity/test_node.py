@@ -16,10 +16,13 @@ import pytest
 from csiutil import mount_rows
 from sanityutil import (
     IDEMPOTENT_COUNT,
-    TEST_VOLUME_SIZE,
     TestContext,
     capability,
     code_of,
+    create_for_node,
+    node_publish,
+    node_stage,
+    run_controller_test,
     unique_string,
     valid_volume_id,
 )
@@ -30,56 +33,6 @@ pytestmark = pytest.mark.privileged
 
 _RPC = C.NodeServiceCapability.RPC
 _Service = C.PluginCapability.Service
-
-
-def _create(sc: TestContext, name: str, topology: C.Topology | None = None) -> C.Volume:
-    request = C.CreateVolumeRequest(
-        name=name, volume_capabilities=[capability()], capacity_range=C.CapacityRange(required_bytes=TEST_VOLUME_SIZE)
-    )
-    if topology is not None:
-        request.accessibility_requirements.requisite.append(topology)
-    return sc.must_create_volume(request).volume
-
-
-def _stage(sc: TestContext, volume: C.Volume, count: int = 1) -> None:
-    """NodeStageVolume ``count`` times; without an NFS client, once and then the tmpfs stand-in."""
-    request = C.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, volume_capability=capability(), staging_target_path=sc.staging_path,
-        volume_context=volume.volume_context,
-    )
-    for _ in range(count):
-        try:
-            sc.node.NodeStageVolume(request, timeout=120)
-        except grpc.RpcError as exc:
-            share = f"{volume.volume_context['ip']}:/{volume.volume_context['volume']}"
-            assert exc.code() == grpc.StatusCode.INTERNAL and "no NFS client" in (exc.details() or ""), exc
-            assert share in (exc.details() or "")
-            assert mount_rows(sc.driver) == {}  # a failed stage leaves nothing mounted
-            sc.driver.ns("mount", "-t", "tmpfs", "-o", "size=4m", "stand-in", sc.staging_path)
-            return
-
-
-def _publish(sc: TestContext, volume: C.Volume) -> None:
-    sc.node.NodePublishVolume(C.NodePublishVolumeRequest(
-        volume_id=volume.volume_id, target_path=sc.target_path + "/target", staging_target_path=sc.staging_path,
-        volume_capability=capability(), volume_context=volume.volume_context,
-    ), timeout=120)
-
-
-def _run_controller_test(sc: TestContext, count: int) -> None:
-    """csi-sanity's runControllerTest (no ControllerPublish: not advertised)."""
-    info = sc.node.NodeGetInfo(C.NodeGetInfoRequest())
-    assert info.node_id
-    volume = _create(sc, unique_string(f"sanity-node-full-{count}"), info.accessible_topology)
-    _stage(sc, volume, count)
-    for _ in range(count):
-        _publish(sc, volume)
-    target = sc.target_path + "/target"
-    rows = mount_rows(sc.driver, "OPTIONS")
-    assert set(rows) == {sc.staging_path, target} and "rw" in rows[target][0].split(",")
-    stats = sc.node.NodeGetVolumeStats(C.NodeGetVolumeStatsRequest(volume_id=volume.volume_id, volume_path=target))
-    assert stats.usage and stats.usage[0].total > 0
-    assert not stats.volume_condition.abnormal
 
 
 # --- NodeGetCapabilities, NodeGetInfo ---------------------------------------------
@@ -130,11 +83,11 @@ def test_node_unpublish_volume_should_fail_when_no_target_path_is_provided(sc: T
 
 
 def test_node_unpublish_volume_should_remove_target_path(sc: TestContext) -> None:
-    volume = _create(sc, unique_string("sanity-node-unpublish-volume"))
+    volume = create_for_node(sc, unique_string("sanity-node-unpublish-volume"))
     target = sc.target_path + "/target"
     assert sc.node.NodeGetInfo(C.NodeGetInfoRequest()).node_id
-    _stage(sc, volume)
-    _publish(sc, volume)
+    node_stage(sc, volume)
+    node_publish(sc, volume)
     assert os.path.isdir(target)
     sc.node.NodeUnpublishVolume(C.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=target))
     assert not os.path.lexists(target)  # the SP deletes what it created at the path
@@ -198,9 +151,9 @@ def test_node_get_volume_stats_should_fail_when_volume_is_not_found(sc: TestCont
 
 
 def test_node_get_volume_stats_should_fail_when_volume_does_not_exist_on_the_specified_path(sc: TestContext) -> None:
-    volume = _create(sc, unique_string("sanity-node-get-volume-stats"))
-    _stage(sc, volume)
-    _publish(sc, volume)
+    volume = create_for_node(sc, unique_string("sanity-node-get-volume-stats"))
+    node_stage(sc, volume)
+    node_publish(sc, volume)
     request = C.NodeGetVolumeStatsRequest(volume_id=volume.volume_id, volume_path="some/path")
     assert code_of(sc.node.NodeGetVolumeStats, request) == grpc.StatusCode.NOT_FOUND
 
@@ -209,8 +162,8 @@ def test_node_get_volume_stats_should_fail_when_volume_does_not_exist_on_the_spe
 
 
 def test_node_service_should_work(sc: TestContext) -> None:
-    _run_controller_test(sc, 1)
+    run_controller_test(sc, 1)
 
 
 def test_node_service_should_be_idempotent(sc: TestContext) -> None:
-    _run_controller_test(sc, IDEMPOTENT_COUNT)
+    run_controller_test(sc, IDEMPOTENT_COUNT)
