@@ -29,6 +29,7 @@ from csi.filestore import (
     CTX_PROTOCOL,
     CTX_VOLUME,
     GIB,
+    PENDING_STATES,
     REGIONAL_TIERS,
     RESOURCE_ID_MAX_LEN,
     TOPOLOGY_KEY_ZONE,
@@ -254,7 +255,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         state = instance.state
         if state in ("", "READY"):
             return
-        if state in ("CREATING", "DELETING"):
+        if state in PENDING_STATES:
             raise _error(grpc.StatusCode.ABORTED, f"volume {name} is {state}; retry later")
         if state in TRANSIENT_STATES:
             raise _error(grpc.StatusCode.UNAVAILABLE, f"volume {name} is {state}; retry later")
@@ -294,6 +295,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 return csi_pb2.DeleteVolumeResponse()
             if instance.state == "DELETING":
                 raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {volume_id} is still being deleted")
+            if instance.state == "CREATING":
+                _require_ready(volume_id, instance)
             _deleted(lambda: self._cloud.delete_instance(ref.location, ref.instance, wait=self._timeout))
         return csi_pb2.DeleteVolumeResponse()
 
@@ -396,13 +399,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
         with self._locks.acquire(ref.instance):
             instance = self._existing(volume_id)
-            if instance.state != "READY":
-                code = (
-                    grpc.StatusCode.UNAVAILABLE
-                    if instance.state in TRANSIENT_STATES
-                    else grpc.StatusCode.FAILED_PRECONDITION
-                )
-                raise _error(code, f"volume {volume_id} is {instance.state}, not READY")
+            _require_ready(volume_id, instance)
             size = expand_capacity_gib(instance.tier, instance.capacity_gib, request.capacity_range)
             if size > instance.capacity_gib:
                 problem = _performance_problem(instance.tier, size, instance.performance)
@@ -431,8 +428,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             _check_performance(instance.tier, instance.capacity_gib, performance)
             if instance.performance == performance:
                 return csi_pb2.ControllerModifyVolumeResponse()
-            if instance.state != "READY":
-                raise _error(grpc.StatusCode.UNAVAILABLE, f"volume {volume_id} is {instance.state}, not READY")
+            _require_ready(volume_id, instance)
             self._refuse_if_updating(volume_id, ref)
             self._cloud.set_performance(ref.location, ref.instance, performance, wait=self._timeout)
         return csi_pb2.ControllerModifyVolumeResponse()
@@ -461,6 +457,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             source = f"projects/{self._cloud.project}/locations/{ref.location}/instances/{ref.instance}"
             backup = self._get_backup(backup_ref.snapshot_id)
             if backup is None:
+                _require_ready(volume_id, instance)
                 try:
                     backup = self._cloud.create_backup(
                         region, backup_ref.backup, source, ref.share, wait=self._timeout,
@@ -569,6 +566,22 @@ def _zones(topologies: Iterable[csi_pb2.Topology], field_name: str) -> list[str]
             raise validation.invalid(f"{field_name}: a topology has no {TOPOLOGY_KEY_ZONE}")
         zones.append(validation.check_string(zone, field_name))
     return zones
+
+
+def _require_ready(volume_id: str, instance: Instance) -> None:
+    """Return when the instance is READY.  Otherwise: ABORTED while an operation of its own runs
+    (CREATING, DELETING: the spec's general "operation pending for volume"), UNAVAILABLE in a passing
+    state (REPAIRING...), FAILED_PRECONDITION in any other (ERROR...)."""
+    state = instance.state
+    if state in ("", "READY"):
+        return
+    if state in PENDING_STATES:
+        code = grpc.StatusCode.ABORTED
+    elif state in TRANSIENT_STATES:
+        code = grpc.StatusCode.UNAVAILABLE
+    else:
+        code = grpc.StatusCode.FAILED_PRECONDITION
+    raise _error(code, f"volume {volume_id} is {state}, not READY; retry later")
 
 
 def _performance_problem(tier: str, capacity_gib: int, performance: Performance | None) -> str | None:

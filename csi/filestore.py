@@ -83,6 +83,9 @@ DEFAULT_NETWORK = "default"
 #: Prefix length of the block an instance takes from a reserved range, per tier.
 IP_RANGE_PREFIX = {"BASIC_HDD": 29, "BASIC_SSD": 29, "ENTERPRISE": 26, "REGIONAL": 26}
 IP_RANGE_PREFIX_DEFAULT = 24
+#: Instance states while an operation on the instance itself runs (the spec's "operation pending for
+#: volume": ABORTED).
+PENDING_STATES = frozenset({"CREATING", "DELETING"})
 #: Instance states in which waiting is the answer.
 TRANSIENT_STATES = frozenset(
     {"CREATING", "REPAIRING", "RESTORING", "REVERTING", "PROMOTING", "SUSPENDING", "RESUMING"}

@@ -187,3 +187,28 @@ def test_create_volume_same_name_with_another_content_source_is_already_exists(d
     assert again.volume_id == restored.volume_id
     empty = C.CreateVolumeRequest(name="restored", volume_capabilities=[mount_cap()])
     assert code_of(driver.ctl.CreateVolume, empty) == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_calls_on_a_volume_still_being_created_are_aborted(driver: Driver) -> None:
+    """The spec's general row "Operation pending for volume": ABORTED for DeleteVolume, ControllerExpandVolume,
+    ControllerModifyVolume and CreateSnapshot while the volume's creation runs; each works once it is done."""
+    zonal = {"tier": "zonal"}
+    driver.state.hold()
+    request = C.CreateVolumeRequest(name="v", volume_capabilities=[mount_cap()], parameters=zonal)
+    assert code_of(driver.ctl.CreateVolume, request) == grpc.StatusCode.DEADLINE_EXCEEDED
+    volume_id = f"modeInstance/{ZONE}/v/vol1"
+    calls = (
+        (driver.ctl.ControllerExpandVolume,
+         C.ControllerExpandVolumeRequest(volume_id=volume_id, capacity_range=C.CapacityRange(required_bytes=2 * TIB))),
+        (driver.ctl.ControllerModifyVolume,
+         C.ControllerModifyVolumeRequest(volume_id=volume_id, mutable_parameters={"max-iops": "4000"})),
+        (driver.ctl.CreateSnapshot, C.CreateSnapshotRequest(name="s", source_volume_id=volume_id)),
+        (driver.ctl.DeleteVolume, C.DeleteVolumeRequest(volume_id=volume_id)),
+    )
+    for call, call_request in calls:
+        assert code_of(call, call_request) == grpc.StatusCode.ABORTED, call
+    driver.state.release()
+    assert driver.ctl.CreateVolume(request).volume.volume_id == volume_id
+    for call, call_request in calls:
+        call(call_request)
+    assert driver.ctl.ListVolumes(C.ListVolumesRequest()).entries == []
