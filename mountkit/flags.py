@@ -196,4 +196,28 @@ SB_DIRSYNC = 0x80
 SB_LAZYTIME = 1 << 25
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+
+
+
+class FAN_INIT(enum.IntFlag):
+    """fanotify_init(2) flags for a mount-notification group (FAN_REPORT_MNT: Linux 6.15+)."""
+
+    CLOEXEC = 0x1
+    NONBLOCK = 0x2
+    UNLIMITED_QUEUE = 0x10
+    REPORT_MNT = 0x4000
+
+
+class FAN_EVENT(enum.IntFlag):
+    """fanotify event mask bits of a FAN_REPORT_MNT group; a move reports ATTACH | DETACH."""
+
+    Q_OVERFLOW = 0x4000
+    MNT_ATTACH = 0x01000000
+    MNT_DETACH = 0x02000000
+
+
+FAN_MARK_ADD = 0x1
+#: mark a mount namespace, given as an nsfs fd (/proc/self/ns/mnt)
+FAN_MARK_MNTNS = 0x110

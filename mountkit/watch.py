@@ -1,0 +1,282 @@
+"""Watch the mount namespace: attach, detach and change events, optionally under one path.
+
+Two backends, chosen by :func:`watch` (``backend="auto"``):
+
+``fanotify`` (Linux 6.15+)
+    A ``FAN_REPORT_MNT`` group with a ``FAN_MARK_MNTNS`` mark on this process's mount namespace
+    reports every attach and detach with the mount's unique 64-bit id, in order; the queue is
+    unlimited, so a burst loses nothing (an overflow, possible only when the kernel refused the
+    unlimited queue, is answered with a full resynchronisation).  Each attached mount is
+    described with statmount(2) when its event is read.  fanotify has no "change" event: a move
+    (ATTACH|DETACH on one id) is reported as a change, and other changes (a remount read-only,
+    new propagation) are found because they also wake ``poll(POLLPRI)`` on
+    ``/proc/self/mountinfo``; such a wake-up re-describes the mounts already known and reports
+    those that differ, once the fanotify queue is quiet (so a burst is not slowed by rescans).
+``poll`` (any kernel; the 6.1 test guest)
+    ``poll(POLLPRI)`` on ``/proc/self/mountinfo`` wakes on every change of the namespace; each
+    wake-up reads the table again and diffs it with the last one, by mount id.  It reports every
+    mount that is in the table at one of its reads, and every option change it sees; a mount
+    attached and detached again between two reads is never seen (the kernel keeps no history).
+    A mount id reused for a different filesystem or root is a detach and an attach.
+
+Like libmount's ``mnt_monitor`` (which says *that* the table changed), but each event names
+the mount and what it was before.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import select
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self
+
+from mountkit import _sys
+from mountkit.errors import MountError, UnsupportedError
+from mountkit.flags import FAN_EVENT, FAN_INIT, FAN_MARK_ADD, FAN_MARK_MNTNS
+from mountkit.table import _SM_MASK, MountInfo, MountTable, from_statmount
+
+Backend = Literal["auto", "fanotify", "poll"]
+PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+_MOUNTINFO = "/proc/self/mountinfo"
+_FAN_INIT = int(FAN_INIT.REPORT_MNT | FAN_INIT.NONBLOCK | FAN_INIT.CLOEXEC | FAN_INIT.UNLIMITED_QUEUE)
+_ATTACH, _DETACH, _OVERFLOW = int(FAN_EVENT.MNT_ATTACH), int(FAN_EVENT.MNT_DETACH), int(FAN_EVENT.Q_OVERFLOW)
+#: how long the fanotify queue must stay quiet before a pending change rescan runs
+_SETTLE = 0.02
+_READ_SIZE = 1 << 16
+
+
+class EventKind(enum.Enum):
+    ATTACH = "attach"
+    DETACH = "detach"
+    CHANGE = "change"
+
+
+@dataclass(frozen=True, slots=True)
+class MountEvent:
+    """One change of the namespace.
+
+    ``mount`` is the mount after the event (attach, change) or as last seen (detach); ``None``
+    when the fanotify backend could not describe it (attached and gone again before its event was
+    read, or detached before it was ever seen).  ``previous`` is the mount before a change.
+    ``unique_id`` is the kernel's 64-bit mount id (fanotify backend; ``None`` for poll), which
+    is never reused, unlike ``mount.mount_id``.
+    """
+
+    kind: EventKind
+    mount: MountInfo | None
+    previous: MountInfo | None = None
+    unique_id: int | None = None
+
+
+def _under(entry: MountInfo | None, top: str | None) -> bool:
+    if top is None or entry is None:
+        return True
+    point = entry.mount_point
+    return point == top or point.startswith(top.rstrip("/") + "/")
+
+
+def _same_mount(a: MountInfo, b: MountInfo) -> bool:
+    """One mount, perhaps changed (not a reused id): same superblock and root."""
+    return (a.major, a.minor, a.root) == (b.major, b.minor, b.root)
+
+
+def _diff(
+    old: dict[int, MountInfo], new: dict[int, MountInfo], unique: bool
+) -> list[MountEvent]:
+    """Events turning table ``old`` into ``new`` (both keyed by mount id)."""
+    detached: list[MountEvent] = []
+    attached: list[MountEvent] = []
+    changed: list[MountEvent] = []
+    for key, before in old.items():
+        after = new.get(key)
+        if after is None or not _same_mount(before, after):
+            detached.append(MountEvent(EventKind.DETACH, before, None, key if unique else None))
+    for key, now in new.items():
+        was = old.get(key)
+        if was is None or not _same_mount(was, now):
+            attached.append(MountEvent(EventKind.ATTACH, now, None, key if unique else None))
+        elif was != now:
+            changed.append(MountEvent(EventKind.CHANGE, now, was, key if unique else None))
+    return detached + changed + attached
+
+
+class MountWatcher:
+    """An armed watch: events that happen after construction are kept until read.
+
+    Iterate it for an endless stream, or call :meth:`read` with a timeout.  Use it as a context
+    manager (or call :meth:`close`) to release its file descriptors.  ``backend`` says which
+    backend runs (``"fanotify"`` or ``"poll"``).
+    """
+
+    backend: Literal["fanotify", "poll"]
+
+    def __init__(self, under: PathArg | None = None, *, backend: Backend = "auto") -> None:
+        self._top = None if under is None else os.path.abspath(os.fsdecode(under))
+        self._fan = -1
+        self._dirty = False
+        # Opened before the first snapshot: a change after it wakes the next poll.
+        self._mountinfo = os.open(_MOUNTINFO, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if backend in ("auto", "fanotify"):
+                try:
+                    self._fan = _fanotify_group()
+                except UnsupportedError:
+                    if backend == "fanotify":
+                        raise
+            self._poll = select.poll()
+            self._poll.register(self._mountinfo, select.POLLPRI)
+            self._known: dict[int, MountInfo]
+            if self._fan >= 0:
+                self.backend = "fanotify"
+                self._poll.register(self._fan, select.POLLIN)
+                self._known = _described()
+            else:
+                self.backend = "poll"
+                self._known = _table()
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, timeout: float | None = None) -> list[MountEvent]:
+        """The events that arrive within ``timeout`` seconds (``None``: wait for at least one)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = left
+            if self._dirty:
+                wait = _SETTLE if left is None else min(left, _SETTLE)
+            ready = self._poll.poll(None if wait is None else int(wait * 1000))
+            events = self._events({fd for fd, _ in ready})
+            if events:
+                return events
+            if left is not None and left <= 0:
+                return []
+
+    def __iter__(self) -> Iterator[MountEvent]:
+        while True:
+            yield from self.read()
+
+    def _events(self, ready: set[int]) -> list[MountEvent]:
+        if self._fan < 0:
+            if self._mountinfo not in ready:
+                return []
+            new = _table()
+            found = _diff(self._known, new, unique=False)
+            self._known = new
+        else:
+            if self._mountinfo in ready:
+                self._dirty = True
+            found = self._drain() if self._fan in ready else []
+            if self._dirty and not found and not ready - {self._mountinfo}:
+                self._dirty = False
+                found = self._rescan()
+        return [e for e in found if _under(e.mount, self._top) or _under(e.previous, self._top)]
+
+    def _drain(self) -> list[MountEvent]:
+        """Every queued fanotify event, described."""
+        found: list[MountEvent] = []
+        while True:
+            try:
+                data = os.read(self._fan, _READ_SIZE)
+            except BlockingIOError:
+                return found
+            for mask, uid in _sys.fan_mount_events(data):
+                if mask & _OVERFLOW:
+                    fresh = _described()
+                    found += _diff(self._known, fresh, unique=True)
+                    self._known = fresh
+                    continue
+                before = self._known.get(uid)
+                if mask & _ATTACH:
+                    after = _describe(uid)
+                    if after is not None:
+                        self._known[uid] = after
+                    kind = EventKind.CHANGE if mask & _DETACH else EventKind.ATTACH
+                    found.append(MountEvent(kind, after, before if kind is EventKind.CHANGE else None, uid))
+                elif mask & _DETACH:
+                    self._known.pop(uid, None)
+                    found.append(MountEvent(EventKind.DETACH, before, None, uid))
+
+    def _rescan(self) -> list[MountEvent]:
+        """Changes of the known mounts (attach and detach come from fanotify, not from here)."""
+        found = []
+        for uid, before in list(self._known.items()):
+            after = _describe(uid)
+            if after is not None and after != before:
+                self._known[uid] = after
+                found.append(MountEvent(EventKind.CHANGE, after, before, uid))
+        return found
+
+    def close(self) -> None:
+        """Release the file descriptors (idempotent)."""
+        for fd in (self._fan, self._mountinfo):
+            if fd >= 0:
+                os.close(fd)
+        self._fan = self._mountinfo = -1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def watch(under: PathArg | None = None, *, backend: Backend = "auto") -> MountWatcher:
+    """Start watching this process's mount namespace (only mounts at or below ``under``, if given).
+
+    ``backend``: ``"fanotify"`` (6.15+, UnsupportedError before, or without CAP_SYS_ADMIN),
+    ``"poll"``, or ``"auto"`` (fanotify where it works, else poll).  Events that happen from
+    this call on are kept until read; see the module docstring for what each backend guarantees.
+    """
+    return MountWatcher(under, backend=backend)
+
+
+def _fanotify_group() -> int:
+    """A FAN_REPORT_MNT group marked on this mount namespace; UnsupportedError where the kernel cannot."""
+    try:
+        fd = _sys.fanotify_init(_FAN_INIT, os.O_RDONLY | os.O_CLOEXEC)
+    except MountError as exc:
+        # EINVAL: no FAN_REPORT_MNT (before 6.14); EPERM: not CAP_SYS_ADMIN
+        raise UnsupportedError(exc.errno or errno.EINVAL, "fanotify_init", None, None, "no mount notifications here") from None
+    try:
+        ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _sys.fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_MNTNS, _ATTACH | _DETACH, ns)
+        finally:
+            os.close(ns)
+    except MountError as exc:
+        os.close(fd)
+        raise UnsupportedError(exc.errno or errno.EINVAL, "fanotify_mark", None, None, "no mount-namespace marks here") from None
+    return fd
+
+
+def _describe(uid: int) -> MountInfo | None:
+    """statmount of one mount; None when it is gone."""
+    try:
+        return from_statmount(_sys.statmount(uid, _SM_MASK))
+    except MountError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def _described() -> dict[int, MountInfo]:
+    """Every mount of the namespace by unique id (listmount + statmount)."""
+    known = {}
+    for uid in _sys.listmount():
+        info = _describe(uid)
+        if info is not None:
+            known[uid] = info
+    return known
+
+
+def _table() -> dict[int, MountInfo]:
+    return {e.mount_id: e for e in MountTable.read()}
