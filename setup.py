@@ -42,5 +42,6 @@ setup(
             "mountkit=mountkit.cli:main",
             "filestore-csi-driver=csi.main:main",
         ],
+        "pytest11": ["mountkit=mountkit.testing"],
     },
 )

@@ -1,7 +1,7 @@
 """Shared benchmark helpers: a private namespace, kubelet-like mounts, timing, and a ratio printer.
 
 Benchmarks mount for real, so every one runs its body through :func:`in_private_ns` (the test
-suite's ``run_in_private_ns``, imported from ``tests/nsutil.py`` rather than copied): the mounts
+suite's :func:`mountkit.testing.run_in_private_ns`): the mounts
 live and die in a child's own mount namespace and never reach the host.  Timings are medians and
 p99s of ``time.perf_counter_ns`` over repeats, and every figure is printed as a ratio against an
 alternative measured in the same run, because absolute numbers on a shared 2-core machine mean
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,9 +21,7 @@ from typing import Any, TypeVar
 
 from mountkit import _sys
 from mountkit.flags import MS
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from nsutil import run_in_private_ns  # tests/ is not a package: found via sys.path
+from mountkit.testing import run_in_private_ns
 
 T = TypeVar("T")
 

@@ -4,6 +4,9 @@ No test may reach the real GCE metadata server (169.254.169.254): before any tes
 imported, a loopback :class:`MetadataServer` is started and GCE_METADATA_HOST / GCE_METADATA_IP
 point at it, for this process and every driver it starts. It answers 404 until a test sets values
 (the ``metadata_server`` fixture), so a lookup nobody planned fails at once instead of going out.
+
+The ``in_ns`` and ``fake_mounter`` fixtures and the ``mount_ns`` marker come from mountkit's own pytest
+plugin, :mod:`mountkit.testing` (entry point ``pytest11``).
 """
 
 from __future__ import annotations
@@ -49,10 +52,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "privileged" in item.keywords and not IS_ROOT:
             item.add_marker(skip_root)
 
-
-@pytest.fixture
-def in_ns():  # type: ignore[no-untyped-def]
-    """The runner: ``in_ns(fn, *args)`` calls ``fn(scratch_dir, *args)`` in a private namespace."""
-    from nsutil import run_in_private_ns
-
-    return run_in_private_ns

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from nsutil import unshare_argv
 
 from csi.proto import csi_pb2, csi_pb2_grpc
+from mountkit.testing import unshare_argv
 
 _Mode = csi_pb2.VolumeCapability.AccessMode
 CAP = csi_pb2.VolumeCapability(
