@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from mountkit.errors import MountError
 from mountkit.mounter import Mounter, MountInterface
 from mountkit.table import MountInfo
+from mountkit.watch import EventKind, MountEvent, watch
 
 _COLUMNS = ("TARGET", "SOURCE", "FSTYPE", "OPTIONS")
 _PROPAGATION = ("private", "shared", "slave", "unbindable")
@@ -68,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
 
     refs = verbs.add_parser("refs", help="other mount points of the same filesystem and root")
     refs.add_argument("path")
+
+    watch = verbs.add_parser("watch", help="print mounts as they are attached, detached or changed")
+    watch.add_argument("path", nargs="?", help="only mounts at or below this path")
+    watch.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    watch.add_argument("--backend", choices=("auto", "fanotify", "poll"), default="auto")
+    watch.add_argument("--count", type=int, help="exit after this many events")
     return parser
 
 
@@ -95,7 +102,42 @@ def _json(entries: Sequence[MountInfo]) -> str:
     return json.dumps([{**dataclasses.asdict(e), "readonly": e.readonly} for e in entries], indent=2)
 
 
+def _entry_json(e: MountInfo | None) -> dict[str, object] | None:
+    return None if e is None else {**dataclasses.asdict(e), "readonly": e.readonly}
+
+
+def _event_line(event: MountEvent, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(
+            {
+                "event": event.kind.value,
+                "unique_id": event.unique_id,
+                "mount": _entry_json(event.mount),
+                "previous": _entry_json(event.previous),
+            }
+        )
+    e = event.mount or event.previous
+    what = "(gone before it could be described)" if e is None else f"{e.mount_point} {e.source} {e.fs_type} {','.join(e.options)}"
+    was = event.previous
+    if event.kind is EventKind.CHANGE and was is not None and e is not None and was != e:
+        what += f" (was {was.mount_point} {','.join(was.options)})"
+    return f"{event.kind.value:<6} {what}"
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Stream events until ``--count`` of them (or forever); the stderr line says when it is armed."""
+    with watch(args.path, backend=args.backend) as watcher:
+        print(f"mountkit: watching {args.path or 'the mount namespace'} ({watcher.backend})", file=sys.stderr, flush=True)
+        for n, event in enumerate(watcher, 1):
+            print(_event_line(event, args.json), flush=True)
+            if args.count is not None and n >= args.count:
+                break
+    return 0
+
+
 def _run(args: argparse.Namespace, mounter: MountInterface) -> int:
+    if args.verb == "watch":
+        return _watch(args)
     if args.verb == "list":
         entries = _selected(mounter.list(), args)
         print(_json(entries) if args.json else _table(entries))
@@ -129,6 +171,8 @@ def main(argv: Sequence[str] | None = None, *, mounter: MountInterface | None = 
     except (MountError, OSError) as exc:
         print(f"mountkit: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -74,11 +74,15 @@ class MountEvent:
     unique_id: int | None = None
 
 
-def _under(entry: MountInfo | None, top: str | None) -> bool:
-    if top is None or entry is None:
+def _wanted(event: MountEvent, top: str | None) -> bool:
+    """Is the event at or below ``top``, before or after?  A mount never described is kept."""
+    if top is None or (event.mount is None and event.previous is None):
         return True
-    point = entry.mount_point
-    return point == top or point.startswith(top.rstrip("/") + "/")
+    prefix = top.rstrip("/") + "/"
+    return any(
+        e is not None and (e.mount_point == top or e.mount_point.startswith(prefix))
+        for e in (event.mount, event.previous)
+    )
 
 
 def _same_mount(a: MountInfo, b: MountInfo) -> bool:
@@ -176,7 +180,7 @@ class MountWatcher:
             if self._dirty and not found and not ready - {self._mountinfo}:
                 self._dirty = False
                 found = self._rescan()
-        return [e for e in found if _under(e.mount, self._top) or _under(e.previous, self._top)]
+        return [e for e in found if _wanted(e, self._top)]
 
     def _drain(self) -> list[MountEvent]:
         """Every queued fanotify event, described."""
