@@ -18,7 +18,9 @@ Installed with mountkit and loaded by pytest on its own (entry point ``pytest11`
 Without root, the child also enters a new user namespace (mapping the caller to root in it)
 where the kernel allows unprivileged ones; where neither works the test is skipped with the
 reason.  Either way, a test whose mounts leaked into the parent's mount table (a line of
-``/proc/self/mountinfo`` that was not there before) fails, naming the mounts.
+``/proc/self/mountinfo`` that was not there before) fails, naming the mounts.  On a machine where
+other work mounts meanwhile, the ini option ``mountkit_leak_paths`` narrows the check to the
+places tests mount in (mount points at or below the listed paths; default ``/``, everything).
 
 Used outside pytest, :func:`run_in_private_ns` and :func:`unshare_argv` (for a server process)
 need nothing but mountkit.
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 MARKER = "mount_ns"
+LEAK_PATHS = "mountkit_leak_paths"
 
 
 class ChildFailed(AssertionError):
@@ -190,15 +193,17 @@ def unshare_argv(argv: list[str]) -> list[str]:
 # --- the pytest side ------------------------------------------------------------------------------
 
 
-def _mount_lines() -> set[bytes]:
-    """This process's mount table as a set of mountinfo lines (one per mount; ids make them unique)."""
+def _mount_lines(config: pytest.Config) -> set[bytes]:
+    """The mountinfo lines (one per mount; ids make them unique) of mounts at or below the watched paths."""
+    prefixes = [os.fsencode(p.rstrip("/") + "/") for p in config.getini(LEAK_PATHS)]
     with open("/proc/self/mountinfo", "rb") as f:
-        return set(f.read().splitlines())
+        lines = f.read().splitlines()
+    return {line for line in lines if any((line.split(b" ", 5)[4] + b"/").startswith(p) for p in prefixes)}
 
 
-def _check_no_leak(before: set[bytes]) -> None:
+def _check_no_leak(config: pytest.Config, before: set[bytes]) -> None:
     __tracebackhide__ = True
-    leaked = _mount_lines() - before
+    leaked = _mount_lines(config) - before
     if leaked:
         shown = "\n".join(sorted(line.decode(errors="replace") for line in leaked))
         pytest.fail(f"mounts leaked into the parent's mount table:\n{shown}", pytrace=False)
@@ -219,6 +224,15 @@ def _run(fn: Callable[..., T], *args: Any, timeout: float = 120.0, scratch: str 
         raise pytest.skip.Exception(str(exc), _use_item_location=True) from None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        LEAK_PATHS,
+        "where a test's leaked mounts are looked for (mount points at or below these paths; default: all)",
+        type="linelist",
+        default=["/"],
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{MARKER}: run the test body in a forked child inside a private mount namespace (mountkit)"
@@ -236,12 +250,12 @@ def ns_scratch() -> Iterator[str]:
 
 
 @pytest.fixture
-def in_ns() -> Iterator[Callable[..., Any]]:
+def in_ns(pytestconfig: pytest.Config) -> Iterator[Callable[..., Any]]:
     """The runner ``in_ns(fn, *args, timeout=120.0)``: ``fn(scratch, *args)`` in a private namespace."""
     _skip_unless_supported()
-    before = _mount_lines()
+    before = _mount_lines(pytestconfig)
     yield _run
-    _check_no_leak(before)
+    _check_no_leak(pytestconfig, before)
 
 
 @pytest.fixture
@@ -265,9 +279,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     scratch: str | None = kwargs.get("ns_scratch")
     test = pyfuncitem.obj
     timeout = float(marker.kwargs.get("timeout", 120.0))
-    before = _mount_lines()
+    before = _mount_lines(pyfuncitem.config)
     _run(_call, test, kwargs, timeout=timeout, scratch=scratch)
-    _check_no_leak(before)
+    _check_no_leak(pyfuncitem.config, before)
     return True
 
 
