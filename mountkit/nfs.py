@@ -15,7 +15,9 @@ rpcbind itself.  These strings are proven on a real kernel (source
 
 The default version is 3, Filestore's default protocol.  Options are a
 whitelist with validated values: it is what stops a caller from smuggling a
-second option into the kernel's comma-separated data.
+second option into the kernel's comma-separated data.  This module is pure Python (no compiled
+extension, no pyroute2); the route lookup behind the default ``clientaddr=`` is
+:mod:`mountkit.nfsroute`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Iterable
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from .errors import InvalidOptionError, MountError
 from .options import split_options
@@ -165,36 +164,6 @@ def resolve_host(host: str) -> str:
     raise MountError(errno.EHOSTUNREACH, "nfs resolve", host, detail="no IPv4 or IPv6 address")
 
 
-def client_address(server_ip: str) -> str:
-    """The local address the kernel would use to reach ``server_ip``, for ``clientaddr=``.
-
-    Asks the kernel's routing table (RTA_PREFSRC of ``ip route get``), falling
-    back to the first address of the output interface.  A scoped IPv6
-    address (``fe80::1%eth0``) is looked up on its interface.  Raises
-    :class:`MountError` with the netlink errno (e.g. ENETUNREACH) when there is no route.
-    """
-    address = _address(server_ip, "server address")
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    dst, _, scope = server_ip.partition("%")
-    query: dict[str, object] = {"dst": dst, "family": family}
-    if scope:
-        query["oif"] = int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
-    with IPRoute() as ipr:
-        try:
-            route = ipr.route("get", **query)[0]
-        except (NetlinkError, OSError) as exc:
-            code = getattr(exc, "code", None) or exc.errno or errno.ENETUNREACH
-            raise MountError(code, "nfs client address", server_ip, detail="no route to the server") from None
-        source = route.get_attr("RTA_PREFSRC")
-        if source:
-            return str(source)
-        for message in ipr.get_addr(family=family, index=route.get_attr("RTA_OIF")):
-            local = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
-            if local:
-                return str(local)
-    raise MountError(errno.EADDRNOTAVAIL, "nfs client address", server_ip, detail="no local address on the route")
-
-
 def _check_value(word: str, key: str, value: str | None) -> None:
     """Raise unless ``value`` is allowed for the known option ``key``."""
     spec = _OPTIONS[key]
@@ -235,7 +204,7 @@ def build_mount(
     options: Iterable[str] | str = (),
     *,
     resolve: Resolver = resolve_host,
-    clientaddr: ClientAddress | str = client_address,
+    clientaddr: ClientAddress | str | None = None,
 ) -> NfsMountSpec:
     """Turn ``host:/export`` and NFS data options into mount(2)'s source, fstype and data.
 
@@ -243,7 +212,8 @@ def build_mount(
     belong to :mod:`mountkit.options`).  ``vers``/``nfsvers`` may be 3, 4,
     4.0, 4.1 or 4.2 (default 3); ``addr``, ``clientaddr`` and ``mountaddr``
     are set here and refused from the caller; ``clientaddr`` may instead be
-    given as the keyword, a fixed address or a function of the server address.
+    given as the keyword, a fixed address or a function of the server address
+    (by default :func:`mountkit.nfsroute.client_address`, the kernel's route).
     Raises :class:`InvalidOptionError` for a bad source, an unknown option or
     a bad value, and :class:`MountError` when the host does not resolve.
     """
@@ -277,6 +247,10 @@ def build_mount(
     ipv6 = server.version == 6
     data = [f"vers={version}", f"addr={server}"]
     if version in ("4", "4.0", "4.1"):
+        if clientaddr is None:
+            from mountkit.nfsroute import client_address
+
+            clientaddr = client_address
         local = clientaddr if isinstance(clientaddr, str) else clientaddr(str(server))
         data.append(f"clientaddr={_address(local, 'client address')}")
     for key, value in rest:

@@ -19,10 +19,10 @@ from mountkit.nfs import (
     NfsSource,
     Resolver,
     build_mount,
-    client_address,
     parse_source,
     resolve_host,
 )
+from mountkit.nfsroute import client_address
 
 SOURCE = "127.0.0.1:/srv/nfs"
 
