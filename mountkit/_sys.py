@@ -14,13 +14,12 @@ import errno
 import os
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 from mountkit._mountkit_sys import ffi, lib
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import AT_FDCWD, MNT_ID_REQ_SIZE_VER0, STATMOUNT
-
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+from mountkit.rules import PathArg
 
 _missing: set[str] = set()
 _UNSUPPORTED = (errno.ENOSYS,)

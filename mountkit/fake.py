@@ -16,11 +16,13 @@ import itertools
 import os
 from collections.abc import Callable, Iterable
 
-from mountkit._sys import PathArg
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountConflictError, MountError
 from mountkit.flags import MS
-from mountkit.mounter import _NFS_FAMILY, _describe, _fs_family, remove_mountpoint_dir
 from mountkit.options import ParsedOptions, parse_options
+from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
+from mountkit.rules import PathArg, remove_mountpoint_dir
+from mountkit.rules import describe as _describe
+from mountkit.rules import fs_family as _fs_family
 from mountkit.table import MountInfo, MountTable
 
 #: per-mount flag -> the word mountinfo shows for it (ro/rw is handled apart)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn, Protocol
 from mountkit import _sys, probe
 from mountkit.errors import (
     CORRUPTED_ERRNOS,
-    CorruptedMountError,
     InvalidOptionError,
     MountConflictError,
     MountError,
@@ -47,12 +46,17 @@ from mountkit.flags import (
     STATX,
 )
 from mountkit.options import ParsedOptions, parse_options
+from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
+from mountkit.rules import classified as _classified
+from mountkit.rules import describe as _describe
+from mountkit.rules import fs_family as _fs_family
+from mountkit.rules import remove_mountpoint_dir
 from mountkit.safepath import fd_path, open_beneath
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from mountkit._sys import PathArg
+    from mountkit.rules import PathArg
     from mountkit.table import MountInfo, MountTable
 
 # Plain ints, computed once: IntFlag arithmetic costs about a microsecond per operation.
@@ -105,21 +109,9 @@ _FSCONFIG_FLAGS = _PER_MOUNT | MS.SILENT
 for _flag, _ in SB_FLAG_KEYS:
     _FSCONFIG_FLAGS |= _flag
 _NEW_API = "new mount API"
-_NFS_FAMILY = frozenset({"nfs", "nfs4"})
 _NO_OPTIONS = ParsedOptions()
 #: umount2 errnos that mean "nothing (more) is mounted here"
 _NOT_MOUNTED = frozenset({errno.EINVAL, errno.ENOENT, errno.ENOTDIR})
-
-
-def _classified(exc: MountError) -> MountError:
-    """``exc`` as a CorruptedMountError when its errno says the filesystem is dead."""
-    if exc.errno in CORRUPTED_ERRNOS and not isinstance(exc, CorruptedMountError):
-        return CorruptedMountError(exc.errno, exc.operation, exc.filename, exc.filename2, exc.detail)
-    return exc
-
-
-def _fs_family(fstype: str) -> str:
-    return "nfs" if fstype in _NFS_FAMILY else fstype
 
 
 def _is_mountpoint(path: PathArg) -> bool:
@@ -249,18 +241,6 @@ def _restated(path: str, opts: ParsedOptions, extra: int = 0) -> int:
     return int(((_current_flags(path) | opts.flags | extra) & ~opts.clear) & _PER_MOUNT)
 
 
-def remove_mountpoint_dir(name: str) -> None:
-    """rmdir ``name`` (never its contents; the kernel refuses a mount point); missing is success."""
-    try:
-        os.rmdir(name)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        err = exc.errno or errno.EIO
-        detail = "not empty; its contents were left in place" if err == errno.ENOTEMPTY else None
-        raise _classified(MountError(err, "cleanup", name, None, detail)) from None
-
-
 def _mount_readonly(tgt: str, st: _sys.Statx) -> bool | None:
     """Is the mount at ``tgt`` read-only: statmount's attributes (6.8+), else its table entry."""
     if st.mask & _STATX_MNT_ID_UNIQUE:
@@ -277,13 +257,6 @@ def _table_readonly(tgt: str) -> bool | None:
 
     info = find_mount(os.path.realpath(tgt))
     return None if info is None else info.readonly
-
-
-def _describe(info: MountInfo | None) -> str:
-    if info is None:
-        return "another mount"
-    mode = "ro" if info.readonly else "rw"
-    return f"{info.fs_type} {info.source!r} (root {info.root!r}, {mode})"
 
 
 def _misfit(src: str | None, opts: ParsedOptions, words: tuple[str, ...]) -> str | None:

@@ -26,7 +26,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
-from mountkit import _sys
+try:
+    from mountkit import _sys
+except ImportError:  # no compiled extension: tables built from entries (FakeMounter) still work
+    from mountkit import _pysys as _sys  # type: ignore[no-redef]
 from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import (
     AT,

@@ -38,10 +38,10 @@ from typing import Literal, Self
 from mountkit import _sys
 from mountkit.errors import MountError, UnsupportedError
 from mountkit.flags import FAN_EVENT, FAN_INIT, FAN_MARK_ADD, FAN_MARK_MNTNS
+from mountkit.rules import PathArg
 from mountkit.table import _SM_MASK, MountInfo, MountTable, from_statmount
 
 Backend = Literal["auto", "fanotify", "poll"]
-PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 _MOUNTINFO = "/proc/self/mountinfo"
 _FAN_INIT = int(FAN_INIT.REPORT_MNT | FAN_INIT.NONBLOCK | FAN_INIT.CLOEXEC | FAN_INIT.UNLIMITED_QUEUE)
