@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mountkit.mounter import Mounter, MountInterface, is_mountpoint
     from mountkit.options import ParsedOptions, parse_options
     from mountkit.table import MountInfo, MountTable, find_mount
+    from mountkit.watcher import EventKind, MountEvent, MountWatcher, watch
 
 _LAZY = {
     "FakeMounter": "mountkit.fake",
@@ -35,17 +36,24 @@ _LAZY = {
     "MountInfo": "mountkit.table",
     "MountTable": "mountkit.table",
     "find_mount": "mountkit.table",
+    "EventKind": "mountkit.watcher",
+    "MountEvent": "mountkit.watcher",
+    "MountWatcher": "mountkit.watcher",
+    "watch": "mountkit.watcher",
 }
 
 __all__ = [
     "CorruptedMountError",
+    "EventKind",
     "FakeMounter",
     "InvalidOptionError",
     "MountConflictError",
     "MountError",
+    "MountEvent",
     "MountInfo",
     "MountInterface",
     "MountTable",
+    "MountWatcher",
     "Mounter",
     "ParsedOptions",
     "UnsupportedError",
@@ -53,6 +61,7 @@ __all__ = [
     "is_corrupted",
     "is_mountpoint",
     "parse_options",
+    "watch",
 ]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from mountkit.errors import MountError
 from mountkit.mounter import Mounter, MountInterface
 from mountkit.table import MountInfo
-from mountkit.watch import EventKind, MountEvent, watch
+from mountkit.watcher import EventKind, MountEvent, watch
 
 _COLUMNS = ("TARGET", "SOURCE", "FSTYPE", "OPTIONS")
 _PROPAGATION = ("private", "shared", "slave", "unbindable")

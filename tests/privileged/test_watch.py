@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+import mountkit
 from mountkit import _sys
 from mountkit.errors import UnsupportedError
 from mountkit.flags import MS, STATX
-from mountkit.watch import EventKind, MountEvent, MountWatcher, watch
+from mountkit.watcher import EventKind, MountEvent, MountWatcher
 
 pytestmark = pytest.mark.privileged
 
@@ -27,7 +28,7 @@ BACKENDS = ("fanotify", "poll")
 
 def _watcher(under: str, backend: str) -> MountWatcher:
     try:
-        return watch(under, backend=backend)  # type: ignore[arg-type]
+        return mountkit.watch(under, backend=backend)  # type: ignore[arg-type]
     except UnsupportedError as exc:
         pytest.skip(f"no fanotify mount events on this kernel (6.15+): {exc}")
 
