@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import math
 import os
 import select
 import time
@@ -155,7 +156,7 @@ class MountWatcher:
             wait = left
             if self._dirty:
                 wait = _SETTLE if left is None else min(left, _SETTLE)
-            ready = self._poll.poll(None if wait is None else int(wait * 1000))
+            ready = self._poll.poll(None if wait is None else math.ceil(wait * 1000))
             events = self._events({fd for fd, _ in ready})
             if events:
                 return events

@@ -17,7 +17,20 @@ from vm import nfsguest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+WATCH = "tests/vm/guest/test_watch.py"
+
+
 def test_nfs_suite_in_guest() -> None:
+    _pytest_in_guest("NFS guest suite", "tests/vm/guest", f"--ignore={WATCH}")
+
+
+def test_watch_poll_backend_in_guest() -> None:
+    """mountkit.watch on the guest's 6.1 kernel (no fanotify mount events): a boot of its own, so
+    that ``pytest tests/vm -k watch`` runs only it."""
+    _pytest_in_guest("watch in the guest", WATCH)
+
+
+def _pytest_in_guest(what: str, *args: str) -> None:
     try:
         nfsguest.check_available()
     except nfsguest.GuestUnavailable as exc:
@@ -26,13 +39,13 @@ def test_nfs_suite_in_guest() -> None:
         pytest.skip("the NFS test guest runs as root (9p passthrough of the working tree)")
     started = time.monotonic()
     result = nfsguest.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "tests/vm/guest"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args],
         cwd=ROOT,
         timeout=600,
     )
     print(result.stdout)
     print(result.stderr, file=sys.stderr)
-    print(f"NFS guest suite: {time.monotonic() - started:.1f} s (boot included)")
+    print(f"{what}: {time.monotonic() - started:.1f} s (boot included)")
     assert result.returncode == 0, f"guest pytest exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     passed = re.search(r"(\d+) passed", summary)
