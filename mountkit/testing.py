@@ -22,8 +22,8 @@ reason.  Either way, a test whose mounts leaked into the parent's mount table (a
 other work mounts meanwhile, the ini option ``mountkit_leak_paths`` narrows the check to the
 places tests mount in (mount points at or below the listed paths; default ``/``, everything).
 
-Used outside pytest, :func:`run_in_private_ns` and :func:`unshare_argv` (for a server process)
-need nothing but mountkit.
+:func:`run_in_private_ns` and :func:`unshare_argv` (for a server process) also serve outside a
+test session (the benchmarks use them); pytest must still be importable.
 """
 
 from __future__ import annotations
