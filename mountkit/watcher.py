@@ -17,7 +17,8 @@ Two backends, chosen by :func:`watch` (``backend="auto"``):
     wake-up reads the table again and diffs it with the last one, by mount id.  It reports every
     mount that is in the table at one of its reads, and every option change it sees; a mount
     attached and detached again between two reads is never seen (the kernel keeps no history).
-    A mount id reused for a different filesystem or root is a detach and an attach.
+    A mount id reused for a different filesystem or root is a detach and an attach; reused for
+    the same filesystem and root at another place, it reads as a move (a change).
 
 Like libmount's ``mnt_monitor`` (which says *that* the table changed), but each event names
 the mount and what it was before.
