@@ -5,8 +5,8 @@ extension is missing.
 extension was never built (a consumer's unit tests need no compiler): this gives the table the
 column layout of ``cext/mountinfo.h`` and the two scans of ``cext/mountinfo.c``
 (``tests/unit/test_table.py`` checks both against the extension).  Reading the kernel's table
-(mountinfo parsing, listmount, statmount, statx) needs the extension and raises
-UnsupportedError here.
+(mountinfo parsing, listmount/statmount, statx) needs the extension and raises UnsupportedError
+here.
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def mountinfo_parse(text: bytes) -> NoReturn:
     _missing("mountinfo parse")
 
 
-def listmount(*args: object) -> NoReturn:
-    _missing("listmount")
+def statmount_table(*args: object) -> NoReturn:
+    _missing("statmount")
 
 
-def statmount(*args: object) -> NoReturn:
+def statmount_records(*args: object) -> NoReturn:
     _missing("statmount")
 
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from mountkit._mountkit_sys import ffi, lib
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
-from mountkit.flags import AT_FDCWD, MNT_ID_REQ_SIZE_VER0, STATMOUNT
+from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
 from mountkit.rules import PathArg
 
 _missing: set[str] = set()
@@ -288,6 +288,25 @@ def _id_req(mnt_id: int, param: int = 0) -> object:
     return req
 
 
+def listmount(mnt_id: int = LSMT_ROOT, batch: int = 4096) -> list[int]:
+    """All unique mount ids below ``mnt_id`` (the whole namespace by default), paging as needed.
+
+    The watcher keys what it knows by these ids (statmount_table's records carry the old ones).
+    """
+    _check_supported("listmount")
+    ids = ffi.new("uint64_t[]", batch)
+    out: list[int] = []
+    last = 0
+    while True:
+        n = lib.mk_listmount(_id_req(mnt_id, last), ids, batch, 0)
+        if n < 0:
+            raise _fail("listmount")
+        out.extend(ids[0:n])
+        if n < batch:
+            return out
+        last = out[-1]
+
+
 class StatMount(NamedTuple):
     """statmount(2) results; a string field is ``None`` when the kernel did not fill it."""
 
@@ -398,6 +417,8 @@ def statmount_table(ids: Sequence[int] | None = None) -> tuple[bytes, array[int]
 
 
 _SM_NUMBERS = int(STATMOUNT.SB_BASIC | STATMOUNT.MNT_BASIC | STATMOUNT.PROPAGATE_FROM)
+#: the statmount(2) mask of a whole record, as statmount_records reads it
+SM_RECORD = _SM_NUMBERS | _SM_STRING_MASK
 
 
 def statmount_records(records: Iterable[StatMount]) -> tuple[bytes, array[int], int]:

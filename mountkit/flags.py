@@ -186,6 +186,8 @@ class STATMOUNT(enum.IntFlag):
     OPT_SEC_ARRAY = 0x800
 
 
+#: listmount(2): the root of the namespace
+LSMT_ROOT = 0xFFFFFFFFFFFFFFFF
 MNT_ID_REQ_SIZE_VER0 = 24
 MNT_ID_REQ_SIZE_VER1 = 32
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn, Protocol
 from mountkit import _sys, probe
 from mountkit.errors import (
     CORRUPTED_ERRNOS,
+    CorruptedMountError,
     InvalidOptionError,
     MountConflictError,
     MountError,

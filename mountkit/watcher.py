@@ -41,7 +41,7 @@ from mountkit import _sys
 from mountkit.errors import MountError, UnsupportedError
 from mountkit.flags import FAN_EVENT, FAN_INIT, FAN_MARK_ADD, FAN_MARK_MNTNS
 from mountkit.rules import PathArg
-from mountkit.table import _SM_MASK, MountInfo, MountTable, from_statmount
+from mountkit.table import MountInfo, MountTable, from_statmount
 
 Backend = Literal["auto", "fanotify", "poll"]
 
@@ -267,7 +267,7 @@ def _fanotify_group() -> int:
 def _describe(uid: int) -> MountInfo | None:
     """statmount of one mount; None when it is gone."""
     try:
-        return from_statmount(_sys.statmount(uid, _SM_MASK))
+        return from_statmount(_sys.statmount(uid, _sys.SM_RECORD))
     except MountError as exc:
         if exc.errno == errno.ENOENT:
             return None

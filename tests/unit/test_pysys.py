@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from array import array
 
 import pytest
 
-from mountkit import _pysys, _sys
+from mountkit import _pysys, _sys, table
 from mountkit.table import read_mountinfo
 
 
@@ -17,6 +19,12 @@ def _table() -> tuple[bytes, array[int], int, list[bytes]]:
     fields = {buf[cols[k] : cols[k + 1]] for i in range(n) for k in (i * _sys.MI_STRIDE + c for c in range(_sys.MI_ROOT, _sys.MI_SOURCE + 1))}
     needles = {b"", b"/"} | fields | {f + b"/" for f in fields} | {f[:-1] for f in fields}
     return buf, cols, n, sorted(needles)
+
+
+def test_it_has_every_name_table_uses() -> None:
+    """table.py falls back to _pysys as a whole: a name it starts using must be added there too."""
+    used = set(re.findall(r"\b_sys\.([A-Za-z_]+)", inspect.getsource(table))) - {"StatMount"}  # annotations only
+    assert used and not {name for name in used if not hasattr(_pysys, name)}
 
 
 def test_the_column_layout_is_the_extensions() -> None:
