@@ -19,7 +19,16 @@ from google.protobuf import timestamp_pb2
 
 from csi import params, validation
 from csi.capacity import expand_capacity_gib, fits, pick_capacity_gib
-from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, OperationPending, Performance
+from csi.cloud import (
+    Backup,
+    CloudError,
+    ErrorKind,
+    FilestoreCloud,
+    Instance,
+    MultishareCloud,
+    OperationPending,
+    Performance,
+)
 from csi.errors import CsiError
 from csi.filestore import (
     CTX_IP,
@@ -35,10 +44,11 @@ from csi.filestore import (
     region_of,
 )
 from csi.locks import VolumeLocks
-from csi.params import LABEL_CREATED_BY, check_snapshot_params, parse_mutable_params
+from csi.multishare import MultishareOps, multishare_spec
+from csi.params import LABEL_CREATED_BY, LABEL_STORAGE_CLASS, check_snapshot_params, parse_mutable_params
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.reserved_ip import ReservedIpAllocator
-from csi.volume_id import MAX_ID_BYTES, BackupRef, VolumeRef, cloud_name
+from csi.volume_id import MAX_ID_BYTES, BackupRef, ShareRef, VolumeRef, cloud_name
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +72,8 @@ def _error(code: grpc.StatusCode, message: str) -> CsiError:
 
 
 class ControllerServicer(csi_pb2_grpc.ControllerServicer):
-    """Provisions Filestore instances (one share each) and backups through a :class:`FilestoreCloud`."""
+    """Provisions Filestore instances (one share each) and backups through a :class:`FilestoreCloud`,
+    and shares of multishare instances through a :class:`MultishareCloud` (see :mod:`csi.multishare`)."""
 
     def __init__(
         self,
@@ -74,6 +85,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         operation_timeout: float = 300.0,
         resource_tags: Mapping[str, str] | None = None,
         extra_labels: Mapping[str, str] | None = None,
+        multishare: MultishareCloud | None = None,
     ) -> None:
         self._cloud = cloud
         self._driver_name = driver_name
@@ -83,6 +95,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self._timeout = operation_timeout
         self._reserved_ips = ReservedIpAllocator(cloud)
         self._resource_tags = dict(resource_tags or {})  # --resource-tags; a StorageClass's win per key
+        self._shares = (
+            MultishareOps(multishare, timeout=operation_timeout, reserved_ips=self._reserved_ips)
+            if multishare is not None
+            else None
+        )
+        self._multishare_cloud = multishare
 
     def check_cloud(self) -> str | None:
         """A readiness check: None when the cloud answers a cheap call (a NOT_FOUND counts)."""
@@ -103,6 +121,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         volume_params = params.parse_volume_params(
             request.parameters, self._driver_name, request.mutable_parameters, self._extra_labels
         )
+        if volume_params.instance_label is not None:
+            return csi_pb2.CreateVolumeResponse(volume=self._create_share(name, request, volume_params))
         source_ref = self._content_source(request)
         capacity_range = request.capacity_range if request.HasField("capacity_range") else None
         pick_capacity_gib(volume_params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
@@ -282,6 +302,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self, request: csi_pb2.DeleteVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.DeleteVolumeResponse:
         volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is not None:
+            with self._locks.acquire(volume_id):
+                self._share_ops(volume_id).delete(share_ref)
+            return csi_pb2.DeleteVolumeResponse()
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             log.info("DeleteVolume: %s is not one of our volume ids; nothing to delete", volume_id)
@@ -303,7 +328,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid("volume_capabilities is required")
         for index, capability in enumerate(request.volume_capabilities):
             validation.check_capability_shape(capability, f"volume_capabilities[{index}]")
-        self._existing(volume_id)
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is None:
+            self._existing(volume_id)
+        elif self._share_ops(volume_id).get(share_ref) is None:
+            raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
         reasons = [
             reason
             for index, capability in enumerate(request.volume_capabilities)
@@ -361,6 +390,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid("capacity_range is required")
         if request.HasField("volume_capability"):
             validation.check_capability(request.volume_capability)
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is not None:
+            with self._locks.acquire(volume_id):
+                share = self._share_ops(volume_id).expand(share_ref, request.capacity_range)
+            return csi_pb2.ControllerExpandVolumeResponse(
+                capacity_bytes=share.capacity_gib * GIB, node_expansion_required=False
+            )
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
@@ -412,6 +448,54 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if self._cloud.update_running(ref.location, ref.instance):
             raise _error(grpc.StatusCode.ABORTED, f"another update of volume {volume_id} is running; retry")
 
+    # -- multishare volumes --
+
+    def _share_ops(self, volume_id: str) -> MultishareOps:
+        if self._shares is None:
+            raise _error(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"volume {volume_id}: multishare volumes need a controller with the Filestore v1beta1 API",
+            )
+        return self._shares
+
+    def _create_share(
+        self, name: str, request: csi_pb2.CreateVolumeRequest, volume_params: params.VolumeParams
+    ) -> csi_pb2.Volume:
+        """CreateVolume for ``multishare: "true"``: a share on a shared instance."""
+        ops = self._share_ops(name)
+        assert self._multishare_cloud is not None and volume_params.instance_label is not None
+        if request.HasField("volume_content_source"):
+            raise validation.invalid("volume_content_source: multishare volumes cannot be restored or cloned")
+        zone, _ = self._pick_zones(request.accessibility_requirements, volume_params.tier)
+        requested = _zones(request.accessibility_requirements.preferred, "preferred") + _zones(
+            request.accessibility_requirements.requisite, "requisite"
+        )
+        regions = list(dict.fromkeys(region_of(z) for z in [zone, *requested]))
+        spec = multishare_spec(name, request, volume_params, regions)
+        with self._locks.acquire(name):
+            found = ops.find_share(regions, spec.share)
+            if found is None:
+                found = ops.create(spec)
+            instance, share = found
+            if share.state != "READY":
+                raise _error(grpc.StatusCode.ABORTED, f"volume {name} is {share.state}; retry later")
+            capacity_range = request.capacity_range if request.HasField("capacity_range") else None
+            if instance.labels.get(LABEL_STORAGE_CLASS) != volume_params.instance_label or not fits(
+                share.capacity_gib, capacity_range
+            ):
+                raise _error(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"volume {name} exists with a different storage class label or capacity",
+                )
+        ref = ShareRef(
+            volume_params.instance_label, self._multishare_cloud.project, instance.location, instance.name, share.name
+        )
+        return csi_pb2.Volume(
+            volume_id=ref.volume_id,
+            capacity_bytes=share.capacity_gib * GIB,
+            volume_context={CTX_IP: instance.ip or "", CTX_PROTOCOL: instance.protocol},
+        )
+
     # -- snapshots --
 
     def CreateSnapshot(
@@ -420,6 +504,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         name = validation.check_string(request.name, "name")
         volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=1024)
         snapshot_params = check_snapshot_params(request.parameters, self._driver_name, name)
+        if ShareRef.parse(volume_id) is not None:
+            raise _error(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "snapshots of multishare volumes are not supported: Filestore backs up a share only "
+                "through the v1beta1 API, which gcp-filestore-csi-driver keeps disabled (its "
+                "--feature-multishare-backups, off by default) until Filestore enforces share quotas "
+                "on restore; back up the whole instance instead",
+            )
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
