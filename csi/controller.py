@@ -26,8 +26,10 @@ from csi.cloud import (
     FilestoreCloud,
     Instance,
     MultishareCloud,
+    MultishareInstance,
     OperationPending,
     Performance,
+    Share,
 )
 from csi.errors import CsiError
 from csi.filestore import (
@@ -360,15 +362,17 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self, request: csi_pb2.ListVolumesRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ListVolumesResponse:
         created_by = params.created_by(self._driver_name)
-        volumes = sorted(
-            (
-                self._volume(instance)
-                for instance in self._cloud.list_instances("-")
-                if instance.labels.get(LABEL_CREATED_BY) == created_by
-            ),
-            key=lambda volume: volume.volume_id,
+        volumes = [
+            self._volume(instance)
+            for instance in self._cloud.list_instances("-")
+            if instance.labels.get(LABEL_CREATED_BY) == created_by and instance.share_name  # not multishare
+        ]
+        if self._shares is not None:
+            volumes += [self._share_volume(i, s) for i, s in self._shares.all_shares(LABEL_CREATED_BY, created_by)]
+        volumes.sort(key=lambda volume: volume.volume_id)
+        page, token = _paginate(
+            volumes, lambda v: v.volume_id, request, lambda t: VolumeRef.parse(t) or ShareRef.parse(t)
         )
-        page, token = _paginate(volumes, lambda v: v.volume_id, request, VolumeRef.parse)
         return csi_pb2.ListVolumesResponse(
             entries=[csi_pb2.ListVolumesResponse.Entry(volume=volume) for volume in page], next_token=token
         )
@@ -487,9 +491,16 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"volume {name} exists with a different storage class label or capacity",
                 )
-        ref = ShareRef(
-            volume_params.instance_label, self._multishare_cloud.project, instance.location, instance.name, share.name
-        )
+        return self._share_volume(instance, share)
+
+    def _share_volume(self, instance: MultishareInstance, share: Share) -> csi_pb2.Volume:
+        """A share as a CSI volume: GFD's handle and volume_context (ip), plus the protocol.
+
+        No accessible topology: a multishare instance is regional, reachable from every zone.
+        """
+        assert self._multishare_cloud is not None
+        label = instance.labels.get(LABEL_STORAGE_CLASS, "")
+        ref = ShareRef(label, self._multishare_cloud.project, instance.location, instance.name, share.name)
         return csi_pb2.Volume(
             volume_id=ref.volume_id,
             capacity_bytes=share.capacity_gib * GIB,

@@ -178,6 +178,15 @@ class MultishareOps:
                 return None
             raise
 
+    def all_shares(self, label: str, value: str) -> list[tuple[MultishareInstance, Share]]:
+        """Every share on the multishare instances labelled ``label=value`` (ListVolumes)."""
+        return [
+            (instance, share)
+            for instance in self._cloud.list_multishare_instances("-")
+            if instance.labels.get(label) == value and LABEL_STORAGE_CLASS in instance.labels
+            for share in self._cloud.list_shares(instance.location, instance.name)
+        ]
+
     # -- create --
 
     def create(self, spec: ShareSpec) -> tuple[MultishareInstance, Share]:

@@ -338,3 +338,12 @@ def test_thirty_concurrent_creates_and_deletes(env: Env) -> None:
     with ThreadPoolExecutor(30) as pool:
         list(pool.map(remove, [v.volume_id for v in volumes[20:] + made]))
     assert shares(env) == [] and instances(env) == []
+
+
+def test_list_volumes_shows_shares_not_their_instances(env: Env) -> None:
+    vols = sorted((create(env, f"pvc-{i}") for i in range(3)), key=lambda v: v.volume_id)
+    listed = env.ctl.ListVolumes(csi_pb2.ListVolumesRequest())
+    assert [e.volume for e in listed.entries] == vols
+    first = env.ctl.ListVolumes(csi_pb2.ListVolumesRequest(max_entries=2))
+    rest = env.ctl.ListVolumes(csi_pb2.ListVolumesRequest(starting_token=first.next_token))
+    assert [e.volume.volume_id for e in (*first.entries, *rest.entries)] == [v.volume_id for v in vols]
