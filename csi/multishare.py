@@ -23,6 +23,7 @@ the caller gets ABORTED and the CO retries once it is READY.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import threading
 import uuid
@@ -104,8 +105,11 @@ class _Slot:
 
 def _matches(found: MultishareInstance, spec: ShareSpec) -> bool:
     """gcp-filestore-csi-driver's rule: same storage-class label, location, tier, network, connect
-    mode and KMS key; and here also the same protocol and share count, which shares depend on."""
+    mode and KMS key, and an address inside ``reserved-ipv4-cidr`` when one is given; and here also
+    the same protocol and share count, which shares depend on."""
     wanted = spec.template
+    if spec.reserved_ipv4_cidr and found.ip and not _within(found.ip, spec.reserved_ipv4_cidr):
+        return False
     return (
         found.labels.get(LABEL_STORAGE_CLASS) == spec.label
         and found.location in spec.regions
@@ -116,6 +120,11 @@ def _matches(found: MultishareInstance, spec: ShareSpec) -> bool:
         and found.protocol == wanted.protocol
         and found.max_share_count == wanted.max_share_count
     )
+
+
+def _within(ip: str, cidr: str) -> bool:
+    address, network = ipaddress.ip_address(ip), ipaddress.ip_network(cidr, strict=False)
+    return address.version == network.version and address in network
 
 
 def _step(instance: MultishareInstance) -> int:

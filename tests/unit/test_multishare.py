@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from csi.cloud import MultishareInstance, Share
+from csi.cloud import MultishareInstance, OperationPending, Share
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.cloud.gcp import GcpFilestore
 from csi.cloud.gcp_multishare import GcpMultishare
@@ -347,3 +347,57 @@ def test_list_volumes_shows_shares_not_their_instances(env: Env) -> None:
     first = env.ctl.ListVolumes(csi_pb2.ListVolumesRequest(max_entries=2))
     rest = env.ctl.ListVolumes(csi_pb2.ListVolumesRequest(starting_token=first.next_token))
     assert [e.volume.volume_id for e in (*first.entries, *rest.entries)] == [v.volume_id for v in vols]
+
+
+def test_operations_that_outlast_the_wait_are_picked_up_by_the_retry(env: Env) -> None:
+    """An instance create and a share create that run past the wait answer a retryable error; the
+    CO's retries then find the instance and the share instead of making others."""
+    from csi.errors import CsiError
+    from csi.multishare import MultishareOps, multishare_spec
+    from csi.params import parse_volume_params
+
+    ops = MultishareOps(env.cloud, timeout=0.05)
+    env.state.op_delay = 0.6
+    request = csi_pb2.CreateVolumeRequest(name="pvc-slow", volume_capabilities=[CAP], parameters=sc())
+    spec = multishare_spec("pvc-slow", request, parse_volume_params(request.parameters, DRIVER), [REGION])
+    outcomes = []
+    deadline = time.monotonic() + 30
+    found = None
+    while found is None and time.monotonic() < deadline:
+        found = ops.find_share([REGION], spec.share)
+        if found is not None and found[1].state != "READY":
+            outcomes.append("share not ready")
+            found = None
+        elif found is None:
+            try:
+                found = ops.create(spec)
+            except OperationPending:
+                outcomes.append("pending")
+            except CsiError as exc:
+                assert exc.code == grpc.StatusCode.ABORTED, exc
+                outcomes.append("aborted")
+        time.sleep(0.1)
+    assert found is not None and found[1].state == "READY", outcomes
+    assert outcomes[0] == "pending" and "aborted" in outcomes  # the instance was CREATING meanwhile
+    assert len(instances(env)) == 1 and [s.name for s in shares(env)] == ["pvc_slow"]
+    env.state.op_delay = 0.05
+    ref = ShareRef("sc-a", "proj", REGION, found[0].name, "pvc_slow")
+    MultishareOps(env.cloud, timeout=10).delete(ref)
+    assert instances(env) == []
+
+
+def test_v1_sees_a_multishare_instance_without_a_file_share(env: Env) -> None:
+    create(env, "pvc-v1")
+    [inst] = env.cloud._v1.list_instances()
+    assert inst.share_name == "" and inst.tier == "ENTERPRISE" and inst.labels[LABEL_STORAGE_CLASS] == "sc-a"
+    assert env.cloud._v1.get_instance(REGION, inst.name).ip == inst.ip
+
+
+def test_reserved_ipv4_cidr_picks_instances_inside_it(env: Env) -> None:
+    a = create(env, "pvc-a", params=sc(**{"reserved-ipv4-cidr": "127.0.100.0/24"}))
+    b = create(env, "pvc-b", params=sc(**{"reserved-ipv4-cidr": "127.0.100.0/24"}))
+    assert ShareRef.parse(a.volume_id).instance == ShareRef.parse(b.volume_id).instance  # type: ignore[union-attr]
+    [inst] = instances(env)
+    assert inst.reserved_ip_range == "127.0.100.0/26"  # a /26 block of the range for an enterprise instance
+    c = create(env, "pvc-c", params=sc(**{"reserved-ipv4-cidr": "10.9.0.0/24"}))
+    assert ShareRef.parse(c.volume_id).instance != ShareRef.parse(a.volume_id).instance  # type: ignore[union-attr]
