@@ -122,7 +122,8 @@ def _multishare_volume(driver: Driver, name: str) -> Any:
 
 def test_multishare_volumes_over_real_nfs(filestore: Filestore) -> None:
     """Two multishare volumes on one emulated instance, each a real export ``<ip>:/<share>``."""
-    with run_driver("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5") as driver:
+    flags = ("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5")
+    with run_driver(*flags, timeout=300) as driver:  # the guest's emulated CPU starts Python slowly
         va, vb = _multishare_volume(driver, "pvc-ms-a"), _multishare_volume(driver, "pvc-ms-b")
         ia, ib = va.volume_id.split("/"), vb.volume_id.split("/")
         assert ia[:5] == ib[:5] and ia[0] == "modeMultishare"  # one instance
