@@ -124,7 +124,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             request.parameters, self._driver_name, request.mutable_parameters, self._extra_labels
         )
         if volume_params.instance_label is not None:
-            return csi_pb2.CreateVolumeResponse(volume=self._create_share(name, request, volume_params))
+            share_volume = self._create_share(name, request, volume_params)
+            if volume_params.mount_options:
+                share_volume.volume_context[CTX_MOUNT_OPTIONS] = volume_params.mount_options
+            return csi_pb2.CreateVolumeResponse(volume=share_volume)
         source_ref = self._content_source(request)
         capacity_range = request.capacity_range if request.HasField("capacity_range") else None
         pick_capacity_gib(volume_params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
@@ -470,7 +473,18 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         assert self._multishare_cloud is not None and volume_params.instance_label is not None
         if request.HasField("volume_content_source"):
             raise validation.invalid("volume_content_source: multishare volumes cannot be restored or cloned")
-        zone, _ = self._pick_zones(request.accessibility_requirements, volume_params.tier)
+        unsupported = [
+            key
+            for key, given in (
+                ("max-iops / max-iops-per-tb", volume_params.performance is not None),
+                ("resource-tags", bool(volume_params.resource_tags)),
+                ("nfs-export-options-on-create", bool(volume_params.nfs_export_options)),
+            )
+            if given
+        ]
+        if unsupported:
+            raise validation.invalid(f"parameters: {', '.join(unsupported)} cannot be used with multishare")
+        zone = self._pick_zone(request.accessibility_requirements)
         requested = _zones(request.accessibility_requirements.preferred, "preferred") + _zones(
             request.accessibility_requirements.requisite, "requisite"
         )

@@ -401,3 +401,14 @@ def test_reserved_ipv4_cidr_picks_instances_inside_it(env: Env) -> None:
     assert inst.reserved_ip_range == "127.0.100.0/26"  # a /26 block of the range for an enterprise instance
     c = create(env, "pvc-c", params=sc(**{"reserved-ipv4-cidr": "10.9.0.0/24"}))
     assert ShareRef.parse(c.volume_id).instance != ShareRef.parse(a.volume_id).instance  # type: ignore[union-attr]
+
+
+def test_mount_options_reach_the_node_and_instance_only_parameters_are_refused(env: Env) -> None:
+    vol = create(env, "pvc-mo", params=sc(**{"mount-options": "hard,timeo=600"}))
+    assert vol.volume_context["mountOptions"] == "hard,timeo=600"
+    for extra in ({"max-iops": "17000"}, {"resource-tags": "123456/env/prod"},
+                  {"nfs-export-options-on-create": '[{"ipRanges": ["10.0.0.0/24"]}]'}):
+        request = csi_pb2.CreateVolumeRequest(name="pvc-no", volume_capabilities=[CAP], parameters=sc(**extra))
+        with pytest.raises(grpc.RpcError) as info:
+            env.ctl.CreateVolume(request)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "multishare" in str(info.value.details())
