@@ -117,6 +117,11 @@ MAX_VOLUME_SIZES_GIB = (128, 256, 512, _TIB)
 DEFAULT_CAPACITY_STEP_GIB = 256
 #: Instance ids the driver gives new multishare instances start with this.
 MULTISHARE_INSTANCE_PREFIX = "fs-"
+#: The instance description that asks the service for more shares than the default, and 10 GiB
+#: ones, until the API has fields for it (gcp-filestore-csi-driver's ecfsCustom100sharesConfigFormat).
+MANY_SHARES_DESCRIPTION = (
+    'GoogleReservedOverrides={{"CustomMultiShareConfig":{{"MaxShareCount": {count}, "MinShareSizeGB":10}}}}'
+)
 
 #: The topology segment key for a zone, as GKE labels nodes.
 TOPOLOGY_KEY_ZONE = "topology.gke.io/zone"

@@ -45,6 +45,7 @@ from csi.cloud import (
 from csi.errors import CsiError
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
+    MANY_SHARES_DESCRIPTION,
     MAX_SHARES_PER_INSTANCE,
     MULTISHARE_INSTANCE_GIB,
     MULTISHARE_INSTANCE_PREFIX,
@@ -263,6 +264,7 @@ class MultishareOps:
                 labels=spec.template.labels,
                 protocol=spec.template.protocol,
                 kms_key=spec.template.kms_key,
+                description=spec.template.description,
             )
             slot = self._use(key)
             slot.creating = new
@@ -446,18 +448,20 @@ def multishare_spec(
     metadata = set(METADATA_LABELS.values())
     instance_labels = {k: v for k, v in volume_params.labels.items() if k not in metadata}
     instance_labels[LABEL_STORAGE_CLASS] = volume_params.instance_label
+    count = shares_per_instance(volume_params.max_volume_gib)
     template = MultishareInstance(
         name="",
         location=regions[0],
         tier=volume_params.tier,
         capacity_gib=0,
-        max_share_count=shares_per_instance(volume_params.max_volume_gib),
+        max_share_count=count,
         network=volume_params.network,
         connect_mode=volume_params.connect_mode,
         reserved_ip_range=volume_params.reserved_ip_range,
         labels=instance_labels,
         protocol=volume_params.protocol,
         kms_key=volume_params.kms_key,
+        description=MANY_SHARES_DESCRIPTION.format(count=count) if count != MAX_SHARES_PER_INSTANCE else "",
     )
     return ShareSpec(
         share=share_name(csi_name),

@@ -203,6 +203,7 @@ class MultishareInstance:
     protocol: str = DEFAULT_PROTOCOL
     kms_key: str | None = None
     capacity_step_gib: int = 0
+    description: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))

@@ -67,6 +67,7 @@ def multishare_instance_from_pb(msg: pb.Instance) -> MultishareInstance:
         protocol=_enum_name(_Instance.FileProtocol, msg.protocol, DEFAULT_PROTOCOL),
         kms_key=msg.kms_key_name or None,
         capacity_step_gib=int(msg.capacity_step_size_gb),
+        description=msg.description,
     )
 
 
@@ -84,6 +85,7 @@ def multishare_instance_pb(instance: MultishareInstance) -> pb.Instance:
             )
         ],
         kms_key_name=instance.kms_key or "",
+        description=instance.description,
         capacity_gb=instance.capacity_gib,
         max_share_count=instance.max_share_count,
         multi_share_enabled=True,

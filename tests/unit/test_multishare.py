@@ -185,6 +185,9 @@ def test_max_volume_size_sets_share_count_and_band(env: Env) -> None:
     assert small.capacity_bytes == 10 * GIB
     [inst] = instances(env)
     assert inst.max_share_count == 80
+    assert inst.description == (
+        'GoogleReservedOverrides={"CustomMultiShareConfig":{"MaxShareCount": 80, "MinShareSizeGB":10}}'
+    )
     too_big = csi_pb2.CreateVolumeRequest(
         name="pvc-big", volume_capabilities=[CAP], parameters=params,
         capacity_range=csi_pb2.CapacityRange(required_bytes=200 * GIB),
@@ -412,3 +415,14 @@ def test_mount_options_reach_the_node_and_instance_only_parameters_are_refused(e
         with pytest.raises(grpc.RpcError) as info:
             env.ctl.CreateVolume(request)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "multishare" in str(info.value.details())
+
+
+def test_the_v1beta1_client_reads_every_page(env: Env) -> None:
+    for i in range(3):
+        create(env, f"pvc-page-{i}")
+    create(env, "pvc-page-other", params=sc("sc-other"))
+    paged = GcpMultishare(env.cloud._v1, page_size=1)
+    assert [s.name for s in paged.list_shares(REGION, "-")] == [s.name for s in shares(env)]
+    assert len(paged.list_shares(REGION, "-")) == 4
+    assert sorted(i.name for i in paged.list_multishare_instances("-")) == sorted(i.name for i in instances(env))
+    assert len(paged.list_multishare_instances(REGION)) == 2
