@@ -434,6 +434,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if not request.mutable_parameters:
             raise validation.invalid("mutable_parameters is required")
         performance = parse_mutable_params(request.mutable_parameters)
+        if ShareRef.parse(volume_id) is not None and performance is not None:
+            raise validation.invalid(f"volume {volume_id} is a share: performance is set per instance, not per share")
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
@@ -532,10 +534,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if ShareRef.parse(volume_id) is not None:
             raise _error(
                 grpc.StatusCode.UNIMPLEMENTED,
-                "snapshots of multishare volumes are not supported: Filestore backs up a share only "
-                "through the v1beta1 API, which gcp-filestore-csi-driver keeps disabled (its "
-                "--feature-multishare-backups, off by default) until Filestore enforces share quotas "
-                "on restore; back up the whole instance instead",
+                "snapshots of multishare volumes are not supported: gcp-filestore-csi-driver keeps "
+                "backups of shares disabled (its --feature-multishare-backups is off by default) because "
+                "Filestore did not enforce share quotas on restore, and this driver follows it",
             )
         ref = VolumeRef.parse(volume_id)
         if ref is None:

@@ -426,3 +426,9 @@ def test_the_v1beta1_client_reads_every_page(env: Env) -> None:
     assert len(paged.list_shares(REGION, "-")) == 4
     assert sorted(i.name for i in paged.list_multishare_instances("-")) == sorted(i.name for i in instances(env))
     assert len(paged.list_multishare_instances(REGION)) == 2
+
+
+def test_modify_volume_of_a_share_is_refused(env: Env) -> None:
+    vol = create(env, "pvc-mod")
+    request = csi_pb2.ControllerModifyVolumeRequest(volume_id=vol.volume_id, mutable_parameters={"max-iops": "17000"})
+    assert code_of(env.ctl.ControllerModifyVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
