@@ -6,14 +6,11 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 DEMO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.py")
 
 
-@pytest.mark.parametrize("flags", [[], ["--multishare"]], ids=["instance", "multishare"])
-def test_the_demo_runs_its_whole_lifecycle_on_real_nfs(flags: list[str]) -> None:
-    done = subprocess.run([sys.executable, DEMO, *flags], capture_output=True, text=True, timeout=300, check=False)
+def test_the_demo_runs_its_whole_lifecycle_on_real_nfs() -> None:
+    done = subprocess.run([sys.executable, DEMO], capture_output=True, text=True, timeout=300, check=False)
     print(done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "OK: the share is mounted" in done.stdout
