@@ -40,6 +40,12 @@ Pb = Any
 ShareHook = Callable[[MultishareInstance, Share], None]
 
 
+def _project_location(name: str) -> tuple[str, str]:
+    """The project and location of a resource name ``projects/<p>/locations/<l>/...``."""
+    parts = name.split("/")
+    return parts[1], parts[3]
+
+
 def _error(code: grpc.StatusCode, message: str) -> Exception:
     from csi.cloud.emulator.state import ApiError
 
@@ -207,7 +213,7 @@ class MultishareMixin:
             raise _error(
                 grpc.StatusCode.FAILED_PRECONDITION, f"capacity {new_gb} GiB is below the shares' {used} GiB"
             )
-        project, location = inst.name.split("/")[1], inst.name.split("/")[3]
+        project, location = _project_location(inst.name)
 
         def complete() -> Pb:
             inst.capacity_gb = new_gb
@@ -223,7 +229,7 @@ class MultishareMixin:
         if self._shares_of(name):
             raise _error(grpc.StatusCode.FAILED_PRECONDITION, "the instance still has shares")
         inst.state = _State.DELETING
-        project, location = name.split("/")[1], name.split("/")[3]
+        project, location = _project_location(name)
 
         def complete() -> Pb:
             self._ms_instances.pop(name, None)
@@ -318,7 +324,7 @@ class MultishareMixin:
         share.state = _ShareState.CREATING
         share.create_time.CopyFrom(_now_pb())
         self._shares[name] = share
-        project, location = name.split("/")[1], name.split("/")[3]
+        project, location = _project_location(name)
 
         def complete() -> Pb:
             share.state = _ShareState.READY
@@ -347,7 +353,7 @@ class MultishareMixin:
         others = sum(s.capacity_gb for s in self._shares_of(inst.name) if s.name != share.name)
         if others + capacity > inst.capacity_gb:
             raise _error(grpc.StatusCode.FAILED_PRECONDITION, "the shares would not fit the instance")
-        project, location = share.name.split("/")[1], share.name.split("/")[3]
+        project, location = _project_location(share.name)
 
         def complete() -> Pb:
             share.capacity_gb = capacity
@@ -362,7 +368,7 @@ class MultishareMixin:
             raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"share is {_ShareState.Name(share.state)}")
         self._ms_idle(inst.name)
         share.state = _ShareState.DELETING
-        project, location = name.split("/")[1], name.split("/")[3]
+        project, location = _project_location(name)
 
         def complete() -> Pb:
             self._shares.pop(name, None)
