@@ -531,29 +531,35 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         name = validation.check_string(request.name, "name")
         volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=1024)
         snapshot_params = check_snapshot_params(request.parameters, self._driver_name, name)
-        if ShareRef.parse(volume_id) is not None:
-            raise _error(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "snapshots of multishare volumes are not supported: gcp-filestore-csi-driver keeps "
-                "backups of shares disabled (its --feature-multishare-backups is off by default) because "
-                "Filestore did not enforce share quotas on restore, and this driver follows it",
-            )
-        ref = VolumeRef.parse(volume_id)
+        share_ref = ShareRef.parse(volume_id)
+        ref = VolumeRef.parse(volume_id) if share_ref is None else share_ref.as_volume_ref()
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
         region = snapshot_params.location or region_of(ref.location)
         prefix = len(BackupRef(self._cloud.project, region, "").snapshot_id)
         backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix)))
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
-            instance = self._existing(volume_id)
+            if share_ref is None:
+                share = self._existing(volume_id).share_name
+            elif self._share_ops(volume_id).get(share_ref) is None:
+                raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
+            else:
+                share = share_ref.share
             source = f"projects/{self._cloud.project}/locations/{ref.location}/instances/{ref.instance}"
             backup = self._get_backup(backup_ref.snapshot_id)
             if backup is None:
                 try:
-                    backup = self._cloud.create_backup(
-                        region, backup_ref.backup, source, ref.share, wait=self._timeout,
-                        labels=snapshot_params.labels,
-                    )
+                    if share_ref is None:
+                        backup = self._cloud.create_backup(
+                            region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                            labels=snapshot_params.labels,
+                        )
+                    else:  # a share's backup is made through the v1beta1 API, as GFD makes it
+                        assert self._multishare_cloud is not None
+                        backup = self._multishare_cloud.create_share_backup(
+                            region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                            labels=snapshot_params.labels,
+                        )
                 except OperationPending:
                     # Cut but not finished: report it not ready; the CO polls with CreateSnapshot.
                     backup = self._get_backup(backup_ref.snapshot_id)
@@ -564,7 +570,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"snapshot {name} exists for another source volume",
                 )
-        return csi_pb2.CreateSnapshotResponse(snapshot=_snapshot(backup, instance.share_name))
+        return csi_pb2.CreateSnapshotResponse(
+            snapshot=_snapshot(backup, share, share_ref.volume_id if share_ref else None)
+        )
 
     def _get_backup(self, full_name: str) -> Backup | None:
         try:
@@ -602,11 +610,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             backups = [found] if found else []
         else:
             backups = self._cloud.list_backups("-")
+        share_labels = self._share_labels()
         snapshots = sorted(
             (
                 snapshot
                 for backup in backups
-                if (snapshot := _snapshot(backup, backup.source_file_share)).source_volume_id
+                if (snapshot := _snapshot(
+                    backup, backup.source_file_share, self._share_volume_id(backup, share_labels)
+                )).source_volume_id
                 and (not request.source_volume_id or snapshot.source_volume_id == request.source_volume_id)
             ),
             key=lambda snapshot: snapshot.snapshot_id,
@@ -616,6 +627,25 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=snapshot) for snapshot in page],
             next_token=token,
         )
+
+    def _share_labels(self) -> dict[str, str]:
+        """Full name → storage-class label of every multishare instance (to name share backups' sources)."""
+        if self._multishare_cloud is None:
+            return {}
+        project = self._multishare_cloud.project
+        return {
+            f"projects/{project}/locations/{i.location}/instances/{i.name}": i.labels.get(LABEL_STORAGE_CLASS, "")
+            for i in self._multishare_cloud.list_multishare_instances("-")
+        }
+
+    def _share_volume_id(self, backup: Backup, share_labels: Mapping[str, str]) -> str | None:
+        """The multishare volume id a backup was taken of, or None when its source is no multishare instance."""
+        label = share_labels.get(backup.source_instance)
+        ref = VolumeRef.from_instance_name(backup.source_instance, backup.source_file_share)
+        if label is None or ref is None or self._multishare_cloud is None:
+            return None
+        share = ShareRef(label, self._multishare_cloud.project, ref.location, ref.instance, ref.share)
+        return share.volume_id
 
     # -- not offered --
 
@@ -667,13 +697,14 @@ def _check_performance(tier: str, capacity_gib: int, performance: Performance | 
         raise validation.invalid(f"performance: {problem}")
 
 
-def _snapshot(backup: Backup, share: str) -> csi_pb2.Snapshot:
+def _snapshot(backup: Backup, share: str, source_volume_id: str | None = None) -> csi_pb2.Snapshot:
+    """The CSI snapshot of a backup; its source is an instance volume unless ``source_volume_id`` says."""
     source = VolumeRef.from_instance_name(backup.source_instance, share)
     created = timestamp_pb2.Timestamp()
     created.FromDatetime(backup.create_time)
     return csi_pb2.Snapshot(
         snapshot_id=backup.name,
-        source_volume_id=source.volume_id if source else "",
+        source_volume_id=source_volume_id or (source.volume_id if source else ""),
         size_bytes=backup.capacity_gib * GIB,
         creation_time=created,
         ready_to_use=backup.state == "READY",

@@ -84,6 +84,10 @@ class ShareRef:
         """The instance's full resource name."""
         return f"projects/{self.project}/locations/{self.location}/instances/{self.instance}"
 
+    def as_volume_ref(self) -> VolumeRef:
+        """The location, instance and share, without the label and project."""
+        return VolumeRef(self.location, self.instance, self.share)
+
     @classmethod
     def parse(cls, volume_id: str) -> ShareRef | None:
         """The reference in ``volume_id``, or None when it is not a multishare volume id."""

@@ -341,3 +341,10 @@ class MultishareCloud(Protocol):
     def delete_share(self, location: str, instance: str, name: str, *, wait: float) -> None:
         """Delete the share; NOT_FOUND when it is already gone."""
         ...
+
+    def create_share_backup(
+        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> Backup:
+        """Back up ``share`` of the multishare instance named in full by ``source_instance``."""
+        ...

@@ -12,7 +12,7 @@ server in the emulator for no gain in fidelity.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from google.api_core import gapic_v1
@@ -20,7 +20,7 @@ from google.api_core import operation as goperation
 from google.cloud.common import OperationMetadata
 from google.protobuf import empty_pb2, field_mask_pb2
 
-from csi.cloud import CloudError, ErrorKind, MultishareInstance, Share, instance_name
+from csi.cloud import Backup, CloudError, ErrorKind, MultishareInstance, Share, instance_name
 from csi.cloud.gcp import GcpFilestore, _translated
 from csi.filestore import DEFAULT_CONNECT_MODE, DEFAULT_PROTOCOL
 from csi.proto import filestore_v1beta1_pb2 as pb
@@ -124,7 +124,7 @@ class GcpMultishare:
             name: wrap(getattr(stub, name), default_timeout=rpc_timeout)
             for name in (
                 "ListInstances", "GetInstance", "CreateInstance", "UpdateInstance", "DeleteInstance",
-                "ListShares", "GetShare", "CreateShare", "DeleteShare", "UpdateShare",
+                "ListShares", "GetShare", "CreateShare", "DeleteShare", "UpdateShare", "CreateBackup",
             )
         }
 
@@ -221,6 +221,19 @@ class GcpMultishare:
             update_mask=field_mask_pb2.FieldMask(paths=["capacity_gb"]),
         )
         return share_from_pb(self._mutate("UpdateShare", request, ("share.name", full), pb.Share, wait))
+
+    def create_share_backup(
+        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> Backup:
+        parent = f"projects/{self.project}/locations/{region}"
+        request = pb.CreateBackupRequest(
+            parent=parent,
+            backup_id=backup_id,
+            backup=pb.Backup(source_instance=source_instance, source_file_share=share, labels=dict(labels or {})),
+        )
+        self._mutate("CreateBackup", request, ("parent", parent), pb.Backup, wait)
+        return self._v1.get_backup(f"{parent}/backups/{backup_id}")  # backups are one resource in v1 and v1beta1
 
     def delete_share(self, location: str, instance: str, name: str, *, wait: float) -> None:
         full = self._share_name(location, instance, name)

@@ -281,3 +281,60 @@ class UpdateShareRequest(_message.Message):
     share: Share
     update_mask: _field_mask_pb2.FieldMask
     def __init__(self, share: _Optional[_Union[Share, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class Backup(_message.Message):
+    __slots__ = ("name", "description", "state", "create_time", "labels", "capacity_gb", "storage_bytes", "source_instance", "source_file_share", "source_instance_tier", "kms_key_name")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[Backup.State]
+        CREATING: _ClassVar[Backup.State]
+        FINALIZING: _ClassVar[Backup.State]
+        READY: _ClassVar[Backup.State]
+        DELETING: _ClassVar[Backup.State]
+        INVALID: _ClassVar[Backup.State]
+    STATE_UNSPECIFIED: Backup.State
+    CREATING: Backup.State
+    FINALIZING: Backup.State
+    READY: Backup.State
+    DELETING: Backup.State
+    INVALID: Backup.State
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_GB_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_INSTANCE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FILE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_INSTANCE_TIER_FIELD_NUMBER: _ClassVar[int]
+    KMS_KEY_NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    state: Backup.State
+    create_time: _timestamp_pb2.Timestamp
+    labels: _containers.ScalarMap[str, str]
+    capacity_gb: int
+    storage_bytes: int
+    source_instance: str
+    source_file_share: str
+    source_instance_tier: Instance.Tier
+    kms_key_name: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., state: _Optional[_Union[Backup.State, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., capacity_gb: _Optional[int] = ..., storage_bytes: _Optional[int] = ..., source_instance: _Optional[str] = ..., source_file_share: _Optional[str] = ..., source_instance_tier: _Optional[_Union[Instance.Tier, str]] = ..., kms_key_name: _Optional[str] = ...) -> None: ...
+
+class CreateBackupRequest(_message.Message):
+    __slots__ = ("parent", "backup", "backup_id")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_ID_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    backup: Backup
+    backup_id: str
+    def __init__(self, parent: _Optional[str] = ..., backup: _Optional[_Union[Backup, _Mapping]] = ..., backup_id: _Optional[str] = ...) -> None: ...

@@ -85,6 +85,11 @@ class CloudFilestoreManagerStub:
                 request_serializer=csi_dot_proto_dot_filestore__v1beta1__pb2.UpdateShareRequest.SerializeToString,
                 response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
+        self.CreateBackup = channel.unary_unary(
+                '/google.cloud.filestore.v1beta1.CloudFilestoreManager/CreateBackup',
+                request_serializer=csi_dot_proto_dot_filestore__v1beta1__pb2.CreateBackupRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class CloudFilestoreManagerServicer:
@@ -150,6 +155,12 @@ class CloudFilestoreManagerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateBackup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CloudFilestoreManagerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +212,11 @@ def add_CloudFilestoreManagerServicer_to_server(servicer, server):
             'UpdateShare': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateShare,
                     request_deserializer=csi_dot_proto_dot_filestore__v1beta1__pb2.UpdateShareRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
+            ),
+            'CreateBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBackup,
+                    request_deserializer=csi_dot_proto_dot_filestore__v1beta1__pb2.CreateBackupRequest.FromString,
                     response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
@@ -473,6 +489,33 @@ class CloudFilestoreManager:
             target,
             '/google.cloud.filestore.v1beta1.CloudFilestoreManager/UpdateShare',
             csi_dot_proto_dot_filestore__v1beta1__pb2.UpdateShareRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/google.cloud.filestore.v1beta1.CloudFilestoreManager/CreateBackup',
+            csi_dot_proto_dot_filestore__v1beta1__pb2.CreateBackupRequest.SerializeToString,
             google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,

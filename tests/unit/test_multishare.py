@@ -240,16 +240,51 @@ def test_expand_grows_the_instance_first(env: Env) -> None:
     assert code_of(env.ctl.ControllerExpandVolume, gone) == grpc.StatusCode.NOT_FOUND
 
 
-def test_validate_snapshot_and_delete_of_share_volumes(env: Env) -> None:
+def test_validate_and_delete_of_share_volumes(env: Env) -> None:
     vol = create(env, "pvc-v")
     validate = csi_pb2.ValidateVolumeCapabilitiesRequest(volume_id=vol.volume_id, volume_capabilities=[CAP])
     assert env.ctl.ValidateVolumeCapabilities(validate).confirmed.volume_capabilities == [CAP]
-    snap = csi_pb2.CreateSnapshotRequest(name="snap-1", source_volume_id=vol.volume_id)
-    with pytest.raises(grpc.RpcError) as info:
-        env.ctl.CreateSnapshot(snap)
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED and "multishare" in str(info.value.details())
     delete(env, vol.volume_id)
     assert code_of(env.ctl.ValidateVolumeCapabilities, validate) == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_share_backed_up_as_a_snapshot_and_restored_as_an_instance_volume(env: Env) -> None:
+    vol = create(env, "pvc-snap", gib=150)
+    other = create(env, "pvc-other")
+    ref = ShareRef.parse(vol.volume_id)
+    assert ref is not None and env.state.export_root is not None
+    (env.state.export_root / ref.instance / ref.share / "data.txt").write_text("in the share\n")
+    (env.state.export_root / ref.instance / "pvc_other" / "other.txt").write_text("elsewhere\n")
+
+    request = csi_pb2.CreateSnapshotRequest(name="snap-share", source_volume_id=vol.volume_id)
+    snap = retried(env.ctl.CreateSnapshot, request).snapshot
+    assert snap.source_volume_id == vol.volume_id and snap.size_bytes == 150 * GIB and snap.ready_to_use
+    assert retried(env.ctl.CreateSnapshot, request).snapshot.snapshot_id == snap.snapshot_id  # idempotent
+    clash = csi_pb2.CreateSnapshotRequest(name="snap-share", source_volume_id=other.volume_id)
+    assert code_of(env.ctl.CreateSnapshot, clash) == grpc.StatusCode.ALREADY_EXISTS
+    listed = env.ctl.ListSnapshots(csi_pb2.ListSnapshotsRequest(source_volume_id=vol.volume_id))
+    assert [e.snapshot.snapshot_id for e in listed.entries] == [snap.snapshot_id]
+    assert listed.entries[0].snapshot.source_volume_id == vol.volume_id
+
+    # A multishare volume cannot start from it (as in GFD); an instance volume can, with the share's data.
+    from_snap = csi_pb2.VolumeContentSource(snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id))
+    share_restore = csi_pb2.CreateVolumeRequest(
+        name="pvc-restored-share", volume_capabilities=[CAP], parameters=sc(), volume_content_source=from_snap
+    )
+    assert code_of(env.ctl.CreateVolume, share_restore) == grpc.StatusCode.INVALID_ARGUMENT
+    restored = retried(env.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(
+        name="pvc-restored", volume_capabilities=[CAP], parameters={"tier": "standard"},
+        volume_content_source=from_snap,
+        accessibility_requirements=csi_pb2.TopologyRequirement(
+            preferred=[csi_pb2.Topology(segments={"topology.gke.io/zone": ZONE})]
+        ),
+    )).volume
+    restored_dir = env.state.export_root / restored.volume_id.split("/")[2] / "vol1"
+    assert sorted(p.name for p in restored_dir.iterdir()) == ["data.txt"]
+    assert (restored_dir / "data.txt").read_text() == "in the share\n"
+
+    env.ctl.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(snapshot_id=snap.snapshot_id))
+    assert env.ctl.ListSnapshots(csi_pb2.ListSnapshotsRequest(source_volume_id=vol.volume_id)).entries == []
 
 
 def test_a_gfd_volume_is_served_and_its_emptied_instance_deleted(env: Env) -> None:

@@ -27,6 +27,7 @@ from csi.filestore import (
     SHARE_CAPACITY_GIB,
     SHARE_MIN_GIB_MANY_SHARES,
     is_share_name,
+    region_of,
 )
 from csi.proto import filestore_v1beta1_pb2 as pb
 
@@ -44,6 +45,14 @@ def _project_location(name: str) -> tuple[str, str]:
     """The project and location of a resource name ``projects/<p>/locations/<l>/...``."""
     parts = name.split("/")
     return parts[1], parts[3]
+
+
+def _v1_tier(inst: Pb) -> Any:
+    """The instance's tier as Filestore v1 numbers it (v1 and v1beta1 number tiers differently)."""
+    from google.cloud import filestore_v1
+
+    tiers: Any = filestore_v1.Instance.Tier
+    return tiers[_Tier.Name(inst.tier)]
 
 
 def _error(code: grpc.StatusCode, message: str) -> Exception:
@@ -88,6 +97,15 @@ class MultishareMixin:
         def _page(self, items: list[Pb], page_size: int, page_token: str) -> tuple[list[Pb], str]: ...
 
         def _record(self, inst: Pb) -> Instance: ...
+
+        def _start_backup(
+            self,
+            request: Pb,
+            capacity_gb: int,
+            tier: int,
+            share_dir: Path | None,
+            respond: Callable[[Pb], Pb] = ...,
+        ) -> operations_pb2.Operation: ...
 
     # -- helpers --
 
@@ -248,11 +266,11 @@ class MultishareMixin:
         """The instance as Filestore v1 shows it: no file shares (they are v1beta1 shares)."""
         from google.cloud import filestore_v1
 
-        v1: Any = filestore_v1.Instance  # its enums number some members differently: map them by name
+        v1: Any = filestore_v1.Instance
         view = v1.pb()(
             name=inst.name,
-            state=v1.State[_State.Name(inst.state)],
-            tier=v1.Tier[_Tier.Name(inst.tier)],
+            state=v1.State[_State.Name(inst.state)],  # v1 numbers some states differently: by name
+            tier=_v1_tier(inst),
             labels=dict(inst.labels),
             kms_key_name=inst.kms_key_name,
             protocol=inst.protocol,
@@ -382,6 +400,28 @@ class MultishareMixin:
             share.state = _ShareState.READY
 
         return self._start(location, project, name, "delete", complete, abort)
+
+    def ms_create_backup(self, request: Pb) -> operations_pb2.Operation:
+        """A backup of one share of a multishare instance (v1beta1 CreateBackup)."""
+        from csi.cloud.emulator.state import _check_id, _parent
+
+        _, region = _parent(request.parent, allow_any=False)
+        _check_id("backup", request.backup_id)
+        if region_of(region) != region:
+            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
+        inst = self._ms_instance(request.backup.source_instance)
+        share = self._share(f"{inst.name}/shares/{request.backup.source_file_share}")
+        self._ms_ready(inst)
+        if share.state != _ShareState.READY:
+            raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"share is {_ShareState.Name(share.state)}")
+        target = self._instance_dir(inst.name)
+        return self._start_backup(
+            request,
+            share.capacity_gb,
+            _v1_tier(inst),
+            None if target is None else target / share.mount_name,
+            respond=lambda stored: pb.Backup.FromString(stored.SerializeToString()),
+        )
 
     def _share_event(self, inst: Pb, share: Pb, *, created: bool) -> None:
         hook = self.on_share_created if created else self.on_share_deleted

@@ -88,6 +88,7 @@ def handlers(state: EmulatorState) -> list[grpc.GenericRpcHandler[Any, Any]]:
         "CreateShare": (v1beta1.CreateShareRequest, state.create_share),
         "UpdateShare": (v1beta1.UpdateShareRequest, state.update_share),
         "DeleteShare": (v1beta1.DeleteShareRequest, lambda r: state.delete_share(r.name)),
+        "CreateBackup": (v1beta1.CreateBackupRequest, state.ms_create_backup),
     }
     ops_handlers = {m: _handler(state, m, t, f) for m, (t, f) in operations.items()}
 

@@ -589,27 +589,35 @@ class EmulatorState(MultishareMixin):
         return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
 
     def create_backup(self, request: Pb) -> operations_pb2.Operation:
-        project, region = _parent(request.parent, allow_any=False)
+        _, region = _parent(request.parent, allow_any=False)
         _check_id("backup", request.backup_id)
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
-        name = f"{request.parent}/backups/{request.backup_id}"
         source = self._instance(request.backup.source_instance)  # any region: cross-region backups
         if request.backup.source_file_share != source.file_shares[0].name:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
         if source.state != _InstanceState.READY:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}")
+        share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
+        return self._start_backup(request, source.file_shares[0].capacity_gb, source.tier, share_dir)
+
+    def _start_backup(
+        self, request: Pb, capacity_gb: int, tier: int, share_dir: Path | None, respond: Callable[[Pb], Pb] = lambda b: b
+    ) -> operations_pb2.Operation:
+        """Start a checked CreateBackup of a share holding ``capacity_gb`` whose data is in ``share_dir``;
+        ``respond`` turns the stored (v1) backup into the operation's response."""
+        project, region = _parent(request.parent, allow_any=False)
+        name = f"{request.parent}/backups/{request.backup_id}"
         if name in self._backups:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
         backup = BackupPb()
-        backup.CopyFrom(request.backup)
+        backup.ParseFromString(request.backup.SerializeToString())  # v1 and v1beta1 Backups share fields
         backup.name = name
         backup.state = _BackupState.CREATING
         backup.create_time.CopyFrom(_now_pb())
-        backup.capacity_gb = source.file_shares[0].capacity_gb
-        backup.source_instance_tier = source.tier
+        backup.capacity_gb = capacity_gb
+        backup.source_instance_tier = tier
         self._backups[name] = backup
-        share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
 
         def complete() -> Pb:
             target = self._backup_dir(name)
@@ -619,7 +627,7 @@ class EmulatorState(MultishareMixin):
                 stored = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
             backup.storage_bytes = stored
             backup.state = _BackupState.READY
-            return backup
+            return respond(backup)
 
         def abort() -> None:
             self._backups.pop(name, None)
