@@ -33,11 +33,14 @@ from csi.cloud import (
 )
 from csi.errors import CsiError
 from csi.filestore import (
+    BACKUP_PENDING_STATES,
+    BACKUP_UNCUT_STATE,
     CTX_IP,
     CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
     CTX_VOLUME,
     GIB,
+    PENDING_STATES,
     REGIONAL_TIERS,
     RESOURCE_ID_MAX_LEN,
     TOPOLOGY_KEY_ZONE,
@@ -255,7 +258,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 ("connect-mode", not found.connect_mode or found.connect_mode == wanted.connect_mode),
                 ("protocol", not found.protocol or found.protocol == wanted.protocol),
                 ("kms key", not found.kms_key or found.kms_key == wanted.kms_key),
-                ("source", not found.source_backup or found.source_backup == wanted.source_backup),
+                ("content source", found.source_backup == wanted.source_backup),
             )
             if not ok
         ]
@@ -277,7 +280,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         state = instance.state
         if state in ("", "READY"):
             return
-        if state in ("CREATING", "DELETING"):
+        if state in PENDING_STATES:
             raise _error(grpc.StatusCode.ABORTED, f"volume {name} is {state}; retry later")
         if state in TRANSIENT_STATES:
             raise _error(grpc.StatusCode.UNAVAILABLE, f"volume {name} is {state}; retry later")
@@ -322,6 +325,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 return csi_pb2.DeleteVolumeResponse()
             if instance.state == "DELETING":
                 raise _error(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {volume_id} is still being deleted")
+            if instance.state == "CREATING":
+                _require_ready(volume_id, instance)
             _deleted(lambda: self._cloud.delete_instance(ref.location, ref.instance, wait=self._timeout))
         return csi_pb2.DeleteVolumeResponse()
 
@@ -333,16 +338,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid("volume_capabilities is required")
         for index, capability in enumerate(request.volume_capabilities):
             validation.check_capability_shape(capability, f"volume_capabilities[{index}]")
-        share_ref = ShareRef.parse(volume_id)
-        if share_ref is None:
-            self._existing(volume_id)
-        elif self._share_ops(volume_id).get(share_ref) is None:
-            raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
+        instance = self._volume_instance(volume_id)
         reasons = [
             reason
             for index, capability in enumerate(request.volume_capabilities)
             if (reason := validation.unsupported_reason(capability, f"volume_capabilities[{index}]"))
         ]
+        reasons += self._parameter_mismatches(request, instance)
         if reasons:
             return csi_pb2.ValidateVolumeCapabilitiesResponse(message="; ".join(reasons))
         confirmed = csi_pb2.ValidateVolumeCapabilitiesResponse.Confirmed(
@@ -353,12 +355,50 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         )
         return csi_pb2.ValidateVolumeCapabilitiesResponse(confirmed=confirmed)
 
-    def _existing(self, volume_id: str) -> Instance:
+    def _parameter_mismatches(
+        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, instance: Instance | MultishareInstance
+    ) -> list[str]:
+        """Why the request's (mutable) parameters do not describe ``instance``: Confirmed.parameters
+        holds "the volume creation parameters validated by the plugin", so none go unchecked."""
+        if not request.parameters and not request.mutable_parameters:
+            return []
+        try:
+            wanted = params.parse_volume_params(
+                request.parameters, self._driver_name, request.mutable_parameters, self._extra_labels
+            )
+        except CsiError as exc:
+            return [exc.message]
+        mismatches = []
+        if request.parameters:
+            mismatches = [
+                f"parameters: {what} {want} is not the volume's {have}"
+                for what, want, have in (
+                    ("tier", wanted.tier, instance.tier),
+                    ("network", wanted.network, instance.network or wanted.network),
+                    ("protocol", wanted.protocol, instance.protocol or wanted.protocol),
+                    ("multishare", wanted.instance_label is not None, isinstance(instance, MultishareInstance)),
+                )
+                if want != have
+            ]
+        problem = _performance_problem(instance.tier, instance.capacity_gib, wanted.performance)
+        return mismatches + ([f"mutable_parameters: {problem}"] if problem else [])
+
+    def _volume_instance(self, volume_id: str, what: str = "volume") -> Instance | MultishareInstance:
+        """The instance behind an instance volume or a share volume; NOT_FOUND when either is gone."""
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is None:
+            return self._existing(volume_id, what)
+        found = self._share_ops(volume_id).get(share_ref)
+        if found is None:
+            raise _error(grpc.StatusCode.NOT_FOUND, f"{what} {volume_id} does not exist")
+        return found[0]
+
+    def _existing(self, volume_id: str, what: str = "volume") -> Instance:
         """The instance behind ``volume_id``; NOT_FOUND for foreign ids and missing instances."""
         ref = VolumeRef.parse(volume_id)
         instance = self._find_instance(ref.location, ref.instance) if ref else None
         if instance is None:
-            raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
+            raise _error(grpc.StatusCode.NOT_FOUND, f"{what} {volume_id} does not exist")
         return instance
 
     def ListVolumes(
@@ -409,13 +449,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
         with self._locks.acquire(ref.instance):
             instance = self._existing(volume_id)
-            if instance.state != "READY":
-                code = (
-                    grpc.StatusCode.UNAVAILABLE
-                    if instance.state in TRANSIENT_STATES
-                    else grpc.StatusCode.FAILED_PRECONDITION
-                )
-                raise _error(code, f"volume {volume_id} is {instance.state}, not READY")
+            _require_ready(volume_id, instance)
             size = expand_capacity_gib(instance.tier, instance.capacity_gib, request.capacity_range)
             if size > instance.capacity_gib:
                 problem = _performance_problem(instance.tier, size, instance.performance)
@@ -439,15 +473,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
-        if performance is None:
-            return csi_pb2.ControllerModifyVolumeResponse()  # only empty values: nothing to change
         with self._locks.acquire(ref.instance):
-            instance = self._existing(volume_id)
+            instance = self._existing(volume_id)  # NOT_FOUND even when there is nothing to change
+            if performance is None:
+                return csi_pb2.ControllerModifyVolumeResponse()  # only empty values: nothing to change
             _check_performance(instance.tier, instance.capacity_gib, performance)
             if instance.performance == performance:
                 return csi_pb2.ControllerModifyVolumeResponse()
-            if instance.state != "READY":
-                raise _error(grpc.StatusCode.UNAVAILABLE, f"volume {volume_id} is {instance.state}, not READY")
+            _require_ready(volume_id, instance)
             self._refuse_if_updating(volume_id, ref)
             self._cloud.set_performance(ref.location, ref.instance, performance, wait=self._timeout)
         return csi_pb2.ControllerModifyVolumeResponse()
@@ -539,15 +572,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         prefix = len(BackupRef(self._cloud.project, region, "").snapshot_id)
         backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix)))
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
-            if share_ref is None:
-                share = self._existing(volume_id).share_name
-            elif self._share_ops(volume_id).get(share_ref) is None:
-                raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
-            else:
-                share = share_ref.share
+            instance = self._volume_instance(volume_id, "source volume")
+            share = instance.share_name if isinstance(instance, Instance) else ref.share
             source = f"projects/{self._cloud.project}/locations/{ref.location}/instances/{ref.instance}"
             backup = self._get_backup(backup_ref.snapshot_id)
             if backup is None:
+                _require_ready(volume_id, instance)
                 try:
                     if share_ref is None:
                         backup = self._cloud.create_backup(
@@ -563,13 +593,16 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 except OperationPending:
                     # Cut but not finished: report it not ready; the CO polls with CreateSnapshot.
                     backup = self._get_backup(backup_ref.snapshot_id)
-                    if backup is None:
+                    if backup is None or backup.state == BACKUP_UNCUT_STATE:
                         raise
             if backup.source_instance != source or backup.source_file_share != ref.share:
                 raise _error(
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"snapshot {name} exists for another source volume",
                 )
+            if backup.state == BACKUP_UNCUT_STATE:
+                # CreateSnapshot "MUST block until the snapshot is cut": this one is not yet.
+                raise _error(grpc.StatusCode.ABORTED, f"snapshot {name} is still being cut; retry")
         return csi_pb2.CreateSnapshotResponse(
             snapshot=_snapshot(backup, share, share_ref.volume_id if share_ref else None)
         )
@@ -597,6 +630,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 raise _error(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"snapshot {snapshot_id} is still being deleted"
                 )
+            if backup.state in BACKUP_PENDING_STATES:
+                raise _error(
+                    grpc.StatusCode.ABORTED, f"snapshot {snapshot_id} is {backup.state}: its creation is pending; retry"
+                )
             _deleted(lambda: self._cloud.delete_backup(snapshot_id, wait=self._timeout))
         return csi_pb2.DeleteSnapshotResponse()
 
@@ -615,7 +652,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             (
                 snapshot
                 for backup in backups
-                if (snapshot := _snapshot(
+                if backup.state != BACKUP_UNCUT_STATE
+                and (snapshot := _snapshot(
                     backup, backup.source_file_share, self._share_volume_id(backup, share_labels)
                 )).source_volume_id
                 and (not request.source_volume_id or snapshot.source_volume_id == request.source_volume_id)
@@ -679,6 +717,22 @@ def _zones(topologies: Iterable[csi_pb2.Topology], field_name: str) -> list[str]
             raise validation.invalid(f"{field_name}: a topology has no {TOPOLOGY_KEY_ZONE}")
         zones.append(validation.check_string(zone, field_name))
     return zones
+
+
+def _require_ready(volume_id: str, instance: Instance | MultishareInstance) -> None:
+    """Return when the instance is READY.  Otherwise: ABORTED while an operation of its own runs
+    (CREATING, DELETING: the spec's general "operation pending for volume"), UNAVAILABLE in a passing
+    state (REPAIRING...), FAILED_PRECONDITION in any other (ERROR...)."""
+    state = instance.state
+    if state in ("", "READY"):
+        return
+    if state in PENDING_STATES:
+        code = grpc.StatusCode.ABORTED
+    elif state in TRANSIENT_STATES:
+        code = grpc.StatusCode.UNAVAILABLE
+    else:
+        code = grpc.StatusCode.FAILED_PRECONDITION
+    raise _error(code, f"volume {volume_id} is {state}, not READY; retry later")
 
 
 def _performance_problem(tier: str, capacity_gib: int, performance: Performance | None) -> str | None:
