@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from csi import validation
@@ -16,6 +18,13 @@ def pick_capacity_gib(tier: str, capacity_range: csi_pb2.CapacityRange | None, f
     No range gives the tier's minimum; a required size below the minimum is
     rounded up to it (or to ``floor_gib``, e.g. a backup's size).
     """
+    return pick_in_bands(TIER_CAPACITY_GIB[tier], capacity_range, floor_gib, f"tier {tier}")
+
+
+def pick_in_bands(
+    bands: Sequence[tuple[int, int]], capacity_range: csi_pb2.CapacityRange | None, floor_gib: int, what: str
+) -> int:
+    """The smallest whole-GiB size in one of ``bands`` within the range; OUT_OF_RANGE naming ``what``."""
     required = capacity_range.required_bytes if capacity_range is not None else 0
     limit = capacity_range.limit_bytes if capacity_range is not None else 0
     if required < 0 or limit < 0:
@@ -23,14 +32,14 @@ def pick_capacity_gib(tier: str, capacity_range: csi_pb2.CapacityRange | None, f
     if limit and required > limit:
         raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
     wanted = max(-(-required // GIB), floor_gib)
-    for low, high in TIER_CAPACITY_GIB[tier]:
+    for low, high in bands:
         size = max(wanted, low)
         if size <= high and (not limit or size * GIB <= limit):
             return size
-    bands = ", ".join(f"{low}-{high} GiB" for low, high in TIER_CAPACITY_GIB[tier])
+    text = ", ".join(f"{low}-{high} GiB" for low, high in bands)
     raise CsiError(
         grpc.StatusCode.OUT_OF_RANGE,
-        f"no size for tier {tier} ({bands}) fits required_bytes {required} and limit_bytes {limit}",
+        f"no size for {what} ({text}) fits required_bytes {required} and limit_bytes {limit}",
     )
 
 

@@ -19,7 +19,18 @@ from google.protobuf import timestamp_pb2
 
 from csi import params, validation
 from csi.capacity import expand_capacity_gib, fits, pick_capacity_gib
-from csi.cloud import Backup, CloudError, ErrorKind, FilestoreCloud, Instance, OperationPending, Performance
+from csi.cloud import (
+    Backup,
+    CloudError,
+    ErrorKind,
+    FilestoreCloud,
+    Instance,
+    MultishareCloud,
+    MultishareInstance,
+    OperationPending,
+    Performance,
+    Share,
+)
 from csi.errors import CsiError
 from csi.filestore import (
     BACKUP_PENDING_STATES,
@@ -38,10 +49,11 @@ from csi.filestore import (
     region_of,
 )
 from csi.locks import VolumeLocks
-from csi.params import LABEL_CREATED_BY, check_snapshot_params, parse_mutable_params
+from csi.multishare import MultishareOps, multishare_spec
+from csi.params import LABEL_CREATED_BY, LABEL_STORAGE_CLASS, check_snapshot_params, parse_mutable_params
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.reserved_ip import ReservedIpAllocator
-from csi.volume_id import MAX_ID_BYTES, BackupRef, VolumeRef, cloud_name
+from csi.volume_id import MAX_ID_BYTES, BackupRef, ShareRef, VolumeRef, cloud_name
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +77,8 @@ def _error(code: grpc.StatusCode, message: str) -> CsiError:
 
 
 class ControllerServicer(csi_pb2_grpc.ControllerServicer):
-    """Provisions Filestore instances (one share each) and backups through a :class:`FilestoreCloud`."""
+    """Provisions Filestore instances (one share each) and backups through a :class:`FilestoreCloud`,
+    and shares of multishare instances through a :class:`MultishareCloud` (see :mod:`csi.multishare`)."""
 
     def __init__(
         self,
@@ -77,6 +90,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         operation_timeout: float = 300.0,
         resource_tags: Mapping[str, str] | None = None,
         extra_labels: Mapping[str, str] | None = None,
+        multishare: MultishareCloud | None = None,
     ) -> None:
         self._cloud = cloud
         self._driver_name = driver_name
@@ -86,6 +100,12 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self._timeout = operation_timeout
         self._reserved_ips = ReservedIpAllocator(cloud)
         self._resource_tags = dict(resource_tags or {})  # --resource-tags; a StorageClass's win per key
+        self._shares = (
+            MultishareOps(multishare, timeout=operation_timeout, reserved_ips=self._reserved_ips)
+            if multishare is not None
+            else None
+        )
+        self._multishare_cloud = multishare
 
     def check_cloud(self) -> str | None:
         """A readiness check: None when the cloud answers a cheap call (a NOT_FOUND counts)."""
@@ -106,6 +126,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         volume_params = params.parse_volume_params(
             request.parameters, self._driver_name, request.mutable_parameters, self._extra_labels
         )
+        if volume_params.instance_label is not None:
+            share_volume = self._create_share(name, request, volume_params)
+            if volume_params.mount_options:
+                share_volume.volume_context[CTX_MOUNT_OPTIONS] = volume_params.mount_options
+            return csi_pb2.CreateVolumeResponse(volume=share_volume)
         source_ref = self._content_source(request)
         capacity_range = request.capacity_range if request.HasField("capacity_range") else None
         pick_capacity_gib(volume_params.tier, capacity_range)  # OUT_OF_RANGE before any cloud call
@@ -285,6 +310,11 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self, request: csi_pb2.DeleteVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.DeleteVolumeResponse:
         volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is not None:
+            with self._locks.acquire(volume_id):
+                self._share_ops(volume_id).delete(share_ref)
+            return csi_pb2.DeleteVolumeResponse()
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             log.info("DeleteVolume: %s is not one of our volume ids; nothing to delete", volume_id)
@@ -308,7 +338,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid("volume_capabilities is required")
         for index, capability in enumerate(request.volume_capabilities):
             validation.check_capability_shape(capability, f"volume_capabilities[{index}]")
-        instance = self._existing(volume_id)
+        instance = self._volume_instance(volume_id)
         reasons = [
             reason
             for index, capability in enumerate(request.volume_capabilities)
@@ -326,7 +356,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         return csi_pb2.ValidateVolumeCapabilitiesResponse(confirmed=confirmed)
 
     def _parameter_mismatches(
-        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, instance: Instance
+        self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, instance: Instance | MultishareInstance
     ) -> list[str]:
         """Why the request's (mutable) parameters do not describe ``instance``: Confirmed.parameters
         holds "the volume creation parameters validated by the plugin", so none go unchecked."""
@@ -346,33 +376,46 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                     ("tier", wanted.tier, instance.tier),
                     ("network", wanted.network, instance.network or wanted.network),
                     ("protocol", wanted.protocol, instance.protocol or wanted.protocol),
+                    ("multishare", wanted.instance_label is not None, isinstance(instance, MultishareInstance)),
                 )
                 if want != have
             ]
         problem = _performance_problem(instance.tier, instance.capacity_gib, wanted.performance)
         return mismatches + ([f"mutable_parameters: {problem}"] if problem else [])
 
-    def _existing(self, volume_id: str) -> Instance:
+    def _volume_instance(self, volume_id: str, what: str = "volume") -> Instance | MultishareInstance:
+        """The instance behind an instance volume or a share volume; NOT_FOUND when either is gone."""
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is None:
+            return self._existing(volume_id, what)
+        found = self._share_ops(volume_id).get(share_ref)
+        if found is None:
+            raise _error(grpc.StatusCode.NOT_FOUND, f"{what} {volume_id} does not exist")
+        return found[0]
+
+    def _existing(self, volume_id: str, what: str = "volume") -> Instance:
         """The instance behind ``volume_id``; NOT_FOUND for foreign ids and missing instances."""
         ref = VolumeRef.parse(volume_id)
         instance = self._find_instance(ref.location, ref.instance) if ref else None
         if instance is None:
-            raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
+            raise _error(grpc.StatusCode.NOT_FOUND, f"{what} {volume_id} does not exist")
         return instance
 
     def ListVolumes(
         self, request: csi_pb2.ListVolumesRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ListVolumesResponse:
         created_by = params.created_by(self._driver_name)
-        volumes = sorted(
-            (
-                self._volume(instance)
-                for instance in self._cloud.list_instances("-")
-                if instance.labels.get(LABEL_CREATED_BY) == created_by
-            ),
-            key=lambda volume: volume.volume_id,
+        volumes = [
+            self._volume(instance)
+            for instance in self._cloud.list_instances("-")
+            if instance.labels.get(LABEL_CREATED_BY) == created_by and instance.share_name  # not multishare
+        ]
+        if self._shares is not None:
+            volumes += [self._share_volume(i, s) for i, s in self._shares.all_shares(LABEL_CREATED_BY, created_by)]
+        volumes.sort(key=lambda volume: volume.volume_id)
+        page, token = _paginate(
+            volumes, lambda v: v.volume_id, request, lambda t: VolumeRef.parse(t) or ShareRef.parse(t)
         )
-        page, token = _paginate(volumes, lambda v: v.volume_id, request, VolumeRef.parse)
         return csi_pb2.ListVolumesResponse(
             entries=[csi_pb2.ListVolumesResponse.Entry(volume=volume) for volume in page], next_token=token
         )
@@ -394,6 +437,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             raise validation.invalid("capacity_range is required")
         if request.HasField("volume_capability"):
             validation.check_capability(request.volume_capability)
+        share_ref = ShareRef.parse(volume_id)
+        if share_ref is not None:
+            with self._locks.acquire(volume_id):
+                share = self._share_ops(volume_id).expand(share_ref, request.capacity_range)
+            return csi_pb2.ControllerExpandVolumeResponse(
+                capacity_bytes=share.capacity_gib * GIB, node_expansion_required=False
+            )
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
@@ -418,6 +468,8 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if not request.mutable_parameters:
             raise validation.invalid("mutable_parameters is required")
         performance = parse_mutable_params(request.mutable_parameters)
+        if ShareRef.parse(volume_id) is not None and performance is not None:
+            raise validation.invalid(f"volume {volume_id} is a share: performance is set per instance, not per share")
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
@@ -438,6 +490,72 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         if self._cloud.update_running(ref.location, ref.instance):
             raise _error(grpc.StatusCode.ABORTED, f"another update of volume {volume_id} is running; retry")
 
+    # -- multishare volumes --
+
+    def _share_ops(self, volume_id: str) -> MultishareOps:
+        if self._shares is None:
+            raise _error(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"volume {volume_id}: multishare volumes need a controller with the Filestore v1beta1 API",
+            )
+        return self._shares
+
+    def _create_share(
+        self, name: str, request: csi_pb2.CreateVolumeRequest, volume_params: params.VolumeParams
+    ) -> csi_pb2.Volume:
+        """CreateVolume for ``multishare: "true"``: a share on a shared instance."""
+        ops = self._share_ops(name)
+        assert self._multishare_cloud is not None and volume_params.instance_label is not None
+        if request.HasField("volume_content_source"):
+            raise validation.invalid("volume_content_source: multishare volumes cannot be restored or cloned")
+        unsupported = [
+            key
+            for key, given in (
+                ("max-iops / max-iops-per-tb", volume_params.performance is not None),
+                ("resource-tags", bool(volume_params.resource_tags)),
+                ("nfs-export-options-on-create", bool(volume_params.nfs_export_options)),
+            )
+            if given
+        ]
+        if unsupported:
+            raise validation.invalid(f"parameters: {', '.join(unsupported)} cannot be used with multishare")
+        zone = self._pick_zone(request.accessibility_requirements)
+        requested = _zones(request.accessibility_requirements.preferred, "preferred") + _zones(
+            request.accessibility_requirements.requisite, "requisite"
+        )
+        regions = list(dict.fromkeys(region_of(z) for z in [zone, *requested]))
+        spec = multishare_spec(name, request, volume_params, regions)
+        with self._locks.acquire(name):
+            found = ops.find_share(regions, spec.share)
+            if found is None:
+                found = ops.create(spec)
+            instance, share = found
+            if share.state != "READY":
+                raise _error(grpc.StatusCode.ABORTED, f"volume {name} is {share.state}; retry later")
+            capacity_range = request.capacity_range if request.HasField("capacity_range") else None
+            if instance.labels.get(LABEL_STORAGE_CLASS) != volume_params.instance_label or not fits(
+                share.capacity_gib, capacity_range
+            ):
+                raise _error(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"volume {name} exists with a different storage class label or capacity",
+                )
+        return self._share_volume(instance, share)
+
+    def _share_volume(self, instance: MultishareInstance, share: Share) -> csi_pb2.Volume:
+        """A share as a CSI volume: GFD's handle and volume_context (ip), plus the protocol.
+
+        No accessible topology: a multishare instance is regional, reachable from every zone.
+        """
+        assert self._multishare_cloud is not None
+        label = instance.labels.get(LABEL_STORAGE_CLASS, "")
+        ref = ShareRef(label, self._multishare_cloud.project, instance.location, instance.name, share.name)
+        return csi_pb2.Volume(
+            volume_id=ref.volume_id,
+            capacity_bytes=share.capacity_gib * GIB,
+            volume_context={CTX_IP: instance.ip or "", CTX_PROTOCOL: instance.protocol},
+        )
+
     # -- snapshots --
 
     def CreateSnapshot(
@@ -446,23 +564,32 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         name = validation.check_string(request.name, "name")
         volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=1024)
         snapshot_params = check_snapshot_params(request.parameters, self._driver_name, name)
-        ref = VolumeRef.parse(volume_id)
+        share_ref = ShareRef.parse(volume_id)
+        ref = VolumeRef.parse(volume_id) if share_ref is None else share_ref.as_volume_ref()
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
         region = snapshot_params.location or region_of(ref.location)
         prefix = len(BackupRef(self._cloud.project, region, "").snapshot_id)
         backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix)))
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
-            instance = self._existing(volume_id)
+            instance = self._volume_instance(volume_id, "source volume")
+            share = instance.share_name if isinstance(instance, Instance) else ref.share
             source = f"projects/{self._cloud.project}/locations/{ref.location}/instances/{ref.instance}"
             backup = self._get_backup(backup_ref.snapshot_id)
             if backup is None:
                 _require_ready(volume_id, instance)
                 try:
-                    backup = self._cloud.create_backup(
-                        region, backup_ref.backup, source, ref.share, wait=self._timeout,
-                        labels=snapshot_params.labels,
-                    )
+                    if share_ref is None:
+                        backup = self._cloud.create_backup(
+                            region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                            labels=snapshot_params.labels,
+                        )
+                    else:  # a share's backup is made through the v1beta1 API, as GFD makes it
+                        assert self._multishare_cloud is not None
+                        backup = self._multishare_cloud.create_share_backup(
+                            region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                            labels=snapshot_params.labels,
+                        )
                 except OperationPending:
                     # Cut but not finished: report it not ready; the CO polls with CreateSnapshot.
                     backup = self._get_backup(backup_ref.snapshot_id)
@@ -476,7 +603,9 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             if backup.state == BACKUP_UNCUT_STATE:
                 # CreateSnapshot "MUST block until the snapshot is cut": this one is not yet.
                 raise _error(grpc.StatusCode.ABORTED, f"snapshot {name} is still being cut; retry")
-        return csi_pb2.CreateSnapshotResponse(snapshot=_snapshot(backup, instance.share_name))
+        return csi_pb2.CreateSnapshotResponse(
+            snapshot=_snapshot(backup, share, share_ref.volume_id if share_ref else None)
+        )
 
     def _get_backup(self, full_name: str) -> Backup | None:
         try:
@@ -518,12 +647,15 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             backups = [found] if found else []
         else:
             backups = self._cloud.list_backups("-")
+        share_labels = self._share_labels()
         snapshots = sorted(
             (
                 snapshot
                 for backup in backups
                 if backup.state != BACKUP_UNCUT_STATE
-                and (snapshot := _snapshot(backup, backup.source_file_share)).source_volume_id
+                and (snapshot := _snapshot(
+                    backup, backup.source_file_share, self._share_volume_id(backup, share_labels)
+                )).source_volume_id
                 and (not request.source_volume_id or snapshot.source_volume_id == request.source_volume_id)
             ),
             key=lambda snapshot: snapshot.snapshot_id,
@@ -533,6 +665,25 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             entries=[csi_pb2.ListSnapshotsResponse.Entry(snapshot=snapshot) for snapshot in page],
             next_token=token,
         )
+
+    def _share_labels(self) -> dict[str, str]:
+        """Full name → storage-class label of every multishare instance (to name share backups' sources)."""
+        if self._multishare_cloud is None:
+            return {}
+        project = self._multishare_cloud.project
+        return {
+            f"projects/{project}/locations/{i.location}/instances/{i.name}": i.labels.get(LABEL_STORAGE_CLASS, "")
+            for i in self._multishare_cloud.list_multishare_instances("-")
+        }
+
+    def _share_volume_id(self, backup: Backup, share_labels: Mapping[str, str]) -> str | None:
+        """The multishare volume id a backup was taken of, or None when its source is no multishare instance."""
+        label = share_labels.get(backup.source_instance)
+        ref = VolumeRef.from_instance_name(backup.source_instance, backup.source_file_share)
+        if label is None or ref is None or self._multishare_cloud is None:
+            return None
+        share = ShareRef(label, self._multishare_cloud.project, ref.location, ref.instance, ref.share)
+        return share.volume_id
 
     # -- not offered --
 
@@ -568,7 +719,7 @@ def _zones(topologies: Iterable[csi_pb2.Topology], field_name: str) -> list[str]
     return zones
 
 
-def _require_ready(volume_id: str, instance: Instance) -> None:
+def _require_ready(volume_id: str, instance: Instance | MultishareInstance) -> None:
     """Return when the instance is READY.  Otherwise: ABORTED while an operation of its own runs
     (CREATING, DELETING: the spec's general "operation pending for volume"), UNAVAILABLE in a passing
     state (REPAIRING...), FAILED_PRECONDITION in any other (ERROR...)."""
@@ -600,13 +751,14 @@ def _check_performance(tier: str, capacity_gib: int, performance: Performance | 
         raise validation.invalid(f"performance: {problem}")
 
 
-def _snapshot(backup: Backup, share: str) -> csi_pb2.Snapshot:
+def _snapshot(backup: Backup, share: str, source_volume_id: str | None = None) -> csi_pb2.Snapshot:
+    """The CSI snapshot of a backup; its source is an instance volume unless ``source_volume_id`` says."""
     source = VolumeRef.from_instance_name(backup.source_instance, share)
     created = timestamp_pb2.Timestamp()
     created.FromDatetime(backup.create_time)
     return csi_pb2.Snapshot(
         snapshot_id=backup.name,
-        source_volume_id=source.volume_id if source else "",
+        source_volume_id=source_volume_id or (source.volume_id if source else ""),
         size_bytes=backup.capacity_gib * GIB,
         creation_time=created,
         ready_to_use=backup.state == "READY",

@@ -3,7 +3,9 @@
 It starts the Filestore emulator and the driver (controller + node, as ``--mode all``), then a
 small gRPC client plays the CO: CreateVolume → NodeStageVolume → NodePublishVolume for a writer
 pod and a read-only pod → a write through one pod path read back through the other → unpublish →
-unstage → DeleteVolume, printing each step and the mount table under the kubelet root.
+unstage → DeleteVolume, printing each step and the mount table under the kubelet root.  With
+``--multishare`` the volume is a 100 GiB share of a multishare (enterprise) instance instead, staged
+as ``<ip>:/<share>``; its DeleteVolume also deletes the instance its last share leaves empty.
 
 Safety: the demo mounts, so it never runs in the caller's mount namespace.  It re-executes itself
 under ``unshare --mount --propagation private`` and checks, before mounting anything, that its
@@ -72,6 +74,9 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         help="HOST:PORT of a running Filestore emulator (e.g. one whose instances are real NFS servers); "
         "by default an embedded one is started",
     )
+    parser.add_argument(
+        "--multishare", action="store_true", help="walk a multishare volume: a share of a shared instance"
+    )
     return parser.parse_args(argv)
 
 
@@ -87,14 +92,17 @@ def run_demo(args: Sequence[str] = ()) -> int:
     if _ns("self") == _ns(os.getppid()):
         _say("demo: refusing to mount: not in a private mount namespace")
         return 1
-    return _Demo(opts.zone, opts.project, opts.emulator_endpoint).run()
+    return _Demo(opts.zone, opts.project, opts.emulator_endpoint, multishare=opts.multishare).run()
 
 
 class _Demo:
-    def __init__(self, zone: str, project: str, emulator_endpoint: str | None = None) -> None:
+    def __init__(
+        self, zone: str, project: str, emulator_endpoint: str | None = None, *, multishare: bool = False
+    ) -> None:
         self.zone = zone
         self.project = project
         self.emulator_endpoint = emulator_endpoint
+        self.multishare = multishare
         self.failures: list[str] = []
 
     def call(self, name: str, fn: Callable[[], T], *, patience: float = 120.0) -> T | None:
@@ -126,6 +134,7 @@ class _Demo:
     def _run(self, workdir: str, mounter: Any) -> int:
         from csi.cloud.emulator.server import start_emulator
         from csi.cloud.gcp import GcpFilestore
+        from csi.cloud.gcp_multishare import GcpMultishare
         from csi.controller import ControllerServicer
         from csi.identity import IdentityServicer
         from csi.locks import VolumeLocks
@@ -138,16 +147,18 @@ class _Demo:
         os.makedirs(root)
         if self.emulator_endpoint:
             emulator, endpoint = None, self.emulator_endpoint
-            _say(f"Filestore emulator (Filestore v1 gRPC API) already running on {endpoint}")
+            _say(f"Filestore emulator (Filestore v1 and v1beta1 gRPC APIs) already running on {endpoint}")
         else:
             emulator, endpoint = start_emulator()
-            _say(f"Filestore emulator (Filestore v1 gRPC API) on {endpoint}")
+            _say(f"Filestore emulator (Filestore v1 and v1beta1 gRPC APIs) on {endpoint}")
         cloud = GcpFilestore(self.project, endpoint=endpoint, poll_initial=0.1, poll_maximum=0.5)
         locks = VolumeLocks()
         server = CsiServer(
             f"unix://{sock}",
             IdentityServicer(DEFAULT_DRIVER_NAME, "demo", controller=True),
-            controller=ControllerServicer(cloud, driver_name=DEFAULT_DRIVER_NAME, zone=self.zone, locks=locks),
+            controller=ControllerServicer(
+                cloud, driver_name=DEFAULT_DRIVER_NAME, zone=self.zone, locks=locks, multishare=GcpMultishare(cloud)
+            ),
             node=NodeServicer("demo-node", self.zone, root, mounter, locks, 5.0),
         )
         server.start()
@@ -180,13 +191,20 @@ class _Demo:
             mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=_Mode.MULTI_NODE_MULTI_WRITER)
         )
 
-        _step(1, "CreateVolume pvc-demo (1 TiB, tier standard)")
+        if self.multishare:
+            size, parameters = 100 << 30, {
+                "multishare": "true", "instance-storageclass-label": "demo-sc", "tier": "enterprise",
+            }
+            _step(1, "CreateVolume pvc-demo (100 GiB, multishare: a share of an enterprise instance)")
+        else:
+            size, parameters = 1 << 40, {"tier": "standard", "network": "default"}
+            _step(1, "CreateVolume pvc-demo (1 TiB, tier standard)")
         created = self.call("CreateVolume", lambda: controller.CreateVolume(
             csi_pb2.CreateVolumeRequest(
                 name="pvc-demo",
-                capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40),
+                capacity_range=csi_pb2.CapacityRange(required_bytes=size),
                 volume_capabilities=[cap],
-                parameters={"tier": "standard", "network": "default"},
+                parameters=parameters,
                 accessibility_requirements=csi_pb2.TopologyRequirement(
                     preferred=[csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: self.zone})]
                 ),
@@ -201,8 +219,13 @@ class _Demo:
 
         staging = os.path.join(root, "plugins/kubernetes.io/csi", DEFAULT_DRIVER_NAME, "demo", "globalmount")
         os.makedirs(os.path.dirname(staging))
-        _step(2, f"NodeStageVolume: NFS mount {volume.volume_context.get('ip')}:/"
-                 f"{volume.volume_context.get('volume')} at the staging path")
+        share = (
+            volume.volume_id.rsplit("/", 1)[1] if self.multishare else volume.volume_context.get(CTX_VOLUME, "")
+        )
+        if self.multishare:
+            _say(f"    the share {share} lives on instance {volume.volume_id.split('/')[4]} "
+                 "(modeMultishare/<storage-class label>/<project>/<region>/<instance>/<share>)")
+        _step(2, f"NodeStageVolume: NFS mount {volume.volume_context.get('ip')}:/{share} at the staging path")
         try:
             node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
                 volume_id=volume.volume_id, staging_target_path=staging, volume_capability=cap,
@@ -217,8 +240,7 @@ class _Demo:
                 _say("    the NFS mount failed (is an NFS server behind the emulator's address?): "
                      "staging a tmpfs stand-in so the publish path can be shown")
             os.makedirs(staging, exist_ok=True)
-            mounter.mount("stand-in-for-" + volume.volume_context.get(CTX_VOLUME, "share"), staging, "tmpfs",
-                          ["size=64m"])
+            mounter.mount("stand-in-for-" + (share or "share"), staging, "tmpfs", ["size=64m"])
         self._show_mounts(root, table_cls)
 
         targets = {}
@@ -278,7 +300,8 @@ class _Demo:
         if self.call("DeleteVolume", lambda: controller.DeleteVolume(
             csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=30
         )) is not None:
-            _say("    OK: the instance is gone")
+            _say("    OK: the share is gone, and the instance it left empty" if self.multishare
+                 else "    OK: the instance is gone")
 
         if self.failures:
             _say(f"\ndemo finished with failures: {', '.join(self.failures)}")

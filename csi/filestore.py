@@ -109,6 +109,28 @@ DEFAULT_SHARE = "vol1"
 #: A zone (``us-central1-c``) or a region (``us-central1``).
 LOCATION = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
 
+#: Multishare: many shares on one ENTERPRISE or REGIONAL instance (the v1beta1 shares API), with the
+#: limits kubernetes-sigs/gcp-filestore-csi-driver enforces (pkg/util/multishare_defs.go).
+MULTISHARE_TIERS = frozenset({"ENTERPRISE", "REGIONAL"})
+#: A multishare instance's capacity band, GiB (1-10 TiB).
+MULTISHARE_INSTANCE_GIB = (_TIB, 10 * _TIB)
+#: A share's capacity band, GiB (100 GiB - 1 TiB); with more shares per instance the floor drops.
+SHARE_CAPACITY_GIB = (100, _TIB)
+SHARE_MIN_GIB_MANY_SHARES = 10
+#: Shares per instance at the default maximum share size.
+MAX_SHARES_PER_INSTANCE = 10
+#: ``max-volume-size`` values (GiB) and the share count each allows: the instance maximum over it.
+MAX_VOLUME_SIZES_GIB = (128, 256, 512, _TIB)
+#: The step an instance grows and shrinks in when the API does not say (Instance.capacity_step_size_gb).
+DEFAULT_CAPACITY_STEP_GIB = 256
+#: Instance ids the driver gives new multishare instances start with this.
+MULTISHARE_INSTANCE_PREFIX = "fs-"
+#: The instance description that asks the service for more shares than the default, and 10 GiB
+#: ones, until the API has fields for it (gcp-filestore-csi-driver's ecfsCustom100sharesConfigFormat).
+MANY_SHARES_DESCRIPTION = (
+    'GoogleReservedOverrides={{"CustomMultiShareConfig":{{"MaxShareCount": {count}, "MinShareSizeGB":10}}}}'
+)
+
 #: The topology segment key for a zone, as GKE labels nodes.
 TOPOLOGY_KEY_ZONE = "topology.gke.io/zone"
 
@@ -191,3 +213,13 @@ def tag_error(key: str, value: str) -> str | None:
     if not TAG_SHORT_NAME.match(value):
         return f"tag value {value!r} must be 1-63 of [A-Za-z0-9_.-], starting and ending alphanumeric"
     return None
+
+
+def shares_per_instance(max_share_gib: int) -> int:
+    """How many shares of at most ``max_share_gib`` one multishare instance holds (GFD's rule)."""
+    return MULTISHARE_INSTANCE_GIB[1] // max_share_gib
+
+
+def align_up(value: int, step: int) -> int:
+    """``value`` rounded up to a multiple of ``step``."""
+    return -(-value // step) * step

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 
 from csi import metadata, params
-from csi.cloud import FilestoreCloud
 from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
 from csi.locks import VolumeLocks
@@ -24,6 +23,7 @@ from csi.server import CsiServer, serve_until_signalled
 from csi.version import DEFAULT_DRIVER_NAME, driver_version
 
 if TYPE_CHECKING:
+    from csi.cloud.gcp import GcpFilestore
     from csi.node import NodeServicer
 
 log = logging.getLogger("csi")
@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     controller = node = None
     try:
         if run_controller:
+            from csi.cloud.gcp_multishare import GcpMultishare
             from csi.controller import ControllerServicer
 
             cloud = _make_cloud(args, where.project, cleanups)
@@ -150,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 operation_timeout=args.operation_timeout,
                 resource_tags=resource_tags,
                 extra_labels=extra_labels,
+                multishare=GcpMultishare(cloud),
             )
             checks.append(controller.check_cloud)
         if run_node:
@@ -209,7 +211,7 @@ def resolve_identity(args: argparse.Namespace, *, controller: bool, node: bool) 
     )
 
 
-def _make_cloud(args: argparse.Namespace, project: str, cleanups: list[Callable[[], None]]) -> FilestoreCloud:
+def _make_cloud(args: argparse.Namespace, project: str, cleanups: list[Callable[[], None]]) -> GcpFilestore:
     from csi.cloud.gcp import GcpFilestore
 
     if args.cloud == "gcp":

@@ -46,6 +46,7 @@ from csi.locks import VolumeLocks
 from csi.params import split_mount_options
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.validation import check_capability, check_map, check_mount_flags, check_string, invalid, is_readonly
+from csi.volume_id import ShareRef
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
 from mountkit.probe import run_with_deadline
@@ -72,10 +73,16 @@ _Usage = csi_pb2.VolumeUsage
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
 
-def nfs_share(context: Mapping[str, str]) -> tuple[str, str]:
-    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``."""
+def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str]:
+    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``.
+
+    A multishare volume's share is the last part of its id (``modeMultishare/.../<share>``), as
+    gcp-filestore-csi-driver reads it; its volume_context need not name it.
+    """
     check_map(context, "volume_context")
-    ip, share = context.get(CTX_IP, ""), context.get(CTX_VOLUME, "")
+    share_ref = ShareRef.parse(volume_id)
+    ip = context.get(CTX_IP, "")
+    share = share_ref.share if share_ref else context.get(CTX_VOLUME, "")
     if not ip:
         raise invalid("volume_context.ip is required")
     try:
@@ -228,7 +235,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, volume_id: str, staging: str, capability: csi_pb2.VolumeCapability, volume_context: Mapping[str, str]
     ) -> None:
         """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
-        source, version = nfs_share(volume_context)
+        source, version = nfs_share(volume_context, volume_id)
         options = nfs_options(version, [*context_mount_flags(volume_context), *capability.mount.mount_flags])
         fstype = "nfs4" if version.startswith("4") else "nfs"
         with self.locks.acquire(volume_id):

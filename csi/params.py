@@ -21,8 +21,11 @@ from csi.filestore import (
     DEFAULT_NETWORK,
     DEFAULT_PROTOCOL,
     DEFAULT_TIER_ALIAS,
+    GIB,
     LOCATION,
     MAX_TAGS,
+    MAX_VOLUME_SIZES_GIB,
+    MULTISHARE_TIERS,
     NFS_V41_TIERS,
     PROTOCOLS,
     TIER_ALIASES,
@@ -41,6 +44,10 @@ P_LABELS = "labels"
 P_PROTOCOL = "protocol"
 #: NFS mount options for every mount of the volume, passed to the node in volume_context (GFD #1123).
 P_MOUNT_OPTIONS = "mount-options"
+#: Multishare StorageClass parameters (gcp-filestore-csi-driver's names).
+P_MULTISHARE = "multishare"
+P_INSTANCE_SC_LABEL = "instance-storageclass-label"
+P_MAX_VOLUME_SIZE = "max-volume-size"
 P_PVC_NAME = "csi.storage.k8s.io/pvc/name"
 P_PVC_NAMESPACE = "csi.storage.k8s.io/pvc/namespace"
 P_PV_NAME = "csi.storage.k8s.io/pv/name"
@@ -72,6 +79,8 @@ METADATA_LABELS = {
     P_PV_NAME: "kubernetes_io_created-for_pv_name",
 }
 LABEL_CREATED_BY = "storage_gke_io_created-by"
+#: The label a multishare instance carries the StorageClass's instance-storageclass-label in.
+LABEL_STORAGE_CLASS = "storage_gke_io_storage-class-id"
 
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -94,6 +103,10 @@ class VolumeParams:
     resource_tags: Mapping[str, str] = field(default_factory=dict)
     nfs_export_options: tuple[NfsExportRule, ...] = ()
     mount_options: str = ""
+    #: Multishare: the instance-storageclass-label (None: one instance per volume).
+    instance_label: str | None = None
+    #: Multishare: the largest share (GiB), which sets how many shares an instance holds.
+    max_volume_gib: int = MAX_VOLUME_SIZES_GIB[-1]
 
 
 def parse_volume_params(
@@ -134,6 +147,9 @@ def parse_volume_params(
             P_RESOURCE_TAGS,
             P_NFS_EXPORT_OPTIONS,
             P_MOUNT_OPTIONS,
+            P_MULTISHARE,
+            P_INSTANCE_SC_LABEL,
+            P_MAX_VOLUME_SIZE,
         ):
             values[key] = value
         else:
@@ -148,7 +164,9 @@ def parse_volume_params(
     mount_options = values.get(P_MOUNT_OPTIONS, "")
     validation.check_mount_flags(split_mount_options(mount_options), f"parameters: {P_MOUNT_OPTIONS}")
 
-    tier = TIER_ALIASES.get(values.get(P_TIER, DEFAULT_TIER_ALIAS).lower())
+    multishare = _multishare(values)
+    default_tier = "enterprise" if multishare else DEFAULT_TIER_ALIAS
+    tier = TIER_ALIASES.get(values.get(P_TIER, default_tier).lower())
     if tier is None:
         raise validation.invalid(f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})")
     connect_mode = values.get(P_CONNECT_MODE, DEFAULT_CONNECT_MODE).upper()
@@ -157,6 +175,8 @@ def parse_volume_params(
     protocol = values.get(P_PROTOCOL, DEFAULT_PROTOCOL).upper().replace(".", "_")
     if protocol not in PROTOCOLS:
         raise validation.invalid(f"parameters: protocol must be one of {sorted(PROTOCOLS)}")
+    if multishare and tier not in MULTISHARE_TIERS:
+        raise validation.invalid(f"parameters: multishare needs one of the tiers {sorted(MULTISHARE_TIERS)}")
     if protocol == "NFS_V4_1" and tier not in NFS_V41_TIERS:
         raise validation.invalid(f"parameters: NFS_V4_1 needs one of the tiers {sorted(NFS_V41_TIERS)}")
     ip_range = values.get(P_RESERVED_IP_RANGE) or None
@@ -185,6 +205,8 @@ def parse_volume_params(
         resource_tags=parse_resource_tags(values.get(P_RESOURCE_TAGS, ""), "parameters"),
         nfs_export_options=parse_nfs_export_options(values.get(P_NFS_EXPORT_OPTIONS, "")),
         mount_options=mount_options,
+        instance_label=values[P_INSTANCE_SC_LABEL] if multishare else None,
+        max_volume_gib=_max_volume_gib(values) if multishare else MAX_VOLUME_SIZES_GIB[-1],
     )
 
 
@@ -321,6 +343,48 @@ def parse_extra_labels(text: str) -> dict[str, str]:
     if reserved:
         raise validation.invalid(f"--extra-labels: label(s) {reserved} are set by the driver itself")
     return labels
+
+
+
+
+def _multishare(values: Mapping[str, str]) -> bool:
+    """Whether the parameters ask for multishare; its label is then required and checked."""
+    flag = values.get(P_MULTISHARE, "false").lower()
+    if flag not in ("true", "false"):
+        raise validation.invalid("parameters: multishare must be 'true' or 'false'")
+    if flag == "false":
+        for key in (P_INSTANCE_SC_LABEL, P_MAX_VOLUME_SIZE):
+            if key in values:
+                raise validation.invalid(f"parameters: {key} needs multishare: 'true'")
+        return False
+    label = values.get(P_INSTANCE_SC_LABEL, "")
+    if not label:
+        raise validation.invalid(f"parameters: multishare needs a non-empty {P_INSTANCE_SC_LABEL}")
+    if not _LABEL_VALUE.match(label):
+        raise validation.invalid(
+            f"parameters: {P_INSTANCE_SC_LABEL} must be a label value (at most 63 of [a-z0-9_-])"
+        )
+    return True
+
+
+_QUANTITY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti)?$")
+_BINARY_SUFFIX = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+
+
+def _max_volume_gib(values: Mapping[str, str]) -> int:
+    """``max-volume-size`` as a Kubernetes quantity ("128Gi" ... "1Ti"), one of the sizes GFD allows."""
+    text = values.get(P_MAX_VOLUME_SIZE)
+    if text is None:
+        return MAX_VOLUME_SIZES_GIB[-1]
+    match = _QUANTITY.match(text.strip())
+    size = int(match.group(1)) * _BINARY_SUFFIX[match.group(2)] if match else 0
+    allowed = [gib * GIB for gib in MAX_VOLUME_SIZES_GIB]
+    if size not in allowed:
+        raise validation.invalid(
+            f"parameters: {P_MAX_VOLUME_SIZE} {text!r} is not one of "
+            + ", ".join(f"'{gib}Gi'" for gib in MAX_VOLUME_SIZES_GIB)
+        )
+    return size // GIB
 
 
 def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:

@@ -1,6 +1,8 @@
 """Volume and snapshot ids, and the cloud names derived from CSI names.
 
-A volume id is ``modeInstance/<location>/<instance>/<share>``: everything the
+A volume id is ``modeInstance/<location>/<instance>/<share>``, or for a share on a
+multishare instance ``modeMultishare/<instance-storageclass-label>/<project>/<location>/<instance>/<share>``
+(gcp-filestore-csi-driver's formats, so volumes survive a swap of drivers): everything the
 controller needs to find the instance again without a lookup table.  A
 snapshot id is the backup's full resource name.  Cloud names are derived from
 the CSI name deterministically, so a retried CreateVolume finds what the first
@@ -16,12 +18,15 @@ from dataclasses import dataclass
 from csi.filestore import DEFAULT_SHARE, LOCATION, RESOURCE_ID, RESOURCE_ID_MAX_LEN, is_share_name
 
 MODE_INSTANCE = "modeInstance"
+MODE_MULTISHARE = "modeMultishare"
 #: CSI's size limit for ids we hand out.
 MAX_ID_BYTES = 128
 
 _BACKUP = re.compile(r"^projects/([^/]+)/locations/([^/]+)/backups/([^/]+)$")
 _INSTANCE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/instances/([^/]+)$")
 _HASH_CHARS = 8
+_PROJECT = re.compile(r"^[a-z0-9][-a-z0-9.:]*$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,65 @@ class VolumeRef:
         """The reference for ``projects/<p>/locations/<l>/instances/<i>``, or None."""
         match = _INSTANCE.match(full_name)
         return cls(match.group(2), match.group(3), share) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareRef:
+    """Where a multishare volume lives: a share of a multishare instance.
+
+    ``label`` is the StorageClass's ``instance-storageclass-label``: instances carry it, and only
+    volumes of StorageClasses with the same label share an instance.
+    """
+
+    label: str
+    project: str
+    location: str
+    instance: str
+    share: str
+
+    @property
+    def volume_id(self) -> str:
+        """The CSI volume id."""
+        return f"{MODE_MULTISHARE}/{self.label}/{self.project}/{self.location}/{self.instance}/{self.share}"
+
+    @property
+    def instance_name(self) -> str:
+        """The instance's full resource name."""
+        return f"projects/{self.project}/locations/{self.location}/instances/{self.instance}"
+
+    def as_volume_ref(self) -> VolumeRef:
+        """The location, instance and share, without the label and project."""
+        return VolumeRef(self.location, self.instance, self.share)
+
+    @classmethod
+    def parse(cls, volume_id: str) -> ShareRef | None:
+        """The reference in ``volume_id``, or None when it is not a multishare volume id."""
+        parts = volume_id.split("/")
+        if len(parts) != 6 or parts[0] != MODE_MULTISHARE:
+            return None
+        _, label, project, location, instance, share = parts
+        if not (
+            _LABEL_VALUE.match(label)
+            and _PROJECT.match(project)
+            and LOCATION.match(location)
+            and RESOURCE_ID.match(instance)
+            and is_share_name(share)
+        ):
+            return None
+        return cls(label, project, location, instance, share)
+
+
+def share_name(csi_name: str) -> str:
+    """The share id for a CSI volume name, derived as gcp-filestore-csi-driver derives it.
+
+    GFD lowercases the name and turns ``-`` into ``_`` (``pvc-1a2b`` → ``pvc_1a2b``), so a volume it
+    created is found again by name.  A name that still is no valid share name is made one the way
+    :func:`cloud_name` does, with ``_`` for ``-``.
+    """
+    converted = csi_name.lower().replace("-", "_")
+    if is_share_name(converted):
+        return converted
+    return cloud_name(csi_name).replace("-", "_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The one cloud interface the controller uses: Filestore instances and backups.
+"""The one cloud interface the controller uses: Filestore instances, backups, and multishare shares.
 
 Implementations: :mod:`csi.cloud.gcp` (the google-cloud-filestore client, which also talks to the
 emulator in :mod:`csi.cloud.emulator` through an endpoint override). Errors are :class:`CloudError`
@@ -31,9 +31,12 @@ __all__ = [
     "ErrorKind",
     "FilestoreCloud",
     "Instance",
+    "MultishareCloud",
+    "MultishareInstance",
     "NfsExportRule",
     "OperationPending",
     "Performance",
+    "Share",
     "export_rules_error",
     "instance_name",
 ]
@@ -179,6 +182,49 @@ class Backup:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
 
 
+@dataclass(frozen=True, slots=True)
+class MultishareInstance:
+    """A Filestore instance with multi_share_enabled: it holds shares, made and removed one by one.
+
+    ``state``, ``ip``, ``capacity_step_gib`` are outputs, ignored by ``create_multishare_instance``.
+    """
+
+    name: str                      # short instance id, e.g. "fs-6f1c..."
+    location: str                  # region (or zone)
+    tier: str                      # "ENTERPRISE" or "REGIONAL"
+    capacity_gib: int
+    max_share_count: int
+    network: str = DEFAULT_NETWORK
+    connect_mode: str = DEFAULT_CONNECT_MODE
+    reserved_ip_range: str | None = None
+    ip: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    state: str = ""
+    protocol: str = DEFAULT_PROTOCOL
+    kms_key: str | None = None
+    capacity_step_gib: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_labels(self.labels))
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A share of a multishare instance; NFS clients mount ``<instance ip>:/<mount_name>``."""
+
+    name: str                      # short share id
+    instance: str                  # short instance id
+    location: str
+    capacity_gib: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    state: str = ""                # "CREATING", "READY", "DELETING"
+    mount_name: str = ""           # defaults to ``name`` on create
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_labels(self.labels))
+
+
 def instance_name(project: str, location: str, name: str) -> str:
     """The full resource name of an instance."""
     return f"projects/{project}/locations/{location}/instances/{name}"
@@ -243,4 +289,62 @@ class FilestoreCloud(Protocol):
 
     def list_backups(self, region: str = "-") -> list[Backup]:
         """All backups in ``region`` ("-" means every region), all pages."""
+        ...
+
+
+class MultishareCloud(Protocol):
+    """The Filestore v1beta1 calls multishare volumes need (instances with shares, and shares).
+
+    Mutations wait as :class:`FilestoreCloud`'s do (result, CloudError, or OperationPending).
+    """
+
+    project: str
+
+    def get_multishare_instance(self, location: str, name: str) -> MultishareInstance:
+        """The instance; NOT_FOUND when there is none."""
+        ...
+
+    def list_multishare_instances(self, location: str = "-") -> list[MultishareInstance]:
+        """Every instance with multi_share_enabled in ``location`` ("-": every location)."""
+        ...
+
+    def create_multishare_instance(self, instance: MultishareInstance, *, wait: float) -> MultishareInstance:
+        """Create ``instance`` with multi_share_enabled and no shares."""
+        ...
+
+    def resize_multishare_instance(
+        self, location: str, name: str, capacity_gib: int, *, wait: float
+    ) -> MultishareInstance:
+        """Set the instance's capacity (update mask ``capacity_gb``); it may grow or shrink."""
+        ...
+
+    def delete_multishare_instance(self, location: str, name: str, *, wait: float) -> None:
+        """Delete the instance; NOT_FOUND when it is gone, FAILED_PRECONDITION while it has shares."""
+        ...
+
+    def list_shares(self, location: str, instance: str = "-") -> list[Share]:
+        """The shares of ``instance`` ("-": of every instance in ``location``)."""
+        ...
+
+    def get_share(self, location: str, instance: str, name: str) -> Share:
+        """The share; NOT_FOUND when there is none."""
+        ...
+
+    def create_share(self, share: Share, *, wait: float) -> Share:
+        """Create ``share`` on its instance; ALREADY_EXISTS when the id is taken there."""
+        ...
+
+    def resize_share(self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float) -> Share:
+        """Set the share's capacity (update mask ``capacity_gb``)."""
+        ...
+
+    def delete_share(self, location: str, instance: str, name: str, *, wait: float) -> None:
+        """Delete the share; NOT_FOUND when it is already gone."""
+        ...
+
+    def create_share_backup(
+        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        labels: Mapping[str, str] | None = None,
+    ) -> Backup:
+        """Back up ``share`` of the multishare instance named in full by ``source_instance``."""
         ...

@@ -232,6 +232,17 @@ class GcpFilestore:
         """Release the channel (the emulator one, or the client's own)."""
         self._client.transport.close()  # type: ignore[no-untyped-call]
 
+    @property
+    def transport(self) -> CloudFilestoreManagerGrpcTransport:
+        """The client's gRPC transport: its channel and operations client also serve the v1beta1 calls."""
+        transport = self._client.transport
+        assert isinstance(transport, CloudFilestoreManagerGrpcTransport)
+        return transport
+
+    def wait_operation(self, op: goperation.Operation, wait: float) -> object:
+        """The operation's result within ``wait`` seconds, or OperationPending (as every mutation here)."""
+        return self._wait(op, wait)
+
     # -- helpers --
 
     def _parent(self, location: str) -> str:

@@ -92,11 +92,16 @@ def test_volume_lifecycle_through_the_whole_driver(driver: Driver) -> None:
     until_done(driver.controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))
 
 
-def test_demo_runs_end_to_end() -> None:
+@pytest.mark.parametrize("flags", [[], ["--multishare"]], ids=["instance", "multishare"])
+def test_demo_runs_end_to_end(flags: list[str]) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "csi.demo"], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "csi.demo", *flags], capture_output=True, text=True, timeout=300, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "[8] DeleteVolume" in out.stdout and "EROFS" in out.stdout
     if "no NFS client" in out.stdout:
         assert "staging a tmpfs stand-in" in out.stdout
+    if flags:
+        assert "volume_id modeMultishare/demo-sc/demo-project/us-central1/fs-" in out.stdout
+        assert ":/pvc_demo at the staging path" in out.stdout
+        assert "the share is gone, and the instance it left empty" in out.stdout

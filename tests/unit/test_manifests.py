@@ -208,6 +208,17 @@ def test_the_standard_storageclass_example_shows_mount_options() -> None:
     assert parse_volume_params(standard["parameters"], DRIVER).mount_options == "hard,timeo=600"
 
 
+def test_the_multishare_examples_are_multishare_classes() -> None:
+    parsed = {
+        doc["metadata"]["name"]: parse_volume_params(doc["parameters"], DRIVER)
+        for doc in EXAMPLES
+        if doc["kind"] == "StorageClass"
+    }
+    multishare = {name for name, p in parsed.items() if p.instance_label is not None}
+    assert multishare == {"filestore-multishare", "filestore-multishare-128"}
+    assert parsed["filestore-multishare-128"].max_volume_gib == 128
+
+
 def test_driver_name_is_the_same_everywhere() -> None:
     text = "\n".join(p.read_text() for p in ROOT.rglob("*.yaml"))
     names = {word for word in text.replace("/", " ").split() if word.endswith(".csi.storage.gke.io")}

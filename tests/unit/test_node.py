@@ -108,6 +108,17 @@ def test_stage_mounts_the_share_with_nfs_v3_by_default_and_is_idempotent(node: N
     assert len(node.mounter.list()) == 1
 
 
+def test_stage_of_a_multishare_volume_mounts_the_share_named_in_its_id(node: Node) -> None:
+    """gcp-filestore-csi-driver's multishare volumes carry only ``ip`` in their volume_context."""
+    volume_id = "modeMultishare/sc-a/proj/us-central1/fs-1234/pvc_5678"
+    node.stage(volume_id=volume_id, volume_context={"ip": "10.0.0.9"})
+    entry = node.entry(node.staging)
+    assert (entry.fs_type, entry.source) == ("nfs", "10.0.0.9:/pvc_5678")
+    node.unstage(volume_id=volume_id)
+    node.stage(volume_id=volume_id, volume_context={"ip": "10.0.0.9", "fileProtocol": "NFS_V4_1"})
+    assert (node.entry(node.staging).fs_type, node.entry(node.staging).source) == ("nfs4", "10.0.0.9:/pvc_5678")
+
+
 def test_stage_nfs_v4_1_ipv6_and_mount_flags(node: Node) -> None:
     node.stage(
         volume_context={"ip": "fd00::2", "volume": "share_2", "fileProtocol": "NFS_V4_1"},

@@ -1,4 +1,5 @@
-"""The emulator's gRPC server: google.cloud.filestore.v1.CloudFilestoreManager and
+"""The emulator's gRPC server: google.cloud.filestore.v1.CloudFilestoreManager,
+google.cloud.filestore.v1beta1.CloudFilestoreManager (multishare instances and shares) and
 google.longrunning.Operations, served with generic handlers over the real message types, so the
 real client library (and its LRO polling) talks to it unchanged.
 """
@@ -16,8 +17,10 @@ from google.cloud import filestore_v1
 from google.longrunning import operations_pb2
 
 from csi.cloud.emulator.state import ApiError, EmulatorState
+from csi.proto import filestore_v1beta1_pb2 as v1beta1
 
 FILESTORE_SERVICE = "google.cloud.filestore.v1.CloudFilestoreManager"
+FILESTORE_V1BETA1_SERVICE = "google.cloud.filestore.v1beta1.CloudFilestoreManager"
 OPERATIONS_SERVICE = "google.longrunning.Operations"
 # WaitOperation without a timeout waits at most this long, like the service does.
 MAX_WAIT_SECONDS = 60.0
@@ -73,6 +76,20 @@ def handlers(state: EmulatorState) -> list[grpc.GenericRpcHandler[Any, Any]]:
         "DeleteOperation": (operations_pb2.DeleteOperationRequest, lambda r: state.delete_operation(r.name)),
         "CancelOperation": (operations_pb2.CancelOperationRequest, lambda r: state.cancel_operation(r.name)),
     }
+    multishare: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+        "GetInstance": (v1beta1.GetInstanceRequest, lambda r: state.ms_get_instance(r.name)),
+        "ListInstances": (v1beta1.ListInstancesRequest,
+                          lambda r: state.ms_list_instances(r.parent, r.page_size, r.page_token)),
+        "CreateInstance": (v1beta1.CreateInstanceRequest, state.ms_create_instance),
+        "UpdateInstance": (v1beta1.UpdateInstanceRequest, state.ms_update_instance),
+        "DeleteInstance": (v1beta1.DeleteInstanceRequest, lambda r: state.ms_delete_instance(r.name)),
+        "GetShare": (v1beta1.GetShareRequest, lambda r: state.get_share(r.name)),
+        "ListShares": (v1beta1.ListSharesRequest, lambda r: state.list_shares(r.parent, r.page_size, r.page_token)),
+        "CreateShare": (v1beta1.CreateShareRequest, state.create_share),
+        "UpdateShare": (v1beta1.UpdateShareRequest, state.update_share),
+        "DeleteShare": (v1beta1.DeleteShareRequest, lambda r: state.delete_share(r.name)),
+        "CreateBackup": (v1beta1.CreateBackupRequest, state.ms_create_backup),
+    }
     ops_handlers = {m: _handler(state, m, t, f) for m, (t, f) in operations.items()}
 
     def wait(request: Any, context: grpc.ServicerContext) -> Any:
@@ -90,6 +107,10 @@ def handlers(state: EmulatorState) -> list[grpc.GenericRpcHandler[Any, Any]]:
     return [
         grpc.method_handlers_generic_handler(
             FILESTORE_SERVICE, {m: _handler(state, m, t, f) for m, (t, f) in filestore.items()}
+        ),
+        grpc.method_handlers_generic_handler(
+            FILESTORE_V1BETA1_SERVICE,
+            {m: _handler(state, f"v1beta1.{m}", t, f) for m, (t, f) in multishare.items()},
         ),
         grpc.method_handlers_generic_handler(OPERATIONS_SERVICE, ops_handlers),
     ]
@@ -119,4 +140,4 @@ def start_emulator(
     return server, f"{bracketed}:{bound}"
 
 
-__all__ = ["FILESTORE_SERVICE", "OPERATIONS_SERVICE", "handlers", "start_emulator"]
+__all__ = ["FILESTORE_SERVICE", "FILESTORE_V1BETA1_SERVICE", "OPERATIONS_SERVICE", "handlers", "start_emulator"]

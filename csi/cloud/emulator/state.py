@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from csi.cloud import Instance, export_rules_error
+from csi.cloud.emulator.multishare import MultishareMixin, ShareHook
 from csi.filestore import (
     BASIC_TIERS,
     LEGACY_TIERS,
@@ -88,6 +89,7 @@ class _Operation:
 class _Events:
     created: list[Instance] = field(default_factory=list)
     deleted: list[Instance] = field(default_factory=list)
+    calls: list[Callable[[], None]] = field(default_factory=list)
 
 
 def _now_pb() -> timestamp_pb2.Timestamp:
@@ -125,8 +127,8 @@ _TEST_NETS = tuple(
 )
 
 
-class EmulatorState:
-    """Thread-safe Filestore state. Options:
+class EmulatorState(MultishareMixin):
+    """Thread-safe Filestore state (v1, and the v1beta1 multishare part). Options:
 
     ``op_delay``: seconds until an operation completes. ``ip_pool``: the network instance IPs come
     from: loopback, or a documentation range that only a test's own namespaces or VM can route
@@ -136,7 +138,7 @@ class EmulatorState:
     each READY instance has a directory ``<export_root>/<instance>/<share>`` (removed on delete);
     backups copy it and a restore copies it back, so a test NFS server can export real data.
     ``on_instance_created`` / ``on_instance_deleted``: called (outside the lock) when a create or
-    delete completes.
+    delete completes; ``on_share_created`` / ``on_share_deleted`` likewise for multishare shares.
     """
 
     def __init__(
@@ -150,6 +152,8 @@ class EmulatorState:
         export_root: str | Path | None = None,
         on_instance_created: InstanceHook | None = None,
         on_instance_deleted: InstanceHook | None = None,
+        on_share_created: ShareHook | None = None,
+        on_share_deleted: ShareHook | None = None,
     ) -> None:
         pool = ipaddress.ip_network(ip_pool)
         in_test_net = isinstance(pool, ipaddress.IPv4Network) and any(pool.subnet_of(n) for n in _TEST_NETS)
@@ -166,6 +170,11 @@ class EmulatorState:
         self._hosts = [str(h) for h in pool.hosts()]
         self._on_created = on_instance_created
         self._on_deleted = on_instance_deleted
+        self.on_share_created = on_share_created
+        self.on_share_deleted = on_share_deleted
+        self._ms_instances: dict[str, Pb] = {}
+        self._shares: dict[str, Pb] = {}
+        self._pending_calls: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._instances: dict[str, Pb] = {}
         self._backups: dict[str, Pb] = {}
@@ -255,8 +264,10 @@ class EmulatorState:
             rec.complete = lambda: empty_pb2.Empty()
         events.created.extend(self._pending_created)
         events.deleted.extend(self._pending_deleted)
+        events.calls.extend(self._pending_calls)
         self._pending_created.clear()
         self._pending_deleted.clear()
+        self._pending_calls.clear()
 
     def run(self, fn: Callable[[], T]) -> T:
         """Run one RPC body under the lock, after completing due operations; fire hooks after."""
@@ -275,6 +286,8 @@ class EmulatorState:
         for inst in events.deleted:
             if self._on_deleted is not None:
                 self._on_deleted(inst)
+        for call in events.calls:
+            call()
 
     def get_operation(self, name: str) -> operations_pb2.Operation:
         rec = self._ops.get(name)
@@ -300,6 +313,31 @@ class EmulatorState:
             rec.pb.error.CopyFrom(status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled"))
             rec.pb.done = True
         return empty_pb2.Empty()
+
+    def _running_targets(self) -> list[str]:
+        """The targets of the operations still running."""
+        targets = []
+        for rec in self._ops.values():
+            if not rec.pb.done:
+                meta = OperationMetadata.pb()()
+                rec.pb.metadata.Unpack(meta)
+                targets.append(meta.target)
+        return targets
+
+    def _name_taken(self, name: str) -> bool:
+        return name in self._instances or name in self._ms_instances
+
+    def _check_instance_quota(self) -> None:
+        if self.max_instances is not None and len(self._instances) + len(self._ms_instances) >= self.max_instances:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded: instances")
+
+    def _free_ip(self) -> str:
+        """An address of the pool no instance (v1 or multishare) has; RESOURCE_EXHAUSTED when none is left."""
+        used = {i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())}
+        free = next((h for h in self._hosts if h not in used), None)
+        if free is None:
+            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
+        return free
 
     def seconds_until_done(self, name: str) -> float:
         rec = self._ops.get(name)
@@ -340,10 +378,13 @@ class EmulatorState:
         return None if self.export_root is None else self.export_root / instance_id / share
 
     def get_instance(self, name: str) -> Pb:
+        if name in self._ms_instances:
+            return self.v1_view(self._ms_instances[name])
         return self._instance(name)
 
     def list_instances(self, parent: str, page_size: int, page_token: str) -> Pb:
-        page, token = self._list(self._instances, parent, "instances", page_size, page_token)
+        every = {**self._instances, **{n: self.v1_view(i) for n, i in self._ms_instances.items()}}
+        page, token = self._list(every, parent, "instances", page_size, page_token)
         return filestore_v1.ListInstancesResponse.pb()(instances=page, next_page_token=token)
 
     def create_instance(self, request: Pb) -> operations_pb2.Operation:
@@ -378,15 +419,11 @@ class EmulatorState:
                 raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"backup {backup.name} is not READY")
             if share.capacity_gb < backup.capacity_gb:
                 raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "capacity is smaller than the backup's")
-        if name in self._instances:
+        if self._name_taken(name):
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
-        if self.max_instances is not None and len(self._instances) >= self.max_instances:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded: instances")
+        self._check_instance_quota()
         self._check_capacity_quota(share.capacity_gb)
-        used = {i.networks[0].ip_addresses[0] for i in self._instances.values()}
-        free = next((h for h in self._hosts if h not in used), None)
-        if free is None:
-            raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
+        free = self._free_ip()
 
         inst = InstancePb()
         inst.CopyFrom(spec)
@@ -552,27 +589,35 @@ class EmulatorState:
         return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
 
     def create_backup(self, request: Pb) -> operations_pb2.Operation:
-        project, region = _parent(request.parent, allow_any=False)
+        _, region = _parent(request.parent, allow_any=False)
         _check_id("backup", request.backup_id)
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
-        name = f"{request.parent}/backups/{request.backup_id}"
         source = self._instance(request.backup.source_instance)  # any region: cross-region backups
         if request.backup.source_file_share != source.file_shares[0].name:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
         if source.state != _InstanceState.READY:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}")
+        share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
+        return self._start_backup(request, source.file_shares[0].capacity_gb, source.tier, share_dir)
+
+    def _start_backup(
+        self, request: Pb, capacity_gb: int, tier: int, share_dir: Path | None, respond: Callable[[Pb], Pb] = lambda b: b
+    ) -> operations_pb2.Operation:
+        """Start a checked CreateBackup of a share holding ``capacity_gb`` whose data is in ``share_dir``;
+        ``respond`` turns the stored (v1) backup into the operation's response."""
+        project, region = _parent(request.parent, allow_any=False)
+        name = f"{request.parent}/backups/{request.backup_id}"
         if name in self._backups:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
         backup = BackupPb()
-        backup.CopyFrom(request.backup)
+        backup.ParseFromString(request.backup.SerializeToString())  # v1 and v1beta1 Backups share fields
         backup.name = name
         backup.state = _BackupState.CREATING
         backup.create_time.CopyFrom(_now_pb())
-        backup.capacity_gb = source.file_shares[0].capacity_gb
-        backup.source_instance_tier = source.tier
+        backup.capacity_gb = capacity_gb
+        backup.source_instance_tier = tier
         self._backups[name] = backup
-        share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
 
         def complete() -> Pb:
             target = self._backup_dir(name)
@@ -582,7 +627,7 @@ class EmulatorState:
                 stored = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
             backup.storage_bytes = stored
             backup.state = _BackupState.READY
-            return backup
+            return respond(backup)
 
         def abort() -> None:
             self._backups.pop(name, None)

@@ -6,6 +6,9 @@ kernel NFS server cannot tell requests apart by the address they were sent to, s
 a network namespace (nfsd is per network namespace) joined to the guest by a veth pair, and a mount
 namespace in which its data directory is bound at ``/<share>`` and its own rpcbind, mountd and
 export table run. The guest, which has no network device, is the only thing on these links.
+
+A multishare instance starts with no export; each of its shares, when created, is bound at
+``/<share>`` and exported under an fsid of its own, and unexported when deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from csi.cloud import Instance
+from csi.cloud import Instance, MultishareInstance, Share
 
 #: the guest's end of every veth link; instance addresses come from the same documentation range.
 CLIENT_ADDR = "192.0.2.1"
@@ -28,7 +31,7 @@ def _sh(*argv: str) -> None:
 
 @dataclass
 class NfsServer:
-    """An NFS server at ``ip`` exporting ``data_dir`` as ``/<share>`` (v3 and v4.x)."""
+    """An NFS server at ``ip`` exporting ``data_dir`` as ``/<share>`` (v3 and v4.x); no share: none yet."""
 
     name: str
     ip: str
@@ -94,6 +97,22 @@ class NfsServer:
             "> /etc/exports && exportfs -r"
         )
 
+    def add_export(self, share: str, data_dir: str) -> None:
+        """Export ``data_dir`` as ``/<share>`` too (a multishare instance's new share)."""
+        self.fsid += 1
+        self.run(
+            f"mkdir -p /{share} && mount --bind {data_dir} /{share} && "
+            f"echo '/{share} {CLIENT_ADDR}(rw,no_root_squash,insecure,no_subtree_check,fsid={self.fsid})' "
+            ">> /etc/exports && exportfs -r"
+        )
+
+    def remove_export(self, share: str) -> None:
+        """Stop exporting ``/<share>`` (a deleted share)."""
+        self.run(
+            f"exportfs -u {CLIENT_ADDR}:/{share}; grep -v '^/{share} ' /etc/exports > /run/exports.new; "
+            f"cat /run/exports.new > /etc/exports && exportfs -r && umount -l /{share} && rmdir /{share}"
+        )
+
     def close(self) -> None:
         """Stop the server and remove its namespace and link (the data directory stays)."""
         if self._init is not None:
@@ -137,9 +156,19 @@ def filestore_emulator(export_root: str) -> Iterator[Filestore]:
 
     def created(inst: Instance) -> None:
         assert inst.ip is not None
-        server = NfsServer(inst.name, inst.ip, box[0].data_dir(inst.name, inst.share_name), inst.share_name)
+        # A multishare instance (no file share in Filestore v1's view) serves its shares' directories.
+        data_dir = box[0].data_dir(inst.name, inst.share_name) if inst.share_name else os.path.join(
+            export_root, inst.name
+        )
+        server = NfsServer(inst.name, inst.ip, data_dir, inst.share_name)
         server.start()
         box[0].servers[inst.name] = server
+
+    def share_created(inst: MultishareInstance, share: Share) -> None:
+        box[0].servers[inst.name].add_export(share.mount_name, box[0].data_dir(inst.name, share.mount_name))
+
+    def share_deleted(inst: MultishareInstance, share: Share) -> None:
+        box[0].servers[inst.name].remove_export(share.mount_name)
 
     def deleted(inst: Instance) -> None:
         server = box[0].servers.pop(inst.name, None)
@@ -153,6 +182,8 @@ def filestore_emulator(export_root: str) -> Iterator[Filestore]:
         export_root=export_root,
         on_instance_created=created,
         on_instance_deleted=deleted,
+        on_share_created=share_created,
+        on_share_deleted=share_deleted,
     )
     server, endpoint = start_emulator("127.0.0.1", 0, state=state)
     box.append(Filestore(endpoint, export_root))
@@ -170,10 +201,14 @@ ip=$1 data=$2 share=$3 fsid=$4
 mount -t tmpfs nfsstate /var/lib/nfs
 mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs /var/lib/nfs/sm /var/lib/nfs/sm.bak
 mount -t tmpfs nfsrun /run
-mkdir -p /run/rpcbind /run/rpc_pipefs "/$share"
-mount --bind "$data" "/$share"
+mkdir -p /run/rpcbind /run/rpc_pipefs
 mount -t tmpfs nfsetc /etc/exports.d 2>/dev/null || true
-echo "/$share 192.0.2.1(rw,no_root_squash,insecure,no_subtree_check,fsid=$fsid)" > /run/exports
+: > /run/exports
+if [ -n "$share" ]; then
+  mkdir -p "/$share"
+  mount --bind "$data" "/$share"
+  echo "/$share 192.0.2.1(rw,no_root_squash,insecure,no_subtree_check,fsid=$fsid)" > /run/exports
+fi
 mount --bind /run/exports /etc/exports
 mount -t nfsd nfsd /proc/fs/nfsd
 mount -t rpc_pipefs rpc_pipefs /run/rpc_pipefs

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from csiutil import (
+    CAP,
     Driver,
     create_volume,
+    mount_rows,
     mounts_under,
     publish,
     run_driver,
@@ -108,3 +110,54 @@ def test_volume_lifecycle_over_real_nfs(filestore: Filestore) -> None:
         print(f"driver up: {time.monotonic() - started:.1f} s")
         _lifecycle(driver, filestore)
     print(f"lifecycle total: {time.monotonic() - started:.1f} s")
+
+
+def _multishare_volume(driver: Driver, name: str) -> Any:
+    return until_done(driver.controller.CreateVolume, csi_pb2.CreateVolumeRequest(
+        name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=100 << 30),
+        volume_capabilities=[CAP],
+        parameters={"multishare": "true", "instance-storageclass-label": "sc-ms", "tier": "enterprise"},
+    )).volume
+
+
+def test_multishare_volumes_over_real_nfs(filestore: Filestore) -> None:
+    """Two multishare volumes on one emulated instance, each a real export ``<ip>:/<share>``."""
+    flags = ("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5")
+    with run_driver(*flags, timeout=300) as driver:  # the guest's emulated CPU starts Python slowly
+        va, vb = _multishare_volume(driver, "pvc-ms-a"), _multishare_volume(driver, "pvc-ms-b")
+        ia, ib = va.volume_id.split("/"), vb.volume_id.split("/")
+        assert ia[:5] == ib[:5] and ia[0] == "modeMultishare"  # one instance
+        assert (ia[5], ib[5]) == ("pvc_ms_a", "pvc_ms_b")
+        instance = _server_of(filestore, va)
+        assert _server_of(filestore, vb) == instance and list(filestore.servers) == [instance]
+
+        sa, sb = driver.staging("pvc-ms-a"), driver.staging("pvc-ms-b")
+        stage(driver, va, sa)
+        stage(driver, vb, sb)
+        ta, tb = driver.target("pod-a", "pvc-ms-a"), driver.target("pod-b", "pvc-ms-b")
+        publish(driver, va, sa, ta)
+        publish(driver, vb, sb, tb)
+        sources = {
+            os.path.relpath(target, driver.root): source
+            for target, (source,) in mount_rows(driver, "SOURCE").items()
+        }
+        ip = va.volume_context["ip"]
+        assert sources[os.path.relpath(sa, driver.root)] == f"{ip}:/pvc_ms_a"
+        assert sources[os.path.relpath(sb, driver.root)] == f"{ip}:/pvc_ms_b"
+
+        driver.sh(f"echo share-a > {ta}/a.txt && echo share-b > {tb}/b.txt")
+        assert driver.ns("ls", "-A", ta).stdout.split() == ["a.txt"]  # isolation between shares
+        assert driver.ns("ls", "-A", tb).stdout.split() == ["b.txt"]
+        with open(os.path.join(filestore.data_dir(instance, "pvc_ms_a"), "a.txt")) as f:
+            assert f.read() == "share-a\n"
+        assert os.listdir(filestore.data_dir(instance, "pvc_ms_b")) == ["b.txt"]
+
+        for volume, target, staging in ((va, ta, sa), (vb, tb, sb)):
+            unpublish(driver, volume, target)
+            unstage(driver, volume, staging)
+        assert mounts_under(driver) == {}
+        until_done(driver.controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=va.volume_id))
+        assert list(filestore.servers) == [instance]  # the other share keeps the instance
+        assert not os.path.exists(filestore.data_dir(instance, "pvc_ms_a"))
+        until_done(driver.controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=vb.volume_id))
+        assert filestore.closed == [instance] and not filestore.servers
