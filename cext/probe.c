@@ -136,6 +136,21 @@ static int staff(void)
 int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
              int *err, int *failed_op)
 {
+    int known_root = 0;
+    if (op == MK_PROBE_MOUNT_ROOT || op == MK_PROBE_LIVE_ROOT) {
+        int root = mk_is_mount_root_cached(path, at_flags); /* no hand-off when the cache answers */
+        if (root == -1) {
+            *err = errno;
+            *failed_op = MK_PROBE_FAILED_STATX;
+            return -1;
+        }
+        if (root != -3 && (op == MK_PROBE_MOUNT_ROOT || root != 1))
+            return root;
+        if (root == 1) { /* a live-root probe still needs the statfs, which asks the server */
+            op = MK_PROBE_STATFS;
+            known_root = 1;
+        }
+    }
     pthread_once(&once, init);
     size_t len = strlen(path) + 1;
     struct job *j = calloc(1, sizeof *j + len);
@@ -178,7 +193,7 @@ int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
         return -3;
     }
     pthread_mutex_unlock(&lock);
-    int result = j->result;
+    int result = (known_root && j->result == 0) ? 1 : j->result;
     *err = j->err;
     *failed_op = j->failed_op;
     pthread_cond_destroy(&j->done);

@@ -9,6 +9,10 @@
  * the syscall returns, and rejoins the pool.  A probe that finds no idle
  * worker starts one, so stuck workers never drain the pool; a worker idle for
  * MK_PROBE_IDLE_SECONDS exits.  A forked child starts with an empty pool.
+ *
+ * The mount-root question needs no worker at all when the dentry cache holds
+ * the whole path (mk_is_mount_root_cached, sys.h): then it is answered on the
+ * caller's thread, since nothing on that path can wait on a server.
  */
 #ifndef MOUNTKIT_PROBE_H
 #define MOUNTKIT_PROBE_H
@@ -29,7 +33,8 @@ enum mk_probe_failed {
 };
 
 /* Run op on path (at_flags for the statx) on a pool worker, waiting at most
- * timeout_ms.  Returns the op's result (>= -2), or -1 with *err set and
+ * timeout_ms; the mount-root part runs on the caller's thread where
+ * mk_is_mount_root_cached can answer it.  Returns the op's result (>= -2), or -1 with *err set and
  * *failed_op naming the syscall, or -3 when the deadline passed (the worker
  * is abandoned), or -4 (*err set) when no worker could be started. */
 int mk_probe(int op, const char *path, int at_flags, long timeout_ms,

@@ -2,6 +2,8 @@
  * one than the build host's glibc).  No policy here; errno is left for the
  * Python side to turn into exceptions. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -48,6 +50,10 @@
 #define MK_STATMOUNT_MNT_BASIC 0x2ULL
 #define MK_MOUNT_ATTR_RDONLY 0x1ULL
 #define MK_MNT_ID_REQ_SIZE_VER0 24
+#define MK_RESOLVE_CACHED 0x20ULL
+#define MK_AT_EMPTY_PATH 0x1000
+#define MK_AT_SYMLINK_NOFOLLOW 0x100
+#define MK_AT_STATX_DONT_SYNC 0x4000
 
 int mk_mount(const char *source, const char *target, const char *fstype,
              unsigned long flags, const void *data)
@@ -135,6 +141,24 @@ int mk_is_mount_root(int dfd, const char *path, int at_flags)
     if (!(stx.stx_attributes_mask & MK_STATX_ATTR_MOUNT_ROOT))
         return -2;
     return (stx.stx_attributes & MK_STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}
+
+int mk_is_mount_root_cached(const char *path, int at_flags)
+{
+    if (!(at_flags & MK_AT_STATX_DONT_SYNC))
+        return -3; /* the statx could wait for the server */
+    struct mk_open_how how = {
+        .flags = O_PATH | O_CLOEXEC | ((at_flags & MK_AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0),
+        .resolve = MK_RESOLVE_CACHED,
+    };
+    int fd = (int)syscall(__NR_openat2, -100 /* AT_FDCWD */, path, &how, sizeof how);
+    if (fd < 0)
+        return (errno == ENOENT || errno == ENOTDIR) ? -1 : -3;
+    int saved, root = mk_is_mount_root(fd, "", at_flags | MK_AT_EMPTY_PATH);
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return root;
 }
 
 int mk_bind_state(int dfd, const char *path, int at_flags, int sdfd,

@@ -129,6 +129,20 @@ int mk_unshare(int flags);
  * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */
 int mk_is_mount_root(int dfd, const char *path, int at_flags);
 
+/* mk_is_mount_root of path on the calling thread, only where that provably
+ * cannot wait on a filesystem (at_flags must hold AT_STATX_DONT_SYNC): openat2
+ * with RESOLVE_CACHED walks the path in RCU mode alone and fails with EAGAIN
+ * where any component would need a lookup or a revalidation (nfs and fuse
+ * d_revalidate answer -ECHILD under LOOKUP_RCU instead of asking the server;
+ * O_PATH opens nothing and its final weak revalidation asks no server without
+ * LOOKUP_OPEN), and the statx of that descriptor asks for no attribute with
+ * AT_STATX_DONT_SYNC (nfs_getattr and fuse_update_get_attr answer from the
+ * inode) while STATX_ATTR_MOUNT_ROOT comes from the VFS.  Returns as
+ * mk_is_mount_root (-1 only for ENOENT/ENOTDIR from the walk), or -3: not
+ * all in the cache, or openat2/RESOLVE_CACHED unknown (before 5.12); ask a
+ * worker (mk_probe). */
+int mk_is_mount_root_cached(const char *path, int at_flags);
+
 /* A bind's target and source in one call: statx of the target (dfd, path,
  * at_flags), and when it is a mount root, statx of the source (sdfd, spath,
  * s_flags) and statmount of the target's mount.  Returns MK_BIND_* bits, -2

@@ -30,6 +30,14 @@ def _relative(root: str, path: str) -> str:
     """``path`` relative to ``root``; MountError(EXDEV) when it is not strictly beneath."""
     if ".." in path.split("/"):  # refused on every kernel, whether or not it would stay beneath
         raise MountError(errno.EXDEV, "open_beneath", path, root, "'..' is not allowed")
+    top = root.rstrip("/") + "/"
+    if path.startswith(top) and root.startswith("/"):
+        # spelled through the root as given: the rest names the same thing from the root's
+        # descriptor, and costs a slice rather than relpath's two abspaths (4 us a call)
+        rel = path[len(top):].strip("/")
+        if set(rel.split("/")) <= {"", "."}:
+            raise MountError(errno.EXDEV, "open_beneath", path, root, "not beneath the root")
+        return rel
     rel = os.path.relpath(path, root) if os.path.isabs(path) else path
     if rel == "." or rel.startswith("../") or os.path.isabs(rel):
         raise MountError(errno.EXDEV, "open_beneath", path, root, "not beneath the root")

@@ -70,10 +70,17 @@ def _probe_a_sick_mount(scratch: str) -> dict[str, Any]:
         mounter.check(mnt)
         for mode in ("hang", *DEAD_MODES):
             hangfs.set_mode(control, mode)
+            abandoned = probe.abandoned_probes()
+            took, result = timed(lambda: is_mountpoint(mnt, timeout=PROBE))  # the path is in the dcache
+            seen[f"{mode} is_mountpoint cached"] = (took, result, probe.abandoned_probes() - abandoned)
             for name, fn in (("is_mountpoint", lambda: is_mountpoint(mnt, timeout=PROBE)),
                              ("check", lambda: mounter.check(mnt))):
                 took, result = timed(fn)
                 seen[f"{mode} {name}"] = (took, type(result).__name__, getattr(result, "errno", None))
+        # a name beneath the share is not in the dentry cache: the probe goes to a worker, which hangs
+        hangfs.set_mode(control, "hang")
+        took, result = timed(lambda: is_mountpoint(os.path.join(mnt, "uncached"), timeout=PROBE))
+        seen["hang is_mountpoint uncached"] = (took, type(result).__name__, getattr(result, "errno", None))
         # still hung: unmount falls back to a detach and returns
         hangfs.set_mode(control, "hang")
         took, result = timed(lambda: mounter.cleanup_mountpoint(mnt))
@@ -105,7 +112,13 @@ def test_mountkit_probes_of_a_sick_mount_return_within_the_timeout(in_ns: Any) -
             assert took < PROBE + SLACK, f"{mode} {name} took {took:.2f} s"
         # statx's mount-root attribute needs no answer from the filesystem: still a mount point
         assert seen[f"{mode} is_mountpoint"][1:] in (("bool", None), (CorruptedMountError.__name__, want))
+        # a path all in the dentry cache is answered on the caller's thread: no probe waits or is abandoned
+        took, result, abandoned = seen[f"{mode} is_mountpoint cached"]
+        assert (result, abandoned) == (True, 0), f"{mode}: {result!r}, {abandoned} abandoned"
+        assert took < 0.1, f"{mode} cached is_mountpoint took {took:.3f} s"
         assert seen[f"{mode} check"][1:] == (CorruptedMountError.__name__, want)
+    took, *result = seen["hang is_mountpoint uncached"]
+    assert result == [CorruptedMountError.__name__, errno.ETIMEDOUT] and took < PROBE + SLACK
     # a probe abandoned in the hung statfs may still pin the mount (EBUSY): then the detach works
     assert seen["hang cleanup_mountpoint"][1:] in (("NoneType", None), ("MountError", errno.EBUSY))
     if "hang cleanup_mountpoint lazy+force" in seen:

@@ -70,6 +70,17 @@ def test_open_beneath_refuses_absolute_paths_outside_the_root(tree: Path) -> Non
     assert outcome(tree, str(tree / "a" / "b")) == 0
 
 
+def test_open_beneath_of_an_absolute_path_spelled_through_the_root(tree: Path) -> None:
+    """Taken relative to the root as written: odd spellings name the same thing, or the root (refused)."""
+    assert outcome(tree, f"{tree}/a/./b/") == 0
+    assert outcome(tree, f"{tree}//a/b") == 0
+    assert outcome(Path(f"{tree}/"), f"{tree}/a/b") == 0
+    for root_itself in (f"{tree}/", f"{tree}/.", f"{tree}/./"):
+        assert outcome(tree, root_itself) == errno.EXDEV
+    assert outcome(tree, f"{tree}/link/b") == errno.ELOOP
+    assert outcome(tree, f"{tree}/a/../a/b") == errno.EXDEV
+
+
 WALK = """
 import json, sys
 sys.path.insert(0, sys.argv[3])
