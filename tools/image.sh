@@ -12,6 +12,12 @@
 # $MOUNTKIT_IMAGE_STATE (default /var/lib/mountkit-image), apart from the host's own storage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# podman mounts each container's layers (overlay, shm) while it runs: in a mount namespace of this
+# script's own none of that reaches the host's mount table, and all of it goes when the script ends.
+if [[ $(readlink /proc/self/ns/mnt) == $(readlink /proc/$PPID/ns/mnt) ]]; then
+    [[ -z ${MOUNTKIT_IMAGE_NS-} ]] || { echo "image.sh: unshare left the mount namespace shared" >&2; exit 1; }
+    MOUNTKIT_IMAGE_NS=1 exec unshare --mount --propagation private -- bash tools/image.sh "$@"
+fi
 
 STATE=${MOUNTKIT_IMAGE_STATE:-/var/lib/mountkit-image}
 SUITE=${MOUNTKIT_IMAGE_SUITE:-bookworm}
@@ -80,7 +86,7 @@ help() { "${PODMAN[@]}" "${RUN[@]}" "$IMAGE" --help; }
 
 demo() { "${PODMAN[@]}" "${RUN[@]}" --privileged "$IMAGE" demo; }
 
-test_() { "${PODMAN[@]}" "${RUN[@]}" --privileged "$TEST_IMAGE" "${@:-tests/privileged}"; }
+test_() { "${PODMAN[@]}" "${RUN[@]}" --privileged "$TEST_IMAGE" tests/privileged "$@"; }
 
 clean() {
     "${PODMAN[@]}" rm --all --force
