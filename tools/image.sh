@@ -42,16 +42,12 @@ ULIMITS=(--ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit "nproc=$nproc:$n
 RUN=(run --rm --network none "${ULIMITS[@]}")
 
 need_tools() {
-    local missing=()
-    command -v podman >/dev/null || missing+=(podman)
-    command -v runc >/dev/null || missing+=(runc)
-    command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
-    if ((${#missing[@]})); then
-        echo "== apt-get install ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    . tools/setup-env.sh
+    MK_APT=()
+    mk_need_apt podman podman
+    mk_need_apt runc runc
+    mk_need_apt mmdebstrap mmdebstrap
+    mk_apt
 }
 
 timed() {  # timed NAME CMD...: runs CMD, then prints how long it took
