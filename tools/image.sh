@@ -9,7 +9,7 @@
 #   bash tools/image.sh clean     # removes every image and container of this script's storage
 # No container registry is needed: the base image is made from Debian packages and passed as
 # PYTHON_IMAGE; the build reaches only deb.debian.org and PyPI.  All of podman's state lives under
-# $MOUNTKIT_IMAGE_STATE (default /var/lib/mountkit-image), apart from the host's own storage.
+# $MOUNTKIT_IMAGE_STATE (default /var/lib/mountkit-image) and /run/mountkit-image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # podman mounts each container's layers (overlay, shm) while it runs: in a mount namespace of this
