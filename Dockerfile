@@ -1,20 +1,50 @@
 # The Filestore CSI driver image.  The driver mounts through direct syscalls (mountkit's cffi
 # extension), so the runtime image needs no mount helpers (no nfs-common, no /sbin/mount.nfs):
-# only Python and the installed wheel.  The compiler lives in the build stage alone.
+# only Python and a virtual environment holding the package.  The compiler lives in the build
+# stage alone.  PYTHON_IMAGE is any Debian-based image with python3 >= 3.11 (the official
+# python:3.11-slim-bookworm, or Debian's own python3 as tools/image.sh builds it with mmdebstrap);
+# both stages start from it, so the venv's interpreter path is the same in each.
+# Targets: the default (last) stage is the driver; `--target test` adds the privileged test
+# suite and what it needs (mount, losetup, mkfs.ext4, FUSE) for tools/image.sh test.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev libffi-dev \
+# Python.h and ensurepip come with the official python images; Debian's python3 needs them added.
+RUN pkgs="gcc libc6-dev libffi-dev" \
+    && { python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+         || pkgs="$pkgs python3-dev"; } \
+    && { python3 -c 'import ensurepip' 2>/dev/null || pkgs="$pkgs python3-venv"; } \
+    && apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY setup.py pyproject.toml ./
 COPY cext/ cext/
 COPY mountkit/ mountkit/
 COPY csi/ csi/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# Debian's python3 refuses system-wide pip installs (PEP 668): everything goes into /opt/venv.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels . \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels mountkit
 
-FROM ${PYTHON_IMAGE}
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+FROM ${PYTHON_IMAGE} AS driver
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 ENTRYPOINT ["filestore-csi-driver"]
+
+FROM driver AS test
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       mount e2fsprogs fuse3 libfuse2 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /wheels /wheels
+# The test extras are listed once, in setup.py; mountkit itself is already installed from /wheels.
+RUN pip install --no-cache-dir --disable-pip-version-check --find-links /wheels 'mountkit[test]' \
+    && rm -rf /wheels
+WORKDIR /work
+COPY pyproject.toml ./
+COPY tests/ tests/
+ENTRYPOINT ["python", "-m", "pytest"]
+CMD ["tests/privileged"]
+
+FROM driver

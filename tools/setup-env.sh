@@ -1,5 +1,6 @@
-# Sourced by tools/demo.sh and tools/test.sh: installs what mountkit needs on Debian, as root,
-# into a virtual environment at .venv (Debian's Python refuses system-wide pip installs).
+# Sourced by tools/demo.sh, tools/test.sh and tools/image.sh: installs what mountkit needs on
+# Debian, as root, into a virtual environment at .venv (Debian's Python refuses system-wide pip
+# installs).
 # Only what is missing is installed, so a second run costs seconds.
 
 mk_need_apt() {  # mk_need_apt CMD-OR-PATH PACKAGE...: queue packages whose marker is missing
@@ -7,6 +8,15 @@ mk_need_apt() {  # mk_need_apt CMD-OR-PATH PACKAGE...: queue packages whose mark
     if [[ $marker == /* ]]; then [[ -e $marker ]] && return 0
     else command -v "$marker" >/dev/null 2>&1 && return 0; fi
     MK_APT+=("$@")
+}
+
+mk_apt() {  # installs the packages mk_need_apt queued in MK_APT, if any
+    if ((${#MK_APT[@]})); then
+        echo "== apt-get install ${MK_APT[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${MK_APT[@]}" >/dev/null
+    fi
 }
 
 mk_install() {  # mk_install [test]: system packages, then the venv with the package (and test extras)
@@ -33,12 +43,7 @@ mk_install() {  # mk_install [test]: system packages, then the venv with the pac
         mk_need_apt cpio cpio
         mk_need_apt modprobe kmod
     fi
-    if ((${#MK_APT[@]})); then
-        echo "== apt-get install ${MK_APT[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${MK_APT[@]}" >/dev/null
-    fi
+    mk_apt
     if [[ ! -x .venv/bin/python ]]; then
         echo "== python3 -m venv .venv"
         python3 -m venv .venv
