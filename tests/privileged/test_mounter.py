@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import mmap
 import os
 import select
 import shutil
@@ -125,8 +126,12 @@ def test_recursive_bind_shows_child_mounts(in_ns) -> None:  # type: ignore[no-un
     assert in_ns(_recursive) == (False, True, "child mount")
 
 
-def _hammer(tgt: str, bare_mnt_id: int, stop: int, out: int) -> None:
-    """In a second process: keep creating ``tgt/x``; count creations that went through a mount."""
+def _hammer(tgt: str, bare_mnt_id: int, stop: int, out: int, seen: mmap.mmap) -> None:
+    """In a second process: keep creating ``tgt/x``; count creations that went through a mount.
+
+    ``seen`` (shared with the parent) gets a byte once an EROFS was met, so the binds go on until
+    the race has really happened, however loaded the machine.
+    """
     counts = {"writes": 0, "attempts": 0, "erofs": 0}
     probe = os.path.join(tgt, "x")
     while not select.select([stop], [], [], 0)[0]:
@@ -134,7 +139,9 @@ def _hammer(tgt: str, bare_mnt_id: int, stop: int, out: int) -> None:
         try:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o644)
         except OSError as exc:
-            counts["erofs"] += exc.errno == errno.EROFS
+            if exc.errno == errno.EROFS:
+                counts["erofs"] += 1
+                seen[0] = 1
             continue
         try:  # the bare directory (between binds) is fine; anything else is a writable bind
             counts["writes"] += _sys.statx("", AT.EMPTY_PATH, STATX.MNT_ID, dfd=fd).mnt_id != bare_mnt_id
@@ -154,15 +161,16 @@ def _hammer_ro_binds(scratch: str, legacy: bool) -> dict[str, int]:
     bare = _sys.statx(tgt, 0, STATX.MNT_ID).mnt_id
     stop_r, stop_w = os.pipe()
     out_r, out_w = os.pipe()
+    seen = mmap.mmap(-1, 1)
     pid = os.fork()
     if pid == 0:
         try:
-            _hammer(tgt, bare, stop_r, out_w)
+            _hammer(tgt, bare, stop_r, out_w, seen)
         finally:
             os._exit(0)
     try:
-        deadline, rounds = time.monotonic() + 1.0, 0
-        while time.monotonic() < deadline or rounds < 300:
+        start, rounds = time.monotonic(), 0
+        while (time.monotonic() < start + 1.0 or rounds < 300 or not seen[0]) and time.monotonic() < start + 60:
             m.bind(src, tgt, readonly=True)
             m.unmount(tgt, lazy=True)  # the hammer may hold a file open on it
             rounds += 1
