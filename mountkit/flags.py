@@ -189,18 +189,13 @@ class STATMOUNT(enum.IntFlag):
 #: listmount(2): the root of the namespace
 LSMT_ROOT = 0xFFFFFFFFFFFFFFFF
 MNT_ID_REQ_SIZE_VER0 = 24
-MNT_ID_REQ_SIZE_VER1 = 32
 
 #: superblock flags as statmount reports them in sb_flags
 SB_RDONLY = 0x1
-SB_SYNCHRONOUS = 0x10
-SB_DIRSYNC = 0x80
 SB_LAZYTIME = 1 << 25
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-
 
 
 class FAN_INIT(enum.IntFlag):
