@@ -158,6 +158,8 @@ class STATX(enum.IntFlag):
 
 
 STATX_ATTR_MOUNT_ROOT = 0x2000
+#: statvfs f_flag for a nosymfollow mount (5.10+; the os module has no ST_NOSYMFOLLOW)
+ST_NOSYMFOLLOW = 0x2000
 
 
 class RESOLVE(enum.IntFlag):

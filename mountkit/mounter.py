@@ -43,6 +43,7 @@ from mountkit.flags import (
     PROPAGATION_MASK,
     RESOLVE,
     SB_FLAG_KEYS,
+    ST_NOSYMFOLLOW,
     STATMOUNT,
     STATX,
 )
@@ -96,13 +97,12 @@ _PER_MOUNT = (
 )
 #: statvfs f_flag bit -> mount flag, for the flags a legacy bind remount must restate (the kernel
 #: keeps the atime mode by itself when none is given)
-_ST_NOSYMFOLLOW = 0x2000
 _STATVFS_FLAGS = (
     (os.ST_RDONLY, MS.RDONLY),
     (os.ST_NOSUID, MS.NOSUID),
     (os.ST_NODEV, MS.NODEV),
     (os.ST_NOEXEC, MS.NOEXEC),
-    (_ST_NOSYMFOLLOW, MS.NOSYMFOLLOW),
+    (ST_NOSYMFOLLOW, MS.NOSYMFOLLOW),
 )
 #: the mount(2) flags a new mount can say through fsconfig keys and fsmount attributes (MS_SILENT
 #: only quietens the kernel log, which an fs context replaces); any other flag takes mount(2)
