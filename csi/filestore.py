@@ -112,6 +112,8 @@ LOCATION = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
 #: Multishare: many shares on one ENTERPRISE or REGIONAL instance (the v1beta1 shares API), with the
 #: limits kubernetes-sigs/gcp-filestore-csi-driver enforces (pkg/util/multishare_defs.go).
 MULTISHARE_TIERS = frozenset({"ENTERPRISE", "REGIONAL"})
+#: The StorageClass ``tier`` of a multishare volume that names none.
+DEFAULT_MULTISHARE_TIER_ALIAS = "enterprise"
 #: A multishare instance's capacity band, GiB (1-10 TiB).
 MULTISHARE_INSTANCE_GIB = (_TIB, 10 * _TIB)
 #: A share's capacity band, GiB (100 GiB - 1 TiB); with more shares per instance the floor drops.

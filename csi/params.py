@@ -18,6 +18,7 @@ from csi.cloud import NfsExportRule, Performance, export_rules_error
 from csi.filestore import (
     CONNECT_MODES,
     DEFAULT_CONNECT_MODE,
+    DEFAULT_MULTISHARE_TIER_ALIAS,
     DEFAULT_NETWORK,
     DEFAULT_PROTOCOL,
     DEFAULT_TIER_ALIAS,
@@ -165,7 +166,7 @@ def parse_volume_params(
     validation.check_mount_flags(split_mount_options(mount_options), f"parameters: {P_MOUNT_OPTIONS}")
 
     multishare = _multishare(values)
-    default_tier = "enterprise" if multishare else DEFAULT_TIER_ALIAS
+    default_tier = DEFAULT_MULTISHARE_TIER_ALIAS if multishare else DEFAULT_TIER_ALIAS
     tier = TIER_ALIASES.get(values.get(P_TIER, default_tier).lower())
     if tier is None:
         raise validation.invalid(f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})")

@@ -22,12 +22,14 @@ from csi.cloud import Instance, MultishareInstance, Share
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
     MAX_SHARES_PER_INSTANCE,
+    MAX_VOLUME_SIZES_GIB,
     MULTISHARE_INSTANCE_GIB,
     MULTISHARE_TIERS,
     SHARE_CAPACITY_GIB,
     SHARE_MIN_GIB_MANY_SHARES,
     is_share_name,
     region_of,
+    shares_per_instance,
 )
 from csi.proto import filestore_v1beta1_pb2 as pb
 
@@ -35,7 +37,7 @@ _Tier = pb.Instance.Tier
 _State = pb.Instance.State
 _ShareState = pb.Share.State
 #: The most shares an instance may be asked for (1 TiB ... 128 GiB shares on a 10 TiB instance).
-MAX_SHARE_COUNT_LIMIT = MULTISHARE_INSTANCE_GIB[1] // 128
+MAX_SHARE_COUNT_LIMIT = shares_per_instance(min(MAX_VOLUME_SIZES_GIB))
 
 Pb = Any
 ShareHook = Callable[[MultishareInstance, Share], None]
