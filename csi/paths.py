@@ -67,7 +67,7 @@ def _open_parent(root: str, path: str, what: str, *, missing_ok: bool = False) -
     """
     parent = os.path.dirname(path)
     try:
-        fd = open_beneath(root, parent) if parent != root.rstrip("/") else os.open(root, os.O_PATH | os.O_CLOEXEC)
+        fd = _pin(root, parent)
     except MountError:
         fd = -1
     if fd >= 0:
@@ -78,10 +78,17 @@ def _open_parent(root: str, path: str, what: str, *, missing_ok: bool = False) -
         return None
     # The walk found nothing wrong: the tree changed under us; pin it again (a symlink raises now).
     try:
-        return open_beneath(root, parent) if parent != root.rstrip("/") else os.open(root, os.O_PATH | os.O_CLOEXEC)
+        return _pin(root, parent)
     except MountError as exc:
         raise_if_redirected(exc, what)
         raise
+
+
+def _pin(root: str, directory: str) -> int:
+    """An O_PATH descriptor of ``directory`` opened beneath ``root`` (the root itself as is)."""
+    if directory == root.rstrip("/"):
+        return os.open(root, os.O_PATH | os.O_CLOEXEC)
+    return open_beneath(root, directory)
 
 
 def _walk_parents(root: str, path: str, what: str, *, missing_ok: bool) -> bool:
