@@ -309,7 +309,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def DeleteVolume(
         self, request: csi_pb2.DeleteVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.DeleteVolumeResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
         share_ref = ShareRef.parse(volume_id)
         if share_ref is not None:
             with self._locks.acquire(volume_id):
@@ -333,7 +333,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ValidateVolumeCapabilities(
         self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ValidateVolumeCapabilitiesResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
         if not request.volume_capabilities:
             raise validation.invalid("volume_capabilities is required")
         for index, capability in enumerate(request.volume_capabilities):
@@ -432,7 +432,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ControllerExpandVolume(
         self, request: csi_pb2.ControllerExpandVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ControllerExpandVolumeResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
         if not request.HasField("capacity_range"):
             raise validation.invalid("capacity_range is required")
         if request.HasField("volume_capability"):
@@ -464,7 +464,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ControllerModifyVolume(
         self, request: csi_pb2.ControllerModifyVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ControllerModifyVolumeResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=1024)
+        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
         if not request.mutable_parameters:
             raise validation.invalid("mutable_parameters is required")
         performance = parse_mutable_params(request.mutable_parameters)
@@ -562,7 +562,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self, request: csi_pb2.CreateSnapshotRequest, context: grpc.ServicerContext
     ) -> csi_pb2.CreateSnapshotResponse:
         name = validation.check_string(request.name, "name")
-        volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=1024)
+        volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
         snapshot_params = check_snapshot_params(request.parameters, self._driver_name, name)
         share_ref = ShareRef.parse(volume_id)
         ref = VolumeRef.parse(volume_id) if share_ref is None else share_ref.as_volume_ref()
@@ -618,7 +618,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def DeleteSnapshot(
         self, request: csi_pb2.DeleteSnapshotRequest, context: grpc.ServicerContext
     ) -> csi_pb2.DeleteSnapshotResponse:
-        snapshot_id = validation.check_string(request.snapshot_id, "snapshot_id", max_bytes=1024)
+        snapshot_id = validation.check_string(request.snapshot_id, "snapshot_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
         ref = BackupRef.parse(snapshot_id)
         if ref is None:
             return csi_pb2.DeleteSnapshotResponse()

@@ -45,7 +45,15 @@ from csi.filestore import (
 from csi.locks import VolumeLocks
 from csi.params import split_mount_options
 from csi.proto import csi_pb2, csi_pb2_grpc
-from csi.validation import check_capability, check_map, check_mount_flags, check_string, invalid, is_readonly
+from csi.validation import (
+    MAX_INCOMING_ID_BYTES,
+    check_capability,
+    check_map,
+    check_mount_flags,
+    check_string,
+    invalid,
+    is_readonly,
+)
 from csi.volume_id import ShareRef
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
@@ -223,7 +231,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeStageVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeStageVolumeResponse:
         """Mount the share at the staging path (once per node); a repeat with the same share is OK."""
-        volume_id = check_string(request.volume_id, "volume_id")
+        volume_id = check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
         staging = self._path(request.staging_target_path, "staging_target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
@@ -278,7 +286,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeUnstageVolumeResponse:
         """Unmount the staging path and remove its (empty) directory; already gone is OK."""
-        volume_id = check_string(request.volume_id, "volume_id")
+        volume_id = check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
         staging = self._path(request.staging_target_path, "staging_target_path")
         with self.locks.acquire(volume_id):
             if paths.check_parents(self.kubelet_root, staging, "staging_target_path", missing_ok=True):
@@ -289,7 +297,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         """Bind the staged share onto the pod's target path, read-only from the first instant if asked."""
-        check_string(request.volume_id, "volume_id")
+        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
         target = self._path(request.target_path, "target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
@@ -342,7 +350,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         """Unmount the pod's target path and remove its (empty) directory; already gone is OK."""
-        check_string(request.volume_id, "volume_id")
+        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
         target = self._path(request.target_path, "target_path")
         with self.locks.acquire(target):
             if paths.check_parents(self.kubelet_root, target, "target_path", missing_ok=True):
@@ -353,7 +361,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
         """Bytes and inodes of the mounted share, and its condition; a dead share is abnormal, not a hang."""
-        check_string(request.volume_id, "volume_id")
+        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
         check_string(request.volume_path, "volume_path", max_bytes=4096)
         path = request.volume_path
         if not os.path.isabs(path):  # never staged or published there: CSI's "volume does not exist"

@@ -24,6 +24,10 @@ MAX_STRING_BYTES = 128
 MAX_MAP_BYTES = 4096
 #: node_id is allowed to be longer than other strings.
 MAX_NODE_ID_BYTES = 256
+#: Volume and snapshot ids, in every RPC that takes one: a multishare volume id in
+#: gcp-filestore-csi-driver's format (six components, a share named after the PVC) is often longer
+#: than the general limit, and a snapshot id is a backup's full resource name.
+MAX_INCOMING_ID_BYTES = 1024
 
 _Mode = csi_pb2.VolumeCapability.AccessMode
 SUPPORTED_ACCESS_MODES = frozenset(

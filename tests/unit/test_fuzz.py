@@ -26,6 +26,7 @@ from csi.filestore import RESOURCE_ID
 from csi.locks import VolumeLocks
 from csi.node import NodeServicer
 from csi.proto import csi_pb2
+from csi.validation import MAX_INCOMING_ID_BYTES
 from csi.volume_id import BackupRef, VolumeRef, cloud_name
 from mountkit.errors import InvalidOptionError, MountError
 from mountkit.fake import FakeMounter
@@ -143,7 +144,7 @@ def test_injected_volume_context_is_invalid_argument(node: Node, key: str, value
     rejected(node, "NodeStageVolume", request, "volume_context")
 
 
-@pytest.mark.parametrize("volume_id", ["vol\0bind", "vol\n", "x" * 129, ""])
+@pytest.mark.parametrize("volume_id", ["vol\0bind", "vol\n", "x" * (MAX_INCOMING_ID_BYTES + 1), ""])
 def test_bad_volume_ids_are_invalid_argument(node: Node, volume_id: str) -> None:
     for rpc, request in (
         ("NodeStageVolume", csi_pb2.NodeStageVolumeRequest(

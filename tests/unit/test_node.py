@@ -10,6 +10,7 @@ import errno
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from csi.filestore import SHARE_NAME_MAX_LEN
 from csi.locks import VolumeLocks
 from csi.node import NodeServicer, nfs_share
 from csi.proto import csi_pb2
+from csi.volume_id import ShareRef, share_name
 from mountkit.errors import CorruptedMountError, MountError
 from mountkit.fake import FakeMounter
 
@@ -117,6 +119,20 @@ def test_stage_of_a_multishare_volume_mounts_the_share_named_in_its_id(node: Nod
     node.unstage(volume_id=volume_id)
     node.stage(volume_id=volume_id, volume_context={"ip": "10.0.0.9", "fileProtocol": "NFS_V4_1"})
     assert (node.entry(node.staging).fs_type, node.entry(node.staging).source) == ("nfs4", "10.0.0.9:/pvc_5678")
+
+
+def test_a_multishare_volume_id_as_the_controller_hands_it_out_goes_through_every_rpc(node: Node) -> None:
+    """Such an id (label, project, region, ``fs-<uuid>``, the PVC's share) exceeds CSI's 128 bytes."""
+    share = share_name("pvc-8f2c7c1e-3b9a-4d6e-9f0a-1c2b3d4e5f60")
+    ref = ShareRef("filestore-multishare", "my-project-123456", "us-central1", f"fs-{uuid.uuid4()}", share)
+    volume_id = ref.volume_id
+    assert len(volume_id.encode()) > 128
+    node.stage(volume_id=volume_id, volume_context={"ip": "10.0.0.9"})
+    node.publish(volume_id=volume_id)
+    assert node.entry(node.target).source == f"10.0.0.9:/{share}"
+    node.unpublish(volume_id=volume_id)
+    node.unstage(volume_id=volume_id)
+    assert len(node.mounter.list()) == 0
 
 
 def test_stage_nfs_v4_1_ipv6_and_mount_flags(node: Node) -> None:
