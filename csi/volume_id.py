@@ -19,7 +19,8 @@ from csi.filestore import DEFAULT_SHARE, LOCATION, RESOURCE_ID, RESOURCE_ID_MAX_
 
 MODE_INSTANCE = "modeInstance"
 MODE_MULTISHARE = "modeMultishare"
-#: CSI's size limit for ids we hand out.
+#: CSI's general size limit, which the snapshot ids we hand out keep (a multishare volume id, in
+#: gcp-filestore-csi-driver's format, may exceed it: see csi.validation.MAX_INCOMING_ID_BYTES).
 MAX_ID_BYTES = 128
 
 _BACKUP = re.compile(r"^projects/([^/]+)/locations/([^/]+)/backups/([^/]+)$")
