@@ -63,6 +63,12 @@ NFS_ACCESS_MODES = frozenset({"READ_ONLY", "READ_WRITE"})
 NFS_SQUASH_MODES = frozenset({"NO_ROOT_SQUASH", "ROOT_SQUASH"})
 NFS_EXPORT_MAX_IP_RANGES = 64
 
+#: Labels on instances and backups (GCP resource labels): a key starts with a lowercase letter, keys
+#: and values are at most 63 of ``[a-z0-9_-]`` (a value may be empty); at most 64 per resource.
+LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+MAX_LABELS = 64
+
 #: Resource Manager tags as Filestore takes them (``Instance.tags``/``Backup.tags``): a namespaced
 #: key ``<parent>/<key short name>`` (the parent an organization id or a project id/number) and a
 #: value short name; at most 50 per resource.

@@ -23,7 +23,10 @@ from csi.filestore import (
     DEFAULT_PROTOCOL,
     DEFAULT_TIER_ALIAS,
     GIB,
+    LABEL_KEY,
+    LABEL_VALUE,
     LOCATION,
+    MAX_LABELS,
     MAX_TAGS,
     MAX_VOLUME_SIZES_GIB,
     MULTISHARE_TIERS,
@@ -83,9 +86,6 @@ LABEL_CREATED_BY = "storage_gke_io_created-by"
 #: The label a multishare instance carries the StorageClass's instance-storageclass-label in.
 LABEL_STORAGE_CLASS = "storage_gke_io_storage-class-id"
 
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_MAX_LABELS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +160,8 @@ def parse_volume_params(
             raise validation.invalid(f"parameters: label {key!r} is reserved for the driver")
     labels.update(user_labels)
     labels.update(extra_labels or {})
-    if len(labels) > _MAX_LABELS:
-        raise validation.invalid(f"parameters: more than {_MAX_LABELS} labels with the driver's own")
+    if len(labels) > MAX_LABELS:
+        raise validation.invalid(f"parameters: more than {MAX_LABELS} labels with the driver's own")
     mount_options = values.get(P_MOUNT_OPTIONS, "")
     validation.check_mount_flags(split_mount_options(mount_options), f"parameters: {P_MOUNT_OPTIONS}")
 
@@ -361,7 +361,7 @@ def _multishare(values: Mapping[str, str]) -> bool:
     label = values.get(P_INSTANCE_SC_LABEL, "")
     if not label:
         raise validation.invalid(f"parameters: multishare needs a non-empty {P_INSTANCE_SC_LABEL}")
-    if not _LABEL_VALUE.match(label):
+    if not LABEL_VALUE.match(label):
         raise validation.invalid(
             f"parameters: {P_INSTANCE_SC_LABEL} must be a label value (at most 63 of [a-z0-9_-])"
         )
@@ -394,7 +394,7 @@ def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
-        if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+        if not sep or not LABEL_KEY.match(key) or not LABEL_VALUE.match(value):
             raise validation.invalid(
                 f"{field}: label {item!r} is not key=value with a lowercase key of at most 63 "
                 "characters [a-z0-9_-] starting with a letter, and a value of at most 63 [a-z0-9_-]"
@@ -402,8 +402,8 @@ def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:
         if key in labels:
             raise validation.invalid(f"{field}: label {key!r} is given twice")
         labels[key] = value
-    if len(labels) > _MAX_LABELS:
-        raise validation.invalid(f"{field}: more than {_MAX_LABELS} labels")
+    if len(labels) > MAX_LABELS:
+        raise validation.invalid(f"{field}: more than {MAX_LABELS} labels")
     return labels
 
 

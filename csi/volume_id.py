@@ -15,7 +15,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from csi.filestore import DEFAULT_SHARE, LOCATION, RESOURCE_ID, RESOURCE_ID_MAX_LEN, is_share_name
+from csi.filestore import (
+    DEFAULT_SHARE,
+    LABEL_VALUE,
+    LOCATION,
+    RESOURCE_ID,
+    RESOURCE_ID_MAX_LEN,
+    is_share_name,
+)
 
 MODE_INSTANCE = "modeInstance"
 MODE_MULTISHARE = "modeMultishare"
@@ -27,7 +34,6 @@ _BACKUP = re.compile(r"^projects/([^/]+)/locations/([^/]+)/backups/([^/]+)$")
 _INSTANCE = re.compile(r"^projects/([^/]+)/locations/([^/]+)/instances/([^/]+)$")
 _HASH_CHARS = 8
 _PROJECT = re.compile(r"^[a-z0-9][-a-z0-9.:]*$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{1,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,8 @@ class ShareRef:
             return None
         _, label, project, location, instance, share = parts
         if not (
-            _LABEL_VALUE.match(label)
+            label
+            and LABEL_VALUE.match(label)
             and _PROJECT.match(project)
             and LOCATION.match(location)
             and RESOURCE_ID.match(instance)
