@@ -50,10 +50,6 @@ def valid_volume_id() -> str:
 INVALID_VOLUME_ID = "fake-vol-id"  # DefaultIDGenerator.GenerateInvalidVolumeID
 
 
-def valid_node_id() -> str:
-    return "fake-node-id-" + secrets.token_hex(5)
-
-
 def capability(mode: _Mode.Mode = SINGLE_NODE_WRITER) -> csi_pb2.VolumeCapability:
     """TestVolumeCapabilityWithAccessType (mount access, the default test volume access type)."""
     return csi_pb2.VolumeCapability(mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=mode))
