@@ -65,6 +65,9 @@ class AT(enum.IntFlag):
 
 
 AT_FDCWD = -100
+#: the *at flags of a probe that must not act on what it looks at: no symlink followed, no
+#: automount triggered, no round trip to a network filesystem's server for attributes
+PROBE_AT = AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC
 
 
 class OPEN_TREE(enum.IntFlag):

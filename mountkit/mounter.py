@@ -40,6 +40,7 @@ from mountkit.flags import (
     MOVE_MOUNT,
     MS,
     OPEN_TREE,
+    PROBE_AT,
     PROPAGATION_MASK,
     RESOLVE,
     SB_FLAG_KEYS,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
 
 # Plain ints, computed once: IntFlag arithmetic costs about a microsecond per operation.
 #: statx flags of a probe: about the path itself, never triggering an automount or a server round trip
-_PROBE_AT = int(AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC)
+_PROBE_AT = int(PROBE_AT)
 _SOURCE_AT = int(AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC)
 _STATX_INO = int(STATX.INO)
 _STATX_INO_MNT = int(STATX.INO | STATX.MNT_ID_UNIQUE)

@@ -32,7 +32,7 @@ except ImportError:  # no compiled extension: tables built from entries (FakeMou
     from mountkit import _pysys as _sys  # type: ignore[no-redef]
 from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import (
-    AT,
+    PROBE_AT,
     STATX,
     STATX_ATTR_MOUNT_ROOT,
 )
@@ -335,8 +335,6 @@ def from_statmount(sm: _sys.StatMount) -> MountInfo:
 
 # --- one mount point --------------------------------------------------------------------------------
 
-_STATX_FLAGS = AT.SYMLINK_NOFOLLOW | AT.NO_AUTOMOUNT | AT.STATX_DONT_SYNC
-
 
 #: what :func:`_find_by_statx` says when statx proves nothing is mounted at the path
 _NOT_MOUNTED = object()
@@ -351,7 +349,7 @@ def _find_by_statx(path: str) -> MountInfo | object | None:
     if not _sys.supported("statx"):
         return None
     try:
-        st = _sys.statx(path, _STATX_FLAGS, STATX.MNT_ID_UNIQUE)
+        st = _sys.statx(path, PROBE_AT, STATX.MNT_ID_UNIQUE)
     except UnsupportedError:
         return None
     except MountError as exc:  # missing: nothing visible there; anything else: the scan decides
