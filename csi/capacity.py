@@ -25,12 +25,7 @@ def pick_in_bands(
     bands: Sequence[tuple[int, int]], capacity_range: csi_pb2.CapacityRange | None, floor_gib: int, what: str
 ) -> int:
     """The smallest whole-GiB size in one of ``bands`` within the range; OUT_OF_RANGE naming ``what``."""
-    required = capacity_range.required_bytes if capacity_range is not None else 0
-    limit = capacity_range.limit_bytes if capacity_range is not None else 0
-    if required < 0 or limit < 0:
-        raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
-    if limit and required > limit:
-        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+    required, limit = _checked(capacity_range)
     wanted = max(-(-required // GIB), floor_gib)
     for low, high in bands:
         size = max(wanted, low)
@@ -49,11 +44,7 @@ def expand_capacity_gib(tier: str, current_gib: int, capacity_range: csi_pb2.Cap
     Never smaller than today; never outside the band the instance is in (Filestore does not move an
     instance between bands, e.g. ZONAL 1-9.75 TiB to 10-100 TiB): OUT_OF_RANGE when it would have to.
     """
-    required, limit = capacity_range.required_bytes, capacity_range.limit_bytes
-    if required < 0 or limit < 0:
-        raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
-    if limit and required > limit:
-        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+    required, limit = _checked(capacity_range)
     size = max(-(-required // GIB), current_gib)
     if size == current_gib:
         return size
@@ -67,6 +58,17 @@ def expand_capacity_gib(tier: str, current_gib: int, capacity_range: csi_pb2.Cap
     if limit and size * GIB > limit:
         raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"{size} GiB exceeds limit_bytes {limit}")
     return size
+
+
+def _checked(capacity_range: csi_pb2.CapacityRange | None) -> tuple[int, int]:
+    """(required_bytes, limit_bytes) of a well-formed range (0 where not set), else the CSI error."""
+    required = capacity_range.required_bytes if capacity_range is not None else 0
+    limit = capacity_range.limit_bytes if capacity_range is not None else 0
+    if required < 0 or limit < 0:
+        raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
+    if limit and required > limit:
+        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+    return required, limit
 
 
 def fits(capacity_gib: int, capacity_range: csi_pb2.CapacityRange | None) -> bool:
