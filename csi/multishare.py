@@ -22,12 +22,13 @@ the caller gets ABORTED and the CO retries once it is READY.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import logging
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -157,6 +158,17 @@ class MultishareOps:
         slot = self._slots.setdefault(key, _Slot())
         slot.users += 1
         return slot
+
+    @contextlib.contextmanager
+    def _locked(self, key: tuple[str, str]) -> Iterator[_Slot]:
+        """The instance's slot, in use and its lock held for the block (work on one instance is serial)."""
+        with self._mutex:
+            slot = self._use(key)
+        try:
+            with slot.lock:
+                yield slot
+        finally:
+            self._release(slot, key)
 
     def _release(self, slot: _Slot, key: tuple[str, str], share: str = "") -> None:
         """Drop a use of the slot and the share's reservation; forget an idle slot."""
@@ -333,14 +345,9 @@ class MultishareOps:
     def delete(self, ref: ShareRef) -> None:
         """Delete the share (gone already is fine), then delete or shrink its instance."""
         key = (ref.location, ref.instance)
-        with self._mutex:
-            slot = self._use(key)
-        try:
-            with slot.lock:
-                self._delete_share(ref)
-                self._retire_or_shrink(slot, key)
-        finally:
-            self._release(slot, key)
+        with self._locked(key) as slot:
+            self._delete_share(ref)
+            self._retire_or_shrink(slot, key)
 
     def _delete_share(self, ref: ShareRef) -> None:
         try:
@@ -361,15 +368,11 @@ class MultishareOps:
 
     def _cleanup_quietly(self, key: tuple[str, str]) -> None:
         """After a failed create: retire or shrink the instance; a failure here is only logged."""
-        with self._mutex:
-            slot = self._use(key)
         try:
-            with slot.lock:
+            with self._locked(key) as slot:
                 self._retire_or_shrink(slot, key)
         except (CloudError, CsiError) as exc:
             log.warning("cleaning up instance %s after a failed create: %s", key[1], exc)
-        finally:
-            self._release(slot, key)
 
     def _retire_or_shrink(self, slot: _Slot, key: tuple[str, str]) -> None:
         """Delete the instance when no share is on it or on its way, else shrink it (caller holds its lock)."""
@@ -409,33 +412,28 @@ class MultishareOps:
     def expand(self, ref: ShareRef, capacity_range: csi_pb2.CapacityRange) -> Share:
         """Grow the share to the range (within the instance's share band), growing the instance first."""
         key = (ref.location, ref.instance)
-        with self._mutex:
-            slot = self._use(key)
-        try:
-            with slot.lock:
-                found = self.get(ref)
-                if found is None:
-                    raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume {ref.volume_id} does not exist")
-                instance, share = found
-                size = pick_in_bands(
-                    [share_band(instance.max_share_count)], capacity_range, share.capacity_gib, "a share"
+        with self._locked(key) as slot:
+            found = self.get(ref)
+            if found is None:
+                raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume {ref.volume_id} does not exist")
+            instance, share = found
+            size = pick_in_bands(
+                [share_band(instance.max_share_count)], capacity_range, share.capacity_gib, "a share"
+            )
+            if size <= share.capacity_gib:
+                return share
+            if instance.state != "READY" or share.state != "READY":
+                raise CsiError(grpc.StatusCode.UNAVAILABLE, f"volume {ref.volume_id} is not READY; retry")
+            with self._mutex:
+                reserved = sum(slot.reserved.values())
+            used = sum(s.capacity_gib for s in self._cloud.list_shares(*key))
+            if used + reserved + size - share.capacity_gib > _MAX_INSTANCE:
+                raise CsiError(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"instance {ref.instance} has no room to grow {ref.share} to {size} GiB",
                 )
-                if size <= share.capacity_gib:
-                    return share
-                if instance.state != "READY" or share.state != "READY":
-                    raise CsiError(grpc.StatusCode.UNAVAILABLE, f"volume {ref.volume_id} is not READY; retry")
-                with self._mutex:
-                    reserved = sum(slot.reserved.values())
-                used = sum(s.capacity_gib for s in self._cloud.list_shares(*key))
-                if used + reserved + size - share.capacity_gib > _MAX_INSTANCE:
-                    raise CsiError(
-                        grpc.StatusCode.OUT_OF_RANGE,
-                        f"instance {ref.instance} has no room to grow {ref.share} to {size} GiB",
-                    )
-                self._make_room(instance, size - share.capacity_gib)
-                return self._cloud.resize_share(*key, ref.share, size, wait=self._timeout)
-        finally:
-            self._release(slot, key)
+            self._make_room(instance, size - share.capacity_gib)
+            return self._cloud.resize_share(*key, ref.share, size, wait=self._timeout)
 
 
 
