@@ -19,6 +19,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from csi.cloud import Instance, MultishareInstance, Share
+from csi.cloud.emulator.errors import ApiError
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
     MAX_SHARES_PER_INSTANCE,
@@ -55,12 +56,6 @@ def _v1_tier(inst: Pb) -> Any:
 
     tiers: Any = filestore_v1.Instance.Tier
     return tiers[_Tier.Name(inst.tier)]
-
-
-def _error(code: grpc.StatusCode, message: str) -> Exception:
-    from csi.cloud.emulator.state import ApiError
-
-    return ApiError(code, message)
 
 
 class MultishareMixin:
@@ -114,18 +109,18 @@ class MultishareMixin:
     def _ms_instance(self, name: str) -> Pb:
         inst = self._ms_instances.get(name)
         if inst is None:
-            raise _error(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
         return inst
 
     def _ms_idle(self, name: str) -> None:
         """FAILED_PRECONDITION while an operation runs on the instance or one of its shares."""
         busy = [t for t in self._running_targets() if t == name or t.startswith(name + "/")]
         if busy:
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"an operation on {busy[0]} is in progress")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"an operation on {busy[0]} is in progress")
 
     def _ms_ready(self, inst: Pb) -> None:
         if inst.state != _State.READY:
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_State.Name(inst.state)}")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_State.Name(inst.state)}")
 
     def _shares_of(self, instance: str) -> list[Pb]:
         prefix = instance + "/shares/"
@@ -135,7 +130,7 @@ class MultishareMixin:
         low, high = MULTISHARE_INSTANCE_GIB
         step = inst.capacity_step_size_gb or DEFAULT_CAPACITY_STEP_GIB
         if not low <= capacity_gb <= high or capacity_gb % step:
-            raise _error(
+            raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"capacity {capacity_gb} GiB is not a multiple of {step} GiB within {low}..{high} GiB",
             )
@@ -179,23 +174,23 @@ class MultishareMixin:
         spec = request.instance
         name = f"{request.parent}/instances/{request.instance_id}"
         if not spec.multi_share_enabled:
-            raise _error(
+            raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT, "the emulator's v1beta1 API serves multishare instances only"
             )
         if _Tier.Name(spec.tier) not in MULTISHARE_TIERS:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"multishare needs one of the tiers {sorted(MULTISHARE_TIERS)}")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"multishare needs one of the tiers {sorted(MULTISHARE_TIERS)}")
         if len(spec.networks) != 1 or not spec.networks[0].network:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, "exactly one network with a name is required")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "exactly one network with a name is required")
         inst = pb.Instance()
         inst.CopyFrom(spec)
         inst.capacity_step_size_gb = DEFAULT_CAPACITY_STEP_GIB
         inst.max_capacity_gb = MULTISHARE_INSTANCE_GIB[1]
         inst.max_share_count = inst.max_share_count or MAX_SHARES_PER_INSTANCE
         if not 1 <= inst.max_share_count <= MAX_SHARE_COUNT_LIMIT:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"max_share_count must be 1..{MAX_SHARE_COUNT_LIMIT}")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"max_share_count must be 1..{MAX_SHARE_COUNT_LIMIT}")
         self._ms_check_capacity(inst, spec.capacity_gb)
         if self._name_taken(name):
-            raise _error(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
         self._check_instance_quota()
         ip = self._free_ip()
         inst.name = name
@@ -223,14 +218,14 @@ class MultishareMixin:
     def ms_update_instance(self, request: Pb) -> operations_pb2.Operation:
         inst = self._ms_instance(request.instance.name)
         if list(request.update_mask.paths) != ["capacity_gb"]:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported")
         self._ms_ready(inst)
         self._ms_idle(inst.name)
         new_gb = request.instance.capacity_gb
         self._ms_check_capacity(inst, new_gb)
         used = sum(s.capacity_gb for s in self._shares_of(inst.name))
         if new_gb < used:
-            raise _error(
+            raise ApiError(
                 grpc.StatusCode.FAILED_PRECONDITION, f"capacity {new_gb} GiB is below the shares' {used} GiB"
             )
         project, location = _project_location(inst.name)
@@ -244,10 +239,10 @@ class MultishareMixin:
     def ms_delete_instance(self, name: str) -> operations_pb2.Operation:
         inst = self._ms_instance(name)
         if inst.state not in (_State.READY, _State.ERROR):
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_State.Name(inst.state)}")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_State.Name(inst.state)}")
         self._ms_idle(name)
         if self._shares_of(name):
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, "the instance still has shares")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "the instance still has shares")
         inst.state = _State.DELETING
         project, location = _project_location(name)
 
@@ -291,7 +286,7 @@ class MultishareMixin:
     def _share(self, name: str) -> Pb:
         share = self._shares.get(name)
         if share is None:
-            raise _error(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
         return share
 
     def get_share(self, name: str) -> Pb:
@@ -300,7 +295,7 @@ class MultishareMixin:
     def list_shares(self, parent: str, page_size: int, page_token: str) -> Pb:
         parts = parent.split("/")
         if len(parts) != 6 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "instances":
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
         location, instance = parts[3], parts[5]
 
         def wanted(name: str) -> bool:
@@ -316,24 +311,24 @@ class MultishareMixin:
 
         inst = self._ms_instance(request.parent)
         if not is_share_name(request.share_id):
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"invalid share id {request.share_id!r}")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid share id {request.share_id!r}")
         name = f"{request.parent}/shares/{request.share_id}"
         if name in self._shares:
-            raise _error(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
+            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
         self._ms_ready(inst)
         self._ms_idle(inst.name)
         shares = self._shares_of(inst.name)
         if len(shares) >= inst.max_share_count:
-            raise _error(
+            raise ApiError(
                 grpc.StatusCode.FAILED_PRECONDITION, f"the instance has its maximum of {inst.max_share_count} shares"
             )
         capacity = request.share.capacity_gb
         low, high = self._share_band(inst)
         if not low <= capacity <= high:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"share capacity {capacity} GiB is outside {low}..{high} GiB")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"share capacity {capacity} GiB is outside {low}..{high} GiB")
         used = sum(s.capacity_gb for s in shares)
         if used + capacity > inst.capacity_gb:
-            raise _error(
+            raise ApiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"the instance has {inst.capacity_gb - used} GiB free, not {capacity} GiB",
             )
@@ -362,17 +357,17 @@ class MultishareMixin:
     def update_share(self, request: Pb) -> operations_pb2.Operation:
         share = self._share(request.share.name)
         if list(request.update_mask.paths) != ["capacity_gb"]:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported")
         inst = self._ms_instance(share.name.rsplit("/shares/", 1)[0])
         self._ms_ready(inst)
         self._ms_idle(inst.name)
         capacity = request.share.capacity_gb
         low, high = self._share_band(inst)
         if not low <= capacity <= high:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"share capacity {capacity} GiB is outside {low}..{high} GiB")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"share capacity {capacity} GiB is outside {low}..{high} GiB")
         others = sum(s.capacity_gb for s in self._shares_of(inst.name) if s.name != share.name)
         if others + capacity > inst.capacity_gb:
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, "the shares would not fit the instance")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "the shares would not fit the instance")
         project, location = _project_location(share.name)
 
         def complete() -> Pb:
@@ -385,7 +380,7 @@ class MultishareMixin:
         share = self._share(name)
         inst = self._ms_instance(name.rsplit("/shares/", 1)[0])
         if share.state != _ShareState.READY:
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"share is {_ShareState.Name(share.state)}")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"share is {_ShareState.Name(share.state)}")
         self._ms_idle(inst.name)
         share.state = _ShareState.DELETING
         project, location = _project_location(name)
@@ -410,12 +405,12 @@ class MultishareMixin:
         _, region = _parent(request.parent, allow_any=False)
         _check_id("backup", request.backup_id)
         if region_of(region) != region:
-            raise _error(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
         inst = self._ms_instance(request.backup.source_instance)
         share = self._share(f"{inst.name}/shares/{request.backup.source_file_share}")
         self._ms_ready(inst)
         if share.state != _ShareState.READY:
-            raise _error(grpc.StatusCode.FAILED_PRECONDITION, f"share is {_ShareState.Name(share.state)}")
+            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"share is {_ShareState.Name(share.state)}")
         target = self._instance_dir(inst.name)
         return self._start_backup(
             request,

@@ -16,7 +16,8 @@ import grpc
 from google.cloud import filestore_v1
 from google.longrunning import operations_pb2
 
-from csi.cloud.emulator.state import ApiError, EmulatorState
+from csi.cloud.emulator.errors import ApiError
+from csi.cloud.emulator.state import EmulatorState
 from csi.proto import filestore_v1beta1_pb2 as v1beta1
 
 FILESTORE_SERVICE = "google.cloud.filestore.v1.CloudFilestoreManager"

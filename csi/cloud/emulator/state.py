@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from csi.cloud import Instance, export_rules_error
+from csi.cloud.emulator.errors import ApiError
 from csi.cloud.emulator.multishare import MultishareMixin, ShareHook
 from csi.filestore import (
     BASIC_TIERS,
@@ -59,15 +60,6 @@ InstanceHook = Callable[[Instance], None]
 # Raw filestore protobuf messages (the pb classes behind proto-plus are untyped).
 Pb = Any
 T = TypeVar("T")
-
-
-class ApiError(Exception):
-    """An RPC failure: the server turns it into a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
