@@ -12,3 +12,8 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def not_found(name: str) -> ApiError:
+    """NOT_FOUND for a resource, worded as the real API words it."""
+    return ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")

@@ -19,7 +19,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from csi.cloud import Instance, MultishareInstance, Share
-from csi.cloud.emulator.errors import ApiError
+from csi.cloud.emulator.errors import ApiError, not_found
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
     MAX_SHARES_PER_INSTANCE,
@@ -109,7 +109,7 @@ class MultishareMixin:
     def _ms_instance(self, name: str) -> Pb:
         inst = self._ms_instances.get(name)
         if inst is None:
-            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+            raise not_found(name)
         return inst
 
     def _ms_idle(self, name: str) -> None:
@@ -286,7 +286,7 @@ class MultishareMixin:
     def _share(self, name: str) -> Pb:
         share = self._shares.get(name)
         if share is None:
-            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+            raise not_found(name)
         return share
 
     def get_share(self, name: str) -> Pb:

@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from csi.cloud import Instance, export_rules_error
-from csi.cloud.emulator.errors import ApiError
+from csi.cloud.emulator.errors import ApiError, not_found
 from csi.cloud.emulator.multishare import MultishareMixin, ShareHook
 from csi.filestore import (
     BASIC_TIERS,
@@ -358,7 +358,7 @@ class EmulatorState(MultishareMixin):
     def _instance(self, name: str) -> Pb:
         inst = self._instances.get(name)
         if inst is None:
-            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+            raise not_found(name)
         return inst
 
     def _record(self, inst: Pb) -> Instance:
@@ -567,7 +567,7 @@ class EmulatorState(MultishareMixin):
     def _backup(self, name: str) -> Pb:
         backup = self._backups.get(name)
         if backup is None:
-            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Resource '{name}' was not found")
+            raise not_found(name)
         return backup
 
     def _backup_dir(self, name: str) -> Path | None:
