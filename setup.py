@@ -1,6 +1,6 @@
 """Builds mountkit (with its cffi extension) and the Filestore CSI driver."""
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
     name="mountkit",
@@ -11,6 +11,15 @@ setup(
     package_data={"csi": ["proto/*.proto", "py.typed"], "mountkit": ["py.typed"]},
     setup_requires=["cffi>=1.17"],
     cffi_modules=["cext/build_sys.py:ffibuilder"],
+    # not cffi: it builds MountInfo objects through the CPython API (cext/entries.c says why)
+    ext_modules=[
+        Extension(
+            "mountkit._mountkit_entries",
+            ["cext/entries.c"],
+            include_dirs=["cext"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    ],
     install_requires=[
         "cffi>=1.17",
         "pyroute2>=0.7.3",

@@ -51,6 +51,10 @@ def statx(*args: object) -> NoReturn:
     _missing("statx")
 
 
+#: no C builder of whole entries: table.py builds them in Python
+mountinfo_entries = None
+
+
 def mountinfo_select(buf: bytes, cols: array[int], n: int, col: int, needle: bytes, under: bool) -> list[int]:
     """Indices of entries whose text column ``col`` is ``needle`` (or, ``under``, a path below it)."""
     hits = []

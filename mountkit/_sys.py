@@ -1,4 +1,4 @@
-"""The one module that touches the compiled cffi module.
+"""The one module that touches the compiled modules (the cffi one, and cext/entries.c's).
 
 It turns ``-1/errno`` into :class:`~mountkit.errors.MountError` (with the
 operation and the path), converts paths to bytes, and remembers which newer
@@ -14,8 +14,9 @@ import errno
 import os
 from array import array
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
+from mountkit._mountkit_entries import entries as _entries
 from mountkit._mountkit_sys import ffi, lib
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
@@ -539,3 +540,15 @@ def mountinfo_select_int(cols: array[int], n: int, col: int, value: int) -> list
     hits = ffi.new("uint32_t[]", max(n, 1))
     k = lib.mk_mi_select_int(ffi.from_buffer("uint32_t[]", cols), n, col, value, hits)
     return list(hits[0:k])
+
+
+_Record = TypeVar("_Record")
+
+
+def mountinfo_entries(buf: bytes, cols: array[int], start: int, stop: int, cls: type[_Record]) -> list[_Record]:
+    """Entries ``[start, stop)`` of a table in :func:`mountinfo_parse`'s layout as ``cls`` objects, built in C.
+
+    ``cls`` is a slots class with an object slot per mountinfo field (table.MountInfo); paths are
+    decoded like :func:`os.fsdecode`, list fields are tuples (cext/entries.c).
+    """
+    return _entries(buf, cols, start, stop, cls)  # type: ignore[no-any-return]

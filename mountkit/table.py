@@ -22,8 +22,9 @@ import errno
 import os
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal, overload
 
 try:
@@ -81,6 +82,9 @@ class _Twin:
 
 
 _new = object.__new__
+#: MountInfo objects built in C from the compact table (cext/entries.c); None without the extension
+_c_entries: Callable[[bytes, array[int], int, int, type[MountInfo]], list[MountInfo]] | None = _sys.mountinfo_entries
+_CHUNK = 4096
 
 
 def _entry_of(
@@ -195,6 +199,14 @@ class MountTable(Sequence[MountInfo]):
         return self._entry(index)
 
     def __iter__(self) -> Iterator[MountInfo]:
+        if _c_entries is None:
+            return self._py_iter()
+        # built in C a chunk at a time: a loop that stops early does not pay for the whole table
+        chunks = (_c_entries(self._buf, self._cols, i, min(i + _CHUNK, self._n), MountInfo) for i in range(0, self._n, _CHUNK))
+        return chain.from_iterable(chunks)
+
+    def _py_iter(self) -> Iterator[MountInfo]:
+        """__iter__ without the C builder (no compiled extension): about 1 µs an entry."""
         b = self._buf
         if not b.isascii():  # offsets are byte offsets: slice and decode entry by entry
             yield from map(self._entry, range(self._n))

@@ -1,7 +1,7 @@
 """FakeMounter imports and works without mountkit's compiled extension and without pyroute2.
 
 A consumer's unit tests should need neither a compiler nor netlink: the check runs in a fresh
-interpreter where importing ``mountkit._mountkit_sys`` or ``pyroute2`` fails.
+interpreter where importing mountkit's compiled modules or ``pyroute2`` fails.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     """
     import sys
 
-    for blocked in ("mountkit._mountkit_sys", "pyroute2"):
+    for blocked in ("mountkit._mountkit_sys", "mountkit._mountkit_entries", "pyroute2"):
         sys.modules[blocked] = None  # any import of it raises ImportError
 
     from mountkit import FakeMounter
@@ -33,6 +33,7 @@ SCRIPT = textwrap.dedent(
     table = fake.list()
     assert table.find("/p/b").readonly and table.find("/p/n").fs_type == "nfs4"
     assert [e.mount_point for e in table.under("/p")] == ["/p/a", "/p/n", "/p/b"]
+    assert [e.mount_point for e in table][-3:] == ["/p/a", "/p/n", "/p/b"]
     assert fake.refs("/p/b") == ["/p/a"]
     fake.unmount("/p/b")
     assert not fake.is_mountpoint("/p/b")

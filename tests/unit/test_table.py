@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mountkit import _sys
+from mountkit import table as table_module
 from mountkit.flags import MOUNT_ATTR, MS, SB_LAZYTIME, SB_RDONLY
 from mountkit.table import MountInfo, MountTable, find_mount, from_statmount
 
@@ -91,6 +92,45 @@ def test_table_built_from_entries_gives_them_back(records: list[MountInfo]) -> N
     assert table[1:3] == records[1:3]
     if records:
         assert table[-1] == records[-1]
+
+
+@given(st.lists(entries, max_size=8))
+def test_c_built_entries_equal_the_python_built_ones(records: list[MountInfo]) -> None:
+    """cext/entries.c against table.py's Python builder, field by field, value and type; every
+    record twice, so the C cache of repeated words serves the second copy."""
+    text = b"".join(render(e) for e in records * 2)
+    table = MountTable.parse(text)
+    built, python = list(table), list(table._py_iter())
+    assert len(built) == len(python) == 2 * len(records)
+    for c, py in zip(built, python):
+        assert type(c) is MountInfo
+        for f in dataclasses.fields(MountInfo):
+            assert getattr(c, f.name) == getattr(py, f.name), f.name
+            assert type(getattr(c, f.name)) is type(getattr(py, f.name)), f.name
+            if isinstance(getattr(c, f.name), tuple):
+                assert all(type(item) is str for item in getattr(c, f.name))
+
+
+def test_iteration_goes_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table_module, "_CHUNK", 2)
+    table = MountTable.parse(LINES)
+    assert list(table) == list(table._py_iter()) and len(table) == 5
+    assert next(iter(table)).mount_point == "/proc"
+
+
+def test_c_builder_refuses_what_it_cannot_build() -> None:
+    buf, cols, n = _sys.mountinfo_parse(LINES)
+
+    class Plain:
+        pass
+
+    with pytest.raises(TypeError, match="not an object slot"):
+        _sys.mountinfo_entries(buf, cols, 0, n, Plain)
+    with pytest.raises(IndexError):
+        _sys.mountinfo_entries(buf, cols, 0, n + 1, MountInfo)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        _sys.mountinfo_entries(buf[:-1], cols, 0, n, MountInfo)
+    assert _sys.mountinfo_entries(buf, cols, 1, 1, MountInfo) == []
 
 
 def test_listed_entries_are_frozen_mountinfo_records() -> None:
