@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -43,6 +44,9 @@ def _start_racer(parent: str, hidden: str, outside: str) -> tuple[int, int]:
             os.unlink(parent)
             os.rename(hidden, parent)
             swaps += 1
+            # The real directory stays a moment, so that binds also succeed (both outcomes of the race
+            # are checked); on an idle machine the racer otherwise swaps so fast that every bind is refused.
+            time.sleep(0)
         os.write(wfd, str(swaps).encode())
         os._exit(0)
     os.close(wfd)
