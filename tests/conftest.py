@@ -16,12 +16,18 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
 from metadata_server import MetadataServer
 
 IS_ROOT = os.geteuid() == 0
+
+# Speed is measured in bench/, never in tests: hypothesis's per-example deadline (200 ms) only made
+# property tests fail on a loaded machine.
+settings.register_profile("mountkit", deadline=None)
+settings.load_profile("mountkit")
 
 _METADATA: MetadataServer | None = None
 
