@@ -4,7 +4,8 @@ Each case runs in a private mount namespace in which /sbin/mount.nfs and /sbin/m
 under empty files, and every way of starting a process raises while the mount runs, so a pass
 proves the options built by mountkit.nfs are all the kernel needed.  Every case goes through
 fsopen/fsconfig/fsmount with mount(2) made to raise; two also go through the mount(2) fallback
-(fsopen marked missing).  A bad NFS option comes back with the NFS client's own message.
+(fsopen marked missing).  A bad NFS option comes back with the NFS client's own message, and a
+remount with filesystem options goes through fspick with the kernel's NFS rules deciding.
 """
 
 from __future__ import annotations
@@ -183,3 +184,51 @@ def test_a_bad_nfs_option_comes_back_with_the_kernels_message(nfs_server: str, e
     assert got["unknown"].endswith("key 'bogus'; nfs4: Unknown parameter 'bogus'")  # vers=4.2: the nfs4 type
     assert got["range"].startswith("EINVAL mount ")
     assert got["range"].endswith("key 'timeo'; NFS: Value for 'timeo' out of range")  # the NFS client's words
+
+
+def _remount(scratch: str, server: str, export: str) -> dict[str, Any]:
+    """Remount a real NFS v4.2 mount with filesystem options through fspick (mount(2) made to raise).
+
+    NFS lets no connection or cache option change on a remount (nfs_compare_remount_data): restating
+    the options in force is accepted, a changed one is refused with EINVAL and changes nothing.
+    """
+    target = os.path.join(scratch, "mnt")
+    os.mkdir(target)
+    mounter = Mounter(probe_timeout=30)
+    with no_processes(fsopen=True):
+        mounter.mount(f"{server}:{export}", target, "nfs4", ("vers=4.2", "proto=tcp", "acregmax=33"))
+    with open(os.path.join(target, "kept"), "w") as f:
+        f.write("kept across remounts")
+    before = _table()
+    out: dict[str, Any] = {"super": find_mount(target).super_options}  # type: ignore[union-attr]
+    with no_processes(fsopen=True):
+        mounter.remount(target, ("acregmax=33",))  # what is in force: accepted, nothing changes
+    out["same_unchanged"] = _table() == before
+    try:
+        with no_processes(fsopen=True):
+            mounter.remount(target, ("acregmax=34",))
+        out["changed"] = "remounted"
+    except MountError as exc:
+        out["changed"] = (exc.errno, exc.operation, exc.filename, str(exc))
+    out["changed_unchanged"] = _table() == before
+    with no_processes(fsopen=True):
+        mounter.remount(target, ("ro",))  # a per-mount flag: mount_setattr, the superblock stays rw
+    info = find_mount(target)
+    assert info is not None
+    out["ro"], out["sb_rw"] = info.readonly, "rw" in info.super_options
+    with open(os.path.join(target, "kept")) as f:
+        out["content"] = f.read()
+    mounter.unmount(target)
+    return out
+
+
+def test_nfs_remount_goes_through_fspick_and_the_kernel_judges_it(nfs_server: str, export_dir: str, in_ns: Any) -> None:
+    got = in_ns(_remount, nfs_server, export_dir, timeout=120)
+    print(got)
+    assert "acregmax=33" in got["super"]
+    assert got["same_unchanged"], "restating the options in force changed the mount table"
+    errno_, operation, target, message = got["changed"]
+    assert (errno_, operation) == (errno.EINVAL, "remount") and target.endswith("/mnt"), message
+    assert got["changed_unchanged"], "a refused remount changed the mount table"
+    assert got["ro"] and got["sb_rw"]
+    assert got["content"] == "kept across remounts"
