@@ -22,7 +22,7 @@ from mountkit.options import ParsedOptions, parse_options
 from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
 from mountkit.rules import PathArg, remove_mountpoint_dir
 from mountkit.rules import describe as _describe
-from mountkit.rules import fs_family as _fs_family
+from mountkit.rules import mount_conflict as _mount_conflict
 from mountkit.table import MountInfo, MountTable
 
 #: per-mount flag -> the word mountinfo shows for it (ro/rw is handled apart)
@@ -100,11 +100,10 @@ class FakeMounter:
             parse_source(source)
         top = self._top(tgt)
         if top is not None:
-            if _fs_family(top.fs_type) == _fs_family(fstype) and top.source == source:
+            conflict = _mount_conflict(top, tgt, fstype, source, MS.RDONLY in opts.flags, opts.data, top.source == source)
+            if conflict is None:
                 return
-            raise MountConflictError(
-                errno.EBUSY, "mount", tgt, None, f"{_describe(top)} is mounted there; asked for {fstype} {source!r}"
-            )
+            raise conflict
         minor = next(self._ids)  # a fresh superblock: an anonymous device of its own
         self._add(tgt, 0, minor, "/", fstype, source, _options(opts, MS.RDONLY in opts.flags), opts.data)
 

@@ -52,7 +52,7 @@ from mountkit.options import ParsedOptions, parse_options
 from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
 from mountkit.rules import classified as _classified
 from mountkit.rules import describe as _describe
-from mountkit.rules import fs_family as _fs_family
+from mountkit.rules import mount_conflict as _mount_conflict
 from mountkit.rules import remove_mountpoint_dir
 from mountkit.safepath import fd_path, open_beneath
 
@@ -458,8 +458,10 @@ class Mounter:
         refusal carries the kernel's message (``tmpfs: Unknown parameter
         'bogus'``); else mount(2) with a data string, which the error then names.
         Already done — ``target`` is the root of a mount of the same source and
-        filesystem family (nfs ≡ nfs4), compared as the kernel shows them: no-op.
-        Something else mounted there: MountConflictError naming both.
+        filesystem family (nfs ≡ nfs4), compared as the kernel shows them, with
+        the same read-only state (and NFS version): no-op.  Something else
+        mounted there, or the same made otherwise: MountConflictError naming
+        both (:func:`mountkit.rules.mount_conflict`).
         With ``beneath``, ``target`` is resolved beneath that directory without
         following any symlink (:func:`mountkit.safepath.open_beneath`) and the
         mount is made onto the resolved descriptor, so swapping a component for
@@ -481,11 +483,11 @@ class Mounter:
         with _spot(tgt, beneath) as spot:
             if _spot_is_mountpoint(spot):
                 info = self._entry(tgt)
-                if info is not None and _fs_family(info.fs_type) == _fs_family(kind) and _same_source(info.source, src):
+                same = info is not None and _same_source(info.source, src)
+                conflict = _mount_conflict(info, tgt, kind, src, MS.RDONLY in opts.flags, words, same)
+                if conflict is None:
                     return
-                raise MountConflictError(
-                    errno.EBUSY, "mount", tgt, None, f"{_describe(info)} is mounted there; asked for {kind} {src!r}"
-                )
+                raise conflict
             with _named(spot, tgt):
                 _new_mount(src, kind, opts, words, spot)
         self._set_propagation(tgt, opts)

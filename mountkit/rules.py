@@ -2,17 +2,18 @@
 :class:`~mountkit.fake.FakeMounter`.
 
 Pure Python (no compiled extension), so that FakeMounter imports where mountkit's extension was
-never built: what counts as the same filesystem family, how a conflicting mount is described,
-which errnos mean a dead filesystem, and how a mount point directory is removed.
+never built: what counts as the same filesystem family and the same mount, how a conflicting
+mount is described, which errnos mean a dead filesystem, and how a mount point directory is removed.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Union
 
-from mountkit.errors import CORRUPTED_ERRNOS, CorruptedMountError, MountError
+from mountkit.errors import CORRUPTED_ERRNOS, CorruptedMountError, MountConflictError, MountError
 
 if TYPE_CHECKING:
     from mountkit.table import MountInfo
@@ -44,6 +45,40 @@ def remove_mountpoint_dir(name: str) -> None:
         err = exc.errno or errno.EIO
         detail = "not empty; its contents were left in place" if err == errno.ENOTEMPTY else None
         raise classified(MountError(err, "cleanup", name, None, detail)) from None
+
+
+def _nfs_version(words: Iterable[str]) -> str | None:
+    """The NFS version in ``vers=``/``nfsvers=`` words (the last one wins, as in the kernel)."""
+    found = None
+    for word in words:
+        key, _, value = word.partition("=")
+        if key in ("vers", "nfsvers"):
+            found = value
+    return found
+
+
+def mount_conflict(
+    info: MountInfo | None, target: str, fstype: str, source: str, readonly: bool, data: Iterable[str], same_source: bool
+) -> MountConflictError | None:
+    """The error for mounting ``source`` at ``target`` over ``info``; None when ``info`` is that mount.
+
+    Mounting what is mounted is a no-op only if it is the same mount in the ways a caller can see:
+    the source and filesystem family (``same_source`` is the caller's comparison), the read-only
+    state, and for NFS the protocol version (``vers=4`` is met by any 4.x the client negotiated).
+    Other options are not compared: the kernel rewrites them (defaults, ``noac``).
+    """
+    asked = f"asked for {fstype} {source!r}{' read-only' if readonly else ''}"
+    if info is None or fs_family(info.fs_type) != fs_family(fstype) or not same_source:
+        return MountConflictError(errno.EBUSY, "mount", target, None, f"{describe(info)} is mounted there; {asked}")
+    if info.readonly != readonly:
+        why = f"it is mounted {'read-only' if info.readonly else 'read-write'}"
+        return MountConflictError(errno.EBUSY, "mount", target, None, f"{why}; {asked}")
+    if fs_family(fstype) == "nfs":
+        want, shown = _nfs_version(data), _nfs_version(info.super_options)
+        if want is not None and shown is not None and want != shown and not (want == "4" and shown.startswith("4")):
+            why = f"it is mounted with NFS version {shown}"
+            return MountConflictError(errno.EBUSY, "mount", target, None, f"{why}; {asked} version {want}")
+    return None
 
 
 def describe(info: MountInfo | None) -> str:

@@ -54,6 +54,7 @@ def _tmpfs(scratch: str) -> dict[str, Any]:
         "stack": [(e.source, e.fs_type, "nosuid" in e.options) for e in entries],
         "other_source": _err(m.mount, "mk-b", t, "tmpfs"),
         "other_type": _err(m.mount, "mk-a", t, "ramfs"),
+        "now_ro": _err(m.mount, "mk-a", t, "tmpfs", ["size=1m", "nosuid", "ro"]),
         "after": len(MountTable.read().find_all(t)),
     }
 
@@ -65,6 +66,8 @@ def test_tmpfs_mount_is_idempotent_and_reports_conflicts(in_ns) -> None:  # type
     assert (kind, err) == ("MountConflictError", errno.EBUSY)
     assert "tmpfs 'mk-a'" in text and "'mk-b'" in text  # what is there and what was asked
     assert r["other_type"][0] == "MountConflictError" and "ramfs" in r["other_type"][2]
+    assert r["now_ro"][:2] == ("MountConflictError", errno.EBUSY)
+    assert "it is mounted read-write; asked for tmpfs 'mk-a' read-only" in r["now_ro"][2]
     assert r["after"] == 1
 
 

@@ -44,6 +44,18 @@ def test_nfs_and_nfs4_are_one_family() -> None:
         fake.mount("no-export-here", "/mnt/w", "nfs")
 
 
+def test_the_same_source_made_otherwise_is_a_conflict() -> None:
+    fake = FakeMounter()
+    fake.mount("tmpfs", "/t", "tmpfs", ["size=1m"])
+    with pytest.raises(MountConflictError, match="it is mounted read-write; asked for tmpfs 'tmpfs' read-only"):
+        fake.mount("tmpfs", "/t", "tmpfs", ["size=1m", "ro"])
+    fake.mount("10.0.0.2:/vol", "/mnt/v", "nfs4", ["vers=4.1"])
+    fake.mount("10.0.0.2:/vol", "/mnt/v", "nfs4", ["vers=4"])  # any 4.x meets vers=4
+    with pytest.raises(MountConflictError, match="NFS version 4.1; asked for nfs '10.0.0.2:/vol' version 3"):
+        fake.mount("10.0.0.2:/vol", "/mnt/v", "nfs", ["nfsvers=3"])
+    assert [len(fake.list().find_all(p)) for p in ("/t", "/mnt/v")] == [1, 1]
+
+
 def test_sensitive_options_never_reach_the_record() -> None:
     fake = FakeMounter()
     fake.mount("//srv/share", "/s", "cifs", ["vers=3"], sensitive_options=["password=hunter2"])

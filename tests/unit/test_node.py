@@ -225,6 +225,18 @@ def test_stage_over_another_share_is_already_exists_naming_both(node: Node) -> N
     assert "10.0.0.9:/other" in message and "10.0.0.2:/vol1" in message
 
 
+def test_restage_made_otherwise_is_already_exists_and_changes_nothing(node: Node) -> None:
+    """CSI's NodeStageVolume row: staged at that path already, but incompatible with the capability."""
+    node.stage(volume_context={"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": "NFS_V4_1"})
+    before = list(node.mounter.list())
+    code, message = status(lambda: node.stage(volume_capability=capability(flags=("ro",))))
+    assert code == grpc.StatusCode.ALREADY_EXISTS and "read-write" in message, message
+    code, message = status(lambda: node.stage())  # NFS_V3 (the default) where 4.1 is mounted
+    assert code == grpc.StatusCode.ALREADY_EXISTS and "NFS version 4.1" in message, message
+    assert list(node.mounter.list()) == before
+    node.stage(volume_context={"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": "NFS_V4_1"})  # the same: OK
+
+
 def test_stage_repairs_a_stale_staging_mount(node: Node) -> None:
     node.stage()
     node.mounter.fail_next("check", CorruptedMountError(errno.ESTALE, "check", node.staging))
