@@ -91,11 +91,13 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         resource_tags: Mapping[str, str] | None = None,
         extra_labels: Mapping[str, str] | None = None,
         multishare: MultishareCloud | None = None,
+        cluster_labels: Mapping[str, str] | None = None,
     ) -> None:
         self._cloud = cloud
         self._driver_name = driver_name
         self._zone = zone
         self._extra_labels = dict(extra_labels or {})
+        self._cluster_labels = dict(cluster_labels or {})  # params.cluster_labels: on multishare instances
         self._locks = locks
         self._timeout = operation_timeout
         self._reserved_ips = ReservedIpAllocator(cloud)
@@ -524,7 +526,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
             request.accessibility_requirements.requisite, "requisite"
         )
         regions = list(dict.fromkeys(region_of(z) for z in [zone, *requested]))
-        spec = multishare_spec(name, request, volume_params, regions)
+        spec = multishare_spec(name, request, volume_params, regions, self._cluster_labels)
         with self._locks.acquire(name):
             found = ops.find_share(regions, spec.share)
             if found is None:

@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="k1=v1,k2=v2: labels added to every instance the controller creates",
     )
+    parser.add_argument(
+        "--gke-cluster-name",
+        default="",
+        help="the cluster's name, labelled with its location on the multishare instances the controller creates",
+    )
+    parser.add_argument(
+        "--is-regional", action="store_true", help="a regional cluster: its location label is the zone's region"
+    )
     parser.add_argument("--kubelet-root", default="/var/lib/kubelet")
     parser.add_argument("--http-endpoint", default="", help="HOST:PORT for /metrics and /healthz")
     parser.add_argument("--workers", type=int, default=10, help="gRPC worker threads")
@@ -132,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot run: %s", exc)
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
+    cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, where.zone, args.is_regional))
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()
@@ -152,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resource_tags=resource_tags,
                 extra_labels=extra_labels,
                 multishare=GcpMultishare(cloud),
+                cluster_labels=cluster,
             )
             checks.append(controller.check_cloud)
         if run_node:

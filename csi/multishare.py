@@ -58,6 +58,7 @@ from csi.filestore import (
 from csi.params import LABEL_STORAGE_CLASS, METADATA_LABELS, VolumeParams
 from csi.proto import csi_pb2
 from csi.reserved_ip import ReservedIpAllocator
+from csi.validation import invalid
 from csi.volume_id import ShareRef, share_name
 
 log = logging.getLogger(__name__)
@@ -438,13 +439,21 @@ class MultishareOps:
 
 
 def multishare_spec(
-    csi_name: str, request: csi_pb2.CreateVolumeRequest, volume_params: VolumeParams, regions: Sequence[str]
+    csi_name: str,
+    request: csi_pb2.CreateVolumeRequest,
+    volume_params: VolumeParams,
+    regions: Sequence[str],
+    cluster: Mapping[str, str] | None = None,
 ) -> ShareSpec:
     """The ShareSpec for a multishare CreateVolume: the PVC metadata labels go on the share (as GFD
-    puts them), the rest and the storage-class label on the instance."""
+    puts them), the rest, the storage-class label and the ``cluster`` labels on the instance (a
+    StorageClass label that contradicts a cluster label is INVALID_ARGUMENT, as in GFD)."""
     assert volume_params.instance_label is not None
     metadata = set(METADATA_LABELS.values())
     instance_labels = {k: v for k, v in volume_params.labels.items() if k not in metadata}
+    for key, value in (cluster or {}).items():
+        if instance_labels.setdefault(key, value) != value:
+            raise invalid(f"parameters.labels: {key!r} is the driver's (set to {value!r} on multishare instances)")
     instance_labels[LABEL_STORAGE_CLASS] = volume_params.instance_label
     count = shares_per_instance(volume_params.max_volume_gib)
     template = MultishareInstance(

@@ -85,6 +85,10 @@ METADATA_LABELS = {
 LABEL_CREATED_BY = "storage_gke_io_created-by"
 #: The label a multishare instance carries the StorageClass's instance-storageclass-label in.
 LABEL_STORAGE_CLASS = "storage_gke_io_storage-class-id"
+#: The labels naming the cluster (--gke-cluster-name) and its location on multishare instances, which
+#: gcp-filestore-csi-driver's multishare reconciler reads to tell the instances its cluster manages.
+LABEL_CLUSTER_NAME = "storage_gke_io_cluster_name"
+LABEL_CLUSTER_LOCATION = "storage_gke_io_cluster_location"
 
 
 
@@ -340,7 +344,7 @@ def split_mount_options(text: str) -> list[str]:
 def parse_extra_labels(text: str) -> dict[str, str]:
     """``--extra-labels``: labels as in a StorageClass, none of them one the driver sets itself."""
     labels = parse_labels(text, "--extra-labels")
-    reserved = sorted(set(labels) & {LABEL_CREATED_BY, *METADATA_LABELS.values()})
+    reserved = sorted(set(labels) & {LABEL_CREATED_BY, LABEL_CLUSTER_NAME, LABEL_CLUSTER_LOCATION, *METADATA_LABELS.values()})
     if reserved:
         raise validation.invalid(f"--extra-labels: label(s) {reserved} are set by the driver itself")
     return labels
@@ -405,6 +409,16 @@ def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:
     if len(labels) > MAX_LABELS:
         raise validation.invalid(f"{field}: more than {MAX_LABELS} labels")
     return labels
+
+
+def cluster_labels(name: str, zone: str, regional: bool) -> dict[str, str]:
+    """``--gke-cluster-name`` and the cluster's location (its zone; its region with ``--is-regional``)
+    as multishare instance labels, as gcp-filestore-csi-driver sets them; none without a name."""
+    if not name:
+        return {}
+    if not LABEL_VALUE.match(name):
+        raise validation.invalid(f"--gke-cluster-name {name!r} is not a label value (at most 63 [a-z0-9_-])")
+    return {LABEL_CLUSTER_NAME: name, LABEL_CLUSTER_LOCATION: region_of(zone) if regional else zone}
 
 
 def created_by(driver_name: str) -> str:

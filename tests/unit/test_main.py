@@ -50,6 +50,14 @@ def test_extra_labels_are_checked_like_labels(labels: str, capsys: pytest.Captur
     assert "--extra-labels" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["Prod", "a" * 64, "prod.east"])
+def test_a_cluster_name_that_is_no_label_value_stops_the_driver(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--cloud", "emulator", "--gke-cluster-name", name])
+    assert info.value.code == 2
+    assert "--gke-cluster-name" in capsys.readouterr().err
+
+
 def _start(argv: list[str], sock: Path) -> subprocess.Popen[str]:
     driver = subprocess.Popen(
         [sys.executable, "-m", "csi.main", f"--endpoint=unix://{sock}", "--grace=1", *argv],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -22,7 +23,7 @@ from csi.controller import ControllerServicer
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks
-from csi.params import LABEL_STORAGE_CLASS
+from csi.params import LABEL_STORAGE_CLASS, cluster_labels
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.server import CsiServer
 from csi.volume_id import ShareRef
@@ -45,14 +46,16 @@ class Env:
     cloud: GcpMultishare
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+@contextlib.contextmanager
+def running(tmp_path: Path, **servicer_options: Any) -> Iterator[Env]:
+    """The controller (options passed to ControllerServicer) over a unix socket, on an emulator."""
     state = EmulatorState(op_delay=0.05, export_root=tmp_path / "exports")
     emulator, endpoint = start_emulator(state=state, max_workers=40)
     v1 = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02, poll_maximum=0.05)
     cloud = GcpMultishare(v1)
     servicer = ControllerServicer(
-        v1, driver_name=DRIVER, zone=ZONE, locks=VolumeLocks(), operation_timeout=10.0, multishare=cloud
+        v1, driver_name=DRIVER, zone=ZONE, locks=VolumeLocks(), operation_timeout=10.0, multishare=cloud,
+        **servicer_options,
     )
     identity = IdentityServicer(DRIVER, "1.0", controller=True, checks=[])
     server = CsiServer(f"unix://{tmp_path}/csi.sock", identity, controller=servicer, workers=40)
@@ -65,6 +68,12 @@ def env(tmp_path: Path) -> Iterator[Env]:
         server.stop(0).wait()
         v1.close()
         emulator.stop(0).wait()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    with running(tmp_path) as e:
+        yield e
 
 
 def sc(label: str = "sc-a", **extra: str) -> dict[str, str]:
@@ -467,3 +476,20 @@ def test_modify_volume_of_a_share_is_refused(env: Env) -> None:
     vol = create(env, "pvc-mod")
     request = csi_pb2.ControllerModifyVolumeRequest(volume_id=vol.volume_id, mutable_parameters={"max-iops": "17000"})
     assert code_of(env.ctl.ControllerModifyVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_multishare_instances_carry_the_cluster_labels_as_gfd_sets_them(tmp_path: Path) -> None:
+    labels = cluster_labels("prod-east", ZONE, regional=True)
+    with running(tmp_path, cluster_labels=labels) as e:
+        create(e, "pvc-in-cluster")
+        [instance] = instances(e)
+        assert instance.labels["storage_gke_io_cluster_name"] == "prod-east"
+        assert instance.labels["storage_gke_io_cluster_location"] == REGION  # regional: the zone's region
+        assert instance.labels["storage_gke_io_created-by"] == "filestore_csi_storage_gke_io"
+        clash = csi_pb2.CreateVolumeRequest(
+            name="pvc-clash", volume_capabilities=[CAP], parameters=sc(labels="storage_gke_io_cluster_name=other")
+        )
+        assert code_of(e.ctl.CreateVolume, clash) == grpc.StatusCode.INVALID_ARGUMENT
+        assert len(shares(e)) == 1  # nothing made for the refused one
+    assert cluster_labels("prod-east", ZONE, regional=False)["storage_gke_io_cluster_location"] == ZONE
+    assert cluster_labels("", ZONE, regional=True) == {}
