@@ -1,5 +1,7 @@
 """Builds mountkit (with its cffi extension) and the Filestore CSI driver."""
 
+from glob import glob
+
 from setuptools import Extension, find_packages, setup
 
 setup(
@@ -11,12 +13,13 @@ setup(
     package_data={"csi": ["proto/*.proto", "py.typed"], "mountkit": ["py.typed"]},
     setup_requires=["cffi>=1.17"],
     cffi_modules=["cext/build_sys.py:ffibuilder"],
-    # not cffi: it builds MountInfo objects through the CPython API (cext/entries.c says why)
+    # not cffi: the table's C side written against the CPython API (cext/capi/capi.h says why)
     ext_modules=[
         Extension(
-            "mountkit._mountkit_entries",
-            ["cext/entries.c"],
-            include_dirs=["cext"],
+            "mountkit._mountkit_table",
+            [*sorted(glob("cext/capi/*.c")), "cext/mountinfo.c"],
+            include_dirs=["cext", "cext/capi"],
+            depends=["cext/mountinfo.h", "cext/capi/capi.h"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],

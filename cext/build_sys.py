@@ -2,8 +2,8 @@
 
 Every ``cext/*.h`` header is both the C declaration (included by the module)
 and the cffi ``cdef`` (its preprocessor lines dropped), so a declaration is
-written once; every ``cext/*.c`` is compiled into the module but ``entries.c``, a CPython-API module of its
-own (setup.py's ``ext_modules``; it says why).
+written once; every ``cext/*.c`` is compiled into the module (``cext/capi/`` holds the modules written
+against the CPython API, built by setup.py's ``ext_modules``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
 HEADERS = sorted(HERE.glob("*.h"))
-SOURCES = sorted(s for s in HERE.glob("*.c") if s.name != "entries.c")
+SOURCES = sorted(HERE.glob("*.c"))
 
 
 def cdef_of(header: pathlib.Path) -> str:

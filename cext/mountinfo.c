@@ -79,85 +79,90 @@ static int at_separator(const struct cursor *c)
            && (c->p + 1 == c->end || c->p[1] == ' ' || c->p[1] == '\n');
 }
 
-long mk_mi_parse(const char *in, size_t len, char *out, uint32_t *cols,
-                 size_t cap, int *what)
+/* One line at c (not empty) into entry e, fields appended at *o; 0, or -1
+ * with *what the field that could not be read. */
+static int parse_line(struct cursor *c, char *out, char **o, uint32_t *e, int *what)
+{
+    if (number(c, ' ', &e[MK_MI_MOUNT_ID])) {
+        *what = MK_MI_MOUNT_ID;
+        return -1;
+    }
+    if (number(c, ' ', &e[MK_MI_PARENT_ID])) {
+        *what = MK_MI_PARENT_ID;
+        return -1;
+    }
+    if (number(c, ':', &e[MK_MI_MAJOR])) {
+        *what = MK_MI_MAJOR;
+        return -1;
+    }
+    if (number(c, ' ', &e[MK_MI_MINOR])) {
+        *what = MK_MI_MINOR;
+        return -1;
+    }
+    /* root, mount point, options and the fs type must be non-empty;
+     * the source may be empty only in principle, super options may be. */
+    static const int required[] = {MK_MI_ROOT, MK_MI_MOUNT_POINT, MK_MI_OPTIONS};
+    for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
+        e[required[k]] = (uint32_t)(*o - out);
+        if (token(c, o, required[k] == MK_MI_OPTIONS ? ',' : '\0') == 0) {
+            *what = required[k];
+            return -1;
+        }
+    }
+    e[MK_MI_OPTIONAL] = (uint32_t)(*o - out);
+    for (int first = 1; !at_separator(c); first = 0) {
+        if (!first)
+            *(*o)++ = '\0';
+        if (token(c, o, '\0') == 0) {
+            *what = MK_MI_OPTIONAL;
+            return -1;
+        }
+    }
+    c->p++;
+    if (c->p < c->end && *c->p == ' ')
+        c->p++;
+    e[MK_MI_FS_TYPE] = (uint32_t)(*o - out);
+    if (token(c, o, '\0') == 0) {
+        *what = MK_MI_FS_TYPE;
+        return -1;
+    }
+    e[MK_MI_SOURCE] = (uint32_t)(*o - out);
+    if (c->p >= c->end || *c->p == '\n') {
+        *what = MK_MI_SOURCE;
+        return -1;
+    }
+    token(c, o, '\0');
+    e[MK_MI_SUPER_OPTIONS] = (uint32_t)(*o - out);
+    token(c, o, ',');
+    if (c->p < c->end && *c->p != '\n') {
+        *what = MK_MI_END; /* a space inside the super options */
+        return -1;
+    }
+    e[MK_MI_END] = (uint32_t)(*o - out);
+    if (c->p < c->end)
+        c->p++;
+    return 0;
+}
+
+long mk_mi_parse(struct mk_mi_parser *p, const char *in, size_t len)
 {
     struct cursor c = {in, in + len};
-    char *o = out;
-    size_t n = 0;
-    long line = 0;
+    char *o = p->out + p->len;
     while (c.p < c.end) {
-        line++;
         if (*c.p == '\n') {
+            p->line++;
             c.p++;
             continue;
         }
-        if (n == cap) {
-            *what = MK_MI_END;
-            return -line;
-        }
-        uint32_t *e = cols + n * MK_MI_STRIDE;
-        if (number(&c, ' ', &e[MK_MI_MOUNT_ID])) {
-            *what = MK_MI_MOUNT_ID;
-            return -line;
-        }
-        if (number(&c, ' ', &e[MK_MI_PARENT_ID])) {
-            *what = MK_MI_PARENT_ID;
-            return -line;
-        }
-        if (number(&c, ':', &e[MK_MI_MAJOR])) {
-            *what = MK_MI_MAJOR;
-            return -line;
-        }
-        if (number(&c, ' ', &e[MK_MI_MINOR])) {
-            *what = MK_MI_MINOR;
-            return -line;
-        }
-        /* root, mount point, options and the fs type must be non-empty;
-         * the source may be empty only in principle, super options may be. */
-        static const int required[] = {MK_MI_ROOT, MK_MI_MOUNT_POINT, MK_MI_OPTIONS};
-        for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
-            e[required[k]] = (uint32_t)(o - out);
-            if (token(&c, &o, required[k] == MK_MI_OPTIONS ? ',' : '\0') == 0) {
-                *what = required[k];
-                return -line;
-            }
-        }
-        e[MK_MI_OPTIONAL] = (uint32_t)(o - out);
-        for (int first = 1; !at_separator(&c); first = 0) {
-            if (!first)
-                *o++ = '\0';
-            if (token(&c, &o, '\0') == 0) {
-                *what = MK_MI_OPTIONAL;
-                return -line;
-            }
-        }
-        c.p++;
-        if (c.p < c.end && *c.p == ' ')
-            c.p++;
-        e[MK_MI_FS_TYPE] = (uint32_t)(o - out);
-        if (token(&c, &o, '\0') == 0) {
-            *what = MK_MI_FS_TYPE;
-            return -line;
-        }
-        e[MK_MI_SOURCE] = (uint32_t)(o - out);
-        if (c.p >= c.end || *c.p == '\n') {
-            *what = MK_MI_SOURCE;
-            return -line;
-        }
-        token(&c, &o, '\0');
-        e[MK_MI_SUPER_OPTIONS] = (uint32_t)(o - out);
-        token(&c, &o, ',');
-        if (c.p < c.end && *c.p != '\n') {
-            *what = MK_MI_END; /* a space inside the super options */
-            return -line;
-        }
-        e[MK_MI_END] = (uint32_t)(o - out);
-        if (c.p < c.end)
-            c.p++;
-        n++;
+        if (p->n == p->cap)
+            break;
+        p->line++;
+        if (parse_line(&c, p->out, &o, p->cols + p->n * MK_MI_STRIDE, &p->what))
+            return -1;
+        p->n++;
     }
-    return (long)n;
+    p->len = (size_t)(o - p->out);
+    return (long)(c.p - in);
 }
 
 size_t mk_mi_select(const char *buf, const uint32_t *cols, size_t n,

@@ -30,13 +30,25 @@ enum mk_mi_col {
     MK_MI_STRIDE = 12
 };
 
-/* Parse len bytes of mountinfo text.  out must hold len bytes, cols cap *
- * MK_MI_STRIDE entries (cap >= number of lines).  Returns the number of
- * entries; on a malformed line returns -(its 1-based number) and sets *what
- * to the mk_mi_col of the field that could not be read.  Empty lines are
- * skipped. */
-long mk_mi_parse(const char *in, size_t len, char *out, uint32_t *cols,
-                 size_t cap, int *what);
+/* A parse fed whole lines in any number of pieces (cext/capi/mountinfo_read.c
+ * feeds it as it reads), appending to buffers its caller grows between calls. */
+struct mk_mi_parser {
+    char *out;      /* the unescaped fields: room for every byte passed, past len */
+    uint32_t *cols; /* MK_MI_STRIDE columns per entry, room for cap entries */
+    size_t cap;
+    size_t len;     /* bytes of out written */
+    size_t n;       /* entries written */
+    long line;      /* lines read so far, empty ones included */
+    int what;       /* after a malformed line: the mk_mi_col it could not read */
+};
+
+/* Parse the lines in in[0, len), each ended by a newline but perhaps the last
+ * (a piece passed never ends inside a line the next piece continues).
+ * Returns the bytes consumed: len, or fewer when cols holds cap entries (the
+ * parse stops before the line that does not fit, to go on once the caller has
+ * grown cols); -1 on a malformed line, whose 1-based number is then p->line,
+ * and its field p->what.  Empty lines are skipped. */
+long mk_mi_parse(struct mk_mi_parser *p, const char *in, size_t len);
 
 /* Indices (into hits, which holds n) of the entries whose text field col
  * equals needle, or, with under set, is needle or a path below it. */

@@ -12,7 +12,6 @@ here.
 from __future__ import annotations
 
 import errno
-from array import array
 from typing import NoReturn
 
 from mountkit.errors import UnsupportedError
@@ -39,6 +38,10 @@ def mountinfo_parse(text: bytes) -> NoReturn:
     _missing("mountinfo parse")
 
 
+def mountinfo_read(*args: object) -> NoReturn:
+    _missing("mountinfo read")
+
+
 def statmount_table(*args: object) -> NoReturn:
     _missing("statmount")
 
@@ -55,7 +58,7 @@ def statx(*args: object) -> NoReturn:
 mountinfo_entries = None
 
 
-def mountinfo_select(buf: bytes, cols: array[int], n: int, col: int, needle: bytes, under: bool) -> list[int]:
+def mountinfo_select(buf: bytes, cols: memoryview, n: int, col: int, needle: bytes, under: bool) -> list[int]:
     """Indices of entries whose text column ``col`` is ``needle`` (or, ``under``, a path below it)."""
     hits = []
     for i in range(n):
@@ -72,6 +75,6 @@ def mountinfo_select(buf: bytes, cols: array[int], n: int, col: int, needle: byt
     return hits
 
 
-def mountinfo_select_int(cols: array[int], n: int, col: int, value: int) -> list[int]:
+def mountinfo_select_int(cols: memoryview, n: int, col: int, value: int) -> list[int]:
     """Indices of entries whose number column ``col`` equals ``value``."""
     return [i for i in range(n) if cols[i * MI_STRIDE + col] == value]

@@ -1,4 +1,4 @@
-"""The one module that touches the compiled modules (the cffi one, and cext/entries.c's).
+"""The one module that touches the compiled modules (the cffi one, and cext/capi/'s CPython-API one).
 
 It turns ``-1/errno`` into :class:`~mountkit.errors.MountError` (with the
 operation and the path), converts paths to bytes, and remembers which newer
@@ -16,8 +16,11 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from mountkit._mountkit_entries import entries as _entries
 from mountkit._mountkit_sys import ffi, lib
+from mountkit._mountkit_table import CHUNK as _CHUNK
+from mountkit._mountkit_table import entries as _entries
+from mountkit._mountkit_table import parse as _parse
+from mountkit._mountkit_table import read as _read
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
 from mountkit.rules import PathArg
@@ -496,46 +499,41 @@ MI_FS_TYPE: int = lib.MK_MI_FS_TYPE
 MI_SOURCE: int = lib.MK_MI_SOURCE
 MI_PARENT_ID: int = lib.MK_MI_PARENT_ID
 
-_MI_WHAT = {
-    lib.MK_MI_MOUNT_ID: "mount ID",
-    lib.MK_MI_PARENT_ID: "parent ID",
-    lib.MK_MI_MAJOR: "major:minor",
-    lib.MK_MI_MINOR: "major:minor",
-    lib.MK_MI_ROOT: "root",
-    lib.MK_MI_MOUNT_POINT: "mount point",
-    lib.MK_MI_OPTIONS: "mount options",
-    lib.MK_MI_OPTIONAL: 'optional fields ended by "-"',
-    lib.MK_MI_FS_TYPE: "filesystem type",
-    lib.MK_MI_SOURCE: "source",
-    lib.MK_MI_END: "super options (unexpected space)",
-}
+#: bytes read(2) asks for at a time when reading mountinfo (cext/capi/mountinfo_read.c says why)
+MI_CHUNK: int = _CHUNK
 
 
-def mountinfo_parse(text: bytes) -> tuple[bytes, array[int], int]:
+def _parsed(parts: tuple[bytes, bytes, int]) -> tuple[bytes, memoryview, int]:
+    buf, cols, n = parts
+    return buf, memoryview(cols).cast("I"), n
+
+
+def mountinfo_parse(text: bytes) -> tuple[bytes, memoryview, int]:
     """Parse mountinfo text into (unescaped field buffer, uint32 columns, entry count).
 
     Raises ValueError naming the 1-based line number and the field that could not be read (never
     the line itself: super options may carry what a mount was given).
     """
-    cap = text.count(b"\n") + 1
-    out = bytearray(len(text))
-    cols = array("I", bytes(4 * MI_STRIDE * cap))
-    what = ffi.new("int *")
-    n = lib.mk_mi_parse(text, len(text), ffi.from_buffer(out), ffi.from_buffer("uint32_t[]", cols), cap, what)
-    if n < 0:
-        raise ValueError(f"malformed mountinfo line {-n}: cannot read the {_MI_WHAT[what[0]]}")
-    del cols[n * MI_STRIDE :]
-    return bytes(memoryview(out)[: cols[-1] if n else 0]), cols, n  # one copy, not two
+    return _parsed(_parse(text))
 
 
-def mountinfo_select(buf: bytes, cols: array[int], n: int, col: int, needle: bytes, under: bool) -> list[int]:
+def mountinfo_read(fd: int, chunk: int = MI_CHUNK) -> tuple[bytes, memoryview, int]:
+    """:func:`mountinfo_parse` of the text read from ``fd`` to its end, parsed as it is read.
+
+    Reads ``chunk`` bytes at a time (a longer line grows the buffer) with the GIL released, and
+    parses into the buffers returned, so the text is never held whole; OSError from read(2).
+    """
+    return _parsed(_read(fd, chunk))
+
+
+def mountinfo_select(buf: bytes, cols: memoryview, n: int, col: int, needle: bytes, under: bool) -> list[int]:
     """Indices of entries whose text column ``col`` is ``needle`` (or, ``under``, a path below it)."""
     hits = ffi.new("uint32_t[]", max(n, 1))
     k = lib.mk_mi_select(buf, ffi.from_buffer("uint32_t[]", cols), n, col, under, needle, len(needle), hits)
     return list(hits[0:k])
 
 
-def mountinfo_select_int(cols: array[int], n: int, col: int, value: int) -> list[int]:
+def mountinfo_select_int(cols: memoryview, n: int, col: int, value: int) -> list[int]:
     """Indices of entries whose number column ``col`` equals ``value``."""
     hits = ffi.new("uint32_t[]", max(n, 1))
     k = lib.mk_mi_select_int(ffi.from_buffer("uint32_t[]", cols), n, col, value, hits)
@@ -545,7 +543,7 @@ def mountinfo_select_int(cols: array[int], n: int, col: int, value: int) -> list
 _Record = TypeVar("_Record")
 
 
-def mountinfo_entries(buf: bytes, cols: array[int], start: int, stop: int, cls: type[_Record]) -> list[_Record]:
+def mountinfo_entries(buf: bytes, cols: memoryview, start: int, stop: int, cls: type[_Record]) -> list[_Record]:
     """Entries ``[start, stop)`` of a table in :func:`mountinfo_parse`'s layout as ``cls`` objects, built in C.
 
     ``cls`` is a slots class with an object slot per mountinfo field (table.MountInfo); paths are

@@ -3,17 +3,19 @@
 Reading the table is dominated by the kernel generating the text; what this module adds must stay
 small next to that, even at 10,000 mounts.  So a :class:`MountTable` is compact: the C parser
 (``cext/mountinfo.c``) undoes the kernel's octal escapes into one ``bytes`` buffer and records, per
-entry, the numbers and the offsets of each field in an ``array`` of uint32 (about 48 bytes an
-entry plus the text).  Lookups (``find``, ``find_all``, ``under``, ``refs``, ``children``) scan
-those arrays in C and build :class:`MountInfo` objects only for the entries they return;
+entry, the numbers and the offsets of each field in uint32 columns (about 48 bytes an entry plus
+the text).  :meth:`MountTable.read` parses each piece of text as read(2) hands it over, straight
+into those two buffers (``cext/capi/mountinfo_read.c``), so it costs about what reading the text
+does.  Lookups (``find``, ``find_all``, ``under``, ``refs``, ``children``) scan the columns in C
+and build :class:`MountInfo` objects only for the entries they return;
 indexing and iteration build a fresh :class:`MountInfo` per access (not cached: keep the ones you
 need).  Paths are decoded like :func:`os.fsdecode` (surrogateescape), so a non-UTF-8 name
 round-trips through :func:`os.fsencode`.
 
-:func:`find_mount` answers for one mount point without a table: statx settles a path that is not a
+:func:`find_mount` answers for one mount point, mostly without a table: statx settles a path that is not a
 mount root in O(1) (5.8+), and on kernels with statmount and ``STATX_MNT_ID_UNIQUE`` (6.8+) a mount
-root costs one statx and one statmount; otherwise it scans the raw mountinfo bytes for the escaped
-mount point and parses only the lines that contain it.
+root costs one statx and one statmount; otherwise it reads the compact table (no slower than reading
+the text) and builds only the entry it returns.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeAlias, overload
 
 try:
     from mountkit import _sys
@@ -44,6 +46,8 @@ _STRIDE = _sys.MI_STRIDE
 _ROOT = _sys.MI_ROOT
 
 Backend = Literal["mountinfo", "statmount"]
+#: a table's uint32 columns as a parse (memoryview) or statmount (array) hands them over, or pickled (bytes)
+Columns: TypeAlias = "memoryview | array[int] | bytes"
 PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 
@@ -82,8 +86,8 @@ class _Twin:
 
 
 _new = object.__new__
-#: MountInfo objects built in C from the compact table (cext/entries.c); None without the extension
-_c_entries: Callable[[bytes, array[int], int, int, type[MountInfo]], list[MountInfo]] | None = _sys.mountinfo_entries
+#: MountInfo objects built in C from the compact table (cext/capi/entries.c); None without the extension
+_c_entries: Callable[[bytes, memoryview, int, int, type[MountInfo]], list[MountInfo]] | None = _sys.mountinfo_entries
 _CHUNK = 4096
 
 
@@ -130,6 +134,10 @@ class MountTable(Sequence[MountInfo]):
 
     __slots__ = ("_buf", "_cols", "_n")
 
+    _buf: bytes
+    _cols: memoryview  # uint32 ("I"), MI_STRIDE an entry
+    _n: int
+
     def __init__(self, entries: Iterable[MountInfo] = ()) -> None:
         """A table of the given entries (the statmount backend and fakes build tables this way)."""
         buf = bytearray()
@@ -150,7 +158,7 @@ class MountTable(Sequence[MountInfo]):
                 buf += field
             cols.append(len(buf))
             n += 1
-        self._buf, self._cols, self._n = bytes(buf), cols, n
+        self._buf, self._cols, self._n = bytes(buf), memoryview(cols), n
 
     @classmethod
     def parse(cls, text: str | bytes) -> MountTable:
@@ -159,10 +167,16 @@ class MountTable(Sequence[MountInfo]):
         return cls._of(_sys.mountinfo_parse(raw))
 
     @classmethod
-    def _of(cls, parts: tuple[bytes, array[int], int]) -> MountTable:
+    def _of(cls, parts: tuple[bytes, Columns, int]) -> MountTable:
+        """The table of a parse's or statmount's (buffer, uint32 columns, entry count)."""
         table = cls.__new__(cls)
-        table._buf, table._cols, table._n = parts
+        buf, cols, table._n = parts
+        view = memoryview(cols)
+        table._buf, table._cols = buf, view if view.format == "I" else view.cast("I")
         return table
+
+    def __reduce__(self) -> tuple[Callable[[tuple[bytes, Columns, int]], MountTable], tuple[Any, ...]]:
+        return MountTable._of, ((self._buf, self._cols.tobytes(), self._n),)  # a memoryview does not pickle
 
     @classmethod
     def read(cls, pid: int | None = None, *, backend: Backend = "mountinfo") -> MountTable:
@@ -173,7 +187,7 @@ class MountTable(Sequence[MountInfo]):
         namespace, so it refuses another pid.
         """
         if backend == "mountinfo":
-            return cls.parse(read_mountinfo(pid))
+            return cls._of(_read_mountinfo(pid))
         if backend == "statmount":
             if pid is not None and pid != os.getpid():
                 raise InvalidOptionError("statmount", "lists only this process's mount namespace")
@@ -327,12 +341,17 @@ def _stack_order(entries: list[MountInfo]) -> list[MountInfo]:
     return ordered
 
 
-def read_mountinfo(pid: int | None = None) -> bytes:
-    """The raw bytes of ``/proc/<pid>/mountinfo``; MountError (with the path) when unreadable."""
+def _read_mountinfo(pid: int | None) -> tuple[bytes, memoryview, int]:
+    """``/proc/<pid>/mountinfo`` parsed as it is read; MountError (with the path) when unreadable."""
     path = f"/proc/{'self' if pid is None else pid}/mountinfo"
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return _sys.mountinfo_read(fd)
+        finally:
+            os.close(fd)
+    except MountError:  # UnsupportedError: no compiled extension
+        raise
     except OSError as exc:
         raise MountError(exc.errno or errno.EIO, "read mount table", path) from exc
 
@@ -381,22 +400,15 @@ def _find_by_statx(path: str) -> MountInfo | object | None:
     return found[0] if found[0].mount_point == path else None
 
 
-def _mangle(raw: bytes) -> bytes:
-    """Escape a path the way the kernel writes it into mountinfo (space, tab, newline, backslash)."""
-    for ch in b"\\ \t\n":
-        raw = raw.replace(bytes([ch]), b"\\%03o" % ch)
-    return raw
-
-
 def find_mount(mount_point: PathArg, pid: int | None = None) -> MountInfo | None:
-    """The topmost mount visible at ``mount_point`` as ``pid`` sees it, without building the table.
+    """The topmost mount visible at ``mount_point`` as ``pid`` sees it, building no entry but that one.
 
     For this process statx settles it in O(1) where the kernel can tell (5.8+): a path that is
     missing or not a mount root has none (a mount shadowed by a later mount over a parent
     directory is invisible there; ``MountTable.read().find`` still lists it), and a mount root is
-    described by statmount (6.8+).  Anything else reads mountinfo once and parses only the lines
-    holding the escaped path.  The statx may block on a dead network filesystem: callers probing
-    one run this with a deadline.
+    described by statmount (6.8+).  Anything else reads mountinfo once into a compact table (as
+    fast as reading the text: it is parsed while read) and builds only the entry it returns.  The
+    statx may block on a dead network filesystem: callers probing one run this with a deadline.
     """
     path = _path(mount_point)
     if pid is None or pid == os.getpid():
@@ -405,14 +417,4 @@ def find_mount(mount_point: PathArg, pid: int | None = None) -> MountInfo | None
             return None
         if isinstance(found, MountInfo):
             return found
-    raw = read_mountinfo(pid)
-    needle = b" " + _mangle(_enc(path, "mount point")) + b" "
-    lines = []
-    pos = raw.find(needle)
-    while pos >= 0:
-        start = raw.rfind(b"\n", 0, pos) + 1
-        end = raw.find(b"\n", pos)
-        end = len(raw) if end < 0 else end
-        lines.append(raw[start:end])
-        pos = raw.find(needle, end)
-    return MountTable.parse(b"\n".join(lines)).find(path) if lines else None
+    return MountTable.read(pid).find(path)

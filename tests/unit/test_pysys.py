@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import inspect
 import re
-from array import array
 
 import pytest
 
 from mountkit import _pysys, _sys, table
-from mountkit.table import read_mountinfo
+from mountkit.table import MountTable
 
 
-def _table() -> tuple[bytes, array[int], int, list[bytes]]:
+def _table() -> tuple[bytes, memoryview, int, list[bytes]]:
     """This process's table (nested mounts, names that extend others' like /sys and /sys/fs) and
     needles: every field value, with and without a trailing "/", and cut one byte short."""
-    buf, cols, n = _sys.mountinfo_parse(read_mountinfo())
+    table = MountTable.read()
+    buf, cols, n = table._buf, table._cols, table._n
     fields = {buf[cols[k] : cols[k + 1]] for i in range(n) for k in (i * _sys.MI_STRIDE + c for c in range(_sys.MI_ROOT, _sys.MI_SOURCE + 1))}
     needles = {b"", b"/"} | fields | {f + b"/" for f in fields} | {f[:-1] for f in fields}
     return buf, cols, n, sorted(needles)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import dataclasses
+import errno
 import os
+import pickle
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -11,6 +16,7 @@ from hypothesis import strategies as st
 
 from mountkit import _sys
 from mountkit import table as table_module
+from mountkit.errors import MountError
 from mountkit.flags import MOUNT_ATTR, MS, SB_LAZYTIME, SB_RDONLY
 from mountkit.table import MountInfo, MountTable, find_mount, from_statmount
 
@@ -300,3 +306,97 @@ def test_read_and_find_mount_agree_on_this_process() -> None:
     assert table.find("/") == find_mount("/")
     assert find_mount("/surely/not/a/mount/point") is None
     assert list(MountTable.read(os.getpid())) == list(table)
+
+
+def test_an_unreadable_table_names_its_path() -> None:
+    with pytest.raises(MountError, match="/proc/999999999/mountinfo") as exc:
+        MountTable.read(999_999_999)
+    assert exc.value.errno == errno.ENOENT
+
+
+def test_a_table_pickles_and_copies() -> None:
+    table = MountTable.parse(LINES)
+    for other in (pickle.loads(pickle.dumps(table)), copy.copy(table), copy.deepcopy(table)):
+        assert list(other) == list(table) and other.find("/srv/a b") == table.find("/srv/a b")
+
+
+# --- MountTable.read parses the text as read(2) hands it over (cext/capi/mountinfo_read.c) ----------
+
+
+def read_in_chunks(text: bytes, chunk: int = _sys.MI_CHUNK) -> tuple[bytes, memoryview, int]:
+    """``_sys.mountinfo_read`` of ``text`` from a memfd, a regular file: each read(2) fills ``chunk``."""
+    fd = os.memfd_create("mountinfo", os.MFD_CLOEXEC)
+    try:
+        assert os.write(fd, text) == len(text)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return _sys.mountinfo_read(fd, chunk)
+    finally:
+        os.close(fd)
+
+
+def outcome(parse: Callable[[], object]) -> object:
+    """What ``parse()`` returns, or the message of the ValueError it raises."""
+    try:
+        return parse()
+    except ValueError as exc:
+        return str(exc)
+
+
+chunks = st.sampled_from([1, 2, 3, 7, 64, _sys.MI_CHUNK])
+
+
+@given(st.lists(entries, max_size=8), chunks, st.booleans())
+def test_reading_in_chunks_parses_like_the_whole_text(records: list[MountInfo], chunk: int, newline: bool) -> None:
+    text = b"".join(render(e) for e in records)
+    text = text if newline else text.removesuffix(b"\n")
+    assert read_in_chunks(text, chunk) == _sys.mountinfo_parse(text)
+
+
+@given(st.lists(entries, min_size=1, max_size=4), st.data(), chunks)
+def test_malformed_text_fails_alike_in_chunks(records: list[MountInfo], data: st.DataObject, chunk: int) -> None:
+    """A byte inserted anywhere: the chunked read raises the same error (same line, same field)."""
+    text = b"".join(render(e) for e in records)
+    at = data.draw(st.integers(0, len(text)))
+    text = text[:at] + data.draw(st.sampled_from([b" ", b"\n", b"-", b"x", b"\\", b"\n\n"])) + text[at:]
+    assert outcome(lambda: read_in_chunks(text, chunk)) == outcome(lambda: _sys.mountinfo_parse(text))
+
+
+def test_lines_across_the_64k_boundary_and_longer_than_the_buffer() -> None:
+    chunk = _sys.MI_CHUNK
+    text = bytearray()
+    while len(text) < chunk - 200:
+        text += b"%d 1 0:1 / /p/%d rw - tmpfs tmpfs rw\n" % (len(text), len(text))
+    head = b"9 1 0:1 / /a"
+    pad = chunk - 2 - len(text) - len(head)  # the escape \040 split 2 + 2 across the boundary
+    text += head + b"x" * pad + b"\\040b rw,\\054x - tmpfs tmpfs rw\n"
+    assert text.index(b"\\040b") == chunk - 2
+    text += b"10 1 0:1 /%s /long rw - tmpfs tmpfs rw\n" % (b"r" * 3 * chunk)
+    text += b"11 1 0:1 / /last rw - tmpfs tmpfs rw"  # no newline at the end
+    parts = read_in_chunks(bytes(text))
+    assert parts == _sys.mountinfo_parse(bytes(text))
+    table = MountTable._of(parts)
+    a, long, last = table[-3:]
+    assert a.mount_point == "/a" + "x" * pad + " b" and a.options == ("rw", ",x")
+    assert long.root == "/" + "r" * 3 * chunk and long.mount_point == "/long"
+    assert last.mount_point == "/last" and last.super_options == ("rw",)
+    broken = bytes(text) + b"\n12 1 0:1 /\n"  # the last line, malformed
+    lines = broken.count(b"\n")
+    with pytest.raises(ValueError, match=rf"mountinfo line {lines}: cannot read the mount point"):
+        read_in_chunks(broken)
+
+
+def test_a_read_waiting_for_text_lets_other_threads_run() -> None:
+    """The GIL is released around read(2): the thread writing the text runs while the reader waits."""
+    r, w = os.pipe()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            reading = pool.submit(_sys.mountinfo_read, r)
+            for line in LINES.splitlines(keepends=True):
+                os.write(w, line[:9])
+                os.write(w, line[9:])
+        finally:
+            os.close(w)
+        try:
+            assert reading.result(timeout=30) == _sys.mountinfo_parse(LINES)
+        finally:
+            os.close(r)

@@ -1,16 +1,15 @@
-/* mountkit._mountkit_entries: MountInfo objects built from the compact table.
+/* MountInfo objects built from the compact table (mountkit._mountkit_table.entries).
  *
  * Not cffi: listing every mount as a frozen MountInfo is bounded by building
  * Python objects, which cffi's API mode can only do through Python code (about
- * 1 us an entry).  This module is written against the CPython API so that an
+ * 1 us an entry).  This file is written against the CPython API so that an
  * entry is one tp_alloc and eleven slot stores.  It takes the table that
  * cext/mountinfo.c (or statmount.c) produced, layout in mountinfo.h, and the
  * MountInfo class; the slot offsets come from that class's member descriptors
  * (a slots dataclass), checked to be object slots, so nothing here repeats the
  * field order but the column layout it shares with mountinfo.h.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "capi.h"
 #include <structmember.h>
 #include <stdint.h>
 #include <string.h>
@@ -154,7 +153,7 @@ static PyObject *field(const char *buf, const uint32_t *col, int f, struct cache
     }
 }
 
-static PyObject *entries(PyObject *self, PyObject *args)
+PyObject *mk_py_entries(PyObject *self, PyObject *args)
 {
     Py_buffer buf, cols;
     Py_ssize_t start, stop;
@@ -213,21 +212,4 @@ out:
     PyBuffer_Release(&buf);
     PyBuffer_Release(&cols);
     return list;
-}
-
-static PyMethodDef methods[] = {
-    {"entries", entries, METH_VARARGS,
-     "entries(buf, cols, start, stop, cls) -> list of cls, entries [start, stop) of a compact table."},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "mountkit._mountkit_entries",
-    "MountInfo records built in C from mountinfo_parse's compact table (see cext/entries.c).",
-    -1, methods, NULL, NULL, NULL, NULL,
-};
-
-PyMODINIT_FUNC PyInit__mountkit_entries(void)
-{
-    return PyModule_Create(&module);
 }
