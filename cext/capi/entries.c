@@ -8,6 +8,14 @@
  * MountInfo class; the slot offsets come from that class's member descriptors
  * (a slots dataclass), checked to be object slots, so nothing here repeats the
  * field order but the column layout it shares with mountinfo.h.
+ *
+ * The entries and the tuples built here leave the cyclic garbage collector's
+ * lists as soon as they are filled, as CPython untracks a tuple of atomic
+ * values: an entry holds only ints, strs and tuples of strs, and is frozen, so
+ * it can never be part of a reference cycle (only object.__setattr__ forced
+ * past the frozen dataclass could make one, and that cycle would be leaked,
+ * never freed early).  Tracked, 30,000 new entries would be traversed by every
+ * young collection they survive and bring on full collections of the heap.
  */
 #include "capi.h"
 #include <structmember.h>
@@ -39,8 +47,16 @@ struct cache {
     struct cached slot[CACHE_SLOTS];
 };
 
+/* The numbers repeat from one entry to the next (the parent and the device
+ * of thousands of binds): each number field keeps the last value it built. */
+struct last_number {
+    uint32_t raw;
+    PyObject *value;
+};
+
 struct caches {
     struct cache words, lists;
+    struct last_number number[MK_MI_ROOT];
 };
 
 static void cache_clear(struct cache *c)
@@ -78,6 +94,7 @@ static PyObject *items(const char *raw, Py_ssize_t len)
         PyTuple_SET_ITEM(tuple, k, item);
         p = stop + 1;
     }
+    PyObject_GC_UnTrack(tuple); /* strs only: see the top of this file */
     return tuple;
 }
 
@@ -136,8 +153,17 @@ static int slot_offsets(PyTypeObject *cls, Py_ssize_t *offset)
 /* The value of field f of the entry whose columns are col; a new reference. */
 static PyObject *field(const char *buf, const uint32_t *col, int f, struct caches *c)
 {
-    if (f < MK_MI_ROOT)
-        return PyLong_FromUnsignedLong(col[f]);
+    if (f < MK_MI_ROOT) {
+        struct last_number *last = &c->number[f];
+        if (last->value == NULL || last->raw != col[f]) {
+            PyObject *value = PyLong_FromUnsignedLong(col[f]);
+            if (value == NULL)
+                return NULL;
+            Py_XSETREF(last->value, value);
+            last->raw = col[f];
+        }
+        return Py_NewRef(last->value);
+    }
     const char *raw = buf + col[f];
     Py_ssize_t len = (Py_ssize_t)col[f + 1] - (Py_ssize_t)col[f];
     switch (f) {
@@ -199,6 +225,8 @@ PyObject *mk_py_entries(PyObject *self, PyObject *args)
                 goto fail;
             *(PyObject **)((char *)e + offset[f]) = value;
         }
+        if (PyObject_IS_GC(e))
+            PyObject_GC_UnTrack(e); /* ints, strs and tuples of strs: see the top of this file */
     }
     goto out;
 fail:
@@ -207,6 +235,8 @@ out:
     if (c != NULL) {
         cache_clear(&c->words);
         cache_clear(&c->lists);
+        for (int f = 0; f < MK_MI_ROOT; f++)
+            Py_CLEAR(c->number[f].value);
         PyMem_Free(c);
     }
     PyBuffer_Release(&buf);

@@ -6,6 +6,7 @@ import concurrent.futures
 import copy
 import dataclasses
 import errno
+import gc
 import os
 import pickle
 from collections.abc import Callable
@@ -147,6 +148,13 @@ def test_listed_entries_are_frozen_mountinfo_records() -> None:
             entry.source = "x"  # type: ignore[misc]
         assert hash(entry) == hash(dataclasses.replace(entry))
     assert list(MountTable.parse(text))[1].options == ("rw", "nosuid")
+
+
+def test_built_entries_stay_out_of_the_cycle_collector() -> None:
+    """Only ints, strs and tuples of strs: no cycle possible, so nothing for the GC to traverse."""
+    for entry in MountTable.parse(LINES):
+        assert not gc.is_tracked(entry)
+        assert not any(gc.is_tracked(items) for items in (entry.options, entry.optional_fields, entry.super_options))
 
 
 @given(name)
