@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -74,9 +74,31 @@ def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> 
         start = time.perf_counter_ns()
         fn()
         samples.append(time.perf_counter_ns() - start)
+    return _timing(samples)
+
+
+def measure_interleaved(fns: Mapping[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2) -> dict[str, Timing]:
+    """:func:`measure` of each of ``fns`` in turns, one call of each per round.
+
+    For operations whose ratios matter: a load that comes and goes on the shared machine, or a
+    cache one operation leaves warm for its next call, then weighs on all of them alike.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[int]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter_ns()
+            fn()
+            samples[name].append(time.perf_counter_ns() - start)
+    return {name: _timing(s) for name, s in samples.items()}
+
+
+def _timing(samples: list[int]) -> Timing:
     samples.sort()
     p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
-    return Timing(statistics.median(samples), p99, repeats)
+    return Timing(statistics.median(samples), p99, len(samples))
 
 
 def fmt_ns(ns: float) -> str:
