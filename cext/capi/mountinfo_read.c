@@ -208,13 +208,15 @@ static enum stop pump(struct feed *f, struct mk_mi_parser *p, size_t buf_size)
 
 PyObject *mk_py_read(PyObject *self, PyObject *args)
 {
-    struct feed f = {.size = MK_PY_CHUNK};
-    if (!PyArg_ParseTuple(args, "i|n:read", &f.fd, &f.size))
+    struct feed f = {0};
+    Py_ssize_t chunk = MK_PY_CHUNK;
+    if (!PyArg_ParseTuple(args, "i|n:read", &f.fd, &chunk))
         return NULL;
-    if ((Py_ssize_t)f.size < 1) {
+    if (chunk < 1) {
         PyErr_SetString(PyExc_ValueError, "read: the chunk size must be positive");
         return NULL;
     }
+    f.size = (size_t)chunk;
     struct table t;
     if (table_open(&t, last_len + last_len / 8 + f.size, last_n + last_n / 8) != 0)
         return NULL;

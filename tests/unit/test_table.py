@@ -391,6 +391,8 @@ def test_lines_across_the_64k_boundary_and_longer_than_the_buffer() -> None:
     lines = broken.count(b"\n")
     with pytest.raises(ValueError, match=rf"mountinfo line {lines}: cannot read the mount point"):
         read_in_chunks(broken)
+    with pytest.raises(ValueError, match="chunk size must be positive"):
+        read_in_chunks(broken, 0)
 
 
 def test_a_read_waiting_for_text_lets_other_threads_run() -> None:
