@@ -39,7 +39,7 @@ def mountinfo_parse(text: bytes) -> NoReturn:
     _missing("mountinfo parse")
 
 
-def statmount_table(*args: object) -> NoReturn:
+def statmount_table(*args: object, **kwargs: object) -> NoReturn:
     _missing("statmount")
 
 
