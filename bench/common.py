@@ -65,6 +65,12 @@ class Timing:
     repeats: int
 
 
+def _timing(samples: list[int]) -> Timing:
+    samples = sorted(samples)
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    return Timing(statistics.median(samples), p99, len(samples))
+
+
 def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> Timing:
     """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -74,9 +80,29 @@ def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> 
         start = time.perf_counter_ns()
         fn()
         samples.append(time.perf_counter_ns() - start)
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
-    return Timing(statistics.median(samples), p99, repeats)
+    return _timing(samples)
+
+
+def measure_in_turn(
+    fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2
+) -> dict[str, tuple[Timing, Timing]]:
+    """(wall, CPU) timings of each function, called one after another in every round.
+
+    Alternatives compared this way see the same load on a shared machine.  CPU is
+    ``time.process_time_ns``: every thread of the process, so work spread over threads shows.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall: dict[str, list[int]] = {name: [] for name in fns}
+    cpu: dict[str, list[int]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            cpu_start, start = time.process_time_ns(), time.perf_counter_ns()
+            fn()
+            wall[name].append(time.perf_counter_ns() - start)
+            cpu[name].append(time.process_time_ns() - cpu_start)
+    return {name: (_timing(wall[name]), _timing(cpu[name])) for name in fns}
 
 
 def fmt_ns(ns: float) -> str:
