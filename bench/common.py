@@ -65,6 +65,12 @@ class Timing:
     repeats: int
 
 
+def _timing(samples: list[int]) -> Timing:
+    samples = sorted(samples)
+    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+    return Timing(statistics.median(samples), p99, len(samples))
+
+
 def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> Timing:
     """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls."""
     for _ in range(warmup):
@@ -77,28 +83,27 @@ def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> 
     return _timing(samples)
 
 
-def measure_interleaved(fns: Mapping[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2) -> dict[str, Timing]:
-    """:func:`measure` of each of ``fns`` in turns, one call of each per round.
+def measure_in_turn(
+    fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2
+) -> dict[str, tuple[Timing, Timing]]:
+    """(wall, CPU) timings of each function, called one after another in every round.
 
     For operations whose ratios matter: a load that comes and goes on the shared machine, or a
-    cache one operation leaves warm for its next call, then weighs on all of them alike.
+    cache one operation leaves warm for its next call, then weighs on all of them alike.  CPU is
+    ``time.process_time_ns``: every thread of the process, so work spread over threads shows.
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    samples: dict[str, list[int]] = {name: [] for name in fns}
+    wall: dict[str, list[int]] = {name: [] for name in fns}
+    cpu: dict[str, list[int]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter_ns()
+            cpu_start, start = time.process_time_ns(), time.perf_counter_ns()
             fn()
-            samples[name].append(time.perf_counter_ns() - start)
-    return {name: _timing(s) for name, s in samples.items()}
-
-
-def _timing(samples: list[int]) -> Timing:
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
-    return Timing(statistics.median(samples), p99, len(samples))
+            wall[name].append(time.perf_counter_ns() - start)
+            cpu[name].append(time.process_time_ns() - cpu_start)
+    return {name: (_timing(wall[name]), _timing(cpu[name])) for name in fns}
 
 
 def fmt_ns(ns: float) -> str:

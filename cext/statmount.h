@@ -14,18 +14,20 @@
 struct mk_statmount;
 
 struct mk_sm_table {
-    char *buf;       /* len bytes of fields (malloc'ed) */
-    size_t len;
-    uint32_t *cols;  /* n * MK_MI_STRIDE columns (malloc'ed) */
-    size_t n;
+    char *buf;       /* len bytes of fields (malloc'ed, cap bytes) */
+    size_t len, cap;
+    uint32_t *cols;  /* n * MK_MI_STRIDE columns (malloc'ed, room for ncap) */
+    size_t n, ncap;
 };
 
-/* Every mount of the caller's namespace.  0, or -1 with errno set (ENOSYS:
- * no listmount/statmount).  Mounts gone between listmount and statmount are
- * skipped. */
-int mk_sm_read_all(struct mk_sm_table *t);
-/* The mounts with these unique ids (the same rules). */
-int mk_sm_read_ids(const uint64_t *ids, size_t n, struct mk_sm_table *t);
+/* Every mount of the caller's namespace, into an empty t.  0, or -1 with
+ * errno set (ENOSYS: no listmount/statmount).  Mounts gone between listmount
+ * and statmount are skipped.  threads > 1 splits the statmount calls across
+ * that many threads (fewer for small tables); the table is the same. */
+int mk_sm_read_all(unsigned int threads, struct mk_sm_table *t);
+/* The mounts with these unique ids, in their order (the same rules). */
+int mk_sm_read_ids(const uint64_t *ids, size_t n, unsigned int threads,
+                   struct mk_sm_table *t);
 /* Append one statmount record (as the kernel fills it) to t: 0, or -1 (ENOMEM). */
 int mk_sm_append(const struct mk_statmount *sm, struct mk_sm_table *t);
 /* Release what t holds (t itself is the caller's). */

@@ -42,7 +42,7 @@ def mountinfo_read(*args: object) -> NoReturn:
     _missing("mountinfo read")
 
 
-def statmount_table(*args: object) -> NoReturn:
+def statmount_table(*args: object, **kwargs: object) -> NoReturn:
     _missing("statmount")
 
 

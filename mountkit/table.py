@@ -179,19 +179,24 @@ class MountTable(Sequence[MountInfo]):
         return MountTable._of, ((self._buf, self._cols.tobytes(), self._n),)  # a memoryview does not pickle
 
     @classmethod
-    def read(cls, pid: int | None = None, *, backend: Backend = "mountinfo") -> MountTable:
+    def read(cls, pid: int | None = None, *, backend: Backend = "mountinfo", threads: int = 1) -> MountTable:
         """The mount table as process ``pid`` (default: this one) sees it.
 
         ``backend="statmount"`` builds the same records from listmount(2)+statmount(2) (6.8+,
         UnsupportedError before), in one C call (cext/statmount.c); it sees only the caller's own
-        namespace, so it refuses another pid.
+        namespace, so it refuses another pid.  It is not the default: a statmount call per mount
+        costs the kernel more than mountinfo's text for it (bench/bench_table.py says how much).
+        ``threads`` > 1 (statmount only) spreads those calls over that many threads: less wall
+        time when cores are idle, more CPU time in all.
         """
+        if threads < 1 or (threads > 1 and backend != "statmount"):
+            raise InvalidOptionError("mount table", "threads: 1, or more with the statmount backend")
         if backend == "mountinfo":
             return cls._of(_read_mountinfo(pid))
         if backend == "statmount":
             if pid is not None and pid != os.getpid():
                 raise InvalidOptionError("statmount", "lists only this process's mount namespace")
-            return cls._of(_sys.statmount_table())
+            return cls._of(_sys.statmount_table(threads=threads))
         raise InvalidOptionError("mount table", f"unknown backend {backend!r}")
 
     def __len__(self) -> int:

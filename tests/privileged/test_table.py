@@ -149,6 +149,32 @@ def test_statmount_backend_agrees_with_mountinfo(in_ns) -> None:  # type: ignore
         assert a == b
 
 
+def _threads_and_vanished(scratch: str) -> tuple[list[MountInfo], list[MountInfo], list[MountInfo]] | None:
+    """2,100 binds (enough for two threads), a third of them unmounted between listmount and statmount."""
+    if not _sys.supported("statmount"):
+        return None
+    staging = _mkdir(os.fsencode(scratch), b"staging")
+    _sys.mount("tmpfs", staging, "tmpfs", 0, "size=1m")
+    targets = [_mkdir(os.fsencode(scratch), b"t%d" % i) for i in range(2100)]
+    for target in targets:
+        _sys.mount(staging, target, None, MS.BIND, None)
+    ids = _sys.listmount()
+    for target in targets[::3]:  # in both halves of the ids: each thread skips its own
+        _sys.umount2(target)
+    by_ids = list(MountTable._of(_sys.statmount_table(ids, threads=2)))
+    return list(MountTable.read()), by_ids, list(MountTable.read(backend="statmount", threads=4))
+
+
+def test_statmount_threads_skip_vanished_mounts_and_keep_kernel_order(in_ns) -> None:  # type: ignore[no-untyped-def]
+    result = in_ns(_threads_and_vanished)
+    if result is None:
+        pytest.skip("kernel has no listmount/statmount (6.8+)")
+    mountinfo, by_ids, threaded = result
+    assert len(mountinfo) > 1400
+    assert by_ids == mountinfo
+    assert threaded == mountinfo
+
+
 def _lookups(scratch: str) -> dict[str, Any]:
     paths = _populate(scratch)
     table = MountTable.read()

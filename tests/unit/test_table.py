@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from mountkit import _sys
 from mountkit import table as table_module
-from mountkit.errors import MountError
+from mountkit.errors import InvalidOptionError, MountError
 from mountkit.flags import MOUNT_ATTR, MS, SB_LAZYTIME, SB_RDONLY
 from mountkit.table import MountInfo, MountTable, find_mount, from_statmount
 
@@ -307,6 +307,22 @@ def test_statmount_atime_words_and_no_fs_options() -> None:
         STATMOUNT._replace(mnt_attr=MOUNT_ATTR.STRICTATIME, mnt_propagation=MS.SLAVE, propagate_from=4)
     )
     assert strict.options == ("rw",) and strict.optional_fields == ("master:4",)
+
+
+def test_statmount_records_past_the_first_buffers() -> None:
+    """More entries and text than the C table starts with (64 entries, 64 KiB): it grows, nothing moves."""
+    records = [STATMOUNT._replace(mnt_id_old=i, mnt_point=b"/p%05d/" % i + b"x" * 3000) for i in range(300)]
+    table = MountTable._of(_sys.statmount_records(records))
+    assert [e.mount_id for e in table] == list(range(300))
+    assert [os.fsencode(e.mount_point) for e in table] == [r.mnt_point for r in records]
+    assert {e.super_options for e in table} == {("ro", "lazytime", "user_id=0", "x=a,b")}
+
+
+def test_threads_belong_to_the_statmount_backend() -> None:
+    with pytest.raises(InvalidOptionError):
+        MountTable.read(threads=2)
+    with pytest.raises(InvalidOptionError):
+        MountTable.read(backend="statmount", threads=0)
 
 
 def test_read_and_find_mount_agree_on_this_process() -> None:
