@@ -23,7 +23,9 @@ Two backends, chosen by :func:`watch` (``backend="auto"``):
     mount that is in the table at one of its reads, and every option change it sees; a mount
     attached and detached again between two reads is never seen (the kernel keeps no history).
     A mount id reused for a different filesystem or root is a detach and an attach; reused for
-    the same filesystem and root at another place, it reads as a move (a change).
+    the same filesystem and root at another place, it reads as a move (a change).  The diff
+    works on the raw text and parses only the lines that differ: beyond the kernel writing the
+    text, a change costs a few memcmps of it, not a record of each mount.
 
 Like libmount's ``mnt_monitor`` (which says *that* the table changed), but each event names
 the mount and what it was before.
@@ -37,7 +39,7 @@ import math
 import os
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -46,7 +48,7 @@ from mountkit import _sys
 from mountkit.errors import MountError, UnsupportedError
 from mountkit.flags import FAN_EVENT, FAN_INIT, FAN_MARK_ADD, FAN_MARK_MNTNS
 from mountkit.rules import PathArg
-from mountkit.table import MountInfo, MountTable
+from mountkit.table import MountInfo, MountTable, read_mountinfo
 
 Backend = Literal["auto", "fanotify", "poll"]
 
@@ -56,6 +58,8 @@ _ATTACH, _DETACH, _OVERFLOW = int(FAN_EVENT.MNT_ATTACH), int(FAN_EVENT.MNT_DETAC
 #: how long the fanotify queue must stay quiet before a pending change rescan runs
 _SETTLE = 0.02
 _READ_SIZE = 1 << 16
+#: the stretch of two mountinfo texts compared at once when looking for what they share
+_BLOCK = 1 << 16
 
 
 class EventKind(enum.Enum):
@@ -118,6 +122,50 @@ def _diff(
     return detached + changed + attached
 
 
+def _changed_lines(old: bytes, new: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The lines only in mountinfo text ``old`` and those only in ``new``, each in its text's order.
+
+    A mount has one line, so a mount whose line is in both texts is unchanged, and the diff of
+    these lines is the diff of the tables.  Only the stretch between the longest common prefix
+    and suffix of whole lines is split and compared: a change of a few mounts costs a few block
+    compares of the text, not a hash of each line.
+    """
+    head = _common(lambda i, j: old[i:j] == new[i:j], min(len(old), len(new)))
+    head = old.rfind(b"\n", 0, head) + 1  # back to a line start (the same in both)
+    n, m = len(old), len(new)
+    tail = _common(lambda i, j: old[n - j : n - i] == new[m - j : m - i], min(n, m) - head)
+    # forward to a line start: past the first newline of the common tail (the same in both)
+    end = old.find(b"\n", n - tail) if tail else -1
+    tail = n - end - 1 if end >= 0 else 0
+    was = [line for line in old[head : n - tail].split(b"\n") if line]
+    now = [line for line in new[head : m - tail].split(b"\n") if line]
+    kept = set(was).intersection(now)
+    return [line for line in was if line not in kept], [line for line in now if line not in kept]
+
+
+def _common(same: Callable[[int, int], bool], limit: int) -> int:
+    """The largest ``n <= limit`` with ``same(0, n)``, where ``same(i, j)`` compares offsets i to j.
+
+    Whole blocks first, then a bisection inside the first block that differs: about
+    ``limit / _BLOCK + 16`` compares, each a memcmp of at most a block.
+    """
+    n = 0
+    while n + _BLOCK <= limit and same(n, n + _BLOCK):
+        n += _BLOCK
+    hi = min(n + _BLOCK, limit)
+    while n < hi:  # same(0, n) holds; the answer lies in [n, hi]
+        mid = (n + hi + 1) // 2
+        if same(n, mid):
+            n = mid
+        else:
+            hi = mid - 1
+    return n
+
+
+def _by_id(lines: list[bytes]) -> dict[int, MountInfo]:
+    return {e.mount_id: e for e in MountTable.parse(b"\n".join(lines))} if lines else {}
+
+
 class MountWatcher:
     """An armed watch: events that happen after construction are kept until read.
 
@@ -143,8 +191,8 @@ class MountWatcher:
                         raise
             self._poll = select.poll()
             self._poll.register(self._mountinfo, select.POLLPRI)
-            # every mount (fanotify: by unique id); fanotify: those at or below the watched path,
-            # the places mounts moved away from since the last rescan (their submounts moved unannounced)
+            # fanotify: every mount by unique id; those at or below the watched path; the places
+            # mounts moved away from since the last rescan (their submounts moved unannounced)
             self._known: dict[int, MountInfo] = {}
             self._inside: set[int] = set()
             self._moved: list[str] = []
@@ -154,7 +202,7 @@ class MountWatcher:
                 self._reset(_described(_sys.listmount()))
             else:
                 self.backend = "poll"
-                self._known = _table()
+                self._text = read_mountinfo()
         except BaseException:
             self.close()
             raise
@@ -182,9 +230,10 @@ class MountWatcher:
         if self._fan < 0:
             if self._mountinfo not in ready:
                 return []
-            new = _table()
-            found = _diff(self._known, new, unique=False)
-            self._known = new
+            new = read_mountinfo()
+            gone, came = _changed_lines(self._text, new)
+            found = _diff(_by_id(gone), _by_id(came), unique=False)
+            self._text = new
         else:
             if self._mountinfo in ready:
                 self._dirty = True
@@ -311,7 +360,3 @@ def _described(uids: list[int]) -> dict[int, MountInfo]:
         return dict(zip(uids, table, strict=True))
     # some are gone, and the records carry no unique id to match the rest by: one call each
     return {uid: info for uid in uids if (info := _describe(uid)) is not None}
-
-
-def _table() -> dict[int, MountInfo]:
-    return {e.mount_id: e for e in MountTable.read()}
