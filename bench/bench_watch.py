@@ -1,29 +1,50 @@
-"""Mount watchers under a burst: how many of 1,000 short-lived bind mounts each one reports.
+"""Mount watchers: how many of 1,000 short-lived bind mounts each one reports, and what an event costs.
 
-Anchor: util-linux's ``findmnt --poll`` (libmount: a table diff on each POLLPRI of mountinfo, as
-libmount's monitor does without fanotify).  Two bursts, neither waiting for any watcher:
-``interleaved`` binds and at once unbinds each mount; ``phased`` binds all, then unbinds all.
-Each row is the number of mounts whose attach the watcher reported, and the time it took after
-the burst to report the last event; ratios are against findmnt in the same run.
+Burst.  Anchor: util-linux's ``findmnt --poll`` (libmount: a table diff on each POLLPRI of
+mountinfo, as libmount's monitor does without fanotify).  Two bursts, neither waiting for any
+watcher: ``interleaved`` binds and at once unbinds each mount; ``phased`` binds all, then unbinds
+all.  Each row is the number of mounts whose attach the watcher reported, and the time it took
+after the burst to report the last event; ratios are against findmnt in the same run.
+
+Cost of an event.  10,000 unrelated mounts (kubelet-style binds) and a watch on a small subtree,
+in which a tmpfs is mounted, remounted read-only and unmounted, over and over: each row is the
+median CPU time (user + system, the kernel writing mountinfo included) the watcher spends from
+the change until it has reported it and gone quiet.  The ``whole namespace`` rows watch every
+mount: the fanotify backend then re-describes all of them on each change (the kernel does not
+say which mount a remount touched), the poll backend still parses only the lines that differ.  Baselines, measured in the same run with the
+rounds interleaved: a full-table diff on each POLLPRI of mountinfo (the whole table read into
+records by mount id and compared with the last: what the poll backend did before it diffed lines,
+and what a libmount monitor's caller does), from mountinfo and from listmount+statmount in one C
+call (the fanotify backend's re-describe of every known mount, at its cheapest).
 """
 
 from __future__ import annotations
 
 import os
 import select
+import statistics
 import subprocess
 import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from common import Row, in_private_ns, report
+from common import Row, in_private_ns, kubelet_binds, record, report
 
 from mountkit import _sys
 from mountkit.errors import UnsupportedError
 from mountkit.flags import MS
+from mountkit.table import Backend, MountInfo, MountTable, read_mountinfo
 from mountkit.watcher import EventKind, watch
 
 N = int(os.environ.get("MOUNTKIT_BENCH_WATCH", "1000"))
 #: the watcher is done when it has been quiet this long after the burst
 QUIET = 1.0
+#: unrelated mounts present while the cost of one event is measured
+UNRELATED = int(os.environ.get("MOUNTKIT_BENCH_WATCH_MOUNTS", "10000"))
+#: rounds (each alternative in turn) and mount/remount/unmount cycles per round
+ROUNDS, CYCLES = 3, 4
+#: an event is handled once its watcher has been quiet this long (more than the fanotify settle time)
+SETTLED = 0.1
 
 
 def _burst(scratch: str, kind: str) -> list[str]:
@@ -113,8 +134,106 @@ def _run(scratch: str) -> list[Row]:
     return rows
 
 
+class _Watcher(Protocol):
+    def read(self, timeout: float) -> Sequence[object]: ...
+
+    def close(self) -> None: ...
+
+
+class _FullTableDiff:
+    """A baseline watcher: on each POLLPRI of mountinfo, the whole table by mount id, compared with the last.
+
+    ``backend=None`` reads the mountinfo text and nothing more: the floor of any watcher that
+    learns what changed from mountinfo (the poll backend), not a watcher.
+    """
+
+    def __init__(self, backend: Backend | None) -> None:
+        self._backend = backend
+        self._fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLPRI)
+        self._last = self._table()
+
+    def _table(self) -> dict[int, MountInfo]:
+        if self._backend is None:
+            read_mountinfo()
+            return {}
+        return {e.mount_id: e for e in MountTable.read(backend=self._backend)}
+
+    def read(self, timeout: float) -> list[int]:
+        """The ids of the mounts that changed (attached, detached or other), once the table changed."""
+        if not self._poll.poll(timeout * 1000):
+            return []
+        new = self._table()
+        if self._backend is None:
+            return [0]
+        changed = [key for key in self._last.keys() | new.keys() if self._last.get(key) != new.get(key)]
+        self._last = new
+        return changed
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _cycles(target: str, w: _Watcher) -> list[float]:
+    """CPU seconds from each change (mount, remount read-only, unmount) until reported and quiet."""
+    changes: tuple[Callable[[], None], ...] = (
+        lambda: _sys.mount("tmpfs", target, "tmpfs", 0, "size=1m"),
+        lambda: _sys.mount(None, target, None, MS.REMOUNT | MS.BIND | MS.RDONLY, None),
+        lambda: _sys.umount2(target),
+    )
+    costs = []
+    for _ in range(CYCLES):
+        for change in changes:
+            change()
+            start = time.process_time()
+            reported = 0
+            while batch := w.read(SETTLED):
+                reported += len(batch)
+            costs.append(time.process_time() - start)
+            assert reported, "a watcher missed a change"
+    return costs
+
+
+def _per_event(scratch: str) -> list[Row]:
+    os.mkdir(os.path.join(scratch, "unrelated"))
+    kubelet_binds(os.path.join(scratch, "unrelated"), UNRELATED)
+    sub = os.path.join(scratch, "sub")
+    target = os.path.join(sub, "m")
+    os.makedirs(target)
+    openers: dict[str, Callable[[], _Watcher]] = {
+        "mountinfo read alone (floor)": lambda: _FullTableDiff(None),
+        "full-table diff, mountinfo": lambda: _FullTableDiff("mountinfo"),
+        "full-table diff, statmount": lambda: _FullTableDiff("statmount"),
+        "mountkit.watch poll": lambda: watch(sub, backend="poll"),
+        "mountkit.watch fanotify": lambda: watch(sub, backend="fanotify"),
+        "mountkit.watch poll, whole namespace": lambda: watch(backend="poll"),
+        "mountkit.watch fanotify, whole namespace": lambda: watch(backend="fanotify"),
+    }
+    costs: dict[str, list[float]] = {name: [] for name in openers}
+    for _ in range(ROUNDS):
+        for name, opener in openers.items():
+            try:
+                w = opener()
+            except UnsupportedError:
+                continue
+            try:
+                costs[name] += _cycles(target, w)
+            finally:
+                w.close()
+    def baseline(name: str) -> str | None:
+        if name.startswith("full-table"):
+            return None
+        return "full-table diff, statmount" if "fanotify" in name else "full-table diff, mountinfo"
+
+    return [Row(name, statistics.median(c) * 1e9, "ns", baseline(name), f"{len(c)} events") for name, c in costs.items() if c]
+
+
 def main() -> None:
     report(f"mount watchers: attaches reported of {N} short-lived binds", in_private_ns(_run))
+    rows = in_private_ns(_per_event)
+    report(f"mount watchers: CPU per event, watching a small subtree among {UNRELATED:,} unrelated mounts", rows)
+    record("watch-event", "mounts", UNRELATED, rows)
 
 
 if __name__ == "__main__":

@@ -423,8 +423,6 @@ def statmount_table(ids: Sequence[int] | None = None, *, threads: int = 1) -> tu
 
 
 _SM_NUMBERS = int(STATMOUNT.SB_BASIC | STATMOUNT.MNT_BASIC | STATMOUNT.PROPAGATE_FROM)
-#: the statmount(2) mask of a whole record, as statmount_records reads it
-SM_RECORD = _SM_NUMBERS | _SM_STRING_MASK
 
 
 def statmount_records(records: Iterable[StatMount]) -> tuple[bytes, array[int], int]:

@@ -9,16 +9,23 @@ Two backends, chosen by :func:`watch` (``backend="auto"``):
     unlimited queue, is answered with a full resynchronisation).  Each attached mount is
     described with statmount(2) when its event is read.  fanotify has no "change" event: a move
     (ATTACH|DETACH on one id) is reported as a change, and other changes (a remount read-only,
-    new propagation) are found because they also wake ``poll(POLLPRI)`` on
-    ``/proc/self/mountinfo``; such a wake-up re-describes the mounts already known and reports
-    those that differ, once the fanotify queue is quiet (so a burst is not slowed by rescans).
+    new propagation, the submounts a move carried along) are found because they also wake
+    ``poll(POLLPRI)`` on ``/proc/self/mountinfo``; such a wake-up re-describes, once the fanotify
+    queue is quiet (so a burst is not slowed by rescans), the known mounts at or below the
+    watched path and those below a place a mount moved away from, and reports those that differ.
+    Other mounts are not re-described (the wake-up does not say which mount changed, and a
+    change elsewhere is not reported), so a change costs statmounts of the watched subtree, not
+    of the namespace (a watch of the whole namespace re-describes all, in one C call); the
+    ``previous`` of a mount moved in from elsewhere is as last described.
 ``poll`` (any kernel; the 6.1 test guest)
     ``poll(POLLPRI)`` on ``/proc/self/mountinfo`` wakes on every change of the namespace; each
     wake-up reads the table again and diffs it with the last one, by mount id.  It reports every
     mount that is in the table at one of its reads, and every option change it sees; a mount
     attached and detached again between two reads is never seen (the kernel keeps no history).
     A mount id reused for a different filesystem or root is a detach and an attach; reused for
-    the same filesystem and root at another place, it reads as a move (a change).
+    the same filesystem and root at another place, it reads as a move (a change).  The diff
+    works on the raw text and parses only the lines that differ: beyond the kernel writing the
+    text, a change costs a few memcmps of it, not a record of each mount.
 
 Like libmount's ``mnt_monitor`` (which says *that* the table changed), but each event names
 the mount and what it was before.
@@ -32,7 +39,7 @@ import math
 import os
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Self
@@ -41,7 +48,7 @@ from mountkit import _sys
 from mountkit.errors import MountError, UnsupportedError
 from mountkit.flags import FAN_EVENT, FAN_INIT, FAN_MARK_ADD, FAN_MARK_MNTNS
 from mountkit.rules import PathArg
-from mountkit.table import MountInfo, MountTable, from_statmount
+from mountkit.table import MountInfo, MountTable, read_mountinfo
 
 Backend = Literal["auto", "fanotify", "poll"]
 
@@ -51,6 +58,8 @@ _ATTACH, _DETACH, _OVERFLOW = int(FAN_EVENT.MNT_ATTACH), int(FAN_EVENT.MNT_DETAC
 #: how long the fanotify queue must stay quiet before a pending change rescan runs
 _SETTLE = 0.02
 _READ_SIZE = 1 << 16
+#: the stretch of two mountinfo texts compared at once when looking for what they share
+_BLOCK = 1 << 16
 
 
 class EventKind(enum.Enum):
@@ -76,15 +85,16 @@ class MountEvent:
     unique_id: int | None = None
 
 
+def _below(path: str, top: str | None) -> bool:
+    """Is ``path`` at or below ``top`` (anywhere, when ``top`` is None)?"""
+    return top is None or path == top or path.startswith(top.rstrip("/") + "/")
+
+
 def _wanted(event: MountEvent, top: str | None) -> bool:
     """Is the event at or below ``top``, before or after?  A mount never described is kept."""
     if top is None or (event.mount is None and event.previous is None):
         return True
-    prefix = top.rstrip("/") + "/"
-    return any(
-        e is not None and (e.mount_point == top or e.mount_point.startswith(prefix))
-        for e in (event.mount, event.previous)
-    )
+    return any(e is not None and _below(e.mount_point, top) for e in (event.mount, event.previous))
 
 
 def _same_mount(a: MountInfo, b: MountInfo) -> bool:
@@ -112,6 +122,50 @@ def _diff(
     return detached + changed + attached
 
 
+def _changed_lines(old: bytes, new: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The lines only in mountinfo text ``old`` and those only in ``new``, each in its text's order.
+
+    A mount has one line, so a mount whose line is in both texts is unchanged, and the diff of
+    these lines is the diff of the tables.  Only the stretch between the longest common prefix
+    and suffix of whole lines is split and compared: a change of a few mounts costs a few block
+    compares of the text, not a hash of each line.
+    """
+    head = _common(lambda i, j: old[i:j] == new[i:j], min(len(old), len(new)))
+    head = old.rfind(b"\n", 0, head) + 1  # back to a line start (the same in both)
+    n, m = len(old), len(new)
+    tail = _common(lambda i, j: old[n - j : n - i] == new[m - j : m - i], min(n, m) - head)
+    # forward to a line start: past the first newline of the common tail (the same in both)
+    end = old.find(b"\n", n - tail) if tail else -1
+    tail = n - end - 1 if end >= 0 else 0
+    was = [line for line in old[head : n - tail].split(b"\n") if line]
+    now = [line for line in new[head : m - tail].split(b"\n") if line]
+    kept = set(was).intersection(now)
+    return [line for line in was if line not in kept], [line for line in now if line not in kept]
+
+
+def _common(same: Callable[[int, int], bool], limit: int) -> int:
+    """The largest ``n <= limit`` with ``same(0, n)``, where ``same(i, j)`` compares offsets i to j.
+
+    Whole blocks first, then a bisection inside the first block that differs: about
+    ``limit / _BLOCK + 16`` compares, each a memcmp of at most a block.
+    """
+    n = 0
+    while n + _BLOCK <= limit and same(n, n + _BLOCK):
+        n += _BLOCK
+    hi = min(n + _BLOCK, limit)
+    while n < hi:  # same(0, n) holds; the answer lies in [n, hi]
+        mid = (n + hi + 1) // 2
+        if same(n, mid):
+            n = mid
+        else:
+            hi = mid - 1
+    return n
+
+
+def _by_id(lines: list[bytes]) -> dict[int, MountInfo]:
+    return {e.mount_id: e for e in MountTable.parse(b"\n".join(lines))} if lines else {}
+
+
 class MountWatcher:
     """An armed watch: events that happen after construction are kept until read.
 
@@ -137,14 +191,18 @@ class MountWatcher:
                         raise
             self._poll = select.poll()
             self._poll.register(self._mountinfo, select.POLLPRI)
-            self._known: dict[int, MountInfo]
+            # fanotify: every mount by unique id; those at or below the watched path; the places
+            # mounts moved away from since the last rescan (their submounts moved unannounced)
+            self._known: dict[int, MountInfo] = {}
+            self._inside: set[int] = set()
+            self._moved: list[str] = []
             if self._fan >= 0:
                 self.backend = "fanotify"
                 self._poll.register(self._fan, select.POLLIN)
-                self._known = _described()
+                self._reset(_described(_sys.listmount()))
             else:
                 self.backend = "poll"
-                self._known = _table()
+                self._text = read_mountinfo()
         except BaseException:
             self.close()
             raise
@@ -172,9 +230,10 @@ class MountWatcher:
         if self._fan < 0:
             if self._mountinfo not in ready:
                 return []
-            new = _table()
-            found = _diff(self._known, new, unique=False)
-            self._known = new
+            new = read_mountinfo()
+            gone, came = _changed_lines(self._text, new)
+            found = _diff(_by_id(gone), _by_id(came), unique=False)
+            self._text = new
         else:
             if self._mountinfo in ready:
                 self._dirty = True
@@ -194,30 +253,54 @@ class MountWatcher:
                 return found
             for mask, uid in _sys.fan_mount_events(data):
                 if mask & _OVERFLOW:
-                    fresh = _described()
+                    fresh = _described(_sys.listmount())
                     found += _diff(self._known, fresh, unique=True)
-                    self._known = fresh
+                    self._reset(fresh)
                     continue
                 before = self._known.get(uid)
                 if mask & _ATTACH:
                     after = _describe(uid)
                     if after is not None:
-                        self._known[uid] = after
-                    kind = EventKind.CHANGE if mask & _DETACH else EventKind.ATTACH
-                    found.append(MountEvent(kind, after, before if kind is EventKind.CHANGE else None, uid))
+                        self._remember(uid, after)
+                    if mask & _DETACH:  # a move (of a mount never described: its submounts may be anywhere)
+                        self._moved.append(before.mount_point if before is not None else "/")
+                        found.append(MountEvent(EventKind.CHANGE, after, before, uid))
+                    else:
+                        found.append(MountEvent(EventKind.ATTACH, after, None, uid))
                 elif mask & _DETACH:
                     self._known.pop(uid, None)
+                    self._inside.discard(uid)
                     found.append(MountEvent(EventKind.DETACH, before, None, uid))
 
     def _rescan(self) -> list[MountEvent]:
-        """Changes of the known mounts (attach and detach come from fanotify, not from here)."""
+        """Changes of the known mounts that may be wanted, in unique-id order (see the module docstring).
+
+        Attach and detach come from fanotify, not from here; a mount gone meanwhile is left to its
+        detach event.
+        """
+        suspects = set(self._inside)
+        if self._moved:
+            below = tuple(path.rstrip("/") + "/" for path in self._moved)
+            suspects.update(uid for uid, info in self._known.items() if info.mount_point.startswith(below))
+            self._moved.clear()
         found = []
-        for uid, before in list(self._known.items()):
-            after = _describe(uid)
-            if after is not None and after != before:
-                self._known[uid] = after
+        for uid, after in _described(sorted(suspects)).items():
+            before = self._known[uid]
+            if after != before:
+                self._remember(uid, after)
                 found.append(MountEvent(EventKind.CHANGE, after, before, uid))
         return found
+
+    def _remember(self, uid: int, info: MountInfo) -> None:
+        self._known[uid] = info
+        if _below(info.mount_point, self._top):
+            self._inside.add(uid)
+        else:
+            self._inside.discard(uid)
+
+    def _reset(self, known: dict[int, MountInfo]) -> None:
+        self._known = known
+        self._inside = {uid for uid, info in known.items() if _below(info.mount_point, self._top)}
 
     def close(self) -> None:
         """Release the file descriptors (idempotent)."""
@@ -265,24 +348,15 @@ def _fanotify_group() -> int:
 
 
 def _describe(uid: int) -> MountInfo | None:
-    """statmount of one mount; None when it is gone."""
-    try:
-        return from_statmount(_sys.statmount(uid, _sys.SM_RECORD))
-    except MountError as exc:
-        if exc.errno == errno.ENOENT:
-            return None
-        raise
+    """statmount of one mount by unique id; None when it is gone."""
+    found = MountTable.read_ids([uid])
+    return found[0] if found else None
 
 
-def _described() -> dict[int, MountInfo]:
-    """Every mount of the namespace by unique id (listmount + statmount)."""
-    known = {}
-    for uid in _sys.listmount():
-        info = _describe(uid)
-        if info is not None:
-            known[uid] = info
-    return known
-
-
-def _table() -> dict[int, MountInfo]:
-    return {e.mount_id: e for e in MountTable.read()}
+def _described(uids: list[int]) -> dict[int, MountInfo]:
+    """The mounts of these unique ids that are still there, in that order, by statmount in one C call."""
+    table = MountTable.read_ids(uids)
+    if len(table) == len(uids):
+        return dict(zip(uids, table, strict=True))
+    # some are gone, and the records carry no unique id to match the rest by: one call each
+    return {uid: info for uid in uids if (info := _describe(uid)) is not None}

@@ -17,6 +17,7 @@ import mountkit
 from mountkit import _sys
 from mountkit.errors import UnsupportedError
 from mountkit.flags import MS, STATX
+from mountkit.table import MountInfo
 from mountkit.watcher import EventKind, MountEvent, MountWatcher
 
 BURST = int(os.environ.get("MOUNTKIT_WATCH_BURST", "1000"))
@@ -84,6 +85,46 @@ def lifecycle(scratch: str, backend: str) -> list[tuple[str, str | None, str | N
         )
         for e in events
     ]
+
+
+#: what move_tree() reports: (mount point, previous mount point) of each change, paths under scratch
+MOVE_TREE = [
+    *[(f"/w/x{sub}", f"/q{sub}") for sub in ("", "/c", "/c/d")],  # moved in, submounts with it
+    *[(f"/o{sub}", f"/w/x{sub}") for sub in ("", "/c", "/c/d")],  # moved out again
+]
+
+
+def move_tree(scratch: str, backend: str) -> list[tuple[str, str]]:
+    """A mount with two submounts moved outside the watched path, in, and out; a remount outside.
+
+    Only the moves in and out are reported, each as a change of the three mounts; a move carries
+    its submounts along without fanotify events of their own.
+    """
+    watched, o, q = (os.path.join(scratch, d) for d in ("w", "o", "q"))
+    for d in (watched, o, q):
+        os.mkdir(d)
+    _sys.mount("tmpfs", o, "tmpfs", 0, None)
+    os.makedirs(os.path.join(o, "c"))
+    _sys.mount("tmpfs", os.path.join(o, "c"), "tmpfs", 0, None)
+    os.mkdir(os.path.join(o, "c", "d"))
+    _sys.mount("tmpfs", os.path.join(o, "c", "d"), "tmpfs", 0, None)
+    os.mkdir(os.path.join(watched, "x"))
+    with open_watcher(watched, backend) as w:
+        _sys.mount(o, q, None, MS.MOVE, None)  # outside to outside: nothing to report
+        events = w.read(0.3)
+        _sys.mount(q, os.path.join(watched, "x"), None, MS.MOVE, None)
+        events += read_until(w, lambda ev: len(ev) >= 3)
+        _sys.mount(os.path.join(watched, "x"), o, None, MS.MOVE, None)
+        events += read_until(w, lambda ev: len(ev) >= 3)
+        _sys.mount(None, os.path.join(o, "c"), None, MS.REMOUNT | MS.BIND | MS.RDONLY, None)
+        events += w.read(0.3)  # outside: nothing
+
+    def rel(e: MountInfo | None) -> str:
+        assert e is not None
+        return e.mount_point[len(scratch) :]
+
+    assert {e.kind for e in events} == {EventKind.CHANGE}
+    return [(rel(e.mount), rel(e.previous)) for e in events]
 
 
 @dataclass(frozen=True)

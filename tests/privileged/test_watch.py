@@ -15,7 +15,16 @@ import sys
 from typing import Any
 
 import pytest
-from watchutil import BURST, LIFECYCLE, burst_concurrent, lifecycle, open_watcher, read_until
+from watchutil import (
+    BURST,
+    LIFECYCLE,
+    MOVE_TREE,
+    burst_concurrent,
+    lifecycle,
+    move_tree,
+    open_watcher,
+    read_until,
+)
 
 from mountkit import _sys
 from mountkit.flags import MS, STATX
@@ -28,6 +37,11 @@ BACKENDS = ("fanotify", "poll")
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_attach_change_move_detach(in_ns: Any, backend: str) -> None:
     assert in_ns(lifecycle, backend) == LIFECYCLE
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_move_carries_submounts(in_ns: Any, backend: str) -> None:
+    assert in_ns(move_tree, backend) == MOVE_TREE
 
 
 def _burst_interleaved(scratch: str) -> tuple[list[int], list[tuple[str, int | None]]]:

@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 import pytest
-from watchutil import LIFECYCLE, burst_concurrent, lifecycle
+from watchutil import LIFECYCLE, MOVE_TREE, burst_concurrent, lifecycle, move_tree
 
 import mountkit
 from mountkit.errors import UnsupportedError
@@ -41,6 +41,10 @@ def test_auto_falls_back_to_poll(in_ns: Any) -> None:
 
 def test_poll_lifecycle(in_ns: Any) -> None:
     assert in_ns(lifecycle, "poll") == LIFECYCLE
+
+
+def test_poll_move_carries_submounts(in_ns: Any) -> None:
+    assert in_ns(move_tree, "poll") == MOVE_TREE
 
 
 def test_poll_burst_loses_no_event(in_ns: Any) -> None:
