@@ -66,6 +66,13 @@ int mk_umount2(const char *target, int flags)
     return umount2(target, flags);
 }
 
+int mk_unmount(const char *target, int flags)
+{
+    while (umount2(target, flags) == 0)
+        ;
+    return (errno == EINVAL || errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
+}
+
 int mk_open_tree(int dfd, const char *path, unsigned int flags)
 {
     return (int)syscall(__NR_open_tree, dfd, path, flags);

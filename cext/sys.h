@@ -106,6 +106,12 @@ struct mk_statmount {
 int mk_mount(const char *source, const char *target, const char *fstype,
              unsigned long flags, const void *data);
 int mk_umount2(const char *target, int flags);
+/* umount2(target, flags) until it says no mount is left there (EINVAL, or
+ * ENOENT/ENOTDIR for a missing target): 0, with every stacked mount gone;
+ * -1 with errno from the umount2 that refused otherwise.  The loop is in C
+ * so that the common case (one mount, then EINVAL) is one call, on the
+ * caller's thread or on a probe worker (MK_PROBE_UNMOUNT). */
+int mk_unmount(const char *target, int flags);
 int mk_open_tree(int dfd, const char *path, unsigned int flags);
 int mk_move_mount(int from_dfd, const char *from_path, int to_dfd,
                   const char *to_path, unsigned int flags);

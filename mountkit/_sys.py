@@ -84,6 +84,12 @@ def umount2(target: PathArg, flags: int = 0) -> None:
         raise _fail("umount", target)
 
 
+def unmount(target: PathArg, flags: int = 0) -> None:
+    """umount2 until nothing is left mounted at ``target`` (cext/sys.h ``mk_unmount``): one call."""
+    if lib.mk_unmount(_b(target, "umount"), flags) != 0:
+        raise _fail("umount", target)
+
+
 def open_tree(path: PathArg, flags: int, dfd: int = AT_FDCWD) -> int:
     """open_tree(2); returns a new file descriptor the caller must close."""
     _check_supported("open_tree")
@@ -226,18 +232,23 @@ def is_mount_root(path: PathArg, at_flags: int, dfd: int = AT_FDCWD) -> bool | N
 PROBE_MOUNT_ROOT: int = lib.MK_PROBE_MOUNT_ROOT
 PROBE_STATFS: int = lib.MK_PROBE_STATFS
 PROBE_LIVE_ROOT: int = lib.MK_PROBE_LIVE_ROOT
-_PROBE_FAILED = {lib.MK_PROBE_FAILED_STATX: "statx", lib.MK_PROBE_FAILED_STATFS: "statfs"}
+PROBE_UNMOUNT: int = lib.MK_PROBE_UNMOUNT
+_PROBE_FAILED = {
+    lib.MK_PROBE_FAILED_STATX: "statx", lib.MK_PROBE_FAILED_STATFS: "statfs", lib.MK_PROBE_FAILED_UNMOUNT: "umount"
+}
 
 
-def probe(op: int, path: PathArg, at_flags: int, timeout: float, operation: str) -> bool | None:
+def probe(op: int, path: PathArg, flags: int, timeout: float, operation: str) -> bool | None:
     """Run probe ``op`` (``PROBE_*``) of ``path`` on a C pool worker, waiting at most ``timeout`` s.
 
+    ``flags`` are the statx's AT_* flags, or umount2's for ``PROBE_UNMOUNT`` (:func:`unmount`).
     Returns whether ``path`` is a mount root (``None``: the kernel cannot tell; ``PROBE_STATFS``
-    returns ``None`` too).  A failed syscall: MountError naming it.  No answer in time:
-    CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned (cext/probe.h).
+    and ``PROBE_UNMOUNT`` return ``None`` too).  A failed syscall: MountError naming it.  No answer
+    in time: CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned
+    (cext/probe.h); nothing else raises CorruptedMountError here.
     """
     err = ffi.new("int[2]")
-    rc = lib.mk_probe(op, _b(path, operation), at_flags, max(1, round(timeout * 1000)), err, err + 1)
+    rc = lib.mk_probe(op, _b(path, operation), flags, max(1, round(timeout * 1000)), err, err + 1)
     if rc == -3:
         raise CorruptedMountError(
             errno.ETIMEDOUT, operation, _name(path), None, f"no answer within {timeout:g} s; probe abandoned"
@@ -246,7 +257,7 @@ def probe(op: int, path: PathArg, at_flags: int, timeout: float, operation: str)
         raise MountError(err[0], _PROBE_FAILED[err[1]], _name(path))
     if rc == -4:
         raise MountError(err[0], operation, _name(path), None, "cannot start a probe thread")
-    return None if rc == -2 or op == PROBE_STATFS else rc == 1
+    return None if rc == -2 or op in (PROBE_STATFS, PROBE_UNMOUNT) else rc == 1
 
 
 def probe_counts() -> tuple[int, int, int]:
