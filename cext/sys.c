@@ -140,6 +140,21 @@ int mk_unshare(int flags)
     return unshare(flags);
 }
 
+int mk_open_beneath(const char *root, const char *path, struct mk_open_how *how,
+                    size_t size, int *which)
+{
+    *which = 0;
+    int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0)
+        return -1;
+    *which = 1;
+    int fd = (int)syscall(__NR_openat2, rfd, path, how, size);
+    int saved = errno;
+    close(rfd);
+    errno = saved;
+    return fd;
+}
+
 int mk_is_mount_root(int dfd, const char *path, int at_flags)
 {
     struct mk_statx stx;

@@ -131,6 +131,13 @@ int mk_statmount(const struct mk_mnt_id_req *req, struct mk_statmount *buf,
                  size_t bufsize, unsigned int flags);
 int mk_unshare(int flags);
 
+/* safepath.open_beneath in one call: a descriptor of root (O_PATH |
+ * O_DIRECTORY), openat2 of path from it with how, and root closed again.
+ * Returns the new descriptor, or -1 with errno and *which 0 (root could not
+ * be opened) or 1 (the openat2 refused). */
+int mk_open_beneath(const char *root, const char *path, struct mk_open_how *how,
+                    size_t size, int *which);
+
 /* One statx call answering "is path the root of a mount?": 1 yes, 0 no,
  * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */
 int mk_is_mount_root(int dfd, const char *path, int at_flags);

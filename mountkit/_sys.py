@@ -293,6 +293,25 @@ def openat2(path: PathArg, flags: int, resolve: int, mode: int = 0, dfd: int = A
     return int(fd)
 
 
+def open_beneath(root: PathArg, path: PathArg, flags: int, resolve: int) -> int:
+    """openat2(2) of ``path`` from a descriptor of ``root`` opened (and closed) in the same call.
+
+    The root that cannot be opened raises OSError naming it, as ``os.open`` does; a refused
+    openat2 raises MountError as :func:`openat2`.
+    """
+    _check_supported("openat2")
+    how = ffi.new("struct mk_open_how *")
+    how.flags, how.resolve = flags, resolve
+    which = ffi.new("int *")
+    fd = lib.mk_open_beneath(_b(root, "open"), _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"), which)
+    if fd < 0:
+        if not which[0]:
+            err = ffi.errno
+            raise OSError(err, os.strerror(err), _name(root))
+        raise _fail("openat2", path)
+    return int(fd)
+
+
 def _id_req(mnt_id: int, param: int = 0) -> object:
     req = ffi.new("struct mk_mnt_id_req *")
     req.size = MNT_ID_REQ_SIZE_VER0
