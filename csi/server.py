@@ -141,6 +141,8 @@ class CsiInterceptor(_ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        #: per method: the registered handler and its wrapper, built once rather than on every call
+        self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
 
     def intercept_service(
         self,
@@ -151,8 +153,17 @@ class CsiInterceptor(_ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         full_method: str = handler_call_details.method
+        known = self._wrapped.get(full_method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(full_method, handler, handler.unary_unary)
+        self._wrapped[full_method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(
+        self, full_method: str, handler: _Handler, inner: Callable[[Message, grpc.ServicerContext], Any]
+    ) -> _Handler:
         method = full_method.rpartition("/")[2]
-        inner = handler.unary_unary
 
         def behavior(request: Message, context: grpc.ServicerContext) -> Any:
             start = time.monotonic()
