@@ -525,6 +525,7 @@ MI_MOUNT_POINT: int = lib.MK_MI_MOUNT_POINT
 MI_FS_TYPE: int = lib.MK_MI_FS_TYPE
 MI_SOURCE: int = lib.MK_MI_SOURCE
 MI_PARENT_ID: int = lib.MK_MI_PARENT_ID
+MI_MINOR: int = lib.MK_MI_MINOR
 
 _MI_WHAT = {
     lib.MK_MI_MOUNT_ID: "mount ID",
