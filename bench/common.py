@@ -67,16 +67,30 @@ class Timing:
 
 def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> Timing:
     """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls."""
+    return measure_together({"": fn}, repeats=repeats, warmup=warmup)[""]
+
+
+def measure_together(fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2) -> dict[str, Timing]:
+    """Time each of ``fns`` ``repeats`` times, interleaved (one call of each per round, the order
+    rotating), so that a burst of load from elsewhere on the machine falls on all of them alike."""
+    names = list(fns)
     for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - start)
+        for name in names:
+            fns[name]()
+    samples: dict[str, list[int]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for i in range(len(names)):
+            name = names[(round_ + i) % len(names)]
+            start = time.perf_counter_ns()
+            fns[name]()
+            samples[name].append(time.perf_counter_ns() - start)
+    return {name: _timing(times) for name, times in samples.items()}
+
+
+def _timing(samples: list[int]) -> Timing:
     samples.sort()
     p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
-    return Timing(statistics.median(samples), p99, repeats)
+    return Timing(statistics.median(samples), p99, len(samples))
 
 
 def fmt_ns(ns: float) -> str:
