@@ -27,7 +27,17 @@ import tracemalloc
 from collections.abc import Callable
 
 import psutil
-from common import Row, in_private_ns, kubelet_binds, measure, measure_in_turn, record, report, timing_row
+from common import (
+    Row,
+    in_private_ns,
+    kubelet_binds,
+    measure,
+    measure_in_turn,
+    measure_together,
+    record,
+    report,
+    timing_row,
+)
 
 from mountkit.errors import UnsupportedError
 from mountkit.table import MountTable, find_mount
@@ -108,8 +118,8 @@ def _bench(scratch: str, n: int, repeats: int) -> list[Row]:
                 os.close(fd)
 
         few = max(3, repeats // 4)
-        # the rows compared with the raw read and the floor, measured in turns (common.measure_in_turn, wall time)
-        turns = {name: wall for name, (wall, _cpu) in measure_in_turn(
+        # the rows compared with the raw read and the floor, measured in turns (common.measure_together)
+        turns = measure_together(
             {
                 "raw": raw,
                 "floor": floor,
@@ -120,7 +130,7 @@ def _bench(scratch: str, n: int, repeats: int) -> list[Row]:
                 "psutil": lambda: psutil.disk_partitions(all=True),
             },
             repeats=repeats,
-        ).items()}
+        )
         rows = [
             timing_row("raw read /proc/self/mountinfo", turns["raw"]),
             timing_row(FLOOR, turns["floor"], "raw read /proc/self/mountinfo", "output discarded"),

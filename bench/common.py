@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -73,37 +73,38 @@ def _timing(samples: list[int]) -> Timing:
 
 def measure(fn: Callable[[], object], *, repeats: int = 30, warmup: int = 2) -> Timing:
     """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - start)
-    return _timing(samples)
+    return measure_together({"": fn}, repeats=repeats, warmup=warmup)[""]
 
 
 def measure_in_turn(
     fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2
 ) -> dict[str, tuple[Timing, Timing]]:
-    """(wall, CPU) timings of each function, called one after another in every round.
+    """(wall, CPU) timings of each function, called one after another in every round, the order
+    rotating.
 
     For operations whose ratios matter: a load that comes and goes on the shared machine, or a
     cache one operation leaves warm for its next call, then weighs on all of them alike.  CPU is
     ``time.process_time_ns``: every thread of the process, so work spread over threads shows.
     """
+    names = list(fns)
     for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    wall: dict[str, list[int]] = {name: [] for name in fns}
-    cpu: dict[str, list[int]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+        for name in names:
+            fns[name]()
+    wall: dict[str, list[int]] = {name: [] for name in names}
+    cpu: dict[str, list[int]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for i in range(len(names)):
+            name = names[(round_ + i) % len(names)]
             cpu_start, start = time.process_time_ns(), time.perf_counter_ns()
-            fn()
+            fns[name]()
             wall[name].append(time.perf_counter_ns() - start)
             cpu[name].append(time.process_time_ns() - cpu_start)
-    return {name: (_timing(wall[name]), _timing(cpu[name])) for name in fns}
+    return {name: (_timing(wall[name]), _timing(cpu[name])) for name in names}
+
+
+def measure_together(fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2) -> dict[str, Timing]:
+    """The wall times of :func:`measure_in_turn`."""
+    return {name: wall for name, (wall, _cpu) in measure_in_turn(fns, repeats=repeats, warmup=warmup).items()}
 
 
 def fmt_ns(ns: float) -> str:

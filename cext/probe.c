@@ -16,7 +16,7 @@
 
 struct job {
     struct job *next;
-    int op, at_flags;
+    int op, flags;
     int result, err, failed_op;
     int finished, abandoned;
     pthread_cond_t done;
@@ -61,8 +61,16 @@ static void deadline_in(struct timespec *t, long ms)
 static void run(struct job *j)
 {
     j->result = 0;
+    if (j->op == MK_PROBE_UNMOUNT) {
+        if (mk_unmount(j->path, j->flags) != 0) {
+            j->result = -1;
+            j->err = errno;
+            j->failed_op = MK_PROBE_FAILED_UNMOUNT;
+        }
+        return;
+    }
     if (j->op == MK_PROBE_MOUNT_ROOT || j->op == MK_PROBE_LIVE_ROOT) {
-        j->result = mk_is_mount_root(-100 /* AT_FDCWD */, j->path, j->at_flags);
+        j->result = mk_is_mount_root(-100 /* AT_FDCWD */, j->path, j->flags);
         if (j->result == -1) {
             j->err = errno;
             j->failed_op = MK_PROBE_FAILED_STATX;
@@ -133,12 +141,12 @@ static int staff(void)
     return rc;
 }
 
-int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
+int mk_probe(int op, const char *path, int flags, long timeout_ms,
              int *err, int *failed_op)
 {
     int known_root = 0;
     if (op == MK_PROBE_MOUNT_ROOT || op == MK_PROBE_LIVE_ROOT) {
-        int root = mk_is_mount_root_cached(path, at_flags); /* no hand-off when the cache answers */
+        int root = mk_is_mount_root_cached(path, flags); /* no hand-off when the cache answers */
         if (root == -1) {
             *err = errno;
             *failed_op = MK_PROBE_FAILED_STATX;
@@ -160,7 +168,7 @@ int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
     }
     memcpy(j->path, path, len);
     j->op = op;
-    j->at_flags = at_flags;
+    j->flags = flags;
     pthread_cond_init(&j->done, &monotonic);
     struct timespec t;
     deadline_in(&t, timeout_ms);

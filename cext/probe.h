@@ -1,6 +1,7 @@
 /* Deadline-bounded probes in C: a pool of long-lived pthreads runs the
  * syscalls that may block forever on a dead network filesystem (statx,
- * statfs), and the caller waits on a condition variable with a deadline.
+ * statfs, umount2), and the caller waits on a condition variable with a
+ * deadline.
  *
  * Handing a probe to a Python thread costs two GIL handoffs (about 20-30 us);
  * here the caller (which cffi has released the GIL for) and the worker meet on
@@ -23,21 +24,25 @@ enum mk_probe_op {
     /* statfs of path: 0 */
     MK_PROBE_STATFS = 2,
     /* MK_PROBE_MOUNT_ROOT, then (only for a mount root) statfs of it */
-    MK_PROBE_LIVE_ROOT = 3
+    MK_PROBE_LIVE_ROOT = 3,
+    /* mk_unmount(path, flags) (sys.h): 0 once nothing is mounted there */
+    MK_PROBE_UNMOUNT = 4
 };
 
 /* Which syscall a failed probe failed in (*failed_op). */
 enum mk_probe_failed {
     MK_PROBE_FAILED_STATX = 1,
-    MK_PROBE_FAILED_STATFS = 2
+    MK_PROBE_FAILED_STATFS = 2,
+    MK_PROBE_FAILED_UNMOUNT = 3
 };
 
-/* Run op on path (at_flags for the statx) on a pool worker, waiting at most
+/* Run op on path (flags: the statx's at_flags, or umount2's flags for
+ * MK_PROBE_UNMOUNT) on a pool worker, waiting at most
  * timeout_ms; the mount-root part runs on the caller's thread where
  * mk_is_mount_root_cached can answer it.  Returns the op's result (>= -2), or -1 with *err set and
  * *failed_op naming the syscall, or -3 when the deadline passed (the worker
  * is abandoned), or -4 (*err set) when no worker could be started. */
-int mk_probe(int op, const char *path, int at_flags, long timeout_ms,
+int mk_probe(int op, const char *path, int flags, long timeout_ms,
              int *err, int *failed_op);
 
 /* Probes abandoned since the process started, and those still blocked. */

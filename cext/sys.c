@@ -66,6 +66,13 @@ int mk_umount2(const char *target, int flags)
     return umount2(target, flags);
 }
 
+int mk_unmount(const char *target, int flags)
+{
+    while (umount2(target, flags) == 0)
+        ;
+    return (errno == EINVAL || errno == ENOENT || errno == ENOTDIR) ? 0 : -1;
+}
+
 int mk_open_tree(int dfd, const char *path, unsigned int flags)
 {
     return (int)syscall(__NR_open_tree, dfd, path, flags);
@@ -131,6 +138,21 @@ int mk_statmount(const struct mk_mnt_id_req *req, struct mk_statmount *buf,
 int mk_unshare(int flags)
 {
     return unshare(flags);
+}
+
+int mk_open_beneath(const char *root, const char *path, struct mk_open_how *how,
+                    size_t size, int *which)
+{
+    *which = 0;
+    int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0)
+        return -1;
+    *which = 1;
+    int fd = (int)syscall(__NR_openat2, rfd, path, how, size);
+    int saved = errno;
+    close(rfd);
+    errno = saved;
+    return fd;
 }
 
 int mk_is_mount_root(int dfd, const char *path, int at_flags)

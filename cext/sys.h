@@ -106,6 +106,12 @@ struct mk_statmount {
 int mk_mount(const char *source, const char *target, const char *fstype,
              unsigned long flags, const void *data);
 int mk_umount2(const char *target, int flags);
+/* umount2(target, flags) until it says no mount is left there (EINVAL, or
+ * ENOENT/ENOTDIR for a missing target): 0, with every stacked mount gone;
+ * -1 with errno from the umount2 that refused otherwise.  The loop is in C
+ * so that the common case (one mount, then EINVAL) is one call, on the
+ * caller's thread or on a probe worker (MK_PROBE_UNMOUNT). */
+int mk_unmount(const char *target, int flags);
 int mk_open_tree(int dfd, const char *path, unsigned int flags);
 int mk_move_mount(int from_dfd, const char *from_path, int to_dfd,
                   const char *to_path, unsigned int flags);
@@ -124,6 +130,13 @@ long mk_listmount(const struct mk_mnt_id_req *req, uint64_t *ids, size_t nr,
 int mk_statmount(const struct mk_mnt_id_req *req, struct mk_statmount *buf,
                  size_t bufsize, unsigned int flags);
 int mk_unshare(int flags);
+
+/* safepath.open_beneath in one call: a descriptor of root (O_PATH |
+ * O_DIRECTORY), openat2 of path from it with how, and root closed again.
+ * Returns the new descriptor, or -1 with errno and *which 0 (root could not
+ * be opened) or 1 (the openat2 refused). */
+int mk_open_beneath(const char *root, const char *path, struct mk_open_how *how,
+                    size_t size, int *which);
 
 /* One statx call answering "is path the root of a mount?": 1 yes, 0 no,
  * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */

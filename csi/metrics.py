@@ -37,11 +37,18 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        #: the labelled children by (method, code): ``labels()`` validates and locks on every call
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def record(self, method: str, code: str, seconds: float) -> None:
         """Count one finished call of ``method`` (the short RPC name) with status ``code``."""
-        self.operations.labels(method, code).inc()
-        self.latency.labels(method, code).observe(seconds)
+        children = self._children.get((method, code))
+        if children is None:  # two threads may both get here: labels() hands both the same children
+            children = self._children[method, code] = (
+                self.operations.labels(method, code), self.latency.labels(method, code)
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -5,9 +5,10 @@ interceptor (``csi.errors.to_status``) turns what is raised into the gRPC status
 map there too: MountConflictError → ALREADY_EXISTS, CorruptedMountError → UNAVAILABLE.
 
 Anything that may touch a dead share (lstat of a mount point, "is it mounted?", statvfs, mount,
-unmount) runs on a :mod:`mountkit.probe` worker with a deadline (the mounter's probes, or
-:func:`mountkit.probe.run_with_deadline`), so a gRPC worker waits at most the probe timeout, never
-on an NFS server that stopped answering.  Publishing checks the staged share with one such probe.
+unmount) runs on a :mod:`mountkit.probe` worker with a deadline (the mounter's probes and its
+unmounts with ``timeout``, or :func:`mountkit.probe.run_with_deadline`), so a gRPC worker waits at
+most the probe timeout, never on an NFS server that stopped answering.  Publishing checks the
+staged share with one such probe; unpublishing hands over one unmount.
 
 Removing a directory after an unmount never deletes data: a directory that still holds files once
 nothing is mounted on it (a pod wrote into it while it was not mounted) is left in place, a warning
@@ -169,7 +170,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         directory left non-empty is kept, with a warning (see the module docstring).
         """
         try:
-            self._deadline(lambda: self.mounter.cleanup_mountpoint(path), "unmount", path)
+            self.mounter.cleanup_mountpoint(path, timeout=self.probe_timeout)
         except MountError as exc:
             if exc.errno == errno.ENOTEMPTY:
                 log.warning("%s: unmounted; the directory is not empty and was left in place", path)
@@ -186,9 +187,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 raise
             log.warning("%s: %s; detaching it", path, exc)
             try:
-                self._deadline(
-                    lambda: self.mounter.cleanup_mountpoint(path, lazy=True, force=True), "unmount", path
-                )
+                self.mounter.cleanup_mountpoint(path, lazy=True, force=True, timeout=self.probe_timeout)
             except MountError as again:
                 if again.errno != errno.ENOTEMPTY:
                     raise

@@ -67,13 +67,9 @@ def _open_parent(root: str, path: str, what: str, *, missing_ok: bool = False) -
     """
     parent = os.path.dirname(path)
     try:
-        fd = _pin(root, parent)
+        return _pin(root, parent)
     except MountError:
-        fd = -1
-    if fd >= 0:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            return fd
-        os.close(fd)
+        pass
     if not _walk_parents(root, path, what, missing_ok=missing_ok):
         return None
     # The walk found nothing wrong: the tree changed under us; pin it again (a symlink raises now).
@@ -85,10 +81,14 @@ def _open_parent(root: str, path: str, what: str, *, missing_ok: bool = False) -
 
 
 def _pin(root: str, directory: str) -> int:
-    """An O_PATH descriptor of ``directory`` opened beneath ``root`` (the root itself as is)."""
+    """An O_PATH descriptor of ``directory`` opened beneath ``root`` (the root itself as is); a
+    component that is not a directory, the last one too, raises MountError."""
     if directory == root.rstrip("/"):
-        return os.open(root, os.O_PATH | os.O_CLOEXEC)
-    return open_beneath(root, directory)
+        try:
+            return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except NotADirectoryError:
+            raise MountError(errno.ENOTDIR, "open_beneath", root) from None
+    return open_beneath(root, directory, directory=True)
 
 
 def _walk_parents(root: str, path: str, what: str, *, missing_ok: bool) -> bool:

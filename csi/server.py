@@ -7,6 +7,7 @@ status through :func:`csi.errors.to_status`; servicers only raise.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -141,6 +142,8 @@ class CsiInterceptor(_ServerInterceptor):
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        #: per method: the registered handler and its wrapper, built once rather than on every call
+        self._wrapped: dict[str, tuple[_Handler, _Handler]] = {}
 
     def intercept_service(
         self,
@@ -151,8 +154,17 @@ class CsiInterceptor(_ServerInterceptor):
         if handler is None or handler.unary_unary is None:
             return handler
         full_method: str = handler_call_details.method
+        known = self._wrapped.get(full_method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        wrapped = self._wrap(full_method, handler, handler.unary_unary)
+        self._wrapped[full_method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(
+        self, full_method: str, handler: _Handler, inner: Callable[[Message, grpc.ServicerContext], Any]
+    ) -> _Handler:
         method = full_method.rpartition("/")[2]
-        inner = handler.unary_unary
 
         def behavior(request: Message, context: grpc.ServicerContext) -> Any:
             start = time.monotonic()
@@ -261,7 +273,13 @@ class CsiServer:
 
 
 def serve_until_signalled(server: CsiServer, grace: float, on_stop: Callable[[], None] | None = None) -> None:
-    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully. Main thread only."""
+    """Run ``server`` until SIGTERM or SIGINT, then stop it gracefully. Main thread only.
+
+    Once serving, the heap built so far (modules, protobuf descriptors, the gRPC server) lives as
+    long as the process, so it is frozen out of the garbage collector: a full collection no longer
+    walks it (5-7 ms with every thread stopped, seen as a 20 ms pause under 64 concurrent
+    publishes; about 0 frozen).
+    """
     stopping = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
@@ -271,6 +289,8 @@ def serve_until_signalled(server: CsiServer, grace: float, on_stop: Callable[[],
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.start()
+        gc.collect()  # what start-up left as garbage is freed, not frozen
+        gc.freeze()
         stopping.wait()
         server.stop(grace).wait()
         if on_stop is not None:

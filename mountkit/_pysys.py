@@ -19,6 +19,7 @@ from mountkit.errors import UnsupportedError
 #: uint32 columns per entry, and the indices table.py uses (see cext/mountinfo.h)
 MI_STRIDE = 12
 MI_PARENT_ID = 1
+MI_MINOR = 3
 MI_ROOT = 4
 MI_MOUNT_POINT = 5
 MI_FS_TYPE = 8

@@ -87,6 +87,12 @@ def umount2(target: PathArg, flags: int = 0) -> None:
         raise _fail("umount", target)
 
 
+def unmount(target: PathArg, flags: int = 0) -> None:
+    """umount2 until nothing is left mounted at ``target`` (cext/sys.h ``mk_unmount``): one call."""
+    if lib.mk_unmount(_b(target, "umount"), flags) != 0:
+        raise _fail("umount", target)
+
+
 def open_tree(path: PathArg, flags: int, dfd: int = AT_FDCWD) -> int:
     """open_tree(2); returns a new file descriptor the caller must close."""
     _check_supported("open_tree")
@@ -229,18 +235,23 @@ def is_mount_root(path: PathArg, at_flags: int, dfd: int = AT_FDCWD) -> bool | N
 PROBE_MOUNT_ROOT: int = lib.MK_PROBE_MOUNT_ROOT
 PROBE_STATFS: int = lib.MK_PROBE_STATFS
 PROBE_LIVE_ROOT: int = lib.MK_PROBE_LIVE_ROOT
-_PROBE_FAILED = {lib.MK_PROBE_FAILED_STATX: "statx", lib.MK_PROBE_FAILED_STATFS: "statfs"}
+PROBE_UNMOUNT: int = lib.MK_PROBE_UNMOUNT
+_PROBE_FAILED = {
+    lib.MK_PROBE_FAILED_STATX: "statx", lib.MK_PROBE_FAILED_STATFS: "statfs", lib.MK_PROBE_FAILED_UNMOUNT: "umount"
+}
 
 
-def probe(op: int, path: PathArg, at_flags: int, timeout: float, operation: str) -> bool | None:
+def probe(op: int, path: PathArg, flags: int, timeout: float, operation: str) -> bool | None:
     """Run probe ``op`` (``PROBE_*``) of ``path`` on a C pool worker, waiting at most ``timeout`` s.
 
+    ``flags`` are the statx's AT_* flags, or umount2's for ``PROBE_UNMOUNT`` (:func:`unmount`).
     Returns whether ``path`` is a mount root (``None``: the kernel cannot tell; ``PROBE_STATFS``
-    returns ``None`` too).  A failed syscall: MountError naming it.  No answer in time:
-    CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned (cext/probe.h).
+    and ``PROBE_UNMOUNT`` return ``None`` too).  A failed syscall: MountError naming it.  No answer
+    in time: CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned
+    (cext/probe.h); nothing else raises CorruptedMountError here.
     """
     err = ffi.new("int[2]")
-    rc = lib.mk_probe(op, _b(path, operation), at_flags, max(1, round(timeout * 1000)), err, err + 1)
+    rc = lib.mk_probe(op, _b(path, operation), flags, max(1, round(timeout * 1000)), err, err + 1)
     if rc == -3:
         raise CorruptedMountError(
             errno.ETIMEDOUT, operation, _name(path), None, f"no answer within {timeout:g} s; probe abandoned"
@@ -249,7 +260,7 @@ def probe(op: int, path: PathArg, at_flags: int, timeout: float, operation: str)
         raise MountError(err[0], _PROBE_FAILED[err[1]], _name(path))
     if rc == -4:
         raise MountError(err[0], operation, _name(path), None, "cannot start a probe thread")
-    return None if rc == -2 or op == PROBE_STATFS else rc == 1
+    return None if rc == -2 or op in (PROBE_STATFS, PROBE_UNMOUNT) else rc == 1
 
 
 def probe_counts() -> tuple[int, int, int]:
@@ -281,6 +292,25 @@ def openat2(path: PathArg, flags: int, resolve: int, mode: int = 0, dfd: int = A
     how.flags, how.mode, how.resolve = flags, mode, resolve
     fd = lib.mk_openat2(dfd, _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"))
     if fd < 0:
+        raise _fail("openat2", path)
+    return int(fd)
+
+
+def open_beneath(root: PathArg, path: PathArg, flags: int, resolve: int) -> int:
+    """openat2(2) of ``path`` from a descriptor of ``root`` opened (and closed) in the same call.
+
+    The root that cannot be opened raises OSError naming it, as ``os.open`` does; a refused
+    openat2 raises MountError as :func:`openat2`.
+    """
+    _check_supported("openat2")
+    how = ffi.new("struct mk_open_how *")
+    how.flags, how.resolve = flags, resolve
+    which = ffi.new("int *")
+    fd = lib.mk_open_beneath(_b(root, "open"), _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"), which)
+    if fd < 0:
+        if not which[0]:
+            err = ffi.errno
+            raise OSError(err, os.strerror(err), _name(root))
         raise _fail("openat2", path)
     return int(fd)
 
@@ -498,6 +528,7 @@ MI_MOUNT_POINT: int = lib.MK_MI_MOUNT_POINT
 MI_FS_TYPE: int = lib.MK_MI_FS_TYPE
 MI_SOURCE: int = lib.MK_MI_SOURCE
 MI_PARENT_ID: int = lib.MK_MI_PARENT_ID
+MI_MINOR: int = lib.MK_MI_MINOR
 
 #: bytes read(2) asks for at a time when reading mountinfo (cext/capi/mountinfo_read.c says why)
 MI_CHUNK: int = _CHUNK

@@ -215,12 +215,15 @@ class FakeMounter:
         """As :meth:`Mounter.make_unbindable`."""
         self._propagate("make_unbindable", path, recursive, lambda e: ("unbindable",))
 
-    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False) -> None:
+    def unmount(
+        self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
+        timeout: float | None = None,
+    ) -> None:
         """As :meth:`Mounter.unmount`: every stacked mount goes; nothing there is success.
 
         Mounts below ``target`` make it busy (MountError EBUSY) unless ``lazy``,
         which detaches them too, as the kernel does, or ``recursive``, which
-        unmounts them first.
+        unmounts them first.  Nothing here can hang, so ``timeout`` changes nothing.
         """
         tgt = _p(target)
         self._record("unmount", tgt, lazy, force, recursive)
@@ -231,7 +234,9 @@ class FakeMounter:
             raise MountError(errno.EBUSY, "umount", tgt)
         self.entries = [e for e in self.entries if not _under(e.mount_point, tgt)]
 
-    def cleanup_mountpoint(self, path: PathArg, *, lazy: bool = False, force: bool = False) -> None:
+    def cleanup_mountpoint(
+        self, path: PathArg, *, lazy: bool = False, force: bool = False, timeout: float | None = None
+    ) -> None:
         """As :meth:`Mounter.cleanup_mountpoint`: unmount, then rmdir the (real) empty directory."""
         name = _p(path)
         self._record("cleanup_mountpoint", name, lazy, force)

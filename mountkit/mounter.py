@@ -112,8 +112,6 @@ for _flag, _ in SB_FLAG_KEYS:
     _FSCONFIG_FLAGS |= _flag
 _NEW_API = "new mount API"
 _NO_OPTIONS = ParsedOptions()
-#: umount2 errnos that mean "nothing (more) is mounted here"
-_NOT_MOUNTED = frozenset({errno.EINVAL, errno.ENOENT, errno.ENOTDIR})
 
 
 def _is_mountpoint(path: PathArg) -> bool:
@@ -419,8 +417,13 @@ class MountInterface(Protocol):
     def make_shared(self, path: PathArg, *, recursive: bool = False) -> None: ...
     def make_slave(self, path: PathArg, *, recursive: bool = False) -> None: ...
     def make_unbindable(self, path: PathArg, *, recursive: bool = False) -> None: ...
-    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False) -> None: ...
-    def cleanup_mountpoint(self, path: PathArg, *, lazy: bool = False, force: bool = False) -> None: ...
+    def unmount(
+        self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
+        timeout: float | None = None,
+    ) -> None: ...
+    def cleanup_mountpoint(
+        self, path: PathArg, *, lazy: bool = False, force: bool = False, timeout: float | None = None
+    ) -> None: ...
     def is_mountpoint(self, path: PathArg) -> bool: ...
     def check(self, path: PathArg) -> None: ...
     def is_live_mountpoint(self, path: PathArg) -> bool: ...
@@ -751,7 +754,10 @@ class Mounter:
         except UnsupportedError:
             _sys.mount(src, tgt, None, int(MS.MOVE), None)
 
-    def unmount(self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False) -> None:
+    def unmount(
+        self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
+        timeout: float | None = None,
+    ) -> None:
         """Unmount everything mounted at ``target`` (every stacked mount), never following a symlink.
 
         Already done — nothing mounted there, or ``target`` missing: success.
@@ -760,31 +766,42 @@ class Mounter:
         unmount fails).  ``recursive`` first unmounts every mount point below
         ``target``, deepest first (a mount hidden under another one at the same
         path cannot be reached by name: it leaves ``target`` busy unless ``lazy``).
+        With ``timeout``, the unmount runs on a probe worker (see
+        :mod:`mountkit.probe`) and no answer within it raises
+        CorruptedMountError(ETIMEDOUT), without a second try.
         """
         tgt = os.fsdecode(target)
         if recursive:
             for point in _points_below(tgt):
-                self.unmount(point, lazy=lazy, force=force)
+                self.unmount(point, lazy=lazy, force=force, timeout=timeout)
         flags = _NOFOLLOW | (_DETACH if lazy else 0) | (int(MNT.FORCE) if force else 0)
-        while True:  # umount2 says EINVAL once no mount is left at the point
+        while True:
             try:
-                _sys.umount2(tgt, flags)
+                if timeout is None:
+                    _sys.unmount(tgt, flags)
+                else:
+                    _sys.probe(_sys.PROBE_UNMOUNT, tgt, flags, timeout, "unmount")
+                return
+            except CorruptedMountError:
+                raise  # the probe timed out: a detach would wait on the same path
             except MountError as exc:
-                if exc.errno in _NOT_MOUNTED:
-                    return
                 if exc.errno not in CORRUPTED_ERRNOS or flags & _DETACH:
                     raise _classified(exc) from None
                 flags |= _DETACH
 
-    def cleanup_mountpoint(self, path: PathArg, *, lazy: bool = False, force: bool = False) -> None:
+    def cleanup_mountpoint(
+        self, path: PathArg, *, lazy: bool = False, force: bool = False, timeout: float | None = None
+    ) -> None:
         """Unmount ``path``, then remove it if it is an empty directory; never delete contents.
 
         Already done — ``path`` missing: success.  A directory with anything
         left in it: MountError(ENOTEMPTY) naming it, contents untouched.  Not a
-        directory: MountError(ENOTDIR).
+        directory: MountError(ENOTDIR).  ``timeout`` bounds the unmount as in
+        :meth:`unmount`; the rmdir looks the name up in its parent and never
+        enters what was mounted there, so it needs no deadline.
         """
         name = os.fsdecode(path)
-        self.unmount(name, lazy=lazy, force=force)
+        self.unmount(name, lazy=lazy, force=force, timeout=timeout)
         remove_mountpoint_dir(name)
 
     def is_mountpoint(self, path: PathArg) -> bool:

@@ -22,6 +22,7 @@ from mountkit.flags import RESOLVE
 
 #: no O_NOFOLLOW for openat2: with it, RESOLVE_NO_SYMLINKS hands back a trailing symlink itself
 _O_PATH = os.O_PATH | os.O_CLOEXEC
+_O_PATH_DIR = _O_PATH | os.O_DIRECTORY
 _O_PATH_NOFOLLOW = _O_PATH | os.O_NOFOLLOW
 _RESOLVE = int(RESOLVE.BENEATH | RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS)
 
@@ -44,32 +45,37 @@ def _relative(root: str, path: str) -> str:
     return rel
 
 
-def open_beneath(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+def open_beneath(
+    root: str | os.PathLike[str], path: str | os.PathLike[str], *, directory: bool = False
+) -> int:
     """An ``O_PATH`` descriptor of ``path`` (absolute, or relative to ``root``), resolved beneath ``root``.
 
     No symlink is followed anywhere below ``root`` (the root itself may be reached through one).
     A symlink on the way: MountError(ELOOP) naming the path; an escape: MountError(EXDEV); a
-    missing component: MountError(ENOENT).  Mounts on the way are crossed.  The caller closes the
-    descriptor.
+    missing component: MountError(ENOENT); with ``directory``, a last component that is not a
+    directory: MountError(ENOTDIR).  Mounts on the way are crossed.  The caller closes the
+    descriptor.  A root that cannot be opened raises OSError naming it.
     """
     top, name = os.fspath(root), os.fspath(path)
     rel = _relative(top, name)
+    try:  # one C call: root opened, openat2 from it, root closed
+        return _sys.open_beneath(top, rel, _O_PATH_DIR if directory else _O_PATH, _RESOLVE)
+    except UnsupportedError:
+        pass
+    except MountError as exc:
+        raise MountError(exc.errno or errno.EIO, "open_beneath", name, top, _why(exc.errno)) from None
     rfd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        try:
-            return _sys.openat2(rel, _O_PATH, _RESOLVE, dfd=rfd)
-        except UnsupportedError:
-            return _walk(rfd, rel, name)
-        except MountError as exc:
-            raise MountError(exc.errno or errno.EIO, "open_beneath", name, top, _why(exc.errno)) from None
+        return _walk(rfd, rel, name, directory)
     finally:
         os.close(rfd)
 
 
-def _walk(rfd: int, rel: str, name: str) -> int:
+def _walk(rfd: int, rel: str, name: str, directory: bool) -> int:
     """The pre-openat2 fallback: one ``openat(O_PATH | O_NOFOLLOW)`` per component."""
     fd = os.dup(rfd)
     try:
+        mode = os.fstat(fd).st_mode
         for part in rel.split("/"):
             if part in ("", "."):
                 continue
@@ -81,8 +87,11 @@ def _walk(rfd: int, rel: str, name: str) -> int:
                 raise MountError(exc.errno or errno.EIO, "open_beneath", name, None, _why(exc.errno)) from None
             os.close(fd)
             fd = nxt
-            if stat.S_ISLNK(os.stat(fd).st_mode):  # O_PATH|O_NOFOLLOW opened the link itself
+            mode = os.stat(fd).st_mode
+            if stat.S_ISLNK(mode):  # O_PATH|O_NOFOLLOW opened the link itself
                 raise MountError(errno.ELOOP, "open_beneath", name, None, _why(errno.ELOOP))
+        if directory and not stat.S_ISDIR(mode):
+            raise MountError(errno.ENOTDIR, "open_beneath", name)
         return fd
     except BaseException:
         os.close(fd)

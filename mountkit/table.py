@@ -43,7 +43,6 @@ from mountkit.flags import (
 _ENC = sys.getfilesystemencoding()
 _ERR = sys.getfilesystemencodeerrors()
 _STRIDE = _sys.MI_STRIDE
-_ROOT = _sys.MI_ROOT
 
 Backend = Literal["mountinfo", "statmount"]
 #: a table's uint32 columns as a parse (memoryview) or statmount (array) hands them over, or pickled (bytes)
@@ -319,15 +318,17 @@ class MountTable(Sequence[MountInfo]):
         """The other mount points showing the same (major, minor, root) as the mount at ``path``.
 
         Like Kubernetes' ``GetMountRefs``: for a bind mount, where else the same directory of the
-        same filesystem is mounted.  Empty when nothing is mounted at ``path``.
+        same filesystem is mounted.  Empty when nothing is mounted at ``path``.  The entries are
+        picked by the device's minor number in C first (the root, often "/", matches thousands
+        of binds of other filesystems), so only the filesystem's own mounts become MountInfo.
         """
         top = self.find(path)
         if top is None:
             return []
         refs: dict[str, None] = {}
-        for i in self._select(_ROOT, top.root):
+        for i in _sys.mountinfo_select_int(self._cols, self._n, _sys.MI_MINOR, top.minor):
             e = self._entry(i)
-            if (e.major, e.minor) == (top.major, top.minor) and e.mount_point != top.mount_point:
+            if e.major == top.major and e.root == top.root and e.mount_point != top.mount_point:
                 refs[e.mount_point] = None
         return list(refs)
 

@@ -377,26 +377,27 @@ def test_shared_to_slave_propagation(in_ns) -> None:  # type: ignore[no-untyped-
 # --- unmount, cleanup, is_mountpoint, check ------------------------------------------------------
 
 
-def _stacked(scratch: str) -> tuple[int, int, bool, str]:
+def _stacked(scratch: str, timeout: float | None) -> tuple[int, int, bool, str]:
     m = Mounter()
     [t] = _dirs(scratch, "t")
     for i in range(3):
         _sys.mount(f"mk-{i}", t, "tmpfs", 0, None)
     before = len(MountTable.read().find_all(t))
-    m.unmount(t)
-    m.unmount(t)  # nothing left: success
-    m.unmount(os.path.join(scratch, "missing"))  # missing: success
+    m.unmount(t, timeout=timeout)
+    m.unmount(t, timeout=timeout)  # nothing left: success
+    m.unmount(os.path.join(scratch, "missing"), timeout=timeout)  # missing: success
     after = len(MountTable.read().find_all(t))
     m.mount("mk-p", t, "tmpfs")
     os.mkdir(os.path.join(t, "sub"))
     m.mount("mk-c", os.path.join(t, "sub"), "tmpfs")
-    busy = _err(m.unmount, t)
-    m.unmount(t, lazy=True)
+    busy = _err(m.unmount, t, timeout=timeout)
+    m.unmount(t, lazy=True, timeout=timeout)
     return before, after, is_mountpoint(t), f"{busy[0]} {busy[1]} {busy[2]}"
 
 
-def test_unmount_takes_every_stacked_mount(in_ns) -> None:  # type: ignore[no-untyped-def]
-    before, after, still, busy = in_ns(_stacked)
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["direct", "on-a-probe-worker"])
+def test_unmount_takes_every_stacked_mount(in_ns, timeout: float | None) -> None:  # type: ignore[no-untyped-def]
+    before, after, still, busy = in_ns(_stacked, timeout)
     assert (before, after, still) == (3, 0, False)
     assert busy.startswith(f"MountError {errno.EBUSY} umount ") and busy.split()[3].endswith("/t:")
 

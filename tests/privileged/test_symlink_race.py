@@ -41,11 +41,14 @@ def _start_racer(parent: str, hidden: str, outside: str) -> tuple[int, int]:
         while not stop:
             os.rename(parent, hidden)
             os.symlink(outside, parent)
+            # Each state is held across a yield, so that binds meet both (both outcomes of the race
+            # are checked) whether or not the racer shares a CPU with them: on an idle machine it
+            # otherwise swaps so fast that every bind is refused, and on a busy one, where both
+            # run on one CPU, a bind runs only while the real directory is back.
+            time.sleep(0)
             os.unlink(parent)
             os.rename(hidden, parent)
             swaps += 1
-            # The real directory stays a moment, so that binds also succeed (both outcomes of the race
-            # are checked); on an idle machine the racer otherwise swaps so fast that every bind is refused.
             time.sleep(0)
         os.write(wfd, str(swaps).encode())
         os._exit(0)

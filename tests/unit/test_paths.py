@@ -24,9 +24,10 @@ from mountkit.safepath import open_beneath
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """root/{a/b/c, link -> a, a/out -> outside, a/tail -> b}, and outside/ next to root."""
+    """root/{a/b/c, a/file, link -> a, a/out -> outside, a/tail -> b}, and outside/ next to root."""
     root = tmp_path / "root"
     (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "a" / "file").write_text("not a directory")
     (tmp_path / "outside").mkdir()
     (root / "link").symlink_to("a")
     (root / "a" / "out").symlink_to(tmp_path / "outside")
@@ -43,12 +44,15 @@ CASES = [
     ("a/../../outside", errno.EXDEV),  # ".." out of the root on the way
     ("../outside", errno.EXDEV),  # escaping the root
     ("a/missing", errno.ENOENT),
+    ("a/file", 0),
 ]
+#: the same with directory=True: a directory, or ENOTDIR (a symlink is still ELOOP)
+DIRECTORY_CASES = [("a/b", 0), ("a/file", errno.ENOTDIR), ("a/tail", errno.ELOOP)]
 
 
-def outcome(root: Path, rel: str) -> int:
+def outcome(root: Path, rel: str, directory: bool = False) -> int:
     try:
-        fd = open_beneath(root, rel)
+        fd = open_beneath(root, rel, directory=directory)
     except MountError as exc:
         assert exc.operation == "open_beneath"
         return exc.errno or -1
@@ -62,6 +66,11 @@ def outcome(root: Path, rel: str) -> int:
 @pytest.mark.parametrize(("rel", "want"), CASES)
 def test_open_beneath(tree: Path, rel: str, want: int) -> None:
     assert outcome(tree, rel) == want
+
+
+@pytest.mark.parametrize(("rel", "want"), DIRECTORY_CASES)
+def test_open_beneath_a_directory(tree: Path, rel: str, want: int) -> None:
+    assert outcome(tree, rel, directory=True) == want
 
 
 def test_open_beneath_refuses_absolute_paths_outside_the_root(tree: Path) -> None:
@@ -88,18 +97,19 @@ from pathlib import Path
 from mountkit import _sys
 from test_paths import outcome
 _sys.mark_unsupported("openat2")
-print(json.dumps([outcome(Path(sys.argv[1]), rel) for rel in json.loads(sys.argv[2])]))
+print(json.dumps([outcome(Path(sys.argv[1]), rel, directory) for rel, directory in json.loads(sys.argv[2])]))
 """
 
 
 def test_the_fallback_walk_refuses_the_same(tree: Path) -> None:
-    rels = [rel for rel, _ in CASES] + ["a/../a/b"]
+    asked = [(rel, False) for rel, _ in CASES] + [("a/../a/b", False)] + [(rel, True) for rel, _ in DIRECTORY_CASES]
     done = subprocess.run(
-        [sys.executable, "-c", WALK, str(tree), json.dumps(rels), os.path.dirname(__file__)],
+        [sys.executable, "-c", WALK, str(tree), json.dumps(asked), os.path.dirname(__file__)],
         capture_output=True, text=True, check=True, timeout=60,
     )
     # the walk refuses every "..", even one that stays beneath the root
-    assert json.loads(done.stdout) == [want for _, want in CASES] + [errno.EXDEV]
+    want = [want for _, want in CASES] + [errno.EXDEV] + [want for _, want in DIRECTORY_CASES]
+    assert json.loads(done.stdout) == want
 
 
 def test_openat2_refuses_a_dotdot_even_one_that_stays_beneath(tree: Path) -> None:

@@ -28,7 +28,7 @@ def test_it_has_every_name_table_uses() -> None:
 
 
 def test_the_column_layout_is_the_extensions() -> None:
-    for name in ("MI_STRIDE", "MI_PARENT_ID", "MI_ROOT", "MI_MOUNT_POINT", "MI_FS_TYPE", "MI_SOURCE"):
+    for name in ("MI_STRIDE", "MI_PARENT_ID", "MI_MINOR", "MI_ROOT", "MI_MOUNT_POINT", "MI_FS_TYPE", "MI_SOURCE"):
         assert getattr(_pysys, name) == getattr(_sys, name), name
 
 
@@ -42,9 +42,9 @@ def test_text_scans_agree(col: str, under: bool) -> None:
         assert _pysys.mountinfo_select(buf, cols, n, index, needle, under) == expected, needle
 
 
-def test_number_scans_agree() -> None:
+@pytest.mark.parametrize("col", ["MI_PARENT_ID", "MI_MINOR"])
+def test_number_scans_agree(col: str) -> None:
     _, cols, n, _ = _table()
-    for value in {cols[i * _sys.MI_STRIDE + _sys.MI_PARENT_ID] for i in range(n)} | {0, 2**32 - 1}:
-        assert _pysys.mountinfo_select_int(cols, n, _sys.MI_PARENT_ID, value) == _sys.mountinfo_select_int(
-            cols, n, _sys.MI_PARENT_ID, value
-        )
+    index = getattr(_sys, col)
+    for value in {cols[i * _sys.MI_STRIDE + index] for i in range(n)} | {0, 2**32 - 1}:
+        assert _pysys.mountinfo_select_int(cols, n, index, value) == _sys.mountinfo_select_int(cols, n, index, value)
