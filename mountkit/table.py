@@ -357,9 +357,17 @@ def _stack_order(entries: list[MountInfo]) -> list[MountInfo]:
     return ordered
 
 
+def _mountinfo_path(pid: int | None) -> str:
+    return f"/proc/{'self' if pid is None else pid}/mountinfo"
+
+
+def _unreadable(exc: OSError, path: str) -> MountError:
+    return MountError(exc.errno or errno.EIO, "read mount table", path)
+
+
 def _read_mountinfo(pid: int | None) -> tuple[bytes, memoryview, int]:
     """``/proc/<pid>/mountinfo`` parsed as it is read; MountError (with the path) when unreadable."""
-    path = f"/proc/{'self' if pid is None else pid}/mountinfo"
+    path = _mountinfo_path(pid)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -369,7 +377,17 @@ def _read_mountinfo(pid: int | None) -> tuple[bytes, memoryview, int]:
     except MountError:  # UnsupportedError: no compiled extension
         raise
     except OSError as exc:
-        raise MountError(exc.errno or errno.EIO, "read mount table", path) from exc
+        raise _unreadable(exc, path) from exc
+
+
+def read_mountinfo(pid: int | None = None) -> bytes:
+    """The raw bytes of ``/proc/<pid>/mountinfo`` (the poll watcher diffs them); MountError when unreadable."""
+    path = _mountinfo_path(pid)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise _unreadable(exc, path) from exc
 
 
 # --- the statmount backend ------------------------------------------------------------------------
