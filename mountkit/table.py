@@ -87,7 +87,8 @@ class _Twin:
 _new = object.__new__
 #: MountInfo objects built in C from the compact table (cext/capi/entries.c); None without the extension
 _c_entries: Callable[[bytes, memoryview, int, int, type[MountInfo]], list[MountInfo]] | None = _sys.mountinfo_entries
-_CHUNK = 4096
+#: entries built per C call while iterating (a loop that stops early pays for one batch, not the table)
+_ENTRY_BATCH = 4096
 
 
 def _entry_of(
@@ -230,7 +231,7 @@ class MountTable(Sequence[MountInfo]):
         if _c_entries is None:
             return self._py_iter()
         # built in C a chunk at a time: a loop that stops early does not pay for the whole table
-        chunks = (_c_entries(self._buf, self._cols, i, min(i + _CHUNK, self._n), MountInfo) for i in range(0, self._n, _CHUNK))
+        chunks = (_c_entries(self._buf, self._cols, i, min(i + _ENTRY_BATCH, self._n), MountInfo) for i in range(0, self._n, _ENTRY_BATCH))
         return chain.from_iterable(chunks)
 
     def _py_iter(self) -> Iterator[MountInfo]:

@@ -58,7 +58,7 @@ def test_c_built_entries_equal_the_python_built_ones(records: list[MountInfo]) -
 
 
 def test_iteration_goes_chunk_by_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(table_module, "_CHUNK", 2)
+    monkeypatch.setattr(table_module, "_ENTRY_BATCH", 2)
     table = MountTable.parse(LINES)
     assert list(table) == list(table._py_iter()) and len(table) == 5
     assert next(iter(table)).mount_point == "/proc"
