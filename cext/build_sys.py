@@ -19,8 +19,8 @@ SOURCES = sorted(HERE.glob("*.c"))
 
 
 def cdef_of(header: pathlib.Path) -> str:
-    """The header's declarations without preprocessor lines, which cdef rejects."""
-    text = header.read_text()
+    """The header's declarations without preprocessor lines (continued ones too), which cdef rejects."""
+    text = header.read_text().replace("\\\n", " ")
     return "\n".join(line for line in text.splitlines() if not re.match(r"\s*#", line))
 
 

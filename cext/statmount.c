@@ -9,29 +9,8 @@
 #include "statmount.h"
 #include "sys.h"
 
-/* uapi values (mountkit/flags.py holds the same for Python) */
-#define SM_SB_BASIC 0x1ULL
-#define SM_MNT_BASIC 0x2ULL
-#define SM_PROPAGATE_FROM 0x4ULL
-#define SM_MNT_ROOT 0x8ULL
-#define SM_MNT_POINT 0x10ULL
-#define SM_FS_TYPE 0x20ULL
-#define SM_MNT_OPTS 0x80ULL
-#define SM_FS_SUBTYPE 0x100ULL
-#define SM_SB_SOURCE 0x200ULL
-#define SM_MASK (SM_SB_BASIC | SM_MNT_BASIC | SM_PROPAGATE_FROM | SM_MNT_ROOT \
-                 | SM_MNT_POINT | SM_FS_TYPE | SM_MNT_OPTS | SM_FS_SUBTYPE | SM_SB_SOURCE)
-#define LSMT_ROOT 0xffffffffffffffffULL
-#define ID_REQ_SIZE 24
-#define ATTR_RDONLY 0x1ULL
-#define ATTR_NOSUID 0x2ULL
-#define ATTR_NODEV 0x4ULL
-#define ATTR_NOEXEC 0x8ULL
-#define ATTR_ATIME 0x70ULL
-#define ATTR_NOATIME 0x10ULL
-#define ATTR_NODIRATIME 0x80ULL
-#define ATTR_IDMAP 0x100000ULL
-#define ATTR_NOSYMFOLLOW 0x200000ULL
+/* the propagation and superblock flags behind mountinfo's words (uapi values;
+ * mountkit/flags.py holds the same for Python) */
 #define MS_UNBINDABLE_ (1ULL << 17)
 #define MS_SLAVE_ (1ULL << 19)
 #define MS_SHARED_ (1ULL << 20)
@@ -154,9 +133,9 @@ static int append(struct mk_sm_table *t, const struct mk_statmount *sm)
 {
     uint64_t got = sm->mask;
 #define STR(bit, field) ((got & (bit)) ? sm->str + sm->field : NULL)
-    const char *root = STR(SM_MNT_ROOT, mnt_root), *point = STR(SM_MNT_POINT, mnt_point);
-    const char *type = STR(SM_FS_TYPE, fs_type), *subtype = STR(SM_FS_SUBTYPE, fs_subtype);
-    const char *opts = STR(SM_MNT_OPTS, mnt_opts), *source = STR(SM_SB_SOURCE, sb_source);
+    const char *root = STR(MK_STATMOUNT_MNT_ROOT, mnt_root), *point = STR(MK_STATMOUNT_MNT_POINT, mnt_point);
+    const char *type = STR(MK_STATMOUNT_FS_TYPE, fs_type), *subtype = STR(MK_STATMOUNT_FS_SUBTYPE, fs_subtype);
+    const char *opts = STR(MK_STATMOUNT_MNT_OPTS, mnt_opts), *source = STR(MK_STATMOUNT_SB_SOURCE, sb_source);
 #undef STR
     size_t root_len = len_of(root), point_len = len_of(point), type_len = len_of(type);
     size_t subtype_len = len_of(subtype), source_len = len_of(source);
@@ -179,25 +158,25 @@ static int append(struct mk_sm_table *t, const struct mk_statmount *sm)
     AT(MK_MI_OPTIONS); /* the order of show_mnt_opts */
     uint64_t attr = sm->mnt_attr;
     first = 1;
-    if (attr & ATTR_RDONLY)
+    if (attr & MK_MOUNT_ATTR_RDONLY)
         WORD("ro");
     else
         WORD("rw");
-    if (attr & ATTR_NOSUID)
+    if (attr & MK_MOUNT_ATTR_NOSUID)
         WORD("nosuid");
-    if (attr & ATTR_NODEV)
+    if (attr & MK_MOUNT_ATTR_NODEV)
         WORD("nodev");
-    if (attr & ATTR_NOEXEC)
+    if (attr & MK_MOUNT_ATTR_NOEXEC)
         WORD("noexec");
-    if ((attr & ATTR_ATIME) == ATTR_NOATIME)
+    if ((attr & MK_MOUNT_ATTR__ATIME) == MK_MOUNT_ATTR_NOATIME)
         WORD("noatime");
-    if (attr & ATTR_NODIRATIME)
+    if (attr & MK_MOUNT_ATTR_NODIRATIME)
         WORD("nodiratime");
-    if ((attr & ATTR_ATIME) == 0)
+    if ((attr & MK_MOUNT_ATTR__ATIME) == 0)
         WORD("relatime");
-    if (attr & ATTR_NOSYMFOLLOW)
+    if (attr & MK_MOUNT_ATTR_NOSYMFOLLOW)
         WORD("nosymfollow");
-    if (attr & ATTR_IDMAP)
+    if (attr & MK_MOUNT_ATTR_IDMAP)
         WORD("idmapped");
 
     AT(MK_MI_OPTIONAL);
@@ -261,7 +240,7 @@ static int read_ids(const uint64_t *ids, size_t n, struct mk_sm_table *t)
     }
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        struct mk_mnt_id_req req = {.size = ID_REQ_SIZE, .mnt_id = ids[i], .param = SM_MASK};
+        struct mk_mnt_id_req req = {.size = MK_MNT_ID_REQ_SIZE_VER0, .mnt_id = ids[i], .param = MK_SM_MASK};
         if (mk_statmount(&req, sm, size, 0) == 0) {
             rc = append(t, sm);
         } else if (errno == EOVERFLOW) {
@@ -397,7 +376,7 @@ int mk_sm_read_all(unsigned int threads, struct mk_sm_table *t)
     }
     int rc = 0;
     for (;;) {
-        struct mk_mnt_id_req req = {.size = ID_REQ_SIZE, .mnt_id = LSMT_ROOT,
+        struct mk_mnt_id_req req = {.size = MK_MNT_ID_REQ_SIZE_VER0, .mnt_id = MK_LSMT_ROOT,
                                     .param = n ? ids[n - 1] : 0};
         long got = mk_listmount(&req, ids + n, cap - n, 0);
         if (got < 0) {

@@ -11,7 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct mk_statmount;
+#include "sys.h"
+
+/* What the backend asks statmount of every mount: the fields of a mountinfo line. */
+#define MK_SM_MASK (MK_STATMOUNT_SB_BASIC | MK_STATMOUNT_MNT_BASIC | MK_STATMOUNT_PROPAGATE_FROM \
+                    | MK_STATMOUNT_MNT_ROOT | MK_STATMOUNT_MNT_POINT | MK_STATMOUNT_FS_TYPE \
+                    | MK_STATMOUNT_MNT_OPTS | MK_STATMOUNT_FS_SUBTYPE | MK_STATMOUNT_SB_SOURCE)
 
 struct mk_sm_table {
     char *buf;       /* len bytes of fields (malloc'ed, cap bytes) */

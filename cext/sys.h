@@ -58,6 +58,28 @@ struct mk_mount_attr {
     uint64_t userns_fd;
 };
 
+/* uapi values (mountkit/flags.py holds the same for Python) */
+#define MK_STATMOUNT_SB_BASIC 0x1ULL
+#define MK_STATMOUNT_MNT_BASIC 0x2ULL
+#define MK_STATMOUNT_PROPAGATE_FROM 0x4ULL
+#define MK_STATMOUNT_MNT_ROOT 0x8ULL
+#define MK_STATMOUNT_MNT_POINT 0x10ULL
+#define MK_STATMOUNT_FS_TYPE 0x20ULL
+#define MK_STATMOUNT_MNT_OPTS 0x80ULL
+#define MK_STATMOUNT_FS_SUBTYPE 0x100ULL
+#define MK_STATMOUNT_SB_SOURCE 0x200ULL
+#define MK_LSMT_ROOT 0xffffffffffffffffULL
+#define MK_MNT_ID_REQ_SIZE_VER0 24
+#define MK_MOUNT_ATTR_RDONLY 0x1ULL
+#define MK_MOUNT_ATTR_NOSUID 0x2ULL
+#define MK_MOUNT_ATTR_NODEV 0x4ULL
+#define MK_MOUNT_ATTR_NOEXEC 0x8ULL
+#define MK_MOUNT_ATTR__ATIME 0x70ULL
+#define MK_MOUNT_ATTR_NOATIME 0x10ULL
+#define MK_MOUNT_ATTR_NODIRATIME 0x80ULL
+#define MK_MOUNT_ATTR_IDMAP 0x100000ULL
+#define MK_MOUNT_ATTR_NOSYMFOLLOW 0x200000ULL
+
 struct mk_mnt_id_req {
     uint32_t size;
     uint32_t spare;
