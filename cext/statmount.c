@@ -366,7 +366,9 @@ int mk_sm_read_ids(const uint64_t *ids, size_t n, unsigned int threads, struct m
     return read_split(ids, n, threads, t);
 }
 
-int mk_sm_read_all(unsigned int threads, struct mk_sm_table *t)
+/* Every mount id of the caller's namespace (listmount, in pages): a malloc'ed
+ * array in *out, its length in *n; 0, or -1 with errno set. */
+static int list_ids(uint64_t **out, size_t *n_out)
 {
     size_t cap = 4096, n = 0;
     uint64_t *ids = malloc(cap * sizeof *ids);
@@ -374,28 +376,64 @@ int mk_sm_read_all(unsigned int threads, struct mk_sm_table *t)
         errno = ENOMEM;
         return -1;
     }
-    int rc = 0;
     for (;;) {
         struct mk_mnt_id_req req = {.size = MK_MNT_ID_REQ_SIZE_VER0, .mnt_id = MK_LSMT_ROOT,
                                     .param = n ? ids[n - 1] : 0};
         long got = mk_listmount(&req, ids + n, cap - n, 0);
-        if (got < 0) {
-            rc = -1;
+        if (got < 0)
             break;
-        }
         n += (size_t)got;
-        if (n < cap)
-            break;
-        void *p = ids;
-        if (grow(&p, cap * 2 * sizeof *ids) != 0) {
-            rc = -1;
-            break;
+        if (n < cap) {
+            *out = ids;
+            *n_out = n;
+            return 0;
         }
+        void *p = ids;
+        if (grow(&p, cap * 2 * sizeof *ids) != 0)
+            break;
         ids = p;
         cap *= 2;
     }
+    int err = errno;
+    free(ids);
+    errno = err;
+    return -1;
+}
+
+int mk_sm_read_all(unsigned int threads, struct mk_sm_table *t)
+{
+    uint64_t *ids;
+    size_t n;
+    if (list_ids(&ids, &n) != 0)
+        return -1;
+    int rc = read_split(ids, n, threads, t);
+    int err = errno;
+    free(ids);
+    errno = err;
+    return rc;
+}
+
+int mk_sm_read_dev(uint32_t major, uint32_t minor, struct mk_sm_table *t)
+{
+    uint64_t *ids;
+    size_t n, k = 0;
+    if (list_ids(&ids, &n) != 0)
+        return -1;
+    int rc = 0;
+    struct mk_statmount sm; /* SB_BASIC has no strings: the fixed part is room enough */
+    for (size_t i = 0; i < n; i++) {
+        struct mk_mnt_id_req req = {.size = MK_MNT_ID_REQ_SIZE_VER0, .mnt_id = ids[i],
+                                    .param = MK_STATMOUNT_SB_BASIC};
+        if (mk_statmount(&req, &sm, sizeof sm, 0) == 0) {
+            if (sm.sb_dev_major == major && sm.sb_dev_minor == minor)
+                ids[k++] = ids[i]; /* kept in kernel order, in place */
+        } else if (errno != ENOENT) {
+            rc = -1;
+            break;
+        }
+    }
     if (rc == 0)
-        rc = read_split(ids, n, threads, t);
+        rc = read_split(ids, k, 1, t);
     int err = errno;
     free(ids);
     errno = err;

@@ -33,6 +33,11 @@ int mk_sm_read_all(unsigned int threads, struct mk_sm_table *t);
 /* The mounts with these unique ids, in their order (the same rules). */
 int mk_sm_read_ids(const uint64_t *ids, size_t n, unsigned int threads,
                    struct mk_sm_table *t);
+/* The mounts of one filesystem, those whose superblock is device major:minor,
+ * in kernel order: a statmount of SB_BASIC alone per mount (no strings, a
+ * fraction of a whole description) picks them, then only they are described
+ * (the same rules). */
+int mk_sm_read_dev(uint32_t major, uint32_t minor, struct mk_sm_table *t);
 /* Append one statmount record (as the kernel fills it) to t: 0, or -1 (ENOMEM). */
 int mk_sm_append(const struct mk_statmount *sm, struct mk_sm_table *t);
 /* Release what t holds (t itself is the caller's). */

@@ -431,8 +431,11 @@ def _sm_table(t: object) -> tuple[bytes, array[int], int]:
     return (ffi.buffer(tab.buf, tab.len)[:] if tab.len else b""), cols, int(tab.n)
 
 
-def statmount_table(ids: Sequence[int] | None = None, *, threads: int = 1) -> tuple[bytes, array[int], int]:
-    """Every mount of this namespace (or those of unique ``ids``) by listmount + statmount in C.
+def statmount_table(
+    ids: Sequence[int] | None = None, *, threads: int = 1, dev: tuple[int, int] | None = None
+) -> tuple[bytes, array[int], int]:
+    """Every mount of this namespace (or those of unique ``ids``, or of device ``dev``, a
+    (major, minor)) by listmount + statmount in C.
 
     The result has :func:`mountinfo_parse`'s layout, with the words mountinfo shows.  Mounts gone
     meanwhile are left out.  ``threads`` > 1 spreads the statmount calls (one per mount) over that
@@ -441,7 +444,9 @@ def statmount_table(ids: Sequence[int] | None = None, *, threads: int = 1) -> tu
     _check_supported("statmount")
     t = ffi.new("struct mk_sm_table *")
     try:
-        if ids is None:
+        if dev is not None:
+            rc = lib.mk_sm_read_dev(dev[0], dev[1], t)
+        elif ids is None:
             rc = lib.mk_sm_read_all(threads, t)
         else:
             rc = lib.mk_sm_read_ids(ffi.new("uint64_t[]", list(ids)), len(ids), threads, t)

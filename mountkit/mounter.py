@@ -837,10 +837,24 @@ class Mounter:
         return True
 
     def refs(self, path: PathArg) -> list[str]:
-        """Other mount points showing the same filesystem and root as the mount at ``path``."""
+        """Other mount points showing the same filesystem and root as the mount at ``path``.
+
+        Where the kernel can pick a filesystem's mounts (:meth:`MountTable.read_dev`, 6.8+) only
+        those are read, once the mount at ``path`` is found by a probe bounded by
+        ``probe_timeout`` (the path may be a dead share); else, or with nothing visible at
+        ``path``, the whole table.
+        """
         from mountkit.table import MountTable
 
-        return MountTable.read().refs(os.fsdecode(path))
+        name = os.fsdecode(path)
+        if _sys.supported("statmount"):
+            top = probe.run_with_deadline(lambda: self._entry(name), self.probe_timeout, "refs", name)
+            if top is not None:
+                try:
+                    return MountTable.read_dev(top.major, top.minor).refs(name)
+                except UnsupportedError:
+                    pass
+        return MountTable.read().refs(name)
 
     def list(self) -> MountTable:
         """This process's mount table."""

@@ -102,6 +102,34 @@ def _bind(scratch: str) -> dict[str, Any]:
     }
 
 
+def _refs(scratch: str, statmount: bool) -> dict[str, list[str]]:
+    """refs of a bind, its source, a bind of a subdirectory and a plain directory, among 200 binds
+    of another filesystem; with read_dev, or with statmount marked missing (the whole table)."""
+    if not statmount:
+        _sys.mark_unsupported("statmount")
+    m = Mounter()
+    src, other, a, b, sub_bind, plain = _dirs(scratch, "src", "other", "a", "b", "sub", "plain")
+    m.mount("mk-refs", src, "tmpfs")
+    m.mount("mk-other", other, "tmpfs")
+    os.mkdir(os.path.join(src, "d"))
+    for target in _dirs(scratch, *(f"o{i}" for i in range(200))):
+        m.bind(other, target)
+    m.bind(src, a)
+    m.bind(src, b, readonly=True)
+    m.bind(os.path.join(src, "d"), sub_bind)
+    names = {"src": src, "a": a, "sub": sub_bind, "plain": plain, "o7": os.path.join(scratch, "o7")}
+    return {k: sorted(os.path.basename(p) for p in m.refs(path)) for k, path in names.items()}
+
+
+@pytest.mark.parametrize("statmount", [True, False], ids=["read_dev", "whole-table"])
+def test_refs_finds_every_other_mount_of_the_same_root(in_ns, statmount: bool) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_refs, statmount)
+    assert r["src"] == ["a", "b"] and r["a"] == ["b", "src"]
+    assert r["sub"] == []  # another root of the same filesystem
+    assert r["plain"] == []  # nothing mounted there
+    assert len(r["o7"]) == 200 and "o7" not in r["o7"] and "other" in r["o7"]
+
+
 def test_bind_is_idempotent_and_reports_conflicts(in_ns) -> None:  # type: ignore[no-untyped-def]
     r = in_ns(_bind)
     assert r["content"] == "through the bind" and r["stack"] == 1

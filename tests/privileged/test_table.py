@@ -220,3 +220,27 @@ def test_lookups_on_stacked_bind_and_shadowed_mounts(in_ns) -> None:  # type: ig
             assert found is None  # hidden under "cover"
             continue
         assert found == entry
+
+
+def _by_device(scratch: str) -> list[tuple[tuple[int, int], list[MountInfo], list[MountInfo]]] | None:
+    """Each device of the awkward namespace: its mounts by read_dev, and picked from the mountinfo table."""
+    if not _sys.supported("statmount"):
+        return None
+    _populate(scratch)
+    table = list(MountTable.read())
+    devices = {(e.major, e.minor) for e in table}
+    return [
+        (dev, list(MountTable.read_dev(*dev)), [e for e in table if (e.major, e.minor) == dev])
+        for dev in sorted(devices)
+    ]
+
+
+def test_read_dev_is_the_mountinfo_table_picked_by_device(in_ns) -> None:  # type: ignore[no-untyped-def]
+    result = in_ns(_by_device)
+    if result is None:
+        pytest.skip("kernel has no listmount/statmount (6.8+)")
+    assert len(result) > len(NAMES)  # every awkward tmpfs is a device of its own
+    for dev, picked, expected in result:
+        assert expected, dev
+        assert picked == expected, dev
+    assert any(len(expected) > 1 for _dev, _picked, expected in result)  # binds share a device
