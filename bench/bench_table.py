@@ -42,7 +42,9 @@ from common import (
     timing_row,
 )
 
+from mountkit import Mounter, _sys
 from mountkit.errors import UnsupportedError
+from mountkit.flags import MS
 from mountkit.table import MountTable, find_mount
 
 #: the row of the kernel floor: read(2) into one reused buffer
@@ -135,6 +137,15 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
     target = targets[n // 2]
     missing = os.path.join(os.path.dirname(target), "not-mounted")
     os.mkdir(missing)
+    # a share bound into two pods, as a ReadWriteOncePod publish asks refs() of
+    share = os.path.join(scratch, "share")
+    share_binds = [os.path.join(scratch, "share-pod-a"), os.path.join(scratch, "share-pod-b")]
+    for path in (share, *share_binds):
+        os.mkdir(path)
+    _sys.mount("share", share, "tmpfs", 0, "size=1m")
+    for path in share_binds:
+        _sys.mount(share, path, None, MS.BIND, None)
+    mounter = Mounter()
     entries = len(MountTable.read())
     # another process in this namespace: find_mount(pid=...) cannot use statx there, so it scans
     sleeper = subprocess.Popen(["sleep", "600"])
@@ -165,6 +176,8 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
                 "scan": lambda: find_mount(target, pid=sleeper.pid),
                 "find": lambda: MountTable.read().find(target),
                 "psutil": lambda: psutil.disk_partitions(all=True),
+                "refs": lambda: MountTable.read().refs(share),
+                "refs_dev": lambda: mounter.refs(share),
             },
             repeats=repeats,
         )
@@ -195,6 +208,13 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
                 "statx says no: O(1)",
             ),
             timing_row("MountTable.read().find()", turns["find"], "raw read /proc/self/mountinfo"),
+            timing_row("MountTable.read().refs(), a share bound twice", turns["refs"], "raw read /proc/self/mountinfo"),
+            timing_row(
+                "Mounter.refs(), a share bound twice (read_dev)",
+                turns["refs_dev"],
+                "MountTable.read().refs(), a share bound twice",
+                "statmount of SB_BASIC per mount, the share's own mounts described",
+            ),
             timing_row(
                 "findmnt -J (subprocess)",
                 measure(

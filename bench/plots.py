@@ -1,6 +1,7 @@
 """Draw the benchmark figures bench/run collected (bench/results/results.csv) as PNGs beside it.
 
-One plot per question: how each table operation grows with the number of mounts, how the probes
+One plot per question: how each table operation grows with the number of mounts, what the kernel
+itself charges per mount for mountinfo and statmount, how the probes
 and the publish path grow, how publish latency grows with concurrent clients, and one bar chart of
 mountkit against its alternatives at 10,000 mounts.  Run: ``python bench/plots.py [CSV]``.
 """
@@ -30,6 +31,12 @@ TABLE = {
     "find_mount (statx+statmount)": "find_mount, a mount root",
     "find_mount (not mounted)": "find_mount, not a mount point",
     "find_mount (mountinfo scan)": "find_mount, another pid (scan)",
+}
+KERNEL = {  # bench_table's per-mount rows, from kernel_floor.c
+    "kernel, per mount: mountinfo text, read(2)": "mountinfo text, read(2)",
+    "kernel, per mount: statmount of the backend's fields": "statmount of the backend's fields",
+    "kernel, per mount: statmount of MNT_BASIC alone": "statmount of MNT_BASIC alone",
+    "kernel, per mount: listmount": "listmount",
 }
 PROBE = {
     "is_mountpoint (one statx)": "is_mountpoint (one statx)",
@@ -62,7 +69,10 @@ def load(path: str) -> dict[str, Series]:
     return {b: {fig: sorted(points.items()) for fig, points in figs.items()} for b, figs in data.items()}
 
 
-def growth(series: Series, names: dict[str, str], title: str, xlabel: str, out: str, unit_ns: float = 1e6) -> None:
+def growth(
+    series: Series, names: dict[str, str], title: str, xlabel: str, out: str, unit_ns: float = 1e6,
+    ylabel: str = "median time",
+) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=90)
     for key, label in names.items():
         points = series.get(key)
@@ -71,7 +81,7 @@ def growth(series: Series, names: dict[str, str], title: str, xlabel: str, out: 
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("median time, " + {1e6: "ms", 1e3: "µs"}[unit_ns])
+    ax.set_ylabel(f"{ylabel}, " + {1e6: "ms", 1e3: "µs"}[unit_ns])
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -133,6 +143,9 @@ def main() -> int:
     here = os.path.dirname(os.path.abspath(path))
     growth(data.get("table", {}), TABLE, "Mount table operations against the number of mounts",
            "kubelet-like bind mounts in the namespace", os.path.join(here, "table.png"))
+    growth(data.get("table", {}), KERNEL, "The kernel's own cost per mount (C, nothing of mountkit's)",
+           "kubelet-like bind mounts in the namespace", os.path.join(here, "kernel.png"), unit_ns=1e3,
+           ylabel="median time per mount")
     growth(data.get("probe", {}), PROBE, "Mount point checks against the number of mounts",
            "kubelet-like bind mounts in the namespace", os.path.join(here, "probe.png"), unit_ns=1e3)
     growth(data.get("publish", {}), PUBLISH, "NodePublish(ro)+NodeUnpublish against the number of mounts",
