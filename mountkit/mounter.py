@@ -840,15 +840,18 @@ class Mounter:
         """Other mount points showing the same filesystem and root as the mount at ``path``.
 
         Where the kernel can pick a filesystem's mounts (:meth:`MountTable.read_dev`, 6.8+) only
-        those are read, once the mount at ``path`` is found by a probe bounded by
-        ``probe_timeout`` (the path may be a dead share); else, or with nothing visible at
-        ``path``, the whole table.
+        those are read, once the mount at ``path`` is found by a statx bounded by
+        ``probe_timeout`` (the path may be on a dead share); else, with nothing visible at
+        ``path``, or no answer from it, the whole table, which never touches the path.
         """
-        from mountkit.table import MountTable
+        from mountkit.table import MountTable, find_mount
 
         name = os.fsdecode(path)
         if _sys.supported("statmount"):
-            top = probe.run_with_deadline(lambda: self._entry(name), self.probe_timeout, "refs", name)
+            try:
+                top = probe.run_with_deadline(lambda: find_mount(name), self.probe_timeout, "refs", name)
+            except CorruptedMountError:
+                top = None
             if top is not None:
                 try:
                     return MountTable.read_dev(top.major, top.minor).refs(name)

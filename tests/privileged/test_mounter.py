@@ -526,6 +526,38 @@ def test_check_reports_stale_and_hung_mounts(in_ns) -> None:  # type: ignore[no-
     assert r["hung_gone"]
 
 
+def _refs_of_hung(scratch: str) -> dict[str, Any]:
+    import hangfs  # type: ignore[import-not-found]
+
+    m = Mounter(probe_timeout=0.5)
+    hung, bind, ctl = _dirs(scratch, "hung", "bind", "ctl")
+    control = os.path.join(ctl, "hung.mode")
+    pid = hangfs.start(hung, control)
+    try:
+        m.bind(hung, bind)
+        hangfs.set_mode(control, "hang")
+        start = time.monotonic()
+        out: dict[str, Any] = {"root": m.refs(hung), "inside": m.refs(os.path.join(hung, "x"))}
+        out["seconds"] = time.monotonic() - start
+        hangfs.abort(hung)  # frees the abandoned probe
+        m.unmount(bind, lazy=True)
+        m.unmount(hung, lazy=True)
+        return out
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+def test_refs_answers_from_the_table_when_the_path_hangs(in_ns) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("fuse", reason="fusepy is needed for the FUSE stand-in")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse")
+    r = in_ns(_refs_of_hung)
+    assert [os.path.basename(p) for p in r["root"]] == ["bind"]  # statx asks a mount root nothing
+    assert r["inside"] == []  # the lookup below hangs: bounded, then the whole table, not an error
+    assert r["seconds"] < 5
+
+
 # --- no helper processes -------------------------------------------------------------------------
 
 
