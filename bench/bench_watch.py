@@ -10,12 +10,13 @@ Cost of an event.  10,000 unrelated mounts (kubelet-style binds) and a watch on 
 in which a tmpfs is mounted, remounted read-only and unmounted, over and over: each row is the
 median CPU time (user + system, the kernel writing mountinfo included) the watcher spends from
 the change until it has reported it and gone quiet.  The ``whole namespace`` rows watch every
-mount: the fanotify backend then re-describes all of them on each change (the kernel does not
-say which mount a remount touched), the poll backend still parses only the lines that differ.  Baselines, measured in the same run with the
+mount: as the kernel does not say which mount a remount touched, both backends then read
+mountinfo on each change and parse only the lines that differ (the fanotify backend re-described
+every mount by statmount before).  Baselines, measured in the same run with the
 rounds interleaved: a full-table diff on each POLLPRI of mountinfo (the whole table read into
 records by mount id and compared with the last: what the poll backend did before it diffed lines,
 and what a libmount monitor's caller does), from mountinfo and from listmount+statmount in one C
-call (the fanotify backend's re-describe of every known mount, at its cheapest).
+call (the fanotify backend's old re-describe of every known mount, at its cheapest).
 """
 
 from __future__ import annotations

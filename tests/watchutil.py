@@ -31,7 +31,7 @@ LIFECYCLE = [
 ]
 
 
-def open_watcher(under: str, backend: str) -> MountWatcher:
+def open_watcher(under: str | None, backend: str) -> MountWatcher:
     try:
         return mountkit.watch(under, backend=backend)  # type: ignore[arg-type]
     except UnsupportedError as exc:
@@ -193,3 +193,56 @@ def burst_concurrent(scratch: str, backend: str, *, between_phases: bool = False
         targets, sorted(made), points(EventKind.ATTACH), points(EventKind.DETACH),
         ids(EventKind.ATTACH), ids(EventKind.DETACH),
     )
+
+
+
+#: what whole_namespace() reports: (kind, mount point, previous mount point, ro/rw, fs size), paths under scratch
+WHOLE_NAMESPACE = [
+    ("attach", "/a", None, "rw", "size=1024k"),
+    ("change", "/a", "/a", "ro", "size=1024k"),  # remount read-only
+    ("change", "/a", "/a", "rw", "size=2048k"),  # the filesystem's options (a remount sets the mount's flags too)
+    ("attach", "/a/c", None, "rw", None),
+    ("change", "/b", "/a", "rw", "size=2048k"),  # a move, with its submount
+    ("change", "/b/c", "/a/c", "rw", None),
+    ("detach", "/b/c", None, "rw", None),
+    ("detach", "/b", None, "rw", "size=2048k"),
+]
+
+
+def whole_namespace(scratch: str, backend: str) -> list[tuple[str, str, str | None, str, str | None]]:
+    """A watch of the whole namespace: attach, remount read-only, remount of the filesystem's
+    options, a submount, a move carrying it, detaches; each change reported once, in order."""
+    a, b = os.path.join(scratch, "a"), os.path.join(scratch, "b")
+    for d in (a, b):
+        os.mkdir(d)
+
+    with open_watcher(None, backend) as w:
+
+        def until(n: int) -> list[MountEvent]:
+            return read_until(w, lambda ev: len(ev) >= n)
+
+        _sys.mount("tmpfs", a, "tmpfs", 0, "size=1m")
+        events = until(1)
+        os.mkdir(os.path.join(a, "c"))
+        _sys.mount(None, a, None, MS.REMOUNT | MS.BIND | MS.RDONLY, None)
+        events += until(1)
+        _sys.mount(None, a, None, MS.REMOUNT, "size=2m")
+        events += until(1)
+        _sys.mount("tmpfs", os.path.join(a, "c"), "tmpfs", 0, None)
+        events += until(1)
+        _sys.mount(a, b, None, MS.MOVE, None)
+        events += until(2)
+        _sys.umount2(os.path.join(b, "c"))
+        events += until(1)
+        _sys.umount2(b)
+        events += until(1)
+        events += w.read(0.3)  # nothing more
+
+    def row(e: MountEvent) -> tuple[str, str, str | None, str, str | None]:
+        now = e.mount or e.previous
+        assert now is not None
+        size = next((o for o in now.super_options if o.startswith("size=")), None)
+        before = e.previous.mount_point[len(scratch) :] if e.mount and e.previous else None
+        return e.kind.value, now.mount_point[len(scratch) :], before, now.options[0], size
+
+    return [row(e) for e in events]

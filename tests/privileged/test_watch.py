@@ -19,15 +19,18 @@ from watchutil import (
     BURST,
     LIFECYCLE,
     MOVE_TREE,
+    WHOLE_NAMESPACE,
     burst_concurrent,
     lifecycle,
     move_tree,
     open_watcher,
     read_until,
+    whole_namespace,
 )
 
 from mountkit import _sys
 from mountkit.flags import MS, STATX
+from mountkit.table import find_mount
 
 pytestmark = pytest.mark.privileged
 
@@ -42,6 +45,51 @@ def test_attach_change_move_detach(in_ns: Any, backend: str) -> None:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_move_carries_submounts(in_ns: Any, backend: str) -> None:
     assert in_ns(move_tree, backend) == MOVE_TREE
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_whole_namespace_changes(in_ns: Any, backend: str) -> None:
+    assert in_ns(whole_namespace, backend) == WHOLE_NAMESPACE
+
+
+def _id_reused_during_rescan(scratch: str) -> tuple[bool, list[tuple[str, str, str]]]:
+    """fanotify, whole namespace: while a rescan reads mountinfo, a bind is unmounted and another
+    made, which takes the freed mount id (mountinfo's ids are reused).  The text then names the new
+    mount by an id known for the old one; the rescan must not read that as the old one moving."""
+    from mountkit import watcher
+
+    src, a, old, new = (os.path.join(scratch, d) for d in ("src", "a", "old", "new"))
+    for d in (src, a, old, new):
+        os.mkdir(d)
+    _sys.mount("tmpfs", a, "tmpfs", 0, None)
+    _sys.mount(src, old, None, MS.BIND, None)
+    old_id = find_mount(old).mount_id  # type: ignore[union-attr]
+    real_read = watcher.read_mountinfo
+    reused = []
+
+    def swap_then_read() -> bytes:
+        if not reused:
+            _sys.umount2(old)
+            _sys.mount(src, new, None, MS.BIND, None)
+            reused.append(find_mount(new).mount_id == old_id)  # type: ignore[union-attr]
+        return real_read()
+
+    with open_watcher(None, "fanotify") as w:
+        watcher.read_mountinfo = swap_then_read  # type: ignore[assignment]
+        try:
+            _sys.mount(None, a, None, MS.REMOUNT | MS.BIND | MS.RDONLY, None)  # wakes a rescan
+            events = read_until(w, lambda ev: len(ev) >= 3)
+            events += w.read(0.3)
+        finally:
+            watcher.read_mountinfo = real_read  # type: ignore[assignment]
+    return reused[0], [(e.kind.value, e.mount.mount_point[len(scratch) :], e.mount.options[0]) for e in events if e.mount]
+
+
+def test_fanotify_rescan_with_an_id_reused_during_its_read(in_ns: Any) -> None:
+    reused, events = in_ns(_id_reused_during_rescan)
+    if not reused:
+        pytest.skip("the kernel gave the new bind another mount id: nothing to confuse")
+    assert sorted(events) == [("attach", "/new", "rw"), ("change", "/a", "ro"), ("detach", "/old", "rw")]
 
 
 def _burst_interleaved(scratch: str) -> tuple[list[int], list[tuple[str, int | None]]]:
