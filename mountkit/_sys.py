@@ -441,6 +441,8 @@ def statmount_table(
     meanwhile are left out.  ``threads`` > 1 spreads the statmount calls (one per mount) over that
     many threads, without the GIL (fewer for small tables).  UnsupportedError before 6.8.
     """
+    if ids is not None and dev is not None:
+        raise InvalidOptionError("statmount", "ids or dev, not both")
     _check_supported("statmount")
     t = ffi.new("struct mk_sm_table *")
     try:

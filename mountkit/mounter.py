@@ -431,11 +431,16 @@ class MountInterface(Protocol):
     def list(self) -> MountTable: ...
 
 
+#: how long :meth:`Mounter.refs` waits for the path before answering from the whole table
+REFS_PROBE_TIMEOUT = 0.5
+
+
 class Mounter:
     """The kernel-backed mount engine; every verb is idempotent (see each docstring).
 
     ``probe_timeout`` bounds :meth:`is_mountpoint` and :meth:`check`, the calls
-    a caller makes on a mount that may be dead.
+    a caller makes on a mount that may be dead (:meth:`refs` waits less: it has
+    an answer that does not touch the path).
     """
 
     def __init__(self, *, probe_timeout: float = 10.0) -> None:
@@ -840,23 +845,23 @@ class Mounter:
         """Other mount points showing the same filesystem and root as the mount at ``path``.
 
         Where the kernel can pick a filesystem's mounts (:meth:`MountTable.read_dev`, 6.8+) only
-        those are read, once the mount at ``path`` is found by a statx bounded by
-        ``probe_timeout`` (the path may be on a dead share); else, with nothing visible at
-        ``path``, or no answer from it, the whole table, which never touches the path.
+        those are read, once the mount at ``path`` is found by a statx given at most
+        :data:`REFS_PROBE_TIMEOUT` (the path may be on a dead share); else, with nothing visible
+        at ``path``, no answer from it, or a statmount refused, the whole table, which never
+        touches the path.
         """
         from mountkit.table import MountTable, find_mount
 
         name = os.fsdecode(path)
         if _sys.supported("statmount"):
             try:
-                top = probe.run_with_deadline(lambda: find_mount(name), self.probe_timeout, "refs", name)
-            except CorruptedMountError:
-                top = None
-            if top is not None:
-                try:
-                    return MountTable.read_dev(top.major, top.minor).refs(name)
-                except UnsupportedError:
-                    pass
+                top = probe.run_with_deadline(
+                    lambda: find_mount(name), min(self.probe_timeout, REFS_PROBE_TIMEOUT), "refs", name
+                )
+                if top is not None:
+                    return MountTable.read_dev(top.major, top.minor).refs_of(top)
+            except MountError:  # no answer in time, unsupported, or a statmount refused
+                pass
         return MountTable.read().refs(name)
 
     def list(self) -> MountTable:

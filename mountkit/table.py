@@ -335,12 +335,15 @@ class MountTable(Sequence[MountInfo]):
         of binds of other filesystems), so only the filesystem's own mounts become MountInfo.
         """
         top = self.find(path)
-        if top is None:
-            return []
+        return [] if top is None else self.refs_of(top)
+
+    def refs_of(self, mount: MountInfo) -> list[str]:
+        """:meth:`refs` of a mount already found (e.g. by :func:`find_mount`): the other mount
+        points of this table showing its (major, minor, root)."""
         refs: dict[str, None] = {}
-        for i in _sys.mountinfo_select_int(self._cols, self._n, _sys.MI_MINOR, top.minor):
+        for i in _sys.mountinfo_select_int(self._cols, self._n, _sys.MI_MINOR, mount.minor):
             e = self._entry(i)
-            if e.major == top.major and e.root == top.root and e.mount_point != top.mount_point:
+            if e.major == mount.major and e.root == mount.root and e.mount_point != mount.mount_point:
                 refs[e.mount_point] = None
         return list(refs)
 

@@ -17,9 +17,9 @@ from unittest import mock
 
 import pytest
 
-from mountkit import _sys
+from mountkit import _sys, probe
 from mountkit.errors import MountError
-from mountkit.flags import AT, STATX
+from mountkit.flags import AT, AT_FDCWD, MOVE_MOUNT, MS, OPEN_TREE, STATX
 from mountkit.mounter import Mounter, is_mountpoint
 from mountkit.table import MountTable
 
@@ -118,7 +118,13 @@ def _refs(scratch: str, statmount: bool) -> dict[str, list[str]]:
     m.bind(src, b, readonly=True)
     m.bind(os.path.join(src, "d"), sub_bind)
     names = {"src": src, "a": a, "sub": sub_bind, "plain": plain, "o7": os.path.join(scratch, "o7")}
-    return {k: sorted(os.path.basename(p) for p in m.refs(path)) for k, path in names.items()}
+    if statmount:  # the whole table must not be read where read_dev can answer
+        MountTable.read = _no_whole_table  # type: ignore[method-assign]
+    return {k: sorted(os.path.basename(p) for p in m.refs(path)) for k, path in names.items() if k != "plain"}
+
+
+def _no_whole_table(*args: Any, **kwargs: Any) -> MountTable:
+    raise AssertionError("MountTable.read() called")
 
 
 @pytest.mark.parametrize("statmount", [True, False], ids=["read_dev", "whole-table"])
@@ -126,8 +132,47 @@ def test_refs_finds_every_other_mount_of_the_same_root(in_ns, statmount: bool) -
     r = in_ns(_refs, statmount)
     assert r["src"] == ["a", "b"] and r["a"] == ["b", "src"]
     assert r["sub"] == []  # another root of the same filesystem
-    assert r["plain"] == []  # nothing mounted there
     assert len(r["o7"]) == 200 and "o7" not in r["o7"] and "other" in r["o7"]
+
+
+def _refs_plain(scratch: str) -> list[str]:
+    return Mounter().refs(_dirs(scratch, "plain")[0])
+
+
+def test_refs_of_a_directory_that_is_no_mount_point(in_ns) -> None:  # type: ignore[no-untyped-def]
+    assert in_ns(_refs_plain) == []
+
+
+def _refs_under_stack(scratch: str) -> tuple[list[str], list[str]] | None:
+    """p holds, bottom to top, y:/r1, another tmpfs, y:/r2 (MOVE_MOUNT_BENEATH twice): the mounts of
+    y alone cannot order that stack, so refs must start from the mount statx sees, y:/r2."""
+    y, z, p, q, s = _dirs(scratch, "y", "z", "p", "q", "s")
+    _sys.mount("mk-y", y, "tmpfs", 0, None)
+    _sys.mount("mk-z", z, "tmpfs", 0, None)
+    r1, r2 = _dirs(y, "r1", "r2")
+    _sys.mount(r2, p, None, MS.BIND, None)
+    _sys.mount(r2, q, None, MS.BIND, None)
+    _sys.mount(r1, s, None, MS.BIND, None)
+    for source in (r1, z):
+        fd = _sys.open_tree(source, int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC))
+        try:
+            _sys.move_mount(fd, "", AT_FDCWD, p, int(MOVE_MOUNT.F_EMPTY_PATH | MOVE_MOUNT.BENEATH))
+        except MountError as exc:
+            if exc.errno == errno.EINVAL:
+                return None  # no MOVE_MOUNT_BENEATH (6.5+)
+            raise
+        finally:
+            os.close(fd)
+    return Mounter().refs(p), MountTable.read().refs(p)
+
+
+def test_refs_starts_from_the_visible_mount_of_a_stack(in_ns) -> None:  # type: ignore[no-untyped-def]
+    result = in_ns(_refs_under_stack)
+    if result is None:
+        pytest.skip("no MOVE_MOUNT_BENEATH (6.5+)")
+    refs, whole = result
+    assert [os.path.basename(p) for p in whole] == ["q"]
+    assert refs == whole
 
 
 def test_bind_is_idempotent_and_reports_conflicts(in_ns) -> None:  # type: ignore[no-untyped-def]
@@ -529,16 +574,17 @@ def test_check_reports_stale_and_hung_mounts(in_ns) -> None:  # type: ignore[no-
 def _refs_of_hung(scratch: str) -> dict[str, Any]:
     import hangfs  # type: ignore[import-not-found]
 
-    m = Mounter(probe_timeout=0.5)
+    m = Mounter(probe_timeout=5.0)  # refs waits at most REFS_PROBE_TIMEOUT (0.5 s)
     hung, bind, ctl = _dirs(scratch, "hung", "bind", "ctl")
     control = os.path.join(ctl, "hung.mode")
     pid = hangfs.start(hung, control)
     try:
         m.bind(hung, bind)
         hangfs.set_mode(control, "hang")
-        start = time.monotonic()
+        start, abandoned = time.monotonic(), probe.abandoned_probes()
         out: dict[str, Any] = {"root": m.refs(hung), "inside": m.refs(os.path.join(hung, "x"))}
         out["seconds"] = time.monotonic() - start
+        out["abandoned"] = probe.abandoned_probes() - abandoned
         hangfs.abort(hung)  # frees the abandoned probe
         m.unmount(bind, lazy=True)
         m.unmount(hung, lazy=True)
@@ -555,7 +601,8 @@ def test_refs_answers_from_the_table_when_the_path_hangs(in_ns) -> None:  # type
     r = in_ns(_refs_of_hung)
     assert [os.path.basename(p) for p in r["root"]] == ["bind"]  # statx asks a mount root nothing
     assert r["inside"] == []  # the lookup below hangs: bounded, then the whole table, not an error
-    assert r["seconds"] < 5
+    assert r["abandoned"] >= 1  # the probe of "inside" did hang
+    assert r["seconds"] < 4
 
 
 # --- no helper processes -------------------------------------------------------------------------
