@@ -178,7 +178,8 @@ class MountWatcher:
     backend: Literal["fanotify", "poll"]
 
     def __init__(self, under: PathArg | None = None, *, backend: Backend = "auto") -> None:
-        self._top = None if under is None else os.path.abspath(os.fsdecode(under))
+        top = None if under is None else os.path.abspath(os.fsdecode(under))
+        self._top = None if top == "/" else top  # "/" is the whole namespace
         self._fan = -1
         self._dirty = False
         # Opened before the first snapshot: a change after it wakes the next poll.
@@ -265,8 +266,10 @@ class MountWatcher:
                     if after is not None:
                         self._remember(uid, after)
                     if mask & _DETACH:  # a move (of a mount never described: its submounts may be anywhere)
-                        self._moved.append(before.mount_point if before is not None else "/")
-                        found.append(MountEvent(EventKind.CHANGE, after, before, uid))
+                        if self._top is not None:  # a whole-namespace rescan looks at every mount anyway
+                            self._moved.append(before.mount_point if before is not None else "/")
+                        if after is None or after != before:  # a rescan may have seen the move first
+                            found.append(MountEvent(EventKind.CHANGE, after, before, uid))
                     else:
                         found.append(MountEvent(EventKind.ATTACH, after, None, uid))
                 elif mask & _DETACH:
