@@ -16,8 +16,9 @@ and the lookups that read mountinfo are measured in turns, one call of each per 
 (``common.measure_in_turn``), so the ratios hold on a shared machine whose load comes and goes;
 the floor is then read with caches the other calls have used, as a program that reads the table now
 and then finds them.  ``kernel_floor.c`` measures the kernel's side per mount in C, with nothing of
-mountkit's: mountinfo's text, listmount, and statmount asking for MNT_BASIC alone and for the
-backend's fields, which bounds what the statmount backend can reach.
+mountkit's: mountinfo's text, listmount, and statmount asking for SB_BASIC alone (what
+``MountTable.read_dev`` asks of each mount) and for the backend's fields, which bounds what the
+statmount backend can reach.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ CEXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 PER_MOUNT = {
     "mountinfo": "kernel, per mount: mountinfo text, read(2)",
     "listmount": "kernel, per mount: listmount",
-    "statmount_basic": "kernel, per mount: statmount of MNT_BASIC alone",
+    "statmount_sb_basic": "kernel, per mount: statmount of SB_BASIC alone (read_dev's pick)",
     "statmount_backend": "kernel, per mount: statmount of the backend's fields",
 }
 

@@ -35,7 +35,7 @@ TABLE = {
 KERNEL = {  # bench_table's per-mount rows, from kernel_floor.c
     "kernel, per mount: mountinfo text, read(2)": "mountinfo text, read(2)",
     "kernel, per mount: statmount of the backend's fields": "statmount of the backend's fields",
-    "kernel, per mount: statmount of MNT_BASIC alone": "statmount of MNT_BASIC alone",
+    "kernel, per mount: statmount of SB_BASIC alone (read_dev's pick)": "statmount of SB_BASIC alone",
     "kernel, per mount: listmount": "listmount",
 }
 PROBE = {
