@@ -133,6 +133,7 @@ def _bench(
             _sys.umount2(bare, int(MNT.UMOUNT_NOFOLLOW))
             os.rmdir(bare)
 
+        busy = common.settle()
         timings = common.measure_together(
             {NOOP: noop_cycle, "driver": driver_cycle, BARE: bare_cycle}, repeats=repeats, warmup=50
         )
@@ -197,7 +198,11 @@ def _bench(
     ]
     if sweep:
         rows.append(common.Row("driver RSS after the concurrent publishes", rss / 2**20, "MiB", note="target <= 60 MB"))
-    common.report(f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node (built in {built:.1f} s)", rows)
+    common.report(
+        f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node "
+        f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)",
+        rows,
+    )
     for clients, crows in sweep:
         common.report(f"{volumes:,} publishes by {clients} concurrent client(s), {existing:,} mounts on the node", crows)
     return rows, sweep

@@ -65,6 +65,19 @@ class Timing:
     repeats: int
 
 
+def settle(*, busy_below: float = 10.0, within: float = 15.0) -> float:
+    """Wait for a quiet machine before timing a tail: the CPUs under ``busy_below`` % busy over 0.2 s
+    (the kernel tearing down an earlier benchmark's namespace of 30,000 mounts keeps a core busy
+    for a while after its processes are gone), for at most ``within`` s; the busy % last seen."""
+    import psutil
+
+    deadline = time.monotonic() + within
+    while True:
+        busy = float(psutil.cpu_percent(interval=0.2))
+        if busy < busy_below or time.monotonic() >= deadline:
+            return busy
+
+
 def _timing(samples: list[int]) -> Timing:
     samples = sorted(samples)
     p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
