@@ -198,14 +198,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
 
         CSI's table for a second NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume on one node:
         another target is FAILED_PRECONDITION. The answer comes from the kernel's mount table (the
-        other mounts of the staging mount's filesystem and root beneath the kubelet's pods dir), so it
-        survives a driver restart; the same target is left to the bind's idempotency check.
+        other mounts of the staging mount's filesystem and root that are pods' publish targets, in
+        kubelet's layout: not its subPath binds), so it survives a driver restart; the same target is
+        left to the bind's idempotency check.
         """
         root = os.path.realpath(self.kubelet_root)  # the table spells paths with symlinks resolved
-        pods = os.path.join(root, "pods") + os.sep
         here = root + target[len(self.kubelet_root):]
         refs = self.mounter.refs(root + staging[len(self.kubelet_root):])
-        others = [p for p in refs if p.startswith(pods) and p != here]
+        others = [p for p in refs if p != here and paths.is_publish_target(root, p)]
         if others:
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,

@@ -23,6 +23,26 @@ from mountkit.errors import MountError, is_corrupted
 from mountkit.probe import run_with_deadline
 from mountkit.safepath import open_beneath
 
+#: where kubelet asks a CSI driver to publish a pod's volume, below its root: pods/<pod uid>/volumes/
+#: kubernetes.io~csi/<volume>/mount (None: any name)
+PUBLISH_TARGET = ("pods", None, "volumes", "kubernetes.io~csi", None, "mount")
+
+
+def is_publish_target(root: str, path: str) -> bool:
+    """Is ``path`` a pod volume's publish target in kubelet's layout beneath ``root``?
+
+    Kubelet's other binds of a volume below the pods dir are not: a ``subPath`` is bound at
+    ``pods/<uid>/volume-subpaths/...``, and on NFS, which shows every mount's root as "/", such a
+    bind has the same (device, root) as the volume itself.
+    """
+    prefix = root.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        return False
+    parts = path[len(prefix) :].split("/")
+    return len(parts) == len(PUBLISH_TARGET) and all(
+        want is None or want == got for want, got in zip(PUBLISH_TARGET, parts, strict=True)
+    )
+
 
 def _invalid(what: str, path: str, why: str) -> CsiError:
     return CsiError(grpc.StatusCode.INVALID_ARGUMENT, f"{what} {path!r} {why}")

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
+from csi import paths
 from csi.errors import CsiError, to_status
 from csi.filestore import SHARE_NAME_MAX_LEN
 from csi.locks import VolumeLocks
@@ -410,6 +411,38 @@ def test_single_writer_publish_at_a_second_target_is_failed_precondition(node: N
     node.unpublish()
     node.publish(target_path=other, volume_capability=ssw)  # once unpublished there, it may move
     assert node.entry(other).source == "10.0.0.2:/vol1"
+
+
+def test_single_writer_publish_again_beside_a_subpath_bind(node: Node) -> None:
+    """kubelet binds a subPath of the volume at pods/<uid>/volume-subpaths/...; on NFS, which shows every
+    mount's root as "/", that bind has the volume's (device, root).  It is not a second publish: kubelet
+    publishing the same target again (after a restart) succeeds, another pod's target still fails."""
+    ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
+    node.stage()
+    node.publish(volume_capability=ssw)
+    subpath = str(node.root / "pods" / "uid" / "volume-subpaths" / "pv1" / "app" / "0")
+    os.makedirs(subpath)
+    node.mounter.bind(node.staging, subpath)  # the same root, as NFS shows a subdirectory's bind
+    node.publish(volume_capability=ssw)
+    other = str(node.root / "pods" / "uid2" / "volumes" / "kubernetes.io~csi" / "pv1" / "mount")
+    os.makedirs(os.path.dirname(other))
+    assert status(lambda: node.publish(target_path=other, volume_capability=ssw))[0] == (
+        grpc.StatusCode.FAILED_PRECONDITION
+    )
+
+
+def test_publish_targets_in_kubelets_layout() -> None:
+    root = "/var/lib/kubelet"
+    assert paths.is_publish_target(root, f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount")
+    for path in (
+        f"{root}/pods/u1/volume-subpaths/pv1/app/0",
+        f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1",
+        f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount/inner",
+        f"{root}/pods/u1/volumes/kubernetes.io~nfs/pv1/mount",
+        f"{root}/plugins/kubernetes.io/csi/x/globalmount",
+        "/elsewhere/pods/u1/volumes/kubernetes.io~csi/pv1/mount",
+    ):
+        assert not paths.is_publish_target(root, path), path
 
 
 def test_single_writer_ignores_mounts_outside_the_pods_dir(node: Node) -> None:
