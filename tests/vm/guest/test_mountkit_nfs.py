@@ -232,3 +232,31 @@ def test_nfs_remount_goes_through_fspick_and_the_kernel_judges_it(nfs_server: st
     assert got["changed_unchanged"], "a refused remount changed the mount table"
     assert got["ro"] and got["sb_rw"]
     assert got["content"] == "kept across remounts"
+
+
+def _refs(scratch: str, server: str, export: str) -> dict[str, list[str]]:
+    """Mounter.refs of a staged NFS share bound into two pods (what a ReadWriteOncePod publish asks)
+    and of a bind of one of its subdirectories; on a kernel before 6.8 (the guest's 6.1) it answers
+    from the whole table."""
+    staging, a, b, sub = (os.path.join(scratch, d) for d in ("staging", "a", "b", "sub"))
+    for d in (staging, a, b, sub):
+        os.mkdir(d)
+    mounter = Mounter(probe_timeout=30)
+    mounter.mount(f"{server}:{export}", staging, "nfs4", ("vers=4.2", "proto=tcp"))
+    os.makedirs(os.path.join(staging, "d"), exist_ok=True)
+    mounter.bind(staging, a)
+    mounter.bind(staging, b, readonly=True)
+    mounter.bind(os.path.join(staging, "d"), sub)
+    out = {name: sorted(os.path.basename(p) for p in mounter.refs(path)) for name, path in
+           (("staging", staging), ("a", a), ("sub", sub))}
+    for path in (sub, b, a, staging):
+        mounter.unmount(path)
+    return out
+
+
+def test_refs_of_a_staged_nfs_share(nfs_server: str, export_dir: str, in_ns: Any) -> None:
+    got = in_ns(_refs, nfs_server, export_dir, timeout=120)
+    # NFS shows every mount's root as "/" (its show_path), the subdirectory going into the source
+    # instead: by (device, root) a bind of a subdirectory is one more ref, as in Kubernetes'
+    # GetMountRefs.  So the node counts only kubelet's publish targets (csi.paths.is_publish_target).
+    assert got == {"staging": ["a", "b", "sub"], "a": ["b", "staging", "sub"], "sub": ["a", "b", "staging"]}

@@ -9,7 +9,15 @@ import os
 from typing import Any
 
 import pytest
-from watchutil import LIFECYCLE, MOVE_TREE, burst_concurrent, lifecycle, move_tree
+from watchutil import (
+    LIFECYCLE,
+    MOVE_TREE,
+    WHOLE_NAMESPACE,
+    burst_concurrent,
+    lifecycle,
+    move_tree,
+    whole_namespace,
+)
 
 import mountkit
 from mountkit.errors import UnsupportedError
@@ -51,3 +59,7 @@ def test_poll_burst_loses_no_event(in_ns: Any) -> None:
     burst = in_ns(functools.partial(burst_concurrent, between_phases=True), "poll")
     assert burst.attached == burst.targets
     assert burst.detached == burst.targets
+
+
+def test_poll_whole_namespace(in_ns: Any) -> None:
+    assert in_ns(whole_namespace, "poll") == WHOLE_NAMESPACE
