@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from csi import paths
 from csi.filestore import CTX_VOLUME, TOPOLOGY_KEY_ZONE
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.version import DEFAULT_DRIVER_NAME
@@ -245,9 +246,8 @@ class _Demo:
 
         targets = {}
         for pod, readonly in (("pod-writer", False), ("pod-reader", True)):
-            parent = os.path.join(root, "pods", pod, "volumes/kubernetes.io~csi/pvc-demo")
-            os.makedirs(parent)
-            target = os.path.join(parent, "mount")
+            target = paths.publish_target(root, pod, "pvc-demo")
+            os.makedirs(os.path.dirname(target))
             targets[pod] = target
             _step(3, f"NodePublishVolume {'read-only' if readonly else 'read-write'} for {pod}")
             request = csi_pb2.NodePublishVolumeRequest(

@@ -28,6 +28,12 @@ from mountkit.safepath import open_beneath
 PUBLISH_TARGET = ("pods", None, "volumes", "kubernetes.io~csi", None, "mount")
 
 
+def publish_target(root: str, pod_uid: str, volume: str) -> str:
+    """The path kubelet hands NodePublishVolume for ``volume`` of pod ``pod_uid`` (:data:`PUBLISH_TARGET`)."""
+    names = iter((pod_uid, volume))
+    return os.path.join(root, *(part if part is not None else next(names) for part in PUBLISH_TARGET))
+
+
 def is_publish_target(root: str, path: str) -> bool:
     """Is ``path`` a pod volume's publish target in kubelet's layout beneath ``root``?
 

@@ -433,7 +433,9 @@ def test_single_writer_publish_again_beside_a_subpath_bind(node: Node) -> None:
 
 def test_publish_targets_in_kubelets_layout() -> None:
     root = "/var/lib/kubelet"
-    assert paths.is_publish_target(root, f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount")
+    target = paths.publish_target(root, "u1", "pv1")
+    assert target == f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount"
+    assert paths.is_publish_target(root, target)
     for path in (
         f"{root}/pods/u1/volume-subpaths/pv1/app/0",
         f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1",
