@@ -57,6 +57,7 @@ def _bench(
     import grpc
     import psutil
 
+    from csi import paths
     from csi.proto import csi_pb2, csi_pb2_grpc
     from mountkit import _sys
     from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
@@ -86,9 +87,9 @@ def _bench(
         )
 
         def target(pod: str, i: int) -> str:
-            parent = os.path.join(root, "pods", pod, "volumes/kubernetes.io~csi", f"pvc-b{i:05d}")
-            os.makedirs(parent, exist_ok=True)
-            return os.path.join(parent, "mount")
+            path = paths.publish_target(root, pod, f"pvc-b{i:05d}")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return path
 
         def publish(i: int, path: str) -> None:
             stub.NodePublishVolume(
