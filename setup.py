@@ -1,19 +1,17 @@
-"""Builds mountkit (with its cffi extension) and the Filestore CSI driver."""
+"""The compiled parts of mountkit; its metadata is PEP 621, in pyproject.toml.
+
+Two extension modules: ``mountkit._mountkit_sys`` (cffi, API mode: cext/build_sys.py) and
+``mountkit._mountkit_table`` (the table's reader written against the CPython API: cext/capi/capi.h
+says why). The latter uses CPython internals outside the limited API (member descriptors,
+``_PyBytes_Resize``), so wheels are built per Python version rather than abi3.
+"""
 
 from glob import glob
 
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, setup
 
 setup(
-    name="mountkit",
-    version="0.1.0",
-    description="A Linux mount engine over direct syscalls, and a Filestore CSI driver built on it",
-    python_requires=">=3.11",
-    packages=find_packages(include=["mountkit", "mountkit.*", "csi", "csi.*"]),
-    package_data={"csi": ["proto/*.proto", "py.typed"], "mountkit": ["py.typed"]},
-    setup_requires=["cffi>=1.17"],
     cffi_modules=["cext/build_sys.py:ffibuilder"],
-    # not cffi: the table's C side written against the CPython API (cext/capi/capi.h says why)
     ext_modules=[
         Extension(
             "mountkit._mountkit_table",
@@ -23,37 +21,4 @@ setup(
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ],
-    install_requires=[
-        "cffi>=1.17",
-        "pyroute2>=0.7.3",
-        "grpcio>=1.85.1",
-        "protobuf>=7.35.1",
-        "google-cloud-filestore>=1.13",
-        "google-api-core[grpc]>=2.17",
-        "googleapis-common-protos>=1.62",
-        "google-auth>=2.22",
-        "requests>=2.31",
-        "prometheus-client>=0.19",
-    ],
-    extras_require={
-        "test": [
-            "pytest>=8.0",
-            "hypothesis>=6.100",
-            "psutil>=5.9",
-            "grpcio-tools>=1.85.1",
-            "pyyaml>=6.0",
-            "matplotlib>=3.8",
-            "fusepy>=3.0",
-            "mypy>=1.10",
-            "grpc-stubs>=1.53",
-            "ruff>=0.5",
-        ],
-    },
-    entry_points={
-        "console_scripts": [
-            "mountkit=mountkit.cli:main",
-            "filestore-csi-driver=csi.main:main",
-        ],
-        "pytest11": ["mountkit=mountkit.testing"],
-    },
 )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from importlib import metadata
+from csi._version import __version__
 
 DEFAULT_DRIVER_NAME = "filestore.csi.storage.gke.io"
 
 
 def driver_version() -> str:
-    """The installed package version (the CSI vendor_version, never empty)."""
-    try:
-        return metadata.version("mountkit")
-    except metadata.PackageNotFoundError:
-        return "0.0.0-dev"
+    """The CSI vendor_version: the version both distributions share (csi/_version.py links to mountkit's)."""
+    return __version__

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from mountkit._version import __version__
 from mountkit.errors import (
     CorruptedMountError,
     InvalidOptionError,
@@ -57,6 +58,7 @@ __all__ = [
     "Mounter",
     "ParsedOptions",
     "UnsupportedError",
+    "__version__",
     "find_mount",
     "is_corrupted",
     "is_mountpoint",

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from mountkit._version import __version__
 from mountkit.errors import MountError
 from mountkit.mounter import Mounter, MountInterface
 from mountkit.table import MountInfo
@@ -24,6 +25,7 @@ _PROPAGATION = ("private", "shared", "slave", "unbindable")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mountkit", description="Mount, bind and inspect mounts (Linux).")
+    parser.add_argument("--version", action="version", version=f"mountkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     ls = verbs.add_parser("list", help="show the mount table")

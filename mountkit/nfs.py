@@ -248,9 +248,7 @@ def build_mount(
     data = [f"vers={version}", f"addr={server}"]
     if version in ("4", "4.0", "4.1"):
         if clientaddr is None:
-            from mountkit.nfsroute import client_address
-
-            clientaddr = client_address
+            clientaddr = _route_lookup()
         local = clientaddr if isinstance(clientaddr, str) else clientaddr(str(server))
         data.append(f"clientaddr={_address(local, 'client address')}")
     for key, value in rest:
@@ -264,3 +262,15 @@ def build_mount(
     host = f"[{server}]" if ipv6 else str(server)
     return NfsMountSpec(f"{host}:{parsed.export}", "nfs4" if v4 else "nfs", ",".join(data))
 
+
+def _route_lookup() -> Callable[[str], str]:
+    """The kernel's route lookup for ``clientaddr=``, which needs pyroute2 (the ``mountkit[nfs]`` extra)."""
+    try:
+        # imported here: parsing NFS sources and options needs neither pyroute2 nor netlink
+        from mountkit.nfsroute import client_address
+    except ImportError as exc:
+        raise InvalidOptionError(
+            _OPTIONS_OP,
+            f"vers=4.0/4.1 needs clientaddr=: give it, or install mountkit[nfs] to look it up ({exc.name} missing)",
+        ) from exc
+    return client_address

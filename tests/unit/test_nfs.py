@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from collections.abc import Iterable
 
 import pytest
@@ -308,3 +309,12 @@ def test_arbitrary_option_text_only_ever_raises_invalid_option(text: str) -> Non
         build(SOURCE, text)
     except InvalidOptionError:
         pass
+
+
+def test_without_pyroute2_a_v4_0_mount_says_how_to_get_clientaddr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mountkit.nfsroute", None)  # what `import` sees without pyroute2
+    with pytest.raises(InvalidOptionError, match=r"clientaddr=.*mountkit\[nfs\]"):
+        build_mount(SOURCE, ["vers=4.0"], resolve=no_resolve)
+    # an explicit address, or a version without callbacks, needs no lookup at all
+    assert build_mount(SOURCE, ["vers=4.0"], resolve=no_resolve, clientaddr="10.0.0.7").fstype == "nfs4"
+    assert build_mount(SOURCE, ["vers=4.2"], resolve=no_resolve).data == "vers=4.2,addr=127.0.0.1"

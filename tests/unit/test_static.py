@@ -24,6 +24,6 @@ def test_mypy_strict_is_clean() -> None:
 def test_ruff_is_clean() -> None:
     ruff = shutil.which("ruff", path=os.path.dirname(sys.executable)) or shutil.which("ruff")
     if ruff is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]' brings it)")
+        pytest.skip("ruff is not installed (bash tools/test.sh installs it from requirements/dev.txt)")
     result = _run(ruff, "check", ".")
     assert result.returncode == 0, result.stdout + result.stderr

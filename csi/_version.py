@@ -1,0 +1,1 @@
+../mountkit/_version.py
