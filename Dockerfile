@@ -18,14 +18,22 @@ RUN pkgs="gcc libc6-dev libffi-dev" \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY setup.py pyproject.toml ./
+COPY requirements/ requirements/
+COPY setup.py pyproject.toml MANIFEST.in README.md LICENSE CHANGELOG.md ./
 COPY cext/ cext/
 COPY mountkit/ mountkit/
 COPY csi/ csi/
-# Debian's python3 refuses system-wide pip installs (PEP 668): everything goes into /opt/venv.
-RUN python3 -m venv /opt/venv \
-    && /opt/venv/bin/pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels . \
-    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-index --find-links /wheels mountkit
+COPY driver/ driver/
+# Debian's python3 refuses system-wide pip installs (PEP 668): the wheels are built in /opt/build
+# with the locked setuptools and cffi, and the driver runs from /opt/venv, which holds exactly
+# requirements/driver.txt (hashes checked) and the two wheels of this repository.
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes -r requirements/build.txt \
+    && /opt/build/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation \
+       --wheel-dir /wheels . ./driver \
+    && python3 -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes -r requirements/driver.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index /wheels/*.whl
 
 FROM ${PYTHON_IMAGE} AS driver
 COPY --from=build /opt/venv /opt/venv
@@ -37,10 +45,10 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
        mount e2fsprogs fuse3 libfuse2 \
     && rm -rf /var/lib/apt/lists/*
-COPY --from=build /wheels /wheels
-# The test extras are listed once, in setup.py; mountkit itself is already installed from /wheels.
-RUN pip install --no-cache-dir --disable-pip-version-check --find-links /wheels 'mountkit[test]' \
-    && rm -rf /wheels
+# The test tools come from the same lock as the development machines' (requirements/dev.txt).
+COPY --from=build /src/requirements/ /tmp/requirements/
+RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /tmp/requirements/dev.txt \
+    && rm -rf /tmp/requirements
 WORKDIR /work
 COPY pyproject.toml ./
 COPY tests/ tests/

@@ -19,7 +19,7 @@ mk_apt() {  # installs the packages mk_need_apt queued in MK_APT, if any
     fi
 }
 
-mk_install() {  # mk_install [test]: system packages, then the venv with the package (and test extras)
+mk_install() {  # mk_install [test]: system packages, then the venv with both distributions (and the dev lock)
     local extras=${1:-}
     MK_APT=()
     mk_need_apt python3 python3
@@ -48,7 +48,17 @@ mk_install() {  # mk_install [test]: system packages, then the venv with the pac
         echo "== python3 -m venv .venv"
         python3 -m venv .venv
     fi
-    echo "== pip install -e .${extras:+[$extras]}"
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras:+[$extras]}"
+    # Exactly what CI tested: every package from the hashed locks in requirements/ (tools/lock.sh
+    # refreshes them), then this repository's two distributions on top, built with the locked
+    # setuptools and cffi rather than whatever an isolated build would fetch.
+    local lock=driver
+    [[ $extras == test ]] && lock=dev
+    echo "== pip install -r requirements/$lock.txt, then -e . -e ./driver"
+    mk_pip --require-hashes -r requirements/build.txt -r "requirements/$lock.txt"
+    mk_pip --no-deps --no-build-isolation -e . -e ./driver
     export PATH="$PWD/.venv/bin:$PATH"
+}
+
+mk_pip() {  # pip install into .venv, quietly
+    .venv/bin/python -m pip install -q --disable-pip-version-check "$@"
 }
