@@ -123,7 +123,7 @@ def parse_volume_params(
     """Check CreateVolume parameters (keys case-insensitive); unknown keys are INVALID_ARGUMENT.
 
     ``mutable`` (CreateVolume's mutable_parameters, from a VolumeAttributesClass) may set the
-    performance keys only, and overrides the same key in ``params``. ``extra_labels`` (the
+    performance keys only; when it sets any, it replaces every performance key of ``params``. ``extra_labels`` (the
     controller's ``--extra-labels``) go on every instance and win over a StorageClass label of the
     same key, as in gcp-filestore-csi-driver.
     """
@@ -131,8 +131,11 @@ def parse_volume_params(
     values: dict[str, str] = {}
     user_labels: dict[str, str] = {}
     labels = {LABEL_CREATED_BY: created_by(driver_name)}
-    performance = {_key(k): v for k, v in params.items() if _key(k) in MUTABLE_PARAMETERS}
-    performance.update(_mutable(mutable or {}, "mutable_parameters"))
+    # A VolumeAttributesClass's performance replaces the StorageClass's whole performance setting
+    # (the CSI spec: mutable_parameters take precedence), so max-iops there wins over max-iops-per-tb here.
+    performance = _mutable(mutable or {}, "mutable_parameters") or {
+        _key(k): v for k, v in params.items() if _key(k) in MUTABLE_PARAMETERS
+    }
     for raw_key, value in params.items():
         key = _key(raw_key)
         if key in MUTABLE_PARAMETERS:

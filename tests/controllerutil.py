@@ -52,11 +52,16 @@ class Driver:
 
 
 @contextlib.contextmanager
-def running_driver(tmp_path: Path, **servicer_options: Any) -> Iterator[Driver]:
-    """The controller (options passed to ControllerServicer) over a unix socket, on an emulator."""
+def running_driver(tmp_path: Path, *, multishare: bool = False, **servicer_options: Any) -> Iterator[Driver]:
+    """The controller (options passed to ControllerServicer) over a unix socket, on an emulator;
+    with ``multishare`` it also serves multishare volumes (the v1beta1 client on the same channel)."""
     state = EmulatorState(op_delay=0.05)
     emulator, endpoint = start_emulator(state=state)
     cloud = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02, poll_maximum=0.1)
+    if multishare:
+        from csi.cloud.gcp_multishare import GcpMultishare
+
+        servicer_options["multishare"] = GcpMultishare(cloud)
     servicer = ControllerServicer(
         cloud, driver_name=DRIVER, zone=ZONE, locks=VolumeLocks(), operation_timeout=5.0, **servicer_options
     )

@@ -61,6 +61,17 @@ def test_create_with_performance(driver: Driver) -> None:
         parameters={"tier": "regional", "max-iops": "5000"}, mutable_parameters={"max-iops": "6000"},
     )
     assert instance_of(driver, vac).performance == Performance(fixed_iops=6000)
+    # the class's setting replaces the StorageClass's whole performance setting, of either kind
+    per_tb = create(
+        driver, "vac-per-tb", capacity_range=size(1),
+        parameters={"tier": "zonal", "max-iops": "3000"}, mutable_parameters={"max-iops-per-tb": "4000"},
+    )
+    assert instance_of(driver, per_tb).performance == Performance(iops_per_tb=4000)
+    fixed_over_per_tb = create(
+        driver, "vac-fixed", capacity_range=size(1),
+        parameters={"tier": "zonal", "max_iops_per_tb": "5000"}, mutable_parameters={"MAX_IOPS": "20000"},
+    )
+    assert instance_of(driver, fixed_over_per_tb).performance == Performance(fixed_iops=20000)
     plain = zonal(driver, "plain")
     assert instance_of(driver, plain).performance is None
 
@@ -79,7 +90,7 @@ def test_create_with_performance(driver: Driver) -> None:
         ("zonal", 10, {"max-iops-per-tb": "3500"}, {}, "multiple of 1000"),
         ("zonal", 30, {"max-iops-per-tb": "7000"}, {}, "above 166000"),
         ("zonal", 1, {"max-iops": "3000", "max-iops-per-tb": "4000"}, {}, "not both"),
-        ("zonal", 1, {"max-iops": "3000"}, {"max-iops-per-tb": "4000"}, "not both"),
+        ("zonal", 1, {}, {"max-iops": "3000", "max-iops-per-tb": "4000"}, "not both"),
         ("zonal", 1, {"max-iops": "lots"}, {}, "whole number"),
         ("zonal", 1, {}, {"tier": "regional"}, "cannot be changed"),
     ],
