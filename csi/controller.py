@@ -97,13 +97,18 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         self._driver_name = driver_name
         self._zone = zone
         self._extra_labels = dict(extra_labels or {})
-        self._cluster_labels = dict(cluster_labels or {})  # params.cluster_labels: on multishare instances
+        # params.cluster_labels: on the multishare instances this controller creates, and the only ones it touches
+        self._cluster_labels = dict(
+            cluster_labels if cluster_labels is not None else params.cluster_labels("", zone, regional=False)
+        )
         self._locks = locks
         self._timeout = operation_timeout
         self._reserved_ips = ReservedIpAllocator(cloud)
         self._resource_tags = dict(resource_tags or {})  # --resource-tags; a StorageClass's win per key
         self._shares = (
-            MultishareOps(multishare, timeout=operation_timeout, reserved_ips=self._reserved_ips)
+            MultishareOps(
+                multishare, self._cluster_labels, timeout=operation_timeout, reserved_ips=self._reserved_ips
+            )
             if multishare is not None
             else None
         )
@@ -510,17 +515,6 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         assert self._multishare_cloud is not None and volume_params.instance_label is not None
         if request.HasField("volume_content_source"):
             raise validation.invalid("volume_content_source: multishare volumes cannot be restored or cloned")
-        unsupported = [
-            key
-            for key, given in (
-                ("max-iops / max-iops-per-tb", volume_params.performance is not None),
-                ("resource-tags", bool(volume_params.resource_tags)),
-                ("nfs-export-options-on-create", bool(volume_params.nfs_export_options)),
-            )
-            if given
-        ]
-        if unsupported:
-            raise validation.invalid(f"parameters: {', '.join(unsupported)} cannot be used with multishare")
         zone = self._pick_zone(request.accessibility_requirements)
         requested = _zones(request.accessibility_requirements.preferred, "preferred") + _zones(
             request.accessibility_requirements.requisite, "requisite"

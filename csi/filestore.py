@@ -115,9 +115,10 @@ DEFAULT_SHARE = "vol1"
 #: A zone (``us-central1-c``) or a region (``us-central1``).
 LOCATION = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
 
-#: Multishare: many shares on one ENTERPRISE or REGIONAL instance (the v1beta1 shares API), with the
-#: limits kubernetes-sigs/gcp-filestore-csi-driver enforces (pkg/util/multishare_defs.go).
-MULTISHARE_TIERS = frozenset({"ENTERPRISE", "REGIONAL"})
+#: Multishare: many shares on one ENTERPRISE instance (the v1beta1 shares API; "Filestore multishares
+#: for GKE allocates shares across a single enterprise-tier instance", and gcp-filestore-csi-driver
+#: refuses every other tier), with the limits GFD enforces (pkg/util/multishare_defs.go).
+MULTISHARE_TIERS = frozenset({"ENTERPRISE"})
 #: The StorageClass ``tier`` of a multishare volume that names none.
 DEFAULT_MULTISHARE_TIER_ALIAS = "enterprise"
 #: A multishare instance's capacity band, GiB (1-10 TiB).

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gke-cluster-name",
         default="",
-        help="the cluster's name, labelled with its location on the multishare instances the controller creates",
+        help="the cluster's name, labelled with its location on the multishare instances the controller "
+        "creates; only instances with both labels equal to this cluster's take its shares or are resized "
+        "or deleted by it",
     )
     parser.add_argument(
         "--is-regional", action="store_true", help="a regional cluster: its location label is the zone's region"
@@ -140,7 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot run: %s", exc)
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
-    cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, where.zone, args.is_regional))
+    location = args.location or where.zone
+    cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, location, args.is_regional))
+    if run_controller and not args.gke_cluster_name and args.cloud == "gcp":
+        log.warning(
+            "no --gke-cluster-name: multishare instances are shared with every other controller in %s "
+            "that has none either (gcp-filestore-csi-driver requires the flag for multishare)",
+            cluster[params.LABEL_CLUSTER_LOCATION],
+        )
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()

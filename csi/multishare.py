@@ -14,6 +14,11 @@ What it guarantees, for any mix of concurrent CreateVolume / DeleteVolume / Cont
   DeleteVolume whose share is already gone runs the same check, so an interrupted delete still cleans up.
 - Calls that find a new instance necessary while another call is creating a matching one wait for
   that one instead of creating their own.
+- Another cluster's instances are never touched: a share goes only on an instance whose
+  storage-class, cluster-name and cluster-location labels equal this controller's (GFD's
+  ``isMatchedInstance``), and only instances with this cluster's labels are grown, shrunk or
+  deleted.  Two clusters in one project cannot see each other's reservations, so sharing an
+  instance between them would race (an instance deleted under the other's new share).
 
 The state that makes this safe is in this process (the controller runs as one elected leader, as
 CSI controllers do).  An instance still CREATING from an earlier, interrupted call is not chosen:
@@ -55,7 +60,13 @@ from csi.filestore import (
     align_up,
     shares_per_instance,
 )
-from csi.params import LABEL_STORAGE_CLASS, METADATA_LABELS, VolumeParams
+from csi.params import (
+    CLUSTER_LABELS,
+    LABEL_STORAGE_CLASS,
+    METADATA_LABELS,
+    MULTISHARE_MATCH_LABELS,
+    VolumeParams,
+)
 from csi.proto import csi_pb2
 from csi.reserved_ip import ReservedIpAllocator
 from csi.validation import invalid
@@ -107,14 +118,15 @@ class _Slot:
 
 
 def _matches(found: MultishareInstance, spec: ShareSpec) -> bool:
-    """gcp-filestore-csi-driver's rule: same storage-class label, location, tier, network, connect
-    mode and KMS key, and an address inside ``reserved-ipv4-cidr`` when one is given; and here also
-    the same protocol and share count, which shares depend on."""
+    """gcp-filestore-csi-driver's rule: the same storage-class, cluster-name and cluster-location
+    labels, location, tier, network, connect mode, KMS key and protocol, and an address inside
+    ``reserved-ipv4-cidr`` when one is given; and here also the same share count, which shares
+    depend on."""
     wanted = spec.template
     if spec.reserved_ipv4_cidr and found.ip and not _within(found.ip, spec.reserved_ipv4_cidr):
         return False
     return (
-        found.labels.get(LABEL_STORAGE_CLASS) == spec.label
+        all(found.labels.get(key) == wanted.labels[key] for key in MULTISHARE_MATCH_LABELS)
         and found.location in spec.regions
         and found.tier == wanted.tier
         and found.network == wanted.network
@@ -142,9 +154,16 @@ class MultishareOps:
     """Creates, deletes and grows shares on shared instances (see the module docstring)."""
 
     def __init__(
-        self, cloud: MultishareCloud, *, timeout: float, reserved_ips: ReservedIpAllocator | None = None
+        self,
+        cloud: MultishareCloud,
+        cluster: Mapping[str, str],
+        *,
+        timeout: float,
+        reserved_ips: ReservedIpAllocator | None = None,
     ) -> None:
+        """``cluster``: this controller's cluster labels (:func:`csi.params.cluster_labels`)."""
         self._cloud = cloud
+        self._cluster = {key: cluster[key] for key in CLUSTER_LABELS}
         self._timeout = timeout
         self._reserved_ips = reserved_ips
         self._mutex = threading.Lock()
@@ -179,14 +198,21 @@ class MultishareOps:
             if slot.users == 0 and not slot.reserved and slot.creating is None:
                 self._slots.pop(key, None)
 
+    def owns(self, instance: MultishareInstance) -> bool:
+        """Whether ``instance`` is this cluster's: its cluster labels equal this controller's."""
+        return all(instance.labels.get(key) == value for key, value in self._cluster.items())
+
     # -- lookups --
 
     def find_share(self, regions: Sequence[str], name: str) -> tuple[MultishareInstance, Share] | None:
-        """The share called ``name`` on any instance in ``regions`` (a retried CreateVolume's lookup)."""
+        """The share called ``name`` on this cluster's instances in ``regions`` (a retried CreateVolume's
+        lookup; a share of that name on another cluster's instance is that cluster's volume)."""
         for region in regions:
             for share in self._cloud.list_shares(region, "-"):
                 if share.name == name:
-                    return self._cloud.get_multishare_instance(share.location, share.instance), share
+                    instance = self._cloud.get_multishare_instance(share.location, share.instance)
+                    if self.owns(instance):
+                        return instance, share
         return None
 
     def get(self, ref: ShareRef) -> tuple[MultishareInstance, Share] | None:
@@ -388,6 +414,9 @@ class MultishareOps:
                 raise
             if instance.state != "READY":
                 return
+            if not self.owns(instance):
+                log.info("leaving instance %s as it is: it is not this cluster's", key[1])
+                return
             shares = self._cloud.list_shares(*key)
             slot.retiring = not shares
         if slot.retiring:
@@ -433,6 +462,12 @@ class MultishareOps:
                     grpc.StatusCode.OUT_OF_RANGE,
                     f"instance {ref.instance} has no room to grow {ref.share} to {size} GiB",
                 )
+            if not self.owns(instance) and used + size - share.capacity_gib > instance.capacity_gib:
+                raise CsiError(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"instance {ref.instance} is another cluster's and has no room to grow {ref.share} to "
+                    f"{size} GiB; it is not grown",
+                )
             self._make_room(instance, size - share.capacity_gib)
             return self._cloud.resize_share(*key, ref.share, size, wait=self._timeout)
 
@@ -443,7 +478,7 @@ def multishare_spec(
     request: csi_pb2.CreateVolumeRequest,
     volume_params: VolumeParams,
     regions: Sequence[str],
-    cluster: Mapping[str, str] | None = None,
+    cluster: Mapping[str, str],
 ) -> ShareSpec:
     """The ShareSpec for a multishare CreateVolume: the PVC metadata labels go on the share (as GFD
     puts them), the rest, the storage-class label and the ``cluster`` labels on the instance (a
@@ -451,7 +486,7 @@ def multishare_spec(
     assert volume_params.instance_label is not None
     metadata = set(METADATA_LABELS.values())
     instance_labels = {k: v for k, v in volume_params.labels.items() if k not in metadata}
-    for key, value in (cluster or {}).items():
+    for key, value in cluster.items():
         if instance_labels.setdefault(key, value) != value:
             raise invalid(f"parameters.labels: {key!r} is the driver's (set to {value!r} on multishare instances)")
     instance_labels[LABEL_STORAGE_CLASS] = volume_params.instance_label

@@ -63,6 +63,9 @@ P_MAX_IOPS_PER_TB = "max-iops-per-tb"
 MUTABLE_PARAMETERS = frozenset({P_MAX_IOPS, P_MAX_IOPS_PER_TB})
 #: gcp-filestore-csi-driver spells the performance keys with underscores; both spellings work.
 _KEY_ALIASES = {"max_iops": P_MAX_IOPS, "max_iops_per_tb": P_MAX_IOPS_PER_TB}
+#: Parameters a multishare StorageClass may not give: custom performance, NFS export rules and
+#: resource tags are settings of a whole instance, which a share's PVC cannot own (see docs/multishare.md).
+MULTISHARE_REFUSED = (P_MAX_IOPS, P_MAX_IOPS_PER_TB, P_NFS_EXPORT_OPTIONS, P_RESOURCE_TAGS)
 #: VolumeSnapshotClass parameters.
 P_SNAPSHOT_TYPE = "type"
 P_SNAPSHOT_LOCATION = "location"
@@ -89,6 +92,11 @@ LABEL_STORAGE_CLASS = "storage_gke_io_storage-class-id"
 #: gcp-filestore-csi-driver's multishare reconciler reads to tell the instances its cluster manages.
 LABEL_CLUSTER_NAME = "storage_gke_io_cluster_name"
 LABEL_CLUSTER_LOCATION = "storage_gke_io_cluster_location"
+#: An instance takes a new share only when these labels equal the new instance's would-be labels
+#: (gcp-filestore-csi-driver's isMatchedInstance); the two cluster labels also decide which
+#: instances a controller may grow, shrink or delete: never another cluster's.
+MULTISHARE_MATCH_LABELS = (LABEL_STORAGE_CLASS, LABEL_CLUSTER_LOCATION, LABEL_CLUSTER_NAME)
+CLUSTER_LABELS = (LABEL_CLUSTER_NAME, LABEL_CLUSTER_LOCATION)
 
 
 
@@ -173,6 +181,11 @@ def parse_volume_params(
     validation.check_mount_flags(split_mount_options(mount_options), f"parameters: {P_MOUNT_OPTIONS}")
 
     multishare = _multishare(values)
+    if multishare:
+        given = {**values, **performance}
+        refused = [key for key in MULTISHARE_REFUSED if given.get(key, "").strip()]
+        if refused:
+            raise validation.invalid(f"parameters: {', '.join(refused)} cannot be used with multishare")
     default_tier = DEFAULT_MULTISHARE_TIER_ALIAS if multishare else DEFAULT_TIER_ALIAS
     tier = TIER_ALIASES.get(values.get(P_TIER, default_tier).lower())
     if tier is None:
@@ -415,10 +428,12 @@ def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:
 
 
 def cluster_labels(name: str, zone: str, regional: bool) -> dict[str, str]:
-    """``--gke-cluster-name`` and the cluster's location (its zone; its region with ``--is-regional``)
-    as multishare instance labels, as gcp-filestore-csi-driver sets them; none without a name."""
-    if not name:
-        return {}
+    """``--gke-cluster-name`` (may be empty) and the cluster's location (its zone; its region with
+    ``--is-regional``) as multishare instance labels, as gcp-filestore-csi-driver sets them.
+
+    Both are always set: they are how a controller tells its own cluster's instances (see
+    :data:`MULTISHARE_MATCH_LABELS`), and an instance without them is never one of them.
+    """
     if not LABEL_VALUE.match(name):
         raise validation.invalid(f"--gke-cluster-name {name!r} is not a label value (at most 63 [a-z0-9_-])")
     return {LABEL_CLUSTER_NAME: name, LABEL_CLUSTER_LOCATION: region_of(zone) if regional else zone}

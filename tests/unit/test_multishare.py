@@ -6,7 +6,7 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,8 @@ CAP = csi_pb2.VolumeCapability(
     access_mode=csi_pb2.VolumeCapability.AccessMode(mode=Mode.MULTI_NODE_MULTI_WRITER),
 )
 RETRYABLE = (grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+#: The cluster every controller here runs in unless a test says otherwise.
+CLUSTER = cluster_labels("test-cluster", ZONE, regional=False)
 
 
 @dataclass
@@ -53,6 +55,7 @@ def running(tmp_path: Path, **servicer_options: Any) -> Iterator[Env]:
     emulator, endpoint = start_emulator(state=state, max_workers=40)
     v1 = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02, poll_maximum=0.05)
     cloud = GcpMultishare(v1)
+    servicer_options.setdefault("cluster_labels", CLUSTER)
     servicer = ControllerServicer(
         v1, driver_name=DRIVER, zone=ZONE, locks=VolumeLocks(), operation_timeout=10.0, multishare=cloud,
         **servicer_options,
@@ -160,7 +163,7 @@ def test_only_instances_with_the_same_label_and_settings_are_shared(env: Env) ->
     b = create(env, "pvc-b", params=sc("sc-b"))
     c = create(env, "pvc-c", params=sc("sc-a", network="other-net"))
     d = create(env, "pvc-d", params=sc("sc-a", protocol="NFS_V4_1"))
-    e = create(env, "pvc-e", params=sc("sc-a", tier="regional"))
+    e = create(env, "pvc-e", params=sc("sc-a", **{"connect-mode": "PRIVATE_SERVICE_ACCESS"}))
     refs = [ShareRef.parse(v.volume_id) for v in (a, b, c, d, e)]
     assert len({r.instance for r in refs if r}) == 5
     assert d.volume_context["fileProtocol"] == "NFS_V4_1"
@@ -216,7 +219,15 @@ def test_max_volume_size_sets_share_count_and_band(env: Env) -> None:
         {"multishare": "true", "tier": "enterprise"},                              # no label
         {"multishare": "true", "instance-storageclass-label": ""},
         {"multishare": "true", "instance-storageclass-label": "Bad Label"},
-        {"multishare": "true", "instance-storageclass-label": "a", "tier": "standard"},
+        # Filestore (and GFD) make multishare instances on the enterprise tier only
+        *({"multishare": "true", "instance-storageclass-label": "a", "tier": tier}
+          for tier in ("standard", "premium", "basic_hdd", "basic_ssd", "high_scale_ssd", "zonal", "regional")),
+        # instance-wide settings no share's PVC can own (GFD: "invalid parameter")
+        *(sc(**{key: value}) for key, value in (
+            ("max-iops", "17000"), ("max_iops", "17000"), ("max-iops-per-tb", "5000"),
+            ("resource-tags", "123456/env/prod"),
+            ("nfs-export-options-on-create", '[{"ipRanges": ["10.0.0.0/24"]}]'),
+        )),
         {"multishare": "true", "instance-storageclass-label": "a", "max-volume-size": "300Gi"},
         {"multishare": "yes", "instance-storageclass-label": "a"},
         {"instance-storageclass-label": "a"},                                       # needs multishare
@@ -225,6 +236,25 @@ def test_max_volume_size_sets_share_count_and_band(env: Env) -> None:
 def test_bad_multishare_parameters(env: Env, params: dict[str, str]) -> None:
     request = csi_pb2.CreateVolumeRequest(name="pvc-x", volume_capabilities=[CAP], parameters=params)
     assert code_of(env.ctl.CreateVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
+    assert instances(env) == []
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"mutable_parameters": {"max-iops": "17000"}},  # a VolumeAttributesClass: performance again
+        {"volume_content_source": csi_pb2.VolumeContentSource(
+            snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id="projects/proj/locations/us-central1/backups/b"))},
+        {"volume_content_source": csi_pb2.VolumeContentSource(
+            volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id="modeInstance/us-central1-a/i/vol1"))},
+    ],
+    ids=["mutable-performance", "from-snapshot", "clone"],
+)
+def test_multishare_refuses_what_gfd_refuses_beyond_parameters(env: Env, request_fields: dict[str, Any]) -> None:
+    request = csi_pb2.CreateVolumeRequest(name="pvc-x", volume_capabilities=[CAP], parameters=sc(), **request_fields)
+    with pytest.raises(grpc.RpcError) as info:
+        env.ctl.CreateVolume(request)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "multishare" in str(info.value.details())
     assert instances(env) == []
 
 
@@ -300,7 +330,7 @@ def test_a_gfd_volume_is_served_and_its_emptied_instance_deleted(env: Env) -> No
     """A share made as gcp-filestore-csi-driver makes it; a delete whose share is already gone still
     deletes the instance left empty (an interrupted DeleteVolume's retry)."""
     inst = env.cloud.create_multishare_instance(
-        MultishareInstance("fs-gfd", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "gfd-sc"}),
+        MultishareInstance("fs-gfd", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "gfd-sc", **CLUSTER}),
         wait=5,
     )
     env.cloud.create_share(Share("pvc_gfd", "fs-gfd", REGION, 100), wait=5)
@@ -403,10 +433,10 @@ def test_operations_that_outlast_the_wait_are_picked_up_by_the_retry(env: Env) -
     from csi.multishare import MultishareOps, multishare_spec
     from csi.params import parse_volume_params
 
-    ops = MultishareOps(env.cloud, timeout=0.05)
+    ops = MultishareOps(env.cloud, CLUSTER, timeout=0.05)
     env.state.op_delay = 0.6
     request = csi_pb2.CreateVolumeRequest(name="pvc-slow", volume_capabilities=[CAP], parameters=sc())
-    spec = multishare_spec("pvc-slow", request, parse_volume_params(request.parameters, DRIVER), [REGION])
+    spec = multishare_spec("pvc-slow", request, parse_volume_params(request.parameters, DRIVER), [REGION], CLUSTER)
     outcomes = []
     deadline = time.monotonic() + 30
     found = None
@@ -429,7 +459,7 @@ def test_operations_that_outlast_the_wait_are_picked_up_by_the_retry(env: Env) -
     assert len(instances(env)) == 1 and [s.name for s in shares(env)] == ["pvc_slow"]
     env.state.op_delay = 0.05
     ref = ShareRef("sc-a", "proj", REGION, found[0].name, "pvc_slow")
-    MultishareOps(env.cloud, timeout=10).delete(ref)
+    MultishareOps(env.cloud, CLUSTER, timeout=10).delete(ref)
     assert instances(env) == []
 
 
@@ -492,4 +522,211 @@ def test_multishare_instances_carry_the_cluster_labels_as_gfd_sets_them(tmp_path
         assert code_of(e.ctl.CreateVolume, clash) == grpc.StatusCode.INVALID_ARGUMENT
         assert len(shares(e)) == 1  # nothing made for the refused one
     assert cluster_labels("prod-east", ZONE, regional=False)["storage_gke_io_cluster_location"] == ZONE
-    assert cluster_labels("", ZONE, regional=True) == {}
+    # without --gke-cluster-name the name label is empty, as GFD would set it; the location is still there
+    assert cluster_labels("", ZONE, regional=True) == {
+        "storage_gke_io_cluster_name": "", "storage_gke_io_cluster_location": REGION,
+    }
+
+
+# --- two clusters, one project: GFD's isMatchedInstance ----------------------------
+
+
+class RecordingMultishare(GcpMultishare):
+    """The real v1beta1 client that notes the labels of every instance it changes (or changes a share
+    of) before it does, so a test can tell which cluster's instance each mutation hit."""
+
+    def __init__(self, v1: GcpFilestore) -> None:
+        super().__init__(v1)
+        self.touched: list[tuple[str, str, dict[str, str]]] = []  # (verb, instance, its labels)
+        self._lock = threading.Lock()
+
+    def _note(self, verb: str, location: str, instance: str) -> None:
+        labels = dict(self.get_multishare_instance(location, instance).labels)
+        with self._lock:
+            self.touched.append((verb, instance, labels))
+
+    def resize_multishare_instance(
+        self, location: str, name: str, capacity_gib: int, *, wait: float
+    ) -> MultishareInstance:
+        self._note("resize", location, name)
+        return super().resize_multishare_instance(location, name, capacity_gib, wait=wait)
+
+    def delete_multishare_instance(self, location: str, name: str, *, wait: float) -> None:
+        self._note("delete", location, name)
+        super().delete_multishare_instance(location, name, wait=wait)
+
+    def create_share(self, share: Share, *, wait: float) -> Share:
+        self._note("create-share", share.location, share.instance)
+        return super().create_share(share, wait=wait)
+
+    def resize_share(self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float) -> Share:
+        self._note("resize-share", location, instance)
+        return super().resize_share(location, instance, name, capacity_gib, wait=wait)
+
+
+def _stop(server: CsiServer) -> None:
+    server.stop(0).wait()
+
+
+@dataclass
+class Cluster:
+    labels: dict[str, str]
+    ctl: csi_pb2_grpc.ControllerStub
+    cloud: RecordingMultishare
+
+
+@contextlib.contextmanager
+def clusters_on_one_emulator(tmp_path: Path, *where: tuple[str, str]) -> Iterator[list[Cluster]]:
+    """A controller per (cluster name, zone), all on one emulator (one project), each on its socket."""
+    state = EmulatorState(op_delay=0.05, export_root=tmp_path / "exports")
+    emulator, endpoint = start_emulator(state=state, max_workers=60)
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: emulator.stop(0).wait())
+        found = []
+        for index, (name, zone) in enumerate(where):
+            v1 = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02, poll_maximum=0.05)
+            stack.callback(v1.close)
+            cloud = RecordingMultishare(v1)
+            labels = cluster_labels(name, zone, regional=False)
+            servicer = ControllerServicer(
+                v1, driver_name=DRIVER, zone=zone, locks=VolumeLocks(), operation_timeout=10.0,
+                multishare=cloud, cluster_labels=labels,
+            )
+            identity = IdentityServicer(DRIVER, "1.0", controller=True, checks=[])
+            server = CsiServer(f"unix://{tmp_path}/csi-{index}.sock", identity, controller=servicer, workers=20)
+            server.start()
+            stack.callback(_stop, server)
+            channel = grpc.insecure_channel(server.address.replace("unix://", "unix:"))
+            stack.callback(channel.close)
+            found.append(Cluster(labels, csi_pb2_grpc.ControllerStub(channel), cloud))
+        yield found
+
+
+def _own(instance_labels: Mapping[str, str], cluster: Cluster) -> bool:
+    return all(instance_labels.get(k) == v for k, v in cluster.labels.items())
+
+
+def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
+    """Three controllers (two clusters in one zone, one of the same name in another zone: a different
+    cluster location) with one StorageClass, creating and deleting PVCs of the same names at once:
+    each share lands on its own cluster's instance, and no controller resizes or deletes, or puts a
+    share on, an instance that is not its cluster's, nor on an instance without cluster labels."""
+    where = [("alpha", ZONE), ("beta", ZONE), ("alpha", "us-central1-b")]
+    with clusters_on_one_emulator(tmp_path, *where) as clusters:
+        admin = clusters[0].cloud
+        # An instance from before the cluster labels (or a hand-made one): the same class, room for shares.
+        legacy = admin.create_multishare_instance(
+            MultishareInstance("fs-legacy", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "sc-a"}),
+            wait=5,
+        )
+        owner: dict[str, int] = {}  # volume id -> index of the cluster that made it
+        lock = threading.Lock()
+
+        def make(job: tuple[int, str]) -> None:
+            index, name = job
+            request = csi_pb2.CreateVolumeRequest(
+                name=name, volume_capabilities=[CAP], parameters=sc(),
+                capacity_range=csi_pb2.CapacityRange(required_bytes=100 * GIB),
+            )
+            volume = retried(clusters[index].ctl.CreateVolume, request).volume
+            with lock:
+                assert owner.setdefault(volume.volume_id, index) == index, "two clusters got one volume"
+
+        def remove(volume_id: str) -> None:
+            retried(clusters[owner[volume_id]].ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
+            with lock:
+                del owner[volume_id]
+
+        def check() -> None:
+            live = {(s.instance, s.name) for s in admin.list_shares(REGION, "-")}
+            made = {
+                (ref.instance, ref.share): index
+                for volume_id, index in owner.items()
+                if (ref := ShareRef.parse(volume_id)) is not None
+            }
+            assert live == set(made), "every share is a live volume of exactly one cluster"
+            labels = {i.name: i.labels for i in admin.list_multishare_instances("-")}
+            for (instance, share), index in made.items():
+                assert _own(labels[instance], clusters[index]), f"{share} of cluster {where[index]} on {labels[instance]}"
+            for index, cluster in enumerate(clusters):
+                foreign = [t for t in cluster.cloud.touched if not _own(t[2], cluster)]
+                assert foreign == [], f"cluster {where[index]} touched {foreign}"
+            assert admin.list_shares(REGION, "fs-legacy") == []
+            assert admin.get_multishare_instance(REGION, "fs-legacy").capacity_gib == legacy.capacity_gib
+
+        # 12 PVCs per cluster, the same names in every cluster, all at once: two instances each.
+        names = [f"pvc-{i:02d}" for i in range(12)]
+        with ThreadPoolExecutor(36) as pool:
+            list(pool.map(make, [(index, name) for name in names for index in range(3)]))
+        check()
+        per_cluster = [
+            sorted(len(admin.list_shares(REGION, i.name)) for i in admin.list_multishare_instances("-") if _own(i.labels, c))
+            for c in clusters
+        ]
+        assert [(len(counts), sum(counts)) for counts in per_cluster] == [(2, 12)] * 3, per_cluster
+
+        # Deletes and creates interleaved: each cluster's last share on an instance goes while the
+        # other clusters fill theirs, so a cluster that adopted a foreign instance would delete it.
+        random.seed(17)
+        jobs: list[tuple[str, Any]] = [("delete", v) for v in sorted(owner) if not v.endswith(("_10", "_11"))][:24]
+        jobs += [("create", (index, f"pvc-new-{i:02d}")) for i in range(6) for index in range(3)]
+        random.shuffle(jobs)
+
+        def run(job: tuple[str, Any]) -> None:
+            if job[0] == "delete":
+                remove(job[1])
+            else:
+                make(job[1])
+
+        with ThreadPoolExecutor(42) as pool:
+            list(pool.map(run, jobs))
+        check()
+
+        with ThreadPoolExecutor(30) as pool:
+            list(pool.map(remove, sorted(owner)))
+        check()
+        assert [i.name for i in admin.list_multishare_instances("-")] == ["fs-legacy"]
+        assert all(c.cloud.touched for c in clusters)  # each did work, all of it on its own instances
+
+
+def test_a_share_on_another_clusters_instance_is_not_grown_into_or_retired(tmp_path: Path) -> None:
+    """A volume id that names another cluster's instance (a static PV brought over): its share may
+    be deleted, and grown within the room the instance has, but the instance is never grown, shrunk
+    or deleted; and a CreateVolume of the same name makes this cluster a share of its own."""
+    with clusters_on_one_emulator(tmp_path, ("alpha", ZONE), ("beta", ZONE)) as (alpha, beta):
+        def beta_volume(name: str, gib: int) -> Any:
+            return beta.ctl.CreateVolume(csi_pb2.CreateVolumeRequest(
+                name=name, volume_capabilities=[CAP], parameters=sc(),
+                capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB),
+            )).volume
+
+        x, y = beta_volume("pvc-x", 500), beta_volume("pvc-y", 700)
+        ref = ShareRef.parse(x.volume_id)
+        assert ref is not None
+        assert alpha.cloud.get_multishare_instance(REGION, ref.instance).capacity_gib == 1280
+        # alpha's CreateVolume of the same PVC name does not adopt beta's share
+        ours = alpha.ctl.CreateVolume(
+            csi_pb2.CreateVolumeRequest(name="pvc-x", volume_capabilities=[CAP], parameters=sc())
+        ).volume
+        ours_ref = ShareRef.parse(ours.volume_id)
+        assert ours_ref is not None and ours_ref.instance != ref.instance
+
+        def grow(gib: int) -> csi_pb2.ControllerExpandVolumeRequest:
+            return csi_pb2.ControllerExpandVolumeRequest(
+                volume_id=x.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB)
+            )
+
+        # 600 + 700 GiB would need beta's instance grown past 1280 GiB: refused; 520 fits as it is
+        assert code_of(alpha.ctl.ControllerExpandVolume, grow(600)) == grpc.StatusCode.OUT_OF_RANGE
+        assert alpha.ctl.ControllerExpandVolume(grow(520)).capacity_bytes == 520 * GIB
+        assert alpha.cloud.get_multishare_instance(REGION, ref.instance).capacity_gib == 1280
+        # deleting x would shrink an own instance to 1 TiB (700 GiB left); beta's stays as it is
+        alpha.ctl.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=x.volume_id))
+        assert alpha.cloud.get_multishare_instance(REGION, ref.instance).capacity_gib == 1280
+        # and emptied by alpha, it is not deleted by alpha
+        alpha.ctl.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=y.volume_id))
+        assert alpha.cloud.list_shares(REGION, ref.instance) == []
+        assert alpha.cloud.get_multishare_instance(REGION, ref.instance).state == "READY"
+        assert [(verb, _own(labels, alpha)) for verb, _, labels in alpha.cloud.touched] == [
+            ("create-share", True), ("resize-share", False),
+        ]
