@@ -82,8 +82,9 @@ _Usage = csi_pb2.VolumeUsage
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
 
-def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str]:
-    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``.
+def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str | None]:
+    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``
+    (the version is None when the context names no protocol: see :func:`nfs_options`).
 
     A multishare volume's share is the last part of its id (``modeMultishare/.../<share>``), as
     gcp-filestore-csi-driver reads it; its volume_context need not name it.
@@ -105,11 +106,11 @@ def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str
             f"volume_context.volume {share!r} is not a file share name "
             f"([a-z][a-z0-9_]*, at most {SHARE_NAME_MAX_LEN} characters)"
         )
-    protocol = context.get(CTX_PROTOCOL, "") or DEFAULT_PROTOCOL
-    if protocol not in NFS_VERSIONS:
+    protocol = context.get(CTX_PROTOCOL, "")
+    if protocol and protocol not in NFS_VERSIONS:
         raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
     host = f"[{addr}]" if addr.version == 6 else str(addr)
-    return f"{host}:/{share}", NFS_VERSIONS[protocol]
+    return f"{host}:/{share}", NFS_VERSIONS[protocol] if protocol else None
 
 
 def context_mount_flags(context: Mapping[str, str]) -> list[str]:
@@ -122,17 +123,29 @@ def context_mount_flags(context: Mapping[str, str]) -> list[str]:
     return flags
 
 
-def nfs_options(version: str, mount_flags: list[str]) -> list[str]:
-    """``vers=`` from the protocol, then the capability's flags, which may not contradict it."""
-    for flag in mount_flags:
-        for item in flag.split(","):
-            key, _, value = item.partition("=")
-            if key.strip() in ("vers", "nfsvers") and value.strip() != version:
-                raise invalid(
-                    f"volume_capability.mount.mount_flags ask for NFS version {value.strip()!r}, "
-                    f"but the volume's fileProtocol means {version!r}"
-                )
-    return [f"vers={version}", *mount_flags]
+def nfs_version(version: str | None, mount_flags: list[str]) -> str:
+    """The NFS version to mount with, given the volume_context's (``version``) and the mount flags
+    (the StorageClass's, then the PV's).
+
+    It is the volume_context's fileProtocol when it names one (the flags may not
+    contradict it); else the one the flags ask for, as static PVs written for
+    gcp-filestore-csi-driver say it (``mountOptions: [nfsvers=4.1]``, no fileProtocol); else
+    Filestore's default protocol.  Flags asking for two different versions are refused.
+    """
+    asked = {
+        value.strip()
+        for flag in mount_flags
+        for key, _, value in (item.partition("=") for item in flag.split(","))
+        if key.strip() in ("vers", "nfsvers")
+    }
+    if version is None and len(asked) > 1:
+        raise invalid(f"the mount options ask for NFS versions {sorted(asked)}; give one")
+    if version is not None and asked - {version}:
+        raise invalid(
+            f"the mount options ask for NFS version {min(asked - {version})!r}, "
+            f"but the volume's fileProtocol means {version!r}"
+        )
+    return version or next(iter(asked), None) or NFS_VERSIONS[DEFAULT_PROTOCOL]
 
 
 class NodeServicer(csi_pb2_grpc.NodeServicer):
@@ -243,7 +256,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
     ) -> None:
         """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
         source, version = nfs_share(volume_context, volume_id)
-        options = nfs_options(version, [*context_mount_flags(volume_context), *capability.mount.mount_flags])
+        flags = [*context_mount_flags(volume_context), *capability.mount.mount_flags]
+        version = nfs_version(version, flags)
+        options = [f"vers={version}", *flags]
         fstype = "nfs4" if version.startswith("4") else "nfs"
         with self.locks.acquire(volume_id):
             created = self._ensure_dir(staging, "staging_target_path")

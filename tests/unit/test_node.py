@@ -174,12 +174,16 @@ def test_stage_merges_the_storageclass_mount_options_before_the_capability_flags
         ({"volume_context": {"ip": "10.0.0.2", "volume": "../etc"}}, "volume_context.volume"),
         ({"volume_context": {"ip": "10.0.0.2", "volume": "1vol"}}, "volume_context.volume"),
         ({"volume_context": {**CONTEXT, "fileProtocol": "SMB"}}, "fileProtocol"),
-        ({"volume_capability": capability(flags=("vers=4.2",))}, "NFS version"),
+        ({"volume_context": {**CONTEXT, "fileProtocol": "NFS_V3"}, "volume_capability": capability(flags=("vers=4.2",))},
+         "NFS version"),
+        ({"volume_capability": capability(flags=("vers=3", "nfsvers=4.1"))}, "NFS versions"),
         ({"volume_capability": capability(flags=("bind",))}, "mount_flags"),
         ({"volume_context": {**CONTEXT, "mountOptions": "hard,addr=10.9.9.9"}}, "volume_context.mountOptions"),
         ({"volume_context": {**CONTEXT, "mountOptions": "hard,,soft"}}, "volume_context.mountOptions"),
         ({"volume_context": {**CONTEXT, "mountOptions": "remount"}}, "volume_context.mountOptions"),
-        ({"volume_context": {**CONTEXT, "mountOptions": "nfsvers=4.1"}}, "NFS version"),
+        ({"volume_context": {**CONTEXT, "fileProtocol": "NFS_V3", "mountOptions": "nfsvers=4.1"}}, "NFS version"),
+        ({"volume_context": {**CONTEXT, "mountOptions": "nfsvers=4.1"}, "volume_capability": capability(flags=("vers=3",))},
+         "NFS versions"),
         ({"staging_target_path": "/etc/globalmount"}, "kubelet root"),
         ({"staging_target_path": "relative/path"}, "absolute"),
     ],
@@ -645,6 +649,6 @@ def test_capabilities_info_and_expand(node: Node) -> None:
 
 def test_nfs_share_accepts_the_longest_share_name() -> None:
     name = "a" + "b" * (SHARE_NAME_MAX_LEN - 1)
-    assert nfs_share({"ip": "192.168.1.1", "volume": name}) == (f"192.168.1.1:/{name}", "3")
+    assert nfs_share({"ip": "192.168.1.1", "volume": name}) == (f"192.168.1.1:/{name}", None)
     with pytest.raises(CsiError):
         nfs_share({"ip": "192.168.1.1", "volume": name + "c"})
