@@ -64,7 +64,7 @@ MUTABLE_PARAMETERS = frozenset({P_MAX_IOPS, P_MAX_IOPS_PER_TB})
 #: gcp-filestore-csi-driver spells the performance keys with underscores; both spellings work.
 _KEY_ALIASES = {"max_iops": P_MAX_IOPS, "max_iops_per_tb": P_MAX_IOPS_PER_TB}
 #: Parameters a multishare StorageClass may not give: custom performance, NFS export rules and
-#: resource tags are settings of a whole instance, which a share's PVC cannot own (see docs/multishare.md).
+#: resource tags are settings of a whole instance, which a share's PVC cannot own (see docs/gfd-compatibility.md).
 MULTISHARE_REFUSED = (P_MAX_IOPS, P_MAX_IOPS_PER_TB, P_NFS_EXPORT_OPTIONS, P_RESOURCE_TAGS)
 #: VolumeSnapshotClass parameters.
 P_SNAPSHOT_TYPE = "type"
@@ -131,9 +131,9 @@ def parse_volume_params(
     """Check CreateVolume parameters (keys case-insensitive); unknown keys are INVALID_ARGUMENT.
 
     ``mutable`` (CreateVolume's mutable_parameters, from a VolumeAttributesClass) may set the
-    performance keys only; when it sets any, it replaces every performance key of ``params``. ``extra_labels`` (the
-    controller's ``--extra-labels``) go on every instance and win over a StorageClass label of the
-    same key, as in gcp-filestore-csi-driver.
+    performance keys only; when it sets any, it replaces every performance key of ``params``.
+    ``extra_labels`` (the controller's ``--extra-labels``) go on every instance and win over a
+    StorageClass label of the same key, as in gcp-filestore-csi-driver.
     """
     validation.check_map(params, "parameters")
     values: dict[str, str] = {}
