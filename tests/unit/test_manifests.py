@@ -521,3 +521,11 @@ def test_the_volume_snapshot_classes_are_well_formed() -> None:
         assert set(doc) <= {"apiVersion", "kind", "metadata", "driver", "deletionPolicy", "parameters"}
         assert doc["deletionPolicy"] in {"Delete", "Retain"}
         assert all(isinstance(v, str) for v in doc.get("parameters", {}).values())
+
+
+@needs_kubectl
+def test_the_stable_image_is_tagged_with_the_driver_version() -> None:
+    from csi.version import driver_version
+
+    for kind in ("Deployment", "DaemonSet"):
+        assert _driver(_rendered("overlays/stable"), kind)["image"].endswith(f":{driver_version()}")
