@@ -21,14 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from csi.lockrelease import rpc
+from csi.lockrelease.flags import SYNC_PERIOD
 from csi.lockrelease.leader import LeaseElector
 from csi.lockrelease.lockinfo import INSTANCE_ID_ANNOTATION, NAMESPACE, ROOT_CA_CONFIGMAP, LockKey, node_of
 
 log = logging.getLogger(__name__)
 
-#: GFD's --lock-release-sync-period defaults: 60 s in the node driver, 3600 s standalone.
-SYNC_PERIOD = 60.0
-STANDALONE_SYNC_PERIOD = 3600.0
 REQUEST_TIMEOUT = 10.0
 ATTEMPTS = 5
 

@@ -20,14 +20,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from csi.lockrelease.flags import LEASE_DURATION, RENEW_DEADLINE, RETRY_PERIOD
 from csi.lockrelease.lockinfo import LEASE_NAME, NAMESPACE
 
 log = logging.getLogger(__name__)
 
-#: GFD's defaults (--leader-election-lease-duration, -renew-deadline, -retry-period), in seconds.
-LEASE_DURATION = 15.0
-RENEW_DEADLINE = 10.0
-RETRY_PERIOD = 5.0
 REQUEST_TIMEOUT = 10.0
 
 

@@ -16,9 +16,9 @@ _REASON = kubeapi.missing()
 if _REASON:
     pytest.skip(_REASON, allow_module_level=True)
 
-from kubernetes import client  # noqa: E402
+from kubernetes import client
 
-from csi.lockrelease.lockinfo import NAMESPACE  # noqa: E402
+from csi.lockrelease.lockinfo import NAMESPACE
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +28,21 @@ def kube_api() -> Iterator[kubeapi.KubeApi]:
     api.stop()
 
 
+def _names(items: list[Any]) -> list[str]:
+    return [str(item.metadata.name) for item in items]
+
+
 def _empty(api: Any) -> None:
     core, coord = client.CoreV1Api(api), client.CoordinationV1Api(api)
-    for cm in core.list_namespaced_config_map(NAMESPACE).items:
+    configmaps: list[Any] = core.list_namespaced_config_map(NAMESPACE).items
+    for cm in configmaps:
         if cm.metadata.finalizers:
             core.patch_namespaced_config_map(cm.metadata.name, NAMESPACE, {"metadata": {"finalizers": None}})
         core.delete_namespaced_config_map(cm.metadata.name, NAMESPACE)
-    for lease in coord.list_namespaced_lease(NAMESPACE).items:
-        coord.delete_namespaced_lease(lease.metadata.name, NAMESPACE)
-    for node in core.list_node().items:
-        core.delete_node(node.metadata.name)
+    for lease in _names(coord.list_namespaced_lease(NAMESPACE).items):
+        coord.delete_namespaced_lease(lease, NAMESPACE)
+    for node in _names(core.list_node().items):
+        core.delete_node(node)
 
 
 @pytest.fixture
@@ -45,7 +50,7 @@ def kube(kube_api: kubeapi.KubeApi) -> Iterator[Any]:
     """An ApiClient on an empty lock-release namespace."""
     api = kube_api.client()
     core = client.CoreV1Api(api)
-    if not any(ns.metadata.name == NAMESPACE for ns in core.list_namespace().items):
+    if NAMESPACE not in _names(core.list_namespace().items):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
     _empty(api)
     yield api

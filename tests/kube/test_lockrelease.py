@@ -39,6 +39,10 @@ SHARE_KEY = "other-project.us-central1.fs-ms-1.pvc_123.4815162342.10_128_0_7"
 V3 = {"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": "NFS_V3", "supportLockRelease": "true"}
 
 
+def lease_spec(api: Any) -> Any:
+    return client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, NAMESPACE).spec
+
+
 def configmap(api: Any, name: str = CM) -> Any:
     try:
         return client.CoreV1Api(api).read_namespaced_config_map(name, NAMESPACE)
@@ -64,7 +68,7 @@ class Node:
     def stage(self, volume_id: str, context: dict[str, str]) -> None:
         capability = csi_pb2.VolumeCapability(
             mount=csi_pb2.VolumeCapability.MountVolume(),
-            access_mode=csi_pb2.VolumeCapability.AccessMode(mode=5),
+            access_mode=csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER),
         )
         request = csi_pb2.NodeStageVolumeRequest(
             volume_id=volume_id, staging_target_path=self.staging(volume_id),
@@ -122,9 +126,8 @@ def test_an_unreachable_api_fails_the_stage_as_internal(tmp_path: Path) -> None:
     config = client.Configuration()
     config.host = "http://127.0.0.1:1"  # nothing listens there: the connection is refused
     config.retries = False
-    with client.ApiClient(config) as api:
-        with pytest.raises(LockInfoError) as info:
-            Node(tmp_path, lock_info(api)).stage(INSTANCE_VOLUME, V3)
+    with client.ApiClient(config) as api, pytest.raises(LockInfoError) as info:
+        Node(tmp_path, lock_info(api)).stage(INSTANCE_VOLUME, V3)
     code, message = to_status(info.value)
     assert code == grpc.StatusCode.INTERNAL
     assert f"ConfigMap {NAMESPACE}/{CM}: record {KEY}" in message
@@ -247,8 +250,7 @@ def test_two_replicas_one_leads_and_acts_then_the_other_takes_over(
             assert time.monotonic() < deadline, "nobody took the lease"
             time.sleep(0.1)
         leader = next(i for i, e in enumerate(electors) if e.leading.is_set())
-        lease = client.CoordinationV1Api(kube).read_namespaced_lease(LEASE_NAME, NAMESPACE)
-        assert lease.spec.holder_identity == f"replica-{leader}"
+        assert lease_spec(kube).holder_identity == f"replica-{leader}"
         for _ in range(10):  # over several renewals, never two leaders
             assert sum(e.leading.is_set() for e in electors) == 1
             time.sleep(0.2)
@@ -266,9 +268,9 @@ def test_two_replicas_one_leads_and_acts_then_the_other_takes_over(
         while not electors[follower].leading.is_set():
             assert time.monotonic() < deadline, "the follower never took over"
             time.sleep(0.1)
-        lease = client.CoordinationV1Api(kube).read_namespaced_lease(LEASE_NAME, NAMESPACE)
-        assert lease.spec.holder_identity == f"replica-{follower}"
-        assert lease.spec.lease_transitions >= 1
+        spec = lease_spec(kube)
+        assert spec.holder_identity == f"replica-{follower}"
+        assert spec.lease_transitions >= 1
     finally:
         for stop in stops:
             stop.set()
