@@ -38,8 +38,11 @@ from csi.filestore import (
     CTX_IP,
     CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
+    CTX_SUPPORT_LOCK_RELEASE,
     CTX_VOLUME,
     GIB,
+    LOCK_RELEASE_PROTOCOL,
+    LOCK_RELEASE_TIERS,
     PENDING_STATES,
     REGIONAL_TIERS,
     RESOURCE_ID_MAX_LEN,
@@ -92,8 +95,10 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         extra_labels: Mapping[str, str] | None = None,
         multishare: MultishareCloud | None = None,
         cluster_labels: Mapping[str, str] | None = None,
+        lock_release: bool = False,
     ) -> None:
         self._cloud = cloud
+        self._lock_release = lock_release  # --feature-lock-release: mark the volumes whose locks can be released
         self._driver_name = driver_name
         self._zone = zone
         self._extra_labels = dict(extra_labels or {})
@@ -310,6 +315,7 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
                 CTX_IP: instance.ip or "",
                 CTX_VOLUME: instance.share_name,
                 CTX_PROTOCOL: instance.protocol,
+                **self._lock_release_context(instance.protocol, instance.tier in LOCK_RELEASE_TIERS),
             },
         )
 
@@ -549,8 +555,21 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         return csi_pb2.Volume(
             volume_id=ref.volume_id,
             capacity_bytes=share.capacity_gib * GIB,
-            volume_context={CTX_IP: instance.ip or "", CTX_PROTOCOL: instance.protocol},
+            volume_context={
+                CTX_IP: instance.ip or "",
+                CTX_PROTOCOL: instance.protocol,
+                **self._lock_release_context(instance.protocol, True),  # a share: whatever the tier, as GFD
+            },
         )
+
+    def _lock_release_context(self, protocol: str, tier_supports: bool) -> dict[str, str]:
+        """``supportLockRelease: "true"`` as GFD sets it: feature on, NFSv3, and for an instance ENTERPRISE.
+
+        GFD marks a share whatever its protocol, and its node then acts on NFSv3 volumes only; we
+        mark NFSv3 shares only, which any node treats the same way.
+        """
+        wanted = self._lock_release and protocol == LOCK_RELEASE_PROTOCOL and tier_supports
+        return {CTX_SUPPORT_LOCK_RELEASE: "true"} if wanted else {}
 
     # -- snapshots --
 

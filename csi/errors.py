@@ -14,6 +14,7 @@ import logging
 import grpc
 
 from csi.cloud import CloudError, OperationPending
+from csi.lockrelease import LockInfoError
 from mountkit.errors import (
     CorruptedMountError,
     InvalidOptionError,
@@ -58,6 +59,9 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return _cloud_code(exc), str(exc)
     if isinstance(exc, MountError):
         return _mount_code(exc), str(exc)
+    if isinstance(exc, LockInfoError):
+        # GFD's code too: the volume is mounted but its lock record is not written; kubelet retries.
+        return grpc.StatusCode.INTERNAL, f"lock release bookkeeping: {exc}"
     if isinstance(exc, NotImplementedError):
         return grpc.StatusCode.UNIMPLEMENTED, "method not implemented"
     log.error("internal error", exc_info=exc)

@@ -149,6 +149,11 @@ CTX_VOLUME = "volume"
 CTX_PROTOCOL = "fileProtocol"
 #: The StorageClass's ``mount-options`` (comma-separated), merged on the node with the mount flags.
 CTX_MOUNT_OPTIONS = "mountOptions"
+#: "true" on an NFSv3 volume whose instance can release a dead node's locks (csi.lockrelease).
+CTX_SUPPORT_LOCK_RELEASE = "supportLockRelease"
+#: Lock release is NFSv3's (NLM locks), and GFD offers it on ENTERPRISE instances and on multishare.
+LOCK_RELEASE_PROTOCOL = "NFS_V3"
+LOCK_RELEASE_TIERS = frozenset({"ENTERPRISE"})
 
 
 def canonical_tier(tier: str) -> str:

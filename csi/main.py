@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -17,6 +19,7 @@ import grpc
 from csi import metadata, params
 from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
+from csi.lockrelease.flags import add_flags
 from csi.locks import VolumeLocks
 from csi.metrics import Metrics, MetricsServer
 from csi.server import CsiServer, serve_until_signalled
@@ -24,6 +27,7 @@ from csi.version import DEFAULT_DRIVER_NAME, driver_version
 
 if TYPE_CHECKING:
     from csi.cloud.gcp import GcpFilestore
+    from csi.lockrelease.store import NodeLockInfo
     from csi.node import NodeServicer
 
 log = logging.getLogger("csi")
@@ -107,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="tags for every instance: <parentID>/<tagKey>/<tagValue>,... (a StorageClass's resource-tags win per key)",
     )
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    lock_release = parser.add_argument_group("NFSv3 lock release (GFD's flags; docs/lockrelease.md)")
+    lock_release.add_argument(
+        "--feature-lock-release",
+        action="store_true",
+        help="controller: mark volumes that support it; node: record staged NFSv3 volumes in the API server "
+        "and, unless standalone, run the lock-release controller (one leader per cluster)",
+    )
+    lock_release.add_argument(
+        "--feature-lock-release-standalone",
+        action="store_true",
+        help="the controller runs apart (python -m csi.lockrelease); the node only records",
+    )
+    add_flags(lock_release)
     return parser
 
 
@@ -142,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot run: %s", exc)
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
+    if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
+        parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
     location = args.location or where.zone
     cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, location, args.is_regional))
     if run_controller and not args.gke_cluster_name and args.cloud == "gcp":
@@ -171,10 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 extra_labels=extra_labels,
                 multishare=GcpMultishare(cloud),
                 cluster_labels=cluster,
+                lock_release=args.feature_lock_release,
             )
             checks.append(controller.check_cloud)
         if run_node:
-            node = _make_node(args, where, locks)
+            node = _make_node(args, where, locks, cleanups)
             checks.append(_node_check(args.kubelet_root))
         identity = IdentityServicer(
             args.driver_name, driver_version(), controller=run_controller, checks=checks
@@ -251,9 +271,13 @@ def _stop(server: grpc.Server) -> None:
     server.stop(None).wait()
 
 
-def _make_node(args: argparse.Namespace, where: Identity, locks: VolumeLocks) -> NodeServicer:
+def _make_node(
+    args: argparse.Namespace, where: Identity, locks: VolumeLocks, cleanups: list[Callable[[], None]]
+) -> NodeServicer:
     from csi.node import NodeServicer
     from mountkit.mounter import Mounter
+
+    lock_info = _start_lock_release(args, where, cleanups) if args.feature_lock_release else None
 
     return NodeServicer(
         where.node_id,
@@ -262,7 +286,47 @@ def _make_node(args: argparse.Namespace, where: Identity, locks: VolumeLocks) ->
         Mounter(probe_timeout=args.probe_timeout),
         locks,
         args.probe_timeout,
+        lock_info,
     )
+
+
+def _start_lock_release(
+    args: argparse.Namespace, where: Identity, cleanups: list[Callable[[], None]]
+) -> NodeLockInfo:
+    """This node's lock records; and, unless standalone, the controller on a thread (until cleanup)."""
+    from csi.lockrelease.controller import LockReleaseController
+    from csi.lockrelease.kube import api_client, identity
+    from csi.lockrelease.leader import LeaseElector
+    from csi.lockrelease.store import NodeLockInfo
+
+    api = api_client(args.kubeconfig)
+    cleanups.append(api.close)
+    lock_info = NodeLockInfo(
+        api, where.node_id, where.project or metadata.project(), metadata.instance_id(), metadata.internal_ip()
+    )
+    if not args.feature_lock_release_standalone:
+        elector = LeaseElector(
+            api,
+            identity(),
+            lease_duration=args.leader_election_lease_duration,
+            renew_deadline=args.leader_election_renew_deadline,
+            retry_period=args.leader_election_retry_period,
+        )
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=LockReleaseController(api).run,
+            args=(elector, stop, args.lock_release_sync_period),
+            name="lock-release",
+            daemon=True,
+        )
+        thread.start()
+
+        def stop_controller() -> None:
+            stop.set()
+            thread.join()
+
+        cleanups.append(stop_controller)
+    return lock_info
 
 
 def _node_check(kubelet_root: str) -> Check:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 ZONE_PATH = "instance/zone"  # "projects/<number>/zones/<zone>"
 PROJECT_PATH = "project/project-id"
 NAME_PATH = "instance/name"
+ID_PATH = "instance/id"  # the GCE instance id, a decimal number
+INTERNAL_IP_PATH = "instance/network-interfaces/0/ip"
 
 #: Tries per value (google-auth waits about 1, 2, 4, 8 s between them) and seconds per try.
 ATTEMPTS = 5
@@ -28,8 +30,9 @@ class MetadataError(OSError):
     """The metadata server gave no answer for a value the command line did not give either."""
 
 
-def lookup(path: str, flag: str, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT) -> str:
-    """The text at ``path``; MetadataError, naming ``flag`` as the way out, when there is none."""
+def lookup(path: str, flag: str, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT, reason: str = "") -> str:
+    """The text at ``path``; MetadataError, naming ``flag`` as the way out (or ``reason``), when there is none."""
+    why = reason or f"{flag} was not given"
     from google.auth import exceptions
     from google.auth.compute_engine import _metadata
     from google.auth.transport.requests import Request
@@ -40,10 +43,10 @@ def lookup(path: str, flag: str, *, attempts: int = ATTEMPTS, timeout: float = T
     except exceptions.TransportError as exc:
         detail = exc.args[0] if exc.args else exc  # args[1] is the raw response object
         raise MetadataError(
-            f"{flag} was not given, and the GCE metadata server gave no {path}: {detail}"
+            f"{why}, and the GCE metadata server gave no {path}: {detail}"
         ) from None
     if not isinstance(value, str) or not value.strip():
-        raise MetadataError(f"{flag} was not given and the GCE metadata server's {path} is empty")
+        raise MetadataError(f"{why}, and the GCE metadata server's {path} is empty")
     return value.strip()
 
 
@@ -60,3 +63,13 @@ def project(*, attempts: int = ATTEMPTS) -> str:
 def instance_name(*, attempts: int = ATTEMPTS) -> str:
     """This VM's instance name, which is also its GKE node name."""
     return lookup(NAME_PATH, "--node-id", attempts=attempts)
+
+
+def instance_id(*, attempts: int = ATTEMPTS) -> str:
+    """This VM's GCE instance id (GKE puts it on the Node as ``container.googleapis.com/instance_id``)."""
+    return lookup(ID_PATH, "", attempts=attempts, reason="--feature-lock-release needs this VM's instance id")
+
+
+def internal_ip(*, attempts: int = ATTEMPTS) -> str:
+    """This VM's internal IPv4 address (its first network interface's)."""
+    return lookup(INTERNAL_IP_PATH, "", attempts=attempts, reason="--feature-lock-release needs this VM's internal IP")

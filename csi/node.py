@@ -26,7 +26,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
@@ -36,8 +36,10 @@ from csi.filestore import (
     CTX_IP,
     CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
+    CTX_SUPPORT_LOCK_RELEASE,
     CTX_VOLUME,
     DEFAULT_PROTOCOL,
+    LOCK_RELEASE_PROTOCOL,
     NFS_VERSIONS,
     SHARE_NAME_MAX_LEN,
     TOPOLOGY_KEY_ZONE,
@@ -59,6 +61,9 @@ from csi.volume_id import ShareRef
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
 from mountkit.probe import run_with_deadline
+
+if TYPE_CHECKING:
+    from csi.lockrelease.store import NodeLockInfo
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +164,16 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         mounter: MountInterface,
         locks: VolumeLocks,
         probe_timeout: float,
+        lock_info: NodeLockInfo | None = None,
     ) -> None:
+        """``lock_info``: with ``--feature-lock-release``, where staged NFSv3 volumes are recorded."""
         self.node_id = node_id
         self.zone = zone
         self.kubelet_root = os.path.normpath(kubelet_root)
         self.mounter = mounter
         self.locks = locks
         self.probe_timeout = probe_timeout
+        self.lock_info = lock_info
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -295,6 +303,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                         f"(mount of type {fstype}: ENODEV); load the nfs module",
                     ) from None
                 raise
+            if self.lock_info is not None and _supports_lock_release(volume_context, version):
+                # After the mount, as GFD does; within the volume's lock, so an unstage cannot interleave.
+                self.lock_info.record(volume_id, volume_context[CTX_IP])
 
     def NodeUnstageVolume(
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
@@ -305,6 +316,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         with self.locks.acquire(volume_id):
             if paths.check_parents(self.kubelet_root, staging, "staging_target_path", missing_ok=True):
                 self._unmount(staging)
+            if self.lock_info is not None:
+                self.lock_info.forget(volume_id)
         return csi_pb2.NodeUnstageVolumeResponse()
 
     def NodePublishVolume(
@@ -442,6 +455,12 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             max_volumes_per_node=0,
             accessible_topology=csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: self.zone}),
         )
+
+
+def _supports_lock_release(context: Mapping[str, str], version: str) -> bool:
+    """An NFSv3 volume the controller marked as able to release a dead node's locks (any case, as GFD)."""
+    marked = context.get(CTX_SUPPORT_LOCK_RELEASE, "").lower() == "true"
+    return marked and version == NFS_VERSIONS[LOCK_RELEASE_PROTOCOL]
 
 
 def _abnormal(path: str, exc: OSError) -> csi_pb2.NodeGetVolumeStatsResponse:
