@@ -288,13 +288,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 if not isinstance(exc, MountError):
                     raise
                 paths.raise_if_redirected(exc, "staging_target_path")
-                if exc.errno == errno.ENODEV:
-                    raise CsiError(
-                        grpc.StatusCode.INTERNAL,
-                        f"mount {source} on {staging}: the node's kernel has no NFS client "
-                        f"(mount of type {fstype}: ENODEV); load the nfs module",
-                    ) from None
-                raise
+                raise  # ENODEV: mountkit's message says the node's kernel has no NFS client
 
     def NodeUnstageVolume(
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
