@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ _T = TypeVar("_T")
 #: What ``--cloud emulator`` uses for a flag left out (it never asks the GCE metadata server).
 EMULATOR_PROJECT = "emulator-project"
 EMULATOR_ZONE = "us-central1-a"
+#: kubelet's root directory on a real node (``--root-dir``), where pods' volumes are staged and published
+KUBELET_ROOT = "/var/lib/kubelet"
 
 
 def emulator_node_id() -> str:
@@ -43,16 +46,31 @@ def emulator_node_id() -> str:
     return socket.gethostname()
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every flag's help ends with its default; a help that explains its own default keeps it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The driver's command line."""
+    """The driver's command line; ``--help`` shows every default."""
     parser = argparse.ArgumentParser(
         prog="filestore-csi-driver",
         description="Google Cloud Filestore CSI driver. `filestore-csi-driver demo --help` for the demo.",
+        formatter_class=_DefaultsFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {driver_version()}")
-    parser.add_argument("--endpoint", default="unix:///csi/csi.sock", help="unix:///path or tcp://host:port")
-    parser.add_argument("--mode", choices=("controller", "node", "all"), default="all")
-    parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME)
+    parser.add_argument(
+        "--endpoint", default="unix:///csi/csi.sock", help="where CSI is served: unix:///path or tcp://host:port"
+    )
+    parser.add_argument(
+        "--mode", choices=("controller", "node", "all"), default="all", help="the CSI services this process runs"
+    )
+    parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME, help="the name GetPluginInfo reports")
     parser.add_argument(
         "--node-id",
         default=os.environ.get("NODE_ID", ""),
@@ -73,27 +91,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--emulator-endpoint",
         default="",
-        help="HOST:PORT of a running emulator; without it --cloud emulator starts one in-process",
+        help="HOST:PORT of a running emulator (default: --cloud emulator starts one in-process)",
     )
     parser.add_argument("--project", default="", help="the GCP project (default: the metadata server's)")
-    parser.add_argument("--location", default="", help="default location; --zone when not given")
+    parser.add_argument("--location", default="", help="the controller's default location (default: --zone)")
     parser.add_argument(
         "--extra-labels",
         default="",
-        help="k1=v1,k2=v2: labels added to every instance the controller creates",
+        help="k1=v1,k2=v2: labels added to every instance the controller creates (default: none)",
     )
     parser.add_argument(
         "--gke-cluster-name",
         default="",
         help="the cluster's name, labelled with its location on the multishare instances the controller "
         "creates; only instances with both labels equal to this cluster's take its shares or are resized "
-        "or deleted by it",
+        "or deleted by it (default: none, no such label)",
     )
     parser.add_argument(
         "--is-regional", action="store_true", help="a regional cluster: its location label is the zone's region"
     )
-    parser.add_argument("--kubelet-root", default="/var/lib/kubelet")
-    parser.add_argument("--http-endpoint", default="", help="HOST:PORT for /metrics and /healthz")
+    parser.add_argument(
+        "--kubelet-root",
+        default=None,
+        help=f"kubelet's root directory; the node is not ready while it does not exist (default: {KUBELET_ROOT}; "
+        "with --cloud emulator a new private directory of the driver's own, printed at start)",
+    )
+    parser.add_argument(
+        "--http-endpoint", default="", help="HOST:PORT for /metrics and /healthz (default: none, not served)"
+    )
     parser.add_argument("--workers", type=int, default=10, help="gRPC worker threads")
     parser.add_argument(
         "--operation-timeout",
@@ -108,9 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resource-tags",
         default="",
-        help="tags for every instance: <parentID>/<tagKey>/<tagValue>,... (a StorageClass's resource-tags win per key)",
+        help="tags for every instance: <parentID>/<tagKey>/<tagValue>,... (default: none; a StorageClass's "
+        "resource-tags win per key)",
     )
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="the least severe logged"
+    )
     lock_release = parser.add_argument_group("NFSv3 lock release (GFD's flags; docs/lockrelease.md)")
     lock_release.add_argument(
         "--feature-lock-release",
@@ -194,8 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             checks.append(controller.check_cloud)
         if run_node:
-            node = _make_node(args, where, locks, cleanups)
-            checks.append(_node_check(args.kubelet_root))
+            root = kubelet_root(args, cleanups)
+            node = _make_node(args, where, locks, root, cleanups)
+            checks.append(_node_check(root))
         identity = IdentityServicer(
             args.driver_name, driver_version(), controller=run_controller, checks=checks
         )
@@ -208,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             http.start()
             cleanups.append(http.stop)
             log.info("metrics and /healthz on http://%s", args.http_endpoint)
-        print(f"listening on {server.address}", flush=True)
+        print(f"listening on {server.address}" + (f", kubelet root {node.kubelet_root}" if node else ""), flush=True)
         serve_until_signalled(server, args.grace)
     except (OSError, ValueError) as exc:
         log.error("cannot run: %s", exc)
@@ -271,8 +300,33 @@ def _stop(server: grpc.Server) -> None:
     server.stop(None).wait()
 
 
+def kubelet_root(args: argparse.Namespace, cleanups: list[Callable[[], None]]) -> str:
+    """``--kubelet-root``; left out, kubelet's own, or with ``--cloud emulator`` a directory of our own.
+
+    A node in a DaemonSet shares kubelet's root and reports not ready until it exists (a wrong
+    mount of it in the manifest shows as an unready pod).  On the emulator there is no kubelet: a
+    fresh private directory (0700) stands in, so the README's local line is ready at once; it is
+    removed at exit if it is empty again (never its contents).
+    """
+    if args.kubelet_root is not None:
+        return str(args.kubelet_root)
+    if args.cloud != "emulator":
+        return KUBELET_ROOT
+    root = tempfile.mkdtemp(prefix="filestore-csi-kubelet-")
+    log.info("no --kubelet-root with --cloud emulator: using %s", root)
+
+    def remove_if_empty() -> None:
+        try:
+            os.rmdir(root)
+        except OSError as exc:
+            log.info("left the kubelet root %s in place: %s", root, exc.strerror)
+
+    cleanups.append(remove_if_empty)
+    return root
+
+
 def _make_node(
-    args: argparse.Namespace, where: Identity, locks: VolumeLocks, cleanups: list[Callable[[], None]]
+    args: argparse.Namespace, where: Identity, locks: VolumeLocks, root: str, cleanups: list[Callable[[], None]]
 ) -> NodeServicer:
     from csi.node import NodeServicer
     from mountkit.mounter import Mounter
@@ -282,7 +336,7 @@ def _make_node(
     return NodeServicer(
         where.node_id,
         where.zone,
-        args.kubelet_root,
+        root,
         Mounter(probe_timeout=args.probe_timeout),
         locks,
         args.probe_timeout,

@@ -296,13 +296,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 if not isinstance(exc, MountError):
                     raise
                 paths.raise_if_redirected(exc, "staging_target_path")
-                if exc.errno == errno.ENODEV:
-                    raise CsiError(
-                        grpc.StatusCode.INTERNAL,
-                        f"mount {source} on {staging}: the node's kernel has no NFS client "
-                        f"(mount of type {fstype}: ENODEV); load the nfs module",
-                    ) from None
-                raise
+                raise  # ENODEV: mountkit's message says the node's kernel has no NFS client
             if self.lock_info is not None and _supports_lock_release(volume_context, version):
                 # After the mount, as GFD does; within the volume's lock, so an unstage cannot interleave.
                 self.lock_info.record(volume_id, volume_context[CTX_IP])

@@ -204,7 +204,7 @@ def raise_if_redirected(exc: MountError, what: str) -> None:
     :func:`mountkit.safepath.open_beneath` pins paths without following symlinks; ELOOP/EXDEV from it
     means a component was (or became, racing the checks above) a symlink, a request error, not ours.
     """
-    if exc.operation == "open_beneath" and exc.errno in (errno.ELOOP, errno.EXDEV):
+    if "open_beneath" in (exc.operation, exc.step) and exc.errno in (errno.ELOOP, errno.EXDEV):
         raise CsiError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"{what} {exc.filename!r}: {exc.detail or exc.strerror}"
+            grpc.StatusCode.INVALID_ARGUMENT, f"{what} {exc.path!r}: {exc.detail or exc.strerror}"
         ) from None

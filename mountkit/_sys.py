@@ -21,7 +21,7 @@ from mountkit._mountkit_table import CHUNK as _CHUNK
 from mountkit._mountkit_table import entries as _entries
 from mountkit._mountkit_table import parse as _parse
 from mountkit._mountkit_table import read as _read
-from mountkit.errors import CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
+from mountkit.errors import SOURCE, CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
 from mountkit.rules import PathArg
 
@@ -280,7 +280,7 @@ def bind_state(dfd: int, path: PathArg, at_flags: int, sdfd: int, spath: PathArg
     rc = lib.mk_bind_state(dfd, _b(path, "statx"), at_flags, sdfd, _b(spath, "statx"), s_flags, which)
     if rc == -1:
         if which[0]:
-            raise MountError(ffi.errno, "statx", _name(spath or None), None, "the bind source")
+            raise MountError(ffi.errno, "statx", _name(spath or None), None, None, SOURCE)
         raise _fail("statx", path or None)
     return None if rc == -2 else int(rc)
 

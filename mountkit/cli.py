@@ -1,7 +1,11 @@
 """The ``mountkit`` command: the engine's verbs from a shell.
 
-Output is an aligned table for people and ``--json`` for scripts; a failure
-prints one line on stderr and exits 2 (``is-mountpoint`` answers "no" with 1).
+Output is an aligned table for people and ``--json`` for scripts.  Exit
+status as findmnt's: 0 done, 1 nothing found (``list`` with a filter that
+matched no mount, ``refs`` with no other mount point, ``is-mountpoint`` "no"),
+2 a failure, with one line on stderr.  A reader that goes away (``| head``)
+ends the command quietly with 0, as findmnt does when SIGPIPE is ignored
+(Python ignores it).
 """
 
 from __future__ import annotations
@@ -21,14 +25,20 @@ from mountkit.watcher import EventKind, MountEvent, watch
 
 _COLUMNS = ("TARGET", "SOURCE", "FSTYPE", "OPTIONS")
 _PROPAGATION = ("private", "shared", "slave", "unbindable")
+#: findmnt's exit statuses
+EXIT_OK, EXIT_NOTHING, EXIT_FAILED = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mountkit", description="Mount, bind and inspect mounts (Linux).")
+    parser = argparse.ArgumentParser(
+        prog="mountkit",
+        description="Mount, bind and inspect mounts (Linux).",
+        epilog="exit status: 0 done, 1 nothing found (list, refs, is-mountpoint), 2 failed",
+    )
     parser.add_argument("--version", action="version", version=f"mountkit {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
-    ls = verbs.add_parser("list", help="show the mount table")
+    ls = verbs.add_parser("list", help="show the mount table (exit 1 when a filter matches nothing)")
     ls.add_argument("--json", action="store_true", help="one JSON array, for scripts")
     ls.add_argument("-t", "--type", help="only filesystems of this type (comma-separated list)")
     ls.add_argument("--target", help="only the mount(s) at this path")
@@ -51,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     rbind.add_argument("target")
     rbind.add_argument("--ro", action="store_true", help="read-only, never visible writable")
 
+    remount = verbs.add_parser("remount", help="change the options of a mount (idempotent)")
+    remount.add_argument("target")
+    remount.add_argument("-o", "--options", required=True, help="comma-separated mount options, e.g. ro,noexec")
+
     move = verbs.add_parser("move", help="move a mount and the mounts below it (idempotent)")
     move.add_argument("source")
     move.add_argument("target")
@@ -60,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         make.add_argument("path")
         make.add_argument("--recursive", action="store_true", help="every mount below it too")
 
-    umount = verbs.add_parser("umount", help="unmount everything at a path (success if nothing is)")
+    umount = verbs.add_parser(
+        "umount", aliases=["unmount"], help="unmount everything at a path (success if nothing is)"
+    )
     umount.add_argument("target")
     umount.add_argument("--lazy", action="store_true", help="detach now, clean up when no longer busy")
     umount.add_argument("--force", action="store_true", help="abort pending requests (NFS)")
@@ -69,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     ismp = verbs.add_parser("is-mountpoint", help="exit 0 if the path is a mount point, else 1")
     ismp.add_argument("path")
 
-    refs = verbs.add_parser("refs", help="other mount points of the same filesystem and root")
+    refs = verbs.add_parser("refs", help="other mount points of the same filesystem and root (exit 1: none)")
     refs.add_argument("path")
 
     watch = verbs.add_parser("watch", help="print mounts as they are attached, detached or changed")
@@ -142,37 +158,61 @@ def _run(args: argparse.Namespace, mounter: MountInterface) -> int:
         return _watch(args)
     if args.verb == "list":
         entries = _selected(mounter.list(), args)
-        print(_json(entries) if args.json else _table(entries))
+        if entries or args.json:  # JSON stays parseable: [] when nothing matched
+            print(_json(entries) if args.json else _table(entries))
+        return EXIT_OK if entries else EXIT_NOTHING
     elif args.verb == "mount":
         mounter.mount(args.source, args.target, args.type, args.options)
     elif args.verb == "bind":
         mounter.bind(args.source, args.target, readonly=args.ro, recursive=args.recursive)
     elif args.verb == "rbind":
         mounter.rbind(args.source, args.target, readonly=args.ro)
+    elif args.verb == "remount":
+        mounter.remount(args.target, args.options)
     elif args.verb == "move":
         mounter.move(args.source, args.target)
     elif args.verb.startswith("make-"):
         getattr(mounter, args.verb.replace("-", "_"))(args.path, recursive=args.recursive)
-    elif args.verb == "umount":
+    elif args.verb in ("umount", "unmount"):
         mounter.unmount(args.target, lazy=args.lazy, force=args.force, recursive=args.recursive)
     elif args.verb == "is-mountpoint":
         yes = mounter.is_mountpoint(args.path)
         print(f"{args.path} is {'' if yes else 'not '}a mount point")
-        return 0 if yes else 1
+        return EXIT_OK if yes else EXIT_NOTHING
     elif args.verb == "refs":
-        for path in mounter.refs(args.path):
+        found = mounter.refs(args.path)
+        for path in found:
             print(path)
-    return 0
+        return EXIT_OK if found else EXIT_NOTHING
+    return EXIT_OK
+
+
+def _reader_gone() -> int:
+    """stdout's reader has closed the pipe: nothing more can be said, and that is not a failure.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush of what is still
+    buffered does not fail again on the way out.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None, *, mounter: MountInterface | None = None) -> int:
-    """Run one command; returns the exit status (0 ok, 1 "no" from is-mountpoint, 2 error)."""
-    args = _parser().parse_args(argv)
+    """Run one command; returns the exit status (0 ok, 1 nothing found, 2 error; see the module)."""
     try:
-        return _run(args, mounter if mounter is not None else Mounter())
+        args = _parser().parse_args(argv)  # --help and --version print here
+        code = _run(args, mounter if mounter is not None else Mounter())
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be told apart
+        return code
+    except BrokenPipeError:  # only stdout's: an errno from the kernel's verbs comes as MountError
+        return _reader_gone()
     except (MountError, OSError) as exc:
         print(f"mountkit: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 

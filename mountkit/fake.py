@@ -16,7 +16,14 @@ import itertools
 import os
 from collections.abc import Callable, Iterable
 
-from mountkit.errors import CorruptedMountError, InvalidOptionError, MountConflictError, MountError
+from mountkit.errors import (
+    SOURCE,
+    TARGET,
+    CorruptedMountError,
+    InvalidOptionError,
+    MountConflictError,
+    MountError,
+)
 from mountkit.flags import MS
 from mountkit.options import ParsedOptions, parse_options
 from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
@@ -179,9 +186,11 @@ class FakeMounter:
         if self._top(src) is None:
             if at_tgt is not None:
                 return
-            raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source")
+            raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source", SOURCE)
         if at_tgt is not None:
-            raise MountConflictError(errno.EBUSY, "move", tgt, src, f"{_describe(at_tgt)} is mounted there already")
+            raise MountConflictError(
+                errno.EBUSY, "move", src, tgt, f"{_describe(at_tgt)} is mounted there already", TARGET
+            )
         cut = len(src.rstrip("/"))
         self.entries = [
             dataclasses.replace(e, mount_point=tgt + e.mount_point[cut:]) if _under(e.mount_point, src) else e
@@ -231,7 +240,7 @@ class FakeMounter:
             return
         below = [e for e in self.entries if e.mount_point != tgt and _under(e.mount_point, tgt)]
         if below and not (lazy or recursive):
-            raise MountError(errno.EBUSY, "umount", tgt)
+            raise MountError(errno.EBUSY, "unmount", tgt)
         self.entries = [e for e in self.entries if not _under(e.mount_point, tgt)]
 
     def cleanup_mountpoint(

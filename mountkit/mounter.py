@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn, Protocol
 from mountkit import _sys, probe
 from mountkit.errors import (
     CORRUPTED_ERRNOS,
+    SOURCE,
+    TARGET,
     CorruptedMountError,
     InvalidOptionError,
     MountConflictError,
     MountError,
     UnsupportedError,
+    as_verb,
 )
 from mountkit.flags import (
     AT,
@@ -202,14 +205,30 @@ def _spot(path: str, beneath: PathArg | None) -> Iterator[_Spot]:
 
 
 @contextmanager
-def _named(spot: _Spot, tgt: str) -> Iterator[None]:
-    """Errors about a pinned spot name the path asked for, not ``/proc/self/fd/N``."""
+def _as_verb(verb: str, source: str | None, target: str, *, new_fs: bool = False, nfs: bool = False) -> Iterator[None]:
+    """Any error of the block reads as ``verb``'s (:func:`mountkit.errors.as_verb`), naming the source
+    and the target as asked (not ``/proc/self/fd/N``) and, where a syscall took both, which is missing."""
     try:
         yield
     except MountError as exc:
-        if spot.dfd != AT_FDCWD:
-            exc.filename = tgt
-        raise
+        guess = _missing(exc, source, target, new_fs) if exc.role is None and source is not None else None
+        raise as_verb(exc, verb, source, target, guess=guess, nfs=nfs) from None
+
+
+def _missing(exc: MountError, source: str, target: str, new_fs: bool) -> str | None:
+    """Which of the two paths ENOENT/ENOTDIR was about, looked at after the fact (only for the message).
+
+    ``new_fs``: ``source`` is not a path here (a new filesystem's source), so with the target
+    present the kernel's ENOENT is about the source (an NFS export the server does not have).
+    """
+    if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+        return None
+    for role, path in ((TARGET, target),) if new_fs else ((SOURCE, source), (TARGET, target)):
+        try:
+            os.stat(path)
+        except OSError:
+            return role
+    return SOURCE if new_fs and exc.errno == errno.ENOENT else None
 
 
 def _spot_is_mountpoint(spot: _Spot) -> bool:
@@ -281,13 +300,9 @@ def _configure(fd: int, words: Iterable[str], *, secret: bool = False) -> None:
             _sys.fsconfig(fd, _SET_FLAG, key)
 
 
-def _relabel(exc: MountError, operation: str, path: str) -> MountError:
-    """An error of one step of the new mount API as one of ``operation``, saying which step refused."""
-    step = f"{exc.operation} ({_NEW_API})"
-    exc.detail = f"{step}: {exc.detail}" if exc.detail else step
-    exc.operation = operation
-    if exc.filename is None:
-        exc.filename = path
+def _relabel(exc: MountError) -> MountError:
+    """An error of one step of the new mount API, saying which step refused (the verb names the rest)."""
+    exc.step = f"{exc.operation} ({_NEW_API})"
     return exc
 
 
@@ -309,7 +324,7 @@ def _new_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...],
     try:
         _sys.mount(src, spot.name, kind, int(opts.flags), ",".join((*words, *opts.sensitive)) or None)
     except MountError as exc:
-        exc.detail = f"mount(2) with a data string ({why})"
+        exc.step = f"mount(2) with a data string ({why})"
         raise
 
 
@@ -323,7 +338,7 @@ def _pinned(spot: _Spot) -> Iterator[_Spot]:
     try:
         fd = os.open(spot.path, os.O_PATH | os.O_CLOEXEC)
     except OSError as exc:
-        raise MountError(exc.errno or errno.EIO, "mount", spot.path) from None
+        raise MountError(exc.errno or errno.EIO, "open", spot.path, None, None, TARGET) from None
     try:
         yield _Spot(fd, "", spot.path)
     finally:
@@ -333,7 +348,11 @@ def _pinned(spot: _Spot) -> Iterator[_Spot]:
 def _fs_context_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...], at: _Spot) -> None:
     """fsopen; the source, superblock flags and each option one fsconfig call; create; fsmount with the
     per-mount attributes; move_mount onto the pinned ``at``.  Errors name the step that refused."""
-    fd = _sys.fsopen(kind, FSOPEN_CLOEXEC)
+    try:
+        fd = _sys.fsopen(kind, FSOPEN_CLOEXEC)
+    except MountError as exc:  # ENODEV: no filesystem type of that name (module not loaded)
+        exc.step = f"fsopen {kind} ({_NEW_API})"
+        raise
     try:
         _sys.fsconfig(fd, _SET_STRING, "source", src)
         for flag, key in SB_FLAG_KEYS:
@@ -344,13 +363,13 @@ def _fs_context_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str
         _sys.fsconfig(fd, _CMD_CREATE)
         mfd = _sys.fsmount(fd, FSMOUNT_CLOEXEC, opts.mount_attr()[0])
     except MountError as exc:
-        raise _relabel(exc, "mount", at.name) from None
+        raise _relabel(exc) from None
     finally:
         os.close(fd)
     try:
         _sys.move_mount(mfd, "", at.dfd, "", _F_EMPTY_PATH | _T_EMPTY_PATH)
     except MountError as exc:
-        raise _relabel(exc, "mount", at.name) from None
+        raise _relabel(exc) from None
     finally:
         os.close(mfd)  # a detached mount dies with its last descriptor
 
@@ -371,13 +390,13 @@ def _reconfigure(tgt: str, opts: ParsedOptions) -> str | None:
     except UnsupportedError:
         return "this kernel has no fspick"
     except MountError as exc:
-        raise _relabel(exc, "remount", tgt) from None
+        raise _relabel(exc) from None
     try:
         _configure(fd, opts.data)
         _configure(fd, opts.sensitive, secret=True)
         _sys.fsconfig(fd, _CMD_RECONFIGURE)
     except MountError as exc:
-        raise _relabel(exc, "remount", tgt) from None
+        raise _relabel(exc) from None
     finally:
         os.close(fd)
     return None
@@ -477,28 +496,28 @@ class Mounter:
         way: MountError(ELOOP)).
         """
         tgt = os.fsdecode(target)
-        opts = parse_options(options, sensitive_options)
-        if opts.flags & (MS.BIND | MS.REMOUNT | MS.MOVE):
-            raise InvalidOptionError("mount", "bind, remount and move have verbs of their own", tgt)
-        if fstype in _NFS_FAMILY:
-            from mountkit.nfs import build_mount
+        with _as_verb("mount", source, tgt, new_fs=True, nfs=fstype in _NFS_FAMILY):
+            opts = parse_options(options, sensitive_options)
+            if opts.flags & (MS.BIND | MS.REMOUNT | MS.MOVE):
+                raise InvalidOptionError("mount", "bind, remount and move have verbs of their own", tgt)
+            if fstype in _NFS_FAMILY:
+                from mountkit.nfs import build_mount
 
-            spec = build_mount(source, opts.data)  # secrets stay out of its error messages
-            src, kind = spec.source, spec.fstype
-            words = tuple(spec.data.split(","))  # its words are validated: none holds a comma
-        else:
-            src, kind, words = source, fstype, opts.data
-        with _spot(tgt, beneath) as spot:
-            if _spot_is_mountpoint(spot):
-                info = self._entry(tgt)
-                same = info is not None and _same_source(info.source, src)
-                conflict = _mount_conflict(info, tgt, kind, src, MS.RDONLY in opts.flags, words, same)
-                if conflict is None:
-                    return
-                raise conflict
-            with _named(spot, tgt):
+                spec = build_mount(source, opts.data)  # secrets stay out of its error messages
+                src, kind = spec.source, spec.fstype
+                words = tuple(spec.data.split(","))  # its words are validated: none holds a comma
+            else:
+                src, kind, words = source, fstype, opts.data
+            with _spot(tgt, beneath) as spot:
+                if _spot_is_mountpoint(spot):
+                    info = self._entry(tgt)
+                    same = info is not None and _same_source(info.source, src)
+                    conflict = _mount_conflict(info, tgt, kind, src, MS.RDONLY in opts.flags, words, same)
+                    if conflict is None:
+                        return
+                    raise conflict
                 _new_mount(src, kind, opts, words, spot)
-        self._set_propagation(tgt, opts)
+            self._set_propagation(tgt, opts)
 
     def bind(
         self,
@@ -524,7 +543,22 @@ class Mounter:
         With ``beneath``, both ``source`` and ``target`` are resolved beneath it
         without following symlinks and the bind goes descriptor to descriptor
         (see :meth:`mount`), the staging sibling of the legacy path included.
+        Errors read ``bind <source> -> <target>: ...``, naming the path an errno is about.
         """
+        self._bind("bind", source, target, readonly, recursive, options, beneath)
+
+    def _bind(
+        self, verb: str, source: PathArg, target: PathArg, readonly: bool, recursive: bool,
+        options: Iterable[str] | str, beneath: PathArg | None,
+    ) -> None:
+        """:meth:`bind`, its errors named after ``verb`` (bind or rbind, as the caller called it)."""
+        with _as_verb(verb, os.fsdecode(source), os.fsdecode(target)):
+            self._bind_as(source, target, readonly, recursive, options, beneath)
+
+    def _bind_as(
+        self, source: PathArg, target: PathArg, readonly: bool, recursive: bool, options: Iterable[str] | str,
+        beneath: PathArg | None,
+    ) -> None:
         tgt = os.fsdecode(target)
         opts = parse_options(options) if options else _NO_OPTIONS
         if opts.data or opts.sensitive:
@@ -535,7 +569,7 @@ class Mounter:
             _Spot(AT_FDCWD, tgt, tgt), _Spot(AT_FDCWD, src_name, src_name), source, tgt, readonly
         ):
             return
-        with _spot(tgt, beneath) as spot, _spot(src_name, beneath) as src, _named(spot, tgt):
+        with _spot(tgt, beneath) as spot, _spot(src_name, beneath) as src:
             if beneath is not None and self._already_bound(spot, src, source, tgt, readonly):
                 return
             attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
@@ -612,7 +646,7 @@ class Mounter:
         except OSError as exc:
             if isinstance(exc, MountError):
                 raise
-            raise _classified(MountError(exc.errno or errno.EIO, "bind", tgt, os.fsdecode(src.name))) from None
+            raise _classified(MountError(exc.errno or errno.EIO, "staging bind", exc.filename)) from None
         finally:
             os.close(pfd)
 
@@ -628,7 +662,7 @@ class Mounter:
                 src.dfd, src.path, _SOURCE_AT | (0 if src.path else _EMPTY_PATH),
             )
         except MountError as exc:
-            if exc.detail is None and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            if exc.role is None and exc.errno in (errno.ENOENT, errno.ENOTDIR):
                 return False  # no target: the bind itself reports it
             raise _classified(exc) from None
         if state is None:  # before 5.8: the slower ways
@@ -660,7 +694,9 @@ class Mounter:
         """Raise MountConflictError naming what is mounted at ``tgt`` and the bind asked for."""
         info = self._entry(tgt)
         asked = f"a {'read-only' if readonly else 'read-write'} bind of {os.fsdecode(source)!r}"
-        raise MountConflictError(errno.EBUSY, "bind", tgt, None, f"{_describe(info)} is mounted there; asked for {asked}")
+        raise MountConflictError(
+            errno.EBUSY, "bind", os.fsdecode(source), tgt, f"{_describe(info)} is mounted there; asked for {asked}"
+        )
 
     def remount(self, target: PathArg, options: Iterable[str] | str) -> None:
         """Change the options of the mount at ``target``.
@@ -674,24 +710,25 @@ class Mounter:
         point: MountError(EINVAL) naming it.
         """
         tgt = os.fsdecode(target)
-        if not _is_mountpoint(tgt):
-            raise MountError(errno.EINVAL, "remount", tgt, None, "not a mount point")
-        opts = parse_options(options)
-        why = _reconfigure(tgt, opts) if opts.data or opts.sensitive else None
-        if why is not None:
-            try:
-                _sys.mount(None, tgt, None, int(MS.REMOUNT) | _restated(tgt, opts), opts.data_string())
-            except MountError as exc:
-                exc.operation, exc.detail = "remount", f"mount(2) MS_REMOUNT with a data string ({why})"
-                raise
-        elif (opts.flags | opts.clear) & _PER_MOUNT:
-            attr_set, attr_clr = opts.mount_attr()
-            try:
-                _sys.mount_setattr(AT_FDCWD, tgt, _SETATTR_AT, attr_set, attr_clr)
-            except UnsupportedError:
-                _sys.mount(None, tgt, None, _BIND_REMOUNT | _restated(tgt, opts), None)
-        if opts.propagation:
-            _propagate(tgt, opts.propagation)
+        with _as_verb("remount", None, tgt):
+            if not _is_mountpoint(tgt):
+                raise MountError(errno.EINVAL, "remount", tgt, None, "not a mount point")
+            opts = parse_options(options)
+            why = _reconfigure(tgt, opts) if opts.data or opts.sensitive else None
+            if why is not None:
+                try:
+                    _sys.mount(None, tgt, None, int(MS.REMOUNT) | _restated(tgt, opts), opts.data_string())
+                except MountError as exc:
+                    exc.step = f"mount(2) MS_REMOUNT with a data string ({why})"
+                    raise
+            elif (opts.flags | opts.clear) & _PER_MOUNT:
+                attr_set, attr_clr = opts.mount_attr()
+                try:
+                    _sys.mount_setattr(AT_FDCWD, tgt, _SETATTR_AT, attr_set, attr_clr)
+                except UnsupportedError:
+                    _sys.mount(None, tgt, None, _BIND_REMOUNT | _restated(tgt, opts), None)
+            if opts.propagation:
+                _propagate(tgt, opts.propagation)
 
     def make_private(self, path: PathArg, *, recursive: bool = False) -> None:
         """Make the mount at ``path`` private (``recursive``: every mount below it too); see :meth:`_make`."""
@@ -732,7 +769,7 @@ class Mounter:
         beneath: PathArg | None = None,
     ) -> None:
         """:meth:`bind` of ``source`` with every mount below it (``mount --rbind``); same idempotency."""
-        self.bind(source, target, readonly=readonly, recursive=True, options=options, beneath=beneath)
+        self._bind("rbind", source, target, readonly, True, options, beneath)
 
     def move(self, source: PathArg, target: PathArg) -> None:
         """Move the mount at ``source``, with the mounts below it, to ``target`` (``mount --move``).
@@ -745,19 +782,20 @@ class Mounter:
         (EINVAL) a move out of a shared parent mount.
         """
         src, tgt = os.fsdecode(source), os.fsdecode(target)
-        at_tgt = _is_mountpoint(tgt)
-        if not _is_mountpoint(src):
+        with _as_verb("move", src, tgt):
+            at_tgt = _is_mountpoint(tgt)
+            if not _is_mountpoint(src):
+                if at_tgt:
+                    return
+                raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source", SOURCE)
             if at_tgt:
-                return
-            raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source")
-        if at_tgt:
-            raise MountConflictError(
-                errno.EBUSY, "move", tgt, src, f"{_describe(self._entry(tgt))} is mounted there already"
-            )
-        try:
-            _sys.move_mount(AT_FDCWD, src, AT_FDCWD, tgt, 0)
-        except UnsupportedError:
-            _sys.mount(src, tgt, None, int(MS.MOVE), None)
+                raise MountConflictError(
+                    errno.EBUSY, "move", src, tgt, f"{_describe(self._entry(tgt))} is mounted there already", TARGET
+                )
+            try:
+                _sys.move_mount(AT_FDCWD, src, AT_FDCWD, tgt, 0)
+            except UnsupportedError:
+                _sys.mount(src, tgt, None, int(MS.MOVE), None)
 
     def unmount(
         self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
@@ -777,8 +815,13 @@ class Mounter:
         """
         tgt = os.fsdecode(target)
         if recursive:
-            for point in _points_below(tgt):
+            for point in _points_below(tgt):  # an error names the mount below that refused
                 self.unmount(point, lazy=lazy, force=force, timeout=timeout)
+        with _as_verb("unmount", None, tgt):
+            self._unmount(tgt, lazy, force, timeout)
+
+    @staticmethod
+    def _unmount(tgt: str, lazy: bool, force: bool, timeout: float | None) -> None:
         flags = _NOFOLLOW | (_DETACH if lazy else 0) | (int(MNT.FORCE) if force else 0)
         while True:
             try:

@@ -27,7 +27,9 @@ NFS_FAMILY = frozenset({"nfs", "nfs4"})
 def classified(exc: MountError) -> MountError:
     """``exc`` as a CorruptedMountError when its errno says the filesystem is dead."""
     if exc.errno in CORRUPTED_ERRNOS and not isinstance(exc, CorruptedMountError):
-        return CorruptedMountError(exc.errno, exc.operation, exc.filename, exc.filename2, exc.detail)
+        return CorruptedMountError(
+            exc.errno, exc.operation, exc.filename, exc.filename2, exc.detail, exc.role, exc.step
+        )
     return exc
 
 
@@ -69,15 +71,15 @@ def mount_conflict(
     """
     asked = f"asked for {fstype} {source!r}{' read-only' if readonly else ''}"
     if info is None or fs_family(info.fs_type) != fs_family(fstype) or not same_source:
-        return MountConflictError(errno.EBUSY, "mount", target, None, f"{describe(info)} is mounted there; {asked}")
+        return MountConflictError(errno.EBUSY, "mount", source, target, f"{describe(info)} is mounted there; {asked}")
     if info.readonly != readonly:
         why = f"it is mounted {'read-only' if info.readonly else 'read-write'}"
-        return MountConflictError(errno.EBUSY, "mount", target, None, f"{why}; {asked}")
+        return MountConflictError(errno.EBUSY, "mount", source, target, f"{why}; {asked}")
     if fs_family(fstype) == "nfs":
         want, shown = _nfs_version(data), _nfs_version(info.super_options)
         if want is not None and shown is not None and want != shown and not (want == "4" and shown.startswith("4")):
             why = f"it is mounted with NFS version {shown}"
-            return MountConflictError(errno.EBUSY, "mount", target, None, f"{why}; {asked} version {want}")
+            return MountConflictError(errno.EBUSY, "mount", source, target, f"{why}; {asked} version {want}")
     return None
 
 

@@ -36,7 +36,10 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, sync_pe
     """GFD's lock-release and leader-election flags, with its defaults."""
     parser.add_argument("--lock-release-sync-period", type=duration, default=sync_period,
                         help=f"how often the leader looks for dead nodes' lock records (default {sync_period:.0f}s)")
-    parser.add_argument("--leader-election-lease-duration", type=duration, default=LEASE_DURATION)
-    parser.add_argument("--leader-election-renew-deadline", type=duration, default=RENEW_DEADLINE)
-    parser.add_argument("--leader-election-retry-period", type=duration, default=RETRY_PERIOD)
+    parser.add_argument("--leader-election-lease-duration", type=duration, default=LEASE_DURATION,
+                        help=f"how long a leader's Lease holds without renewal (default {LEASE_DURATION:.0f}s)")
+    parser.add_argument("--leader-election-renew-deadline", type=duration, default=RENEW_DEADLINE,
+                        help=f"how long the leader keeps trying to renew (default {RENEW_DEADLINE:.0f}s)")
+    parser.add_argument("--leader-election-retry-period", type=duration, default=RETRY_PERIOD,
+                        help=f"how often candidates try to acquire or renew (default {RETRY_PERIOD:.0f}s)")
     parser.add_argument("--kubeconfig", default="", help="a kubeconfig file; default: the pod's service account")  # fmt: skip

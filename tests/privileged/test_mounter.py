@@ -472,7 +472,7 @@ def _stacked(scratch: str, timeout: float | None) -> tuple[int, int, bool, str]:
 def test_unmount_takes_every_stacked_mount(in_ns, timeout: float | None) -> None:  # type: ignore[no-untyped-def]
     before, after, still, busy = in_ns(_stacked, timeout)
     assert (before, after, still) == (3, 0, False)
-    assert busy.startswith(f"MountError {errno.EBUSY} umount ") and busy.split()[3].endswith("/t:")
+    assert busy.startswith(f"MountError {errno.EBUSY} unmount ") and busy.split()[3].endswith("/t:")
 
 
 def _cleanup(scratch: str) -> dict[str, Any]:

@@ -30,8 +30,8 @@ def test_list_json_with_filters(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--json", "--target", "/pods/a/mount"], mounter=_fake()) == 0
     [entry] = json.loads(capsys.readouterr().out)
     assert entry["mount_point"] == "/pods/a/mount" and entry["readonly"] is True
-    assert main(["list", "--json", "-t", "nfs,ext4"], mounter=_fake()) == 0
-    assert json.loads(capsys.readouterr().out) == []
+    assert main(["list", "--json", "-t", "nfs,ext4"], mounter=_fake()) == 1  # findmnt: nothing found
+    assert json.loads(capsys.readouterr().out) == []  # still parseable
     assert main(["list", "--json", "--source", "tmpfs"], mounter=_fake()) == 0
     assert len(json.loads(capsys.readouterr().out)) == 3
 
@@ -90,7 +90,7 @@ def test_errors_are_one_line_on_stderr_with_exit_2(capsys: pytest.CaptureFixture
     fake = _fake()
     assert main(["mount", "other", "/staging", "-t", "tmpfs"], mounter=fake) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mountkit: mount /staging") and "EBUSY" in err
+    assert err.startswith("mountkit: mount other -> /staging: ") and "EBUSY" in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert main(["mount", "tmpfs", "/x", "-t", "tmpfs", "-o", "a,,b"], mounter=fake) == 2
 
@@ -99,3 +99,33 @@ def test_usage_errors_exit_2() -> None:
     with pytest.raises(SystemExit) as info:
         main(["mount", "tmpfs"])
     assert info.value.code == 2
+
+
+def test_a_filter_that_matches_nothing_exits_1_and_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = _fake()
+    for argv in (["--target", "/nonexistent"], ["-t", "nfs"], ["--source", "nowhere"]):
+        assert main(["list", *argv], mounter=fake) == 1  # as findmnt with no match
+        assert capsys.readouterr() == ("", "")
+    assert main(["list"], mounter=FakeMounter()) == 1  # an empty table: nothing found either
+    assert main(["list", "--target", "/staging"], mounter=fake) == 0
+
+
+def test_refs_with_nothing_to_show_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = _fake()
+    fake.mount("tmpfs", "/alone", "tmpfs")
+    assert main(["refs", "/nonexistent"], mounter=fake) == 1
+    assert main(["refs", "/alone"], mounter=fake) == 1
+    assert capsys.readouterr() == ("", "")
+
+
+def test_remount_and_unmount_verbs(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = _fake()
+    assert main(["remount", "/staging", "-o", "ro"], mounter=fake) == 0
+    assert [e.readonly for e in fake.list() if e.mount_point == "/staging"] == [True]
+    assert main(["unmount", "/pods/b/mount"], mounter=fake) == 0  # umount's other name
+    assert fake.calls[-1][:2] == ("unmount", "/pods/b/mount")
+    assert main(["remount", "/pods", "-o", "ro"], mounter=fake) == 2
+    assert capsys.readouterr().err == "mountkit: remount /pods: Invalid argument (EINVAL): not a mount point\n"
+    fake.mount("tmpfs", "/staging/sub", "tmpfs")
+    assert main(["umount", "/staging"], mounter=fake) == 2  # the mount below keeps it busy
+    assert capsys.readouterr().err.startswith("mountkit: unmount /staging: Device or resource busy (EBUSY)")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -15,7 +19,7 @@ import pytest
 from metadata_server import MetadataServer
 
 from csi.cloud.emulator import EmulatorState, start_emulator
-from csi.main import EMULATOR_ZONE, emulator_node_id, main
+from csi.main import EMULATOR_ZONE, build_parser, emulator_node_id, main
 from csi.proto import csi_pb2, csi_pb2_grpc
 
 _CAP = csi_pb2.VolumeCapability(
@@ -183,3 +187,72 @@ def test_sigterm_lets_in_flight_calls_finish(tmp_path: Path) -> None:
             driver.kill()
             driver.wait()
         emulator.stop(0).wait()
+
+
+def test_help_shows_every_default() -> None:
+    """Each flag's help ends with its default (or says what leaving it out does)."""
+    parser = build_parser()
+    blocks: list[str] = []
+    for line in parser.format_help().split("options:\n", 1)[1].splitlines():
+        if line.startswith("  -"):
+            blocks.append(line)
+        elif blocks:
+            blocks[-1] += " " + line.strip()
+    flags = [b for b in blocks if not b.lstrip().startswith(("-h, --help", "--version"))]
+    assert len(flags) == len([a for a in parser._actions if a.option_strings]) - 2  # all but --help, --version
+    for block in flags:
+        assert "(default" in block, block
+    text = " ".join(flags)
+    assert "(default: unix:///csi/csi.sock)" in text and "(default: /var/lib/kubelet;" in text
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ready(sock: Path, port: int) -> tuple[bool, int]:
+    """Probe over the driver's unix socket, and GET /healthz: (ready, HTTP status)."""
+    with grpc.insecure_channel(f"unix:{sock}") as channel:
+        probe = csi_pb2_grpc.IdentityStub(channel).Probe(csi_pb2.ProbeRequest(), timeout=10)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as reply:
+            status = int(reply.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    return probe.ready.value, status
+
+
+def test_the_readme_emulator_line_is_ready_without_a_kubelet_root(tmp_path: Path) -> None:
+    """`filestore-csi-driver --mode all --cloud emulator` (with /healthz served) is ready at once.
+
+    No --kubelet-root: the node uses a private directory of its own, named on stdout, not kubelet's
+    (which a fresh machine does not have), and removes it at exit when it is empty.
+    """
+    sock, port = tmp_path / "csi.sock", _free_port()
+    driver = _start(["--mode", "all", "--cloud", "emulator", f"--http-endpoint=127.0.0.1:{port}"], sock)
+    try:
+        assert driver.stdout is not None
+        line = driver.stdout.readline()
+        root = re.fullmatch(rf"listening on unix://{sock}, kubelet root (\S+)\n", line)
+        assert root is not None, line
+        assert os.path.isdir(root[1]) and (os.stat(root[1]).st_mode & 0o777) == 0o700
+        assert _ready(sock, port) == (True, 200)
+    finally:
+        _stop(driver)
+    assert not os.path.exists(root[1])  # empty again: removed
+
+
+def test_a_node_is_not_ready_until_its_kubelet_root_exists(tmp_path: Path, metadata_server: MetadataServer) -> None:
+    """A node in a DaemonSet (--cloud gcp) whose kubelet root is absent answers ready=false and 503."""
+    metadata_server.values.update({"instance/zone": "projects/1/zones/us-east1-c", "instance/name": "vm-1"})
+    root, sock, port = tmp_path / "kubelet", tmp_path / "csi.sock", _free_port()
+    driver = _start(["--mode=node", f"--kubelet-root={root}", f"--http-endpoint=127.0.0.1:{port}"], sock)
+    try:
+        assert _ready(sock, port) == (False, 503)
+        root.mkdir()
+        assert _ready(sock, port) == (True, 200)
+    finally:
+        log = _stop(driver)
+    assert f"not ready: the kubelet root {root} does not exist" in log

@@ -25,7 +25,7 @@ from csi.locks import VolumeLocks
 from csi.node import NodeServicer, nfs_share
 from csi.proto import csi_pb2
 from csi.volume_id import ShareRef, share_name
-from mountkit.errors import CorruptedMountError, MountError
+from mountkit.errors import CorruptedMountError, MountError, as_verb
 from mountkit.fake import FakeMounter
 
 _Mode = csi_pb2.VolumeCapability.AccessMode
@@ -253,9 +253,11 @@ def test_stage_repairs_a_stale_staging_mount(node: Node) -> None:
 
 
 def test_stage_without_an_nfs_client_says_so(node: Node) -> None:
-    node.mounter.fail_next("mount", MountError(errno.ENODEV, "mount", node.staging))
+    # what Mounter.mount raises when fsopen("nfs") finds no such filesystem type
+    enodev = as_verb(MountError(errno.ENODEV, "fsopen", "nfs"), "mount", "10.0.0.2:/vol1", node.staging, nfs=True)
+    node.mounter.fail_next("mount", enodev)
     code, message = status(lambda: node.stage())
-    assert code == grpc.StatusCode.INTERNAL and "no NFS client" in message
+    assert code == grpc.StatusCode.INTERNAL and "no NFS client" in message and node.staging in message
 
 
 @pytest.mark.parametrize(
