@@ -5,7 +5,7 @@
 ``tools/image.sh`` does the work (a base image made from Debian packages, the build, the runs,
 podman's mounts kept in a mount namespace of the script's own); each test here runs one of its
 steps and checks the container's exit status and what it printed.  The build takes minutes
-(about 5 on a clean 2-core machine, see README); ``MOUNTKIT_IMAGE_TESTS=0`` skips the module.
+(about 5 on a clean 2-core machine, see docs/image.md); ``MOUNTKIT_IMAGE_TESTS=0`` skips the module.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The whole driver runs as csi-sanity would find it: ``filestore-csi-driver --mode all --cloud emulator``
 on a unix socket, in a private mount namespace of its own (``csiutil.run_driver``), with the sanity
-config the README gives: ``--csi.testvolumesize=107374182400`` (the smallest tier minimum is 100 GiB)
+config docs/conformance.md gives: ``--csi.testvolumesize=107374182400`` (the smallest tier minimum is 100 GiB)
 and ``--csi.mountdir``/``--csi.stagingdir`` beneath the driver's ``--kubelet-root``.
 
 ``sc`` is one test's context: csi-sanity's ``Setup`` makes the mount and staging directories (only the
