@@ -2,7 +2,8 @@
 
 One plot per question: how each table operation grows with the number of mounts, what the kernel
 itself charges per mount for mountinfo and statmount, how the probes
-and the publish path grow, how publish latency grows with concurrent clients, and one bar chart of
+and the publish path grow, how publish latency grows with concurrent clients, how the Go client's pod burst grows with
+the mounts and with its size, and one bar chart of
 mountkit against its alternatives at 10,000 mounts.  Run: ``python bench/plots.py [CSV]``.
 """
 
@@ -47,6 +48,15 @@ PUBLISH = {
     "driver: NodePublishVolume(ro) + NodeUnpublishVolume": "driver: publish(ro) + unpublish over gRPC",
     "transport: 2x NodeGetCapabilities (no-op RPCs)": "transport: 2 no-op RPCs",
     "reference: mount -o bind; mount -o bind,remount,ro; umount": "reference: mount(8) x2 + umount(8)",
+}
+#: bench_kubelet's burst walls (the Go client's 110-pod burst; against the burst size without the suffix)
+KUBELET_BURST = {
+    "burst: publish wall (110)": "110 concurrent publishes, wall",
+    "burst: unpublish wall (110)": "110 concurrent unpublishes, wall",
+}
+KUBELET_SIZE = {
+    "burst: publish wall": "N concurrent publishes, wall",
+    "burst: unpublish wall": "N concurrent unpublishes, wall",
 }
 #: (label, mountkit figure, alternative figure, bench) at 10,000 mounts (binds: 5,000 one by one)
 VERSUS = (
@@ -151,6 +161,10 @@ def main() -> int:
     growth(data.get("publish", {}), PUBLISH, "NodePublish(ro)+NodeUnpublish against the number of mounts",
            "kubelet-like bind mounts on the node", os.path.join(here, "publish.png"))
     concurrency(data.get("publish-concurrency", {}), os.path.join(here, "concurrency.png"))
+    growth(data.get("kubelet", {}), KUBELET_BURST, "A 110-pod burst from the Go client against the number of mounts",
+           "kubelet-like bind mounts on the node", os.path.join(here, "burst-mounts.png"), ylabel="wall")
+    growth(data.get("kubelet-burst", {}), KUBELET_SIZE, "A burst from the Go client against its size (10,000 mounts)",
+           "concurrent publishes (pods starting at once)", os.path.join(here, "burst-size.png"), ylabel="wall")
     versus(data, os.path.join(here, "versus.png"))
     print(f"plots written to {here}")
     return 0

@@ -83,6 +83,11 @@ _CAPABILITIES = (
     _RPC.VOLUME_CONDITION,
     _RPC.SINGLE_NODE_MULTI_WRITER,
 )
+#: built once: kubelet asks before every stage and publish, and building it costs about as much as a
+#: publish's own checks (gRPC only serialises a response, so one message serves every call)
+_CAPABILITIES_RESPONSE = csi_pb2.NodeGetCapabilitiesResponse(
+    capabilities=[csi_pb2.NodeServiceCapability(rpc=_RPC(type=kind)) for kind in _CAPABILITIES]
+)
 _Usage = csi_pb2.VolumeUsage
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
@@ -434,11 +439,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeGetCapabilitiesResponse:
         """Stage/unstage, volume stats with condition, and single-node multi-writer access modes."""
-        return csi_pb2.NodeGetCapabilitiesResponse(
-            capabilities=[
-                csi_pb2.NodeServiceCapability(rpc=_RPC(type=kind)) for kind in _CAPABILITIES
-            ]
-        )
+        return _CAPABILITIES_RESPONSE
 
     def NodeGetInfo(
         self, request: csi_pb2.NodeGetInfoRequest, context: grpc.ServicerContext

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -119,11 +118,18 @@ def _redact_in_place(message: Message) -> None:
 
 
 def redacted(message: Message) -> str:
-    """``message`` on one line with every csi_secret field and sensitive mount flag replaced."""
+    """``message`` on one line with every csi_secret field and sensitive mount flag replaced.
+
+    It is text format on one line, as ``text_format.MessageToString(as_one_line=True)`` writes it
+    but for the order of map entries: ``str()`` is the C text encoder of protobuf's upb backend, 40x
+    cheaper than text_format's Python printer (1.6 against 58 us for a NodePublishVolumeRequest: the
+    per-request log line was a tenth of the driver's GIL time in a publish burst), and its newlines
+    are all structural (a newline inside a string is escaped), so its lines joined are one line.
+    """
     copy = type(message)()
     copy.CopyFrom(message)
     _redact_in_place(copy)
-    return str(text_format.MessageToString(copy, as_one_line=True))
+    return " ".join(line.strip(" ") for line in str(copy).split("\n") if line)
 
 
 # --- the interceptor ---------------------------------------------------------

@@ -161,6 +161,20 @@ def test_redacted_handles_node_requests() -> None:
     assert SECRET not in text and text.count("***") == 2 and 'volume_id: "v"' in text
 
 
+def test_redacted_is_text_format_on_one_line() -> None:
+    cap = csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=["a\nb", f"password={SECRET}"]),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=3),
+    )
+    request = csi_pb2.NodePublishVolumeRequest(volume_id="v\n1", target_path="/t", volume_capability=cap, readonly=True)
+    text = redacted(request)
+    assert "\n" not in text and SECRET not in text
+    assert text == (
+        'volume_id: "v\\n1" target_path: "/t" volume_capability { mount { mount_flags: "a\\nb" '
+        'mount_flags: "password=<redacted>" } access_mode { mode: MULTI_NODE_READER_ONLY } } readonly: true'
+    )
+
+
 def test_metrics_endpoint(served: tuple[CsiServer, grpc.Channel]) -> None:
     server, channel = served
     stub = csi_pb2_grpc.ControllerStub(channel)

@@ -1,0 +1,341 @@
+"""The node service as the kubelet calls it: csi-pubbench (Go, grpc-go) against the running driver.
+
+Kubelet calls a CSI node plugin from Go; a Python client adds its own per-call cost to every
+figure, so this benchmark drives the driver with csi-pubbench (``../shared/tools/csi-pubbench``,
+README there): a static Go client of the CSI spec's Go bindings and grpc-go, which also serves a
+Go no-op node service, the transport's floor.
+
+Everything runs in a private mount namespace (``common.in_private_ns``): kubelet-like pod binds
+are made first, one tmpfs is "staged" beneath the kubelet root, then the driver is started as
+deployed (``python -m csi.main --mode node``, logging at its default INFO level to a file) as a
+process of that namespace.  Measured in the same run, per number of existing mounts:
+
+  * sequential NodePublishVolume(ro)+NodeUnpublishVolume pairs from the Go client, p50 and p99,
+    against two no-op RPCs (NodeGetCapabilities) of the same server from the same client, and
+    against the Go no-op server's two no-op RPCs, in alternating blocks (at ``--sweep-at`` mounts);
+  * the burst: N concurrent publishes to N targets (N pods with the volume starting at once),
+    then N concurrent unpublishes, as walls; errors; the driver's RSS after the bursts;
+  * once, outside the timing, the same burst with a mount watcher (fanotify) recording every
+    target's attach: each must be read-only when it appears;
+  * the burst's walls against the burst size (at ``--sweep-at`` mounts).
+
+The Go client is found at ``--pubbench``, ``$CSI_PUBBENCH``, on PATH, or unpacked from
+``csi-pubbench.xz`` (``$CSI_PUBBENCH_XZ`` or ``../shared/tools/csi-pubbench/``, checked against
+the SHA256SUMS beside it); without one the benchmark is skipped (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import lzma
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import common
+
+#: how the driver is started: as deployed, node mode, default log level
+DRIVER = ("-m", "csi.main", "--mode", "node", "--node-id", "bench-node", "--zone", "us-central1-c")
+#: what csi-pubbench sends (its README): a modeInstance volume, published read-only
+STAGING_VOLUME = "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io/bench/globalmount"
+#: the pod count a kubelet admits per node by default: the burst when all of them start at once
+BURST = 110
+
+PAIR = "Go client: publish(ro)+unpublish pair"
+CAPS = "Go client: 2 no-op RPCs, this server"
+GO_CAPS = "Go client: 2 no-op RPCs, Go no-op server"
+PUBLISH_WALL = "burst: publish wall"
+UNPUBLISH_WALL = "burst: unpublish wall"
+ERRORS = "burst: failed runs"
+READONLY = "burst: targets read-only at attach"
+RSS = "driver RSS after the bursts"
+
+
+# --- the Go client -------------------------------------------------------------
+
+
+def _unpacked(xz: str, out_dir: str) -> str:
+    """``xz`` unpacked into ``out_dir``, checked against the SHA256SUMS beside it."""
+    out = os.path.join(out_dir, "csi-pubbench")
+    with lzma.open(xz) as src, open(out, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    sums = os.path.join(os.path.dirname(xz), "SHA256SUMS")
+    if os.path.exists(sums):
+        with open(sums) as f:
+            want = {name: digest for digest, name in (line.split() for line in f if line.strip())}
+        with open(out, "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        if want.get("csi-pubbench") != got:
+            raise SystemExit(f"bench_kubelet: {xz} unpacks to sha256 {got}, not the one in {sums}")
+    os.chmod(out, 0o755)
+    return out
+
+
+def find_pubbench(given: str | None, unpack_to: str) -> str | None:
+    """The csi-pubbench binary to use (see the module docstring; an .xz is unpacked into
+    ``unpack_to``); None when there is none."""
+    for path in (given, os.environ.get("CSI_PUBBENCH"), shutil.which("csi-pubbench")):
+        if path and os.access(path, os.X_OK):
+            return path
+    here = os.path.dirname(os.path.abspath(__file__))
+    for xz in (os.environ.get("CSI_PUBBENCH_XZ"),
+               os.path.join(here, "..", "..", "shared", "tools", "csi-pubbench", "csi-pubbench.xz")):
+        if xz and os.path.exists(xz):
+            return _unpacked(xz, unpack_to)
+    return None
+
+
+def _run(pubbench: str, *args: str) -> dict[str, object]:
+    """One csi-pubbench run; its JSON answer (a non-zero exit raises with its stderr)."""
+    done = subprocess.run([pubbench, *args], check=False, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"csi-pubbench {' '.join(args)}: exit {done.returncode}: {done.stderr.strip()}")
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+def _ms(values: object) -> list[float]:
+    assert isinstance(values, list)
+    return [float(v) for v in values]
+
+
+def _p(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- one namespace ---------------------------------------------------------------
+
+
+class _Node:
+    """The driver serving the node service in this namespace, and the Go no-op server beside it."""
+
+    def __init__(self, scratch: str, root: str, pubbench: str, workers: int) -> None:
+        self.sock = os.path.join(scratch, "csi.sock")
+        self.go_sock = os.path.join(scratch, "go.sock")
+        self.log = open(os.path.join(scratch, "driver.log"), "w")  # noqa: SIM115 - closed in stop()
+        self.driver = subprocess.Popen(
+            [sys.executable, *DRIVER, "--endpoint", f"unix://{self.sock}", "--kubelet-root", root,
+             "--workers", str(workers)],
+            stdout=subprocess.PIPE, stderr=self.log, text=True,
+        )
+        self.go = subprocess.Popen([pubbench, "serve", self.go_sock], stderr=subprocess.DEVNULL)
+        assert self.driver.stdout is not None
+        line = self.driver.stdout.readline()  # "listening on ...", once serving
+        if not line.startswith("listening on"):
+            self.stop()
+            raise RuntimeError(f"the driver did not start: {line!r}")
+        deadline = time.monotonic() + 30
+        while not os.path.exists(self.go_sock):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the Go no-op server did not start")
+            time.sleep(0.01)
+
+    def rss_mib(self) -> float:
+        import psutil
+
+        return float(psutil.Process(self.driver.pid).memory_info().rss) / 2**20
+
+    def stop(self) -> None:
+        for proc in (self.driver, self.go):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.log.close()
+
+
+def _burst(pubbench: str, sock: str, staging: str, base: str, n: int) -> tuple[float, float] | str:
+    """(publish wall, unpublish wall) in ms of one burst of ``n`` at ``base``-0..n-1; the error instead."""
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    try:
+        got = _run(pubbench, sock, staging, base, str(n), "burst")
+    except RuntimeError as exc:
+        return str(exc)
+    left = [f"{base}-{i}" for i in range(n) if os.path.exists(f"{base}-{i}")]
+    if left:
+        return f"{len(left)} targets left after the unpublishes, first {left[0]}"
+    return float(str(got["publish_wall_ms"])), float(str(got["unpublish_wall_ms"]))
+
+
+def _checked_burst(pubbench: str, sock: str, staging: str, base: str, n: int) -> tuple[int, str]:
+    """How many of a burst's ``n`` targets were read-only when their attach was seen, and a note.
+
+    A fanotify watcher (a thread of this process: untimed) describes each mount as its attach
+    event is read; every target must be attached once, and read-only.
+    """
+    from mountkit.watcher import EventKind, watch
+
+    parent = os.path.dirname(base)
+    os.makedirs(parent, exist_ok=True)
+    top = os.path.realpath(parent)
+    seen: dict[str, bool | None] = {}
+    stop = threading.Event()
+    with watch(top) as watcher:
+        if watcher.backend != "fanotify":
+            return 0, "not checked: no fanotify mount events (Linux 6.15+)"
+
+        def collect() -> None:
+            while True:
+                last = stop.is_set()
+                for event in watcher.read(timeout=0.0 if last else 0.05):
+                    if event.kind is EventKind.ATTACH and event.mount is not None:
+                        seen.setdefault(event.mount.mount_point, event.mount.readonly)
+                if last:
+                    return
+
+        reader = threading.Thread(target=collect)
+        reader.start()
+        try:
+            result = _burst(pubbench, sock, staging, base, n)
+        finally:
+            stop.set()
+            reader.join()
+    if isinstance(result, str):
+        return 0, result
+    targets = [os.path.join(top, f"{os.path.basename(base)}-{i}") for i in range(n)]
+    ro = sum(1 for t in targets if seen.get(t) is True)
+    writable = [t for t in targets if seen.get(t) is False]
+    unseen = sum(1 for t in targets if t not in seen)
+    note = f"{len(writable)} writable{', first ' + writable[0] if writable else ''}; {unseen} not seen by the watcher"
+    return ro, note
+
+
+def _bench(
+    scratch: str, existing: int, pubbench: str, workers: int, pairs: int, blocks: int, bursts: int,
+    sizes: list[int],
+) -> tuple[list[common.Row], list[tuple[int, list[common.Row]]]]:
+    from csi import paths
+    from mountkit import _sys
+
+    start = time.monotonic()
+    common.kubelet_binds(scratch, existing)
+    built = time.monotonic() - start
+    root = os.path.join(scratch, "var/lib/kubelet")
+    staging = os.path.join(root, STAGING_VOLUME)
+    os.makedirs(staging)
+    _sys.mount("share", staging, "tmpfs", 0, "size=1m")
+
+    node = _Node(scratch, root, pubbench, workers)
+    rows: list[common.Row] = []
+    sweep: list[tuple[int, list[common.Row]]] = []
+    try:
+        busy = common.settle()
+        if pairs:  # sequential pairs in alternating blocks: this server, then the Go no-op server
+            target = paths.publish_target(root, "seq", "pvc-seq")
+            os.makedirs(os.path.dirname(target))
+            pair: list[float] = []
+            caps: list[float] = []
+            go_caps: list[float] = []
+            for _ in range(blocks):
+                got = _run(pubbench, node.sock, staging, target, str(pairs))
+                pair += _ms(got["total"])
+                caps += _ms(got["caps"])
+                go_caps += _ms(_run(pubbench, node.go_sock, staging, target, str(pairs), "caps")["caps"])
+            ms = 1e6
+            rows += [
+                common.Row(f"{GO_CAPS} p50", statistics.median(go_caps) * ms),
+                common.Row(f"{CAPS} p50", statistics.median(caps) * ms, baseline=f"{GO_CAPS} p50"),
+                common.Row(f"{PAIR} p50", statistics.median(pair) * ms, baseline=f"{CAPS} p50",
+                           note="goal <= 1.15x"),
+                common.Row(f"{GO_CAPS} p99", _p(go_caps, 0.99) * ms),
+                common.Row(f"{CAPS} p99", _p(caps, 0.99) * ms, baseline=f"{GO_CAPS} p99"),
+                common.Row(f"{PAIR} p99", _p(pair, 0.99) * ms, baseline=f"{CAPS} p99", note="goal <= 2x"),
+            ]
+
+        def bursts_of(n: int, tag: str) -> list[common.Row]:
+            walls: list[tuple[float, float]] = []
+            failures: list[str] = []
+            for run in range(bursts):
+                got = _burst(pubbench, node.sock, staging,
+                             paths.publish_target(root, f"burst-{tag}-{run}", "pvc-b"), n)
+                if isinstance(got, str):
+                    failures.append(got)
+                else:
+                    walls.append(got)
+            out = [common.Row(ERRORS, len(failures), "",
+                              note=f"of {bursts}{'; first: ' + failures[0] if failures else ''}")]
+            if walls:
+                pub, unpub = [w[0] for w in walls], [w[1] for w in walls]
+                out[:0] = [
+                    common.Row(PUBLISH_WALL, statistics.median(pub) * 1e6,
+                               note=f"median of {len(pub)}; max {max(pub):.1f} ms"),
+                    common.Row(UNPUBLISH_WALL, statistics.median(unpub) * 1e6,
+                               note=f"median of {len(unpub)}; max {max(unpub):.1f} ms"),
+                ]
+            return out
+
+        if bursts:
+            rows += [common.Row(f"{r.name} ({BURST})", r.value, r.unit, note=r.note) for r in bursts_of(BURST, "main")]
+            rows.append(common.Row(RSS, node.rss_mib(), "MiB", note="goal <= 40 MB"))
+            ro, note = _checked_burst(pubbench, node.sock, staging,
+                                      paths.publish_target(root, "burst-checked", "pvc-b"), BURST)
+            rows.append(common.Row(f"{READONLY} ({BURST})", ro, "", note=note))
+            for n in sizes:
+                sweep.append((n, bursts_of(n, f"n{n}")))
+    finally:
+        node.stop()
+    common.report(
+        f"the node service from the Go client, {existing:,} mounts on the node "
+        f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)", rows,
+    )
+    for n, srows in sweep:
+        common.report(f"a burst of {n} publishes, then {n} unpublishes, {existing:,} mounts on the node", srows)
+    return rows, sweep
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pubbench", help="the csi-pubbench binary (default: see the module docstring)")
+    parser.add_argument("--mounts", type=_ints, default=[100, 1_000, 10_000, 30_000],
+                        help="kubelet binds made beforehand, one run per count (comma-separated)")
+    parser.add_argument("--sweep-at", type=int, default=10_000,
+                        help="the mount count with the sequential pairs and the burst-size sweep")
+    parser.add_argument("--pairs", type=int, default=500, help="sequential pairs per block (0: none)")
+    parser.add_argument("--blocks", type=int, default=4, help="alternating blocks of pairs")
+    parser.add_argument("--bursts", type=int, default=5, help="timed bursts per size and mount count")
+    parser.add_argument("--sizes", type=_ints, default=[1, 10, 50, 110, 250],
+                        help=f"burst sizes swept at --sweep-at mounts (the {BURST}-burst is timed everywhere)")
+    parser.add_argument("--workers", type=int, default=10, help="the driver's gRPC worker threads (--workers)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_kubelet: needs root (a private mount namespace and real mounts)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="csi-pubbench-") as unpack_to:
+        return _main(args, find_pubbench(args.pubbench, unpack_to))
+
+
+def _main(args: argparse.Namespace, pubbench: str | None) -> int:
+    if pubbench is None:
+        print("bench_kubelet: skipped: no csi-pubbench binary (give --pubbench, set CSI_PUBBENCH or "
+              "CSI_PUBBENCH_XZ, or put it on PATH; see ../shared/tools/csi-pubbench/README.md)")
+        return 0
+    print(f"bench_kubelet: Go client {pubbench}")
+    for existing in args.mounts:
+        here = existing == args.sweep_at
+        rows, sweep = common.in_private_ns(
+            _bench, existing, pubbench, args.workers, args.pairs if here else 0, args.blocks, args.bursts,
+            args.sizes if here else [], timeout=1800,
+        )
+        common.record("kubelet", "mounts", existing, rows)
+        for n, srows in sweep:
+            common.record("kubelet-burst", "burst", n, srows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
