@@ -1,4 +1,4 @@
-"""``filestore-csi-driver``: run the CSI driver (controller, node or both), or ``demo``."""
+"""``filestore-csi-driver``: run the CSI driver (controller, node or both), ``demo``, or ``nsm`` (rpc.statd)."""
 
 from __future__ import annotations
 
@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--probe-timeout", type=float, default=10.0, help="seconds before a mount is deemed hung"
     )
+    parser.add_argument(
+        "--nfs-lock-check",
+        choices=("refuse", "warn", "off"),
+        default="refuse",
+        help="NodeStageVolume of an NFSv3 volume with NLM locking where no rpc.statd answers: "
+        "refuse (FAILED_PRECONDITION), warn, or off (docs/nfsv3-locking.md)",
+    )
     parser.add_argument("--grace", type=float, default=30.0, help="seconds in-flight calls get on SIGTERM")
     parser.add_argument(
         "--resource-tags",
@@ -166,6 +173,10 @@ def _checked_flag(parser: argparse.ArgumentParser, parse: Callable[[], _T]) -> _
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``filestore-csi-driver`` command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["nsm"]:
+        from csi.nsm import run_nsm
+
+        return run_nsm(args_list[1:])
     if args_list[:1] == ["demo"]:
         demo = importlib.import_module("csi.demo")
         code: int = demo.run_demo(args_list[1:])
@@ -329,6 +340,7 @@ def _make_node(
     args: argparse.Namespace, where: Identity, locks: VolumeLocks, root: str, cleanups: list[Callable[[], None]]
 ) -> NodeServicer:
     from csi.node import NodeServicer
+    from csi.nsm import probe
     from mountkit.mounter import Mounter
 
     lock_info = _start_lock_release(args, where, cleanups) if args.feature_lock_release else None
@@ -341,6 +353,8 @@ def _make_node(
         locks,
         args.probe_timeout,
         lock_info,
+        nsm_probe=probe,
+        lock_check=args.nfs_lock_check,
     )
 
 

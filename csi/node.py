@@ -46,6 +46,7 @@ from csi.filestore import (
     is_share_name,
 )
 from csi.locks import VolumeLocks
+from csi.nsm import NsmStatus
 from csi.params import split_mount_options
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.validation import (
@@ -60,6 +61,7 @@ from csi.validation import (
 from csi.volume_id import ShareRef
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
+from mountkit.nfs import uses_nlm
 from mountkit.probe import run_with_deadline
 
 if TYPE_CHECKING:
@@ -88,6 +90,8 @@ _CAPABILITIES = (
 _CAPABILITIES_RESPONSE = csi_pb2.NodeGetCapabilitiesResponse(
     capabilities=[csi_pb2.NodeServiceCapability(rpc=_RPC(type=kind)) for kind in _CAPABILITIES]
 )
+#: what NodeStageVolume does with an NFSv3 volume whose locks need NSM where no statd answers
+LOCK_CHECKS = ("refuse", "warn", "off")
 _Usage = csi_pb2.VolumeUsage
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
@@ -170,8 +174,15 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         locks: VolumeLocks,
         probe_timeout: float,
         lock_info: NodeLockInfo | None = None,
+        nsm_probe: Callable[[], NsmStatus] | None = None,
+        lock_check: str = "refuse",
     ) -> None:
-        """``lock_info``: with ``--feature-lock-release``, where staged NFSv3 volumes are recorded."""
+        """``lock_info``: with ``--feature-lock-release``, where staged NFSv3 volumes are recorded.
+
+        ``nsm_probe``/``lock_check``: see :meth:`_check_lock_recovery` (no probe: no check).
+        """
+        if lock_check not in LOCK_CHECKS:
+            raise ValueError(f"lock_check must be one of {', '.join(LOCK_CHECKS)}")
         self.node_id = node_id
         self.zone = zone
         self.kubelet_root = os.path.normpath(kubelet_root)
@@ -179,6 +190,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self.locks = locks
         self.probe_timeout = probe_timeout
         self.lock_info = lock_info
+        self.nsm_probe = nsm_probe
+        self.lock_check = lock_check if nsm_probe is not None else "off"
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -239,6 +252,29 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 f"on this node at {others[0]}; unpublish it there first",
             )
 
+    def _check_lock_recovery(self, volume_id: str, options: list[str]) -> None:
+        """FAILED_PRECONDITION (or a warning) when the mount's locks need a statd and none answers.
+
+        Without NSM the kernel still grants NLM locks, and they are lost without a word when the
+        server restarts (docs/nfsv3-locking.md): a refusal the CO retries, until the nfs-services
+        container's statd answers, is safer than locks that silently stop excluding anyone.
+        """
+        if self.lock_check == "off" or self.nsm_probe is None or not uses_nlm(options):
+            return
+        status = self.nsm_probe()
+        if status.ready:
+            return
+        message = (
+            f"volume {volume_id} is mounted with NFSv3 locking (NLM), whose locks survive a server "
+            f"restart only with rpc.statd on this node, and none answers: {status.detail}; run the "
+            f"driver's nfs-services container (or the node's rpc.statd), or mount with 'nolock' or "
+            f"'local_lock=all' to keep locks on this node only"
+        )
+        if self.lock_check == "warn":
+            log.warning("%s", message)
+            return
+        raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
     def _ensure_dir(self, path: str, what: str) -> bool:
         """Create ``path`` if missing (True then); a dead mount there is detached first."""
         try:
@@ -273,6 +309,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         version = nfs_version(version, flags)
         options = [f"vers={version}", *flags]
         fstype = "nfs4" if version.startswith("4") else "nfs"
+        self._check_lock_recovery(volume_id, options)
         with self.locks.acquire(volume_id):
             created = self._ensure_dir(staging, "staging_target_path")
             try:

@@ -164,6 +164,28 @@ def resolve_host(host: str) -> str:
     raise MountError(errno.EHOSTUNREACH, "nfs resolve", host, detail="no IPv4 or IPv6 address")
 
 
+def uses_nlm(options: Iterable[str] | str) -> bool:
+    """Do locks on this mount go to the server's NLM (and so need the node's rpc.statd)?
+
+    Only NFSv2/v3 lock over NLM (v4 locks are part of the protocol). ``nolock`` keeps every lock
+    local, ``local_lock=all`` too; ``local_lock=posix`` or ``=flock`` keep one kind local and
+    send the other to NLM. The last of ``lock``/``nolock``, and of ``local_lock=``, wins, as in
+    the kernel's parser. Options are not validated here (:func:`build_mount` does that).
+    """
+    words = split_options(options if isinstance(options, str) else ",".join(options))
+    version, lock, local = DEFAULT_VERSION, True, "none"
+    for word in words:
+        key, sep, value = word.partition("=")
+        key = _ALIASES.get(key.strip(), key.strip())
+        if key == "vers" and sep:
+            version = value.strip()
+        elif key in ("lock", "nolock") and not sep:
+            lock = key == "lock"
+        elif key == "local_lock" and sep:
+            local = value.strip()
+    return version in ("2", "3") and lock and local != "all"
+
+
 def _check_value(word: str, key: str, value: str | None) -> None:
     """Raise unless ``value`` is allowed for the known option ``key``."""
     spec = _OPTIONS[key]
