@@ -1,6 +1,8 @@
 # The Filestore CSI driver image.  The driver mounts through direct syscalls (mountkit's cffi
-# extension), so the runtime image needs no mount helpers (no nfs-common, no /sbin/mount.nfs):
-# only Python and a virtual environment holding the package.  The compiler lives in the build
+# extension), so the runtime image needs no mount helpers (no /sbin/mount.nfs is ever called):
+# only Python and a virtual environment holding the package, plus rpcbind and rpc.statd (nfs-common)
+# for `filestore-csi-driver nsm`, the DaemonSet's nfs-services container: NFSv3 locks survive a
+# server restart only with a statd on the node (docs/nfsv3-locking.md).  The compiler lives in the build
 # stage alone.  PYTHON_IMAGE is any Debian-based image with python3 >= 3.11 (the official
 # python:3.11-slim-bookworm, or Debian's own python3 as tools/image.sh builds it with mmdebstrap);
 # both stages start from it, so the venv's interpreter path is the same in each.
@@ -36,6 +38,9 @@ RUN python3 -m venv /opt/build \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index /wheels/*.whl
 
 FROM ${PYTHON_IMAGE} AS driver
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rpcbind nfs-common \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 ENTRYPOINT ["filestore-csi-driver"]

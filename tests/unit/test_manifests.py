@@ -115,7 +115,7 @@ def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_di
     pod = _one("DaemonSet")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     containers = _containers("DaemonSet")
-    assert set(containers) == {"filestore-driver", "csi-driver-registrar", "liveness-probe"}
+    assert set(containers) == {"filestore-driver", "nfs-services", "csi-driver-registrar", "liveness-probe"}
     driver = containers["filestore-driver"]
     assert driver["securityContext"]["privileged"] is True
     kubelet = _mounts(driver)["/var/lib/kubelet"]
@@ -133,6 +133,19 @@ def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_di
     for name, container in containers.items():
         if name != "filestore-driver":
             assert not container.get("securityContext", {}).get("privileged"), name
+
+
+def test_nfs_services_keeps_statd_records_on_the_node() -> None:
+    """`nsm` in the driver's image, its state dir on a hostPath (a restarted statd must still know its servers)."""
+    pod = _one("DaemonSet")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    containers = _containers("DaemonSet")
+    services = containers["nfs-services"]
+    assert services["image"] == containers["filestore-driver"]["image"] and services["args"][0] == "nsm"
+    (state_dir,) = [a.partition("=")[2] for a in services["args"] if a.startswith("--state-dir=")]
+    mount = next(m for m in services["volumeMounts"] if state_dir.startswith(m["mountPath"].rstrip("/") + "/"))
+    host = volumes[mount["name"]]["hostPath"]["path"].rstrip("/")
+    assert host == mount["mountPath"].rstrip("/")  # the same path inside and out
 
 
 def test_node_registrar_points_the_kubelet_at_the_socket_the_driver_serves() -> None:
@@ -154,6 +167,8 @@ def test_every_container_uses_the_same_socket_through_the_same_volume(kind: str)
     socket_volumes = set()
     for name, container in containers.items():
         args = container.get("args", [])
+        if name == "nfs-services":  # rpc.statd, no CSI
+            continue
         if name == "filestore-driver":
             assert f"--endpoint=unix://{SOCKET}" in args
         else:
