@@ -213,6 +213,7 @@ mount --bind /run/exports /etc/exports
 mount -t nfsd nfsd /proc/fs/nfsd
 mount -t rpc_pipefs rpc_pipefs /run/rpc_pipefs
 rpcbind -h "$ip"
+rpc.statd
 nfsdcld
 exportfs -r
 rpc.mountd
