@@ -23,6 +23,7 @@ from csi.identity import Check, IdentityServicer
 from csi.lockrelease.flags import add_flags
 from csi.locks import VolumeLocks
 from csi.metrics import Metrics, MetricsServer
+from csi.process import add_log_level, configure_logging
 from csi.server import CsiServer, serve_until_signalled
 from csi.version import DEFAULT_DRIVER_NAME, driver_version
 
@@ -143,9 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tags for every instance: <parentID>/<tagKey>/<tagValue>,... (default: none; a StorageClass's "
         "resource-tags win per key)",
     )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="the least severe logged"
-    )
+    add_log_level(parser)
     lock_release = parser.add_argument_group("NFSv3 lock release (GFD's flags; docs/lockrelease.md)")
     lock_release.add_argument(
         "--feature-lock-release",
@@ -183,9 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     parser = build_parser()
     args = parser.parse_args(args_list)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(args.log_level)
     run_controller = args.mode in ("controller", "all")
     run_node = args.mode in ("node", "all")
     if args.workers < 1:
@@ -373,13 +370,7 @@ def _start_lock_release(
         api, where.node_id, where.project or metadata.project(), metadata.instance_id(), metadata.internal_ip()
     )
     if not args.feature_lock_release_standalone:
-        elector = LeaseElector(
-            api,
-            identity(),
-            lease_duration=args.leader_election_lease_duration,
-            renew_deadline=args.leader_election_renew_deadline,
-            retry_period=args.leader_election_retry_period,
-        )
+        elector = LeaseElector.from_flags(api, identity(), args)
         stop = threading.Event()
         thread = threading.Thread(
             target=LockReleaseController(api).run,

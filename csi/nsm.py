@@ -30,6 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from csi.process import add_log_level, configure_logging, stop_on_signals
+
 log = logging.getLogger(__name__)
 
 #: ONC RPC (RFC 5531) and the portmapper protocol v2 (RFC 1833): what probe() needs of them.
@@ -264,11 +266,8 @@ def run_nsm(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="statd's records; keep it on the node (hostPath)")
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between checks")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    StatdSupervisor(state_dir=args.state_dir).run(stop, args.interval)
+    configure_logging(args.log_level)
+    StatdSupervisor(state_dir=args.state_dir).run(stop_on_signals(), args.interval)
     return 0

@@ -11,6 +11,7 @@ Lease one gets 409 Conflict and stays a follower. A leader that has not renewed 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import logging
 import threading
@@ -50,6 +51,17 @@ class LeaseElector:
         self.name = name
         self.namespace = namespace
         self.leading = threading.Event()
+
+    @classmethod
+    def from_flags(cls, api: client.ApiClient, identity: str, args: argparse.Namespace) -> LeaseElector:
+        """An elector timed by the ``--leader-election-*`` flags (:func:`csi.lockrelease.flags.add_flags`)."""
+        return cls(
+            api,
+            identity,
+            lease_duration=args.leader_election_lease_duration,
+            renew_deadline=args.leader_election_renew_deadline,
+            retry_period=args.leader_election_retry_period,
+        )
 
     def try_acquire_or_renew(self) -> bool:
         """One attempt: True when this replica holds the Lease afterwards."""

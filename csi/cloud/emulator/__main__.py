@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from csi.cloud.emulator.server import start_emulator
 from csi.cloud.emulator.state import EmulatorState
+from csi.process import stop_on_signals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,10 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     server, endpoint = start_emulator(args.host, args.port, state=state)
     print(endpoint, flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    stop_on_signals().wait()
     server.stop(grace=1).wait()
     return 0
 
