@@ -89,7 +89,7 @@ class Driver:
 
 @contextmanager
 def run_server(
-    argv: Callable[[str, str], list[str]], *, prefix: str = "filestore-driver-", timeout: float = 120
+    argv: Callable[[str, str], list[str]], *, prefix: str = "filestore-driver-", timeout: float = 300
 ) -> Iterator[Driver]:
     """Start the CSI server ``argv(kubelet_root, socket)`` in a private mount namespace; SIGTERM it after.
 
@@ -120,7 +120,7 @@ def run_server(
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_driver(*flags: str, timeout: float = 120) -> AbstractContextManager[Driver]:
+def run_driver(*flags: str, timeout: float = 300) -> AbstractContextManager[Driver]:
     """Start ``csi.main`` (mode all) in a private mount namespace with ``flags``; SIGTERM it after."""
     return run_server(lambda root, sock: driver_argv(root, sock, *flags), timeout=timeout)
 

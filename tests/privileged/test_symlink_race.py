@@ -32,11 +32,15 @@ ATTEMPTS = 1500
 def _start_racer(parent: str, hidden: str, outside: str) -> tuple[int, int]:
     """A process (no GIL shared with the binds) swapping ``parent`` for a symlink to ``outside`` until SIGTERM."""
     rfd, wfd = os.pipe()
+    # SIGTERM stays blocked across the fork until the child's handler is in place: on a loaded machine
+    # the parent may be done and stop the racer before the child has run a line, which killed it mute.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     pid = os.fork()
     if pid == 0:
         os.close(rfd)
         stop = []
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         swaps = 0
         while not stop:
             os.rename(parent, hidden)
@@ -52,6 +56,7 @@ def _start_racer(parent: str, hidden: str, outside: str) -> tuple[int, int]:
             time.sleep(0)
         os.write(wfd, str(swaps).encode())
         os._exit(0)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     os.close(wfd)
     return pid, rfd
 
