@@ -20,7 +20,7 @@ import grpc
 from csi import metadata, params
 from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
-from csi.lockrelease.flags import add_flags
+from csi.lockrelease.flags import add_flags, leader_election_error
 from csi.locks import VolumeLocks
 from csi.metrics import Metrics, MetricsServer
 from csi.process import add_log_level, configure_logging
@@ -189,14 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     resource_tags = _checked_flag(parser, lambda: params.parse_resource_tags(args.resource_tags, "--resource-tags"))
     extra_labels = _checked_flag(parser, lambda: params.parse_extra_labels(args.extra_labels))
+    if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
+        parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
+    if args.feature_lock_release and run_node and not args.feature_lock_release_standalone:
+        error = leader_election_error(args)
+        if error:
+            parser.error(error)
+    if args.feature_lock_release_standalone and not args.feature_lock_release:
+        log.warning("--feature-lock-release-standalone does nothing without --feature-lock-release (as in GFD)")
     try:
         where = resolve_identity(args, controller=run_controller, node=run_node)
     except metadata.MetadataError as exc:
         log.error("cannot run: %s", exc)
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
-    if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
-        parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
     location = args.location or where.zone
     cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, location, args.is_regional))
     if run_controller and not args.gke_cluster_name and args.cloud == "gcp":

@@ -9,6 +9,7 @@ certificates are made with openssl (a CA, the server's, an admin client's in gro
 
 from __future__ import annotations
 
+import json
 import lzma
 import os
 import shutil
@@ -97,6 +98,18 @@ class KubeApi:
         config.cert_file = str(self.workdir / "admin.crt")
         config.key_file = str(self.workdir / "admin.key")
         return client.ApiClient(config)
+
+    def kubeconfig(self, path: Path) -> Path:
+        """Write a kubeconfig for an administrator (what a driver's ``--kubeconfig`` takes); JSON is YAML."""
+        d = self.workdir
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "test", "cluster": {"server": self.url, "certificate-authority": str(d / "ca.crt")}}],
+            "users": [{"name": "admin", "user": {"client-certificate": str(d / "admin.crt"),
+                                                  "client-key": str(d / "admin.key")}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
+        }))  # fmt: skip
+        return path
 
     def stop(self) -> None:
         for proc in reversed(self.processes):

@@ -1,6 +1,6 @@
 """A loopback stand-in for a Filestore instance's lock-release service, speaking ONC RPC over TCP.
 
-Two listeners on 127.0.0.1, each on a port the kernel picks: a portmapper (program 100000 v2; GETPORT
+Two listeners on ``host`` (127.0.0.1 unless given), each on a port the kernel picks: a portmapper (program 100000 v2; GETPORT
 of NLM 100021 v4 over TCP answers the second listener's port, anything else 0) and the lock-release
 program 200002 v1 (procedure 1, RELEASE_ALL_LOCKS: one XDR uint, the node's IPv4 address). Both
 answer NULL (procedure 0); an unknown program gets PROG_UNAVAIL, an unknown version PROG_MISMATCH, an
@@ -58,14 +58,14 @@ def accepted(xid: int, stat: int, results: bytes = b"") -> bytes:
 class LockServer:
     """The two listeners and what they saw."""
 
-    def __init__(self, nlm_registered: bool = True) -> None:
+    def __init__(self, nlm_registered: bool = True, host: str = "127.0.0.1") -> None:
         self.released: list[str] = []
         self.calls: list[tuple[int, int, int]] = []  # (prog, vers, proc) of every call, in order
         self.status = 0
         self.nlm_registered = nlm_registered
         self.on_release: Callable[[str], None] | None = None
         self._lock = threading.Lock()
-        self._servers = [self._listen(), self._listen()]
+        self._servers = [self._listen(host), self._listen(host)]
         for server in self._servers:
             threading.Thread(target=server.serve_forever, daemon=True).start()
 
@@ -77,7 +77,7 @@ class LockServer:
     def nlm_port(self) -> int:
         return int(self._servers[1].server_address[1])
 
-    def _listen(self) -> socketserver.ThreadingTCPServer:
+    def _listen(self, host: str) -> socketserver.ThreadingTCPServer:
         owner = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -86,7 +86,7 @@ class LockServer:
                     reply = owner.answer(message, self.server is owner._servers[0])
                     self.request.sendall(struct.pack(">I", 0x80000000 | len(reply)) + reply)
 
-        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        server = socketserver.ThreadingTCPServer((host, 0), Handler)
         server.daemon_threads = True
         return server
 

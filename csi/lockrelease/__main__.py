@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from csi.lockrelease.controller import LockReleaseController
-from csi.lockrelease.flags import STANDALONE_SYNC_PERIOD, add_flags
+from csi.lockrelease.flags import STANDALONE_SYNC_PERIOD, add_flags, leader_election_error
 from csi.lockrelease.kube import api_client, identity
 from csi.lockrelease.leader import LeaseElector
 from csi.process import add_log_level, configure_logging, stop_on_signals
@@ -21,6 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_flags(parser, STANDALONE_SYNC_PERIOD)
     add_log_level(parser)
     args = parser.parse_args(argv)
+    error = leader_election_error(args)
+    if error:
+        parser.error(error)
     configure_logging(args.log_level)
     stop = stop_on_signals()
     with api_client(args.kubeconfig) as api:
