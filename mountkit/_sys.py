@@ -21,9 +21,9 @@ from mountkit._mountkit_table import CHUNK as _CHUNK
 from mountkit._mountkit_table import entries as _entries
 from mountkit._mountkit_table import parse as _parse
 from mountkit._mountkit_table import read as _read
+from mountkit._types import PathArg
 from mountkit.errors import SOURCE, CorruptedMountError, InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import AT_FDCWD, LSMT_ROOT, MNT_ID_REQ_SIZE_VER0, STATMOUNT
-from mountkit.rules import PathArg
 
 _missing: set[str] = set()
 _UNSUPPORTED = (errno.ENOSYS,)

@@ -16,6 +16,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable
 
+from mountkit._types import PathArg
 from mountkit.errors import (
     SOURCE,
     TARGET,
@@ -27,9 +28,9 @@ from mountkit.errors import (
 from mountkit.flags import MS
 from mountkit.options import ParsedOptions, parse_options
 from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
-from mountkit.rules import PathArg, remove_mountpoint_dir
 from mountkit.rules import describe as _describe
 from mountkit.rules import mount_conflict as _mount_conflict
+from mountkit.rules import remove_mountpoint_dir
 from mountkit.table import MountInfo, MountTable
 
 #: per-mount flag -> the word mountinfo shows for it (ro/rw is handled apart)

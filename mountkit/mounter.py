@@ -62,7 +62,7 @@ from mountkit.safepath import fd_path, open_beneath
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from mountkit.rules import PathArg
+    from mountkit._types import PathArg
     from mountkit.table import MountInfo, MountTable
 
 # Plain ints, computed once: IntFlag arithmetic costs about a microsecond per operation.

@@ -33,6 +33,7 @@ try:
     from mountkit import _sys
 except ImportError:  # no compiled extension: tables built from entries (FakeMounter) still work
     from mountkit import _pysys as _sys  # type: ignore[no-redef]
+from mountkit._types import PathArg
 from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import (
     PROBE_AT,
@@ -47,7 +48,6 @@ _STRIDE = _sys.MI_STRIDE
 Backend = Literal["mountinfo", "statmount"]
 #: a table's uint32 columns as a parse (memoryview) or statmount (array) hands them over, or pickled (bytes)
 Columns: TypeAlias = "memoryview | array[int] | bytes"
-PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 
 @dataclass(frozen=True, slots=True)
