@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mountkit._mountkit_sys import ffi, lib
 
-#: uint32 columns per entry, and their indices (cext/mountinfo.h describes the layout)
+#: uint32 columns per entry, and their indices (cext/common/mountinfo.h describes the layout)
 MI_STRIDE: int = lib.MK_MI_STRIDE
 MI_ROOT: int = lib.MK_MI_ROOT
 MI_MOUNT_POINT: int = lib.MK_MI_MOUNT_POINT

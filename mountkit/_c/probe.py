@@ -27,7 +27,7 @@ def probe(op: int, path: PathArg, flags: int, timeout: float, operation: str) ->
     Returns whether ``path`` is a mount root (``None``: the kernel cannot tell; ``PROBE_STATFS``
     and ``PROBE_UNMOUNT`` return ``None`` too).  A failed syscall: MountError naming it.  No answer
     in time: CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned
-    (cext/probe.h); nothing else raises CorruptedMountError here.
+    (cext/sys/probe.h); nothing else raises CorruptedMountError here.
     """
     err = ffi.new("int[2]")
     rc = lib.mk_probe(op, _b(path, operation), flags, max(1, round(timeout * 1000)), err, err + 1)

@@ -40,7 +40,7 @@ def umount2(target: PathArg, flags: int = 0) -> None:
 
 
 def unmount(target: PathArg, flags: int = 0) -> None:
-    """umount2 until nothing is left mounted at ``target`` (cext/sys.h ``mk_unmount``): one call."""
+    """umount2 until nothing is left mounted at ``target`` (cext/sys/sys.h ``mk_unmount``): one call."""
     if lib.mk_unmount(_b(target, "umount"), flags) != 0:
         raise _fail("umount", target)
 
@@ -189,7 +189,7 @@ BIND_RO: int = lib.MK_BIND_RO
 
 
 def bind_state(dfd: int, path: PathArg, at_flags: int, sdfd: int, spath: PathArg, s_flags: int) -> int | None:
-    """``BIND_*`` bits for a bind target and its source in one call; None before 5.8 (cext/sys.h)."""
+    """``BIND_*`` bits for a bind target and its source in one call; None before 5.8 (cext/sys/sys.h)."""
     which = ffi.new("int *")
     rc = lib.mk_bind_state(dfd, _b(path, "statx"), at_flags, sdfd, _b(spath, "statx"), s_flags, which)
     if rc == -1:

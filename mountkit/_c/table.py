@@ -10,7 +10,7 @@ from mountkit._mountkit_table import entries as _entries
 from mountkit._mountkit_table import parse as _parse
 from mountkit._mountkit_table import read as _read
 
-#: bytes read(2) asks for at a time when reading mountinfo (cext/capi/mountinfo_read.c says why)
+#: bytes read(2) asks for at a time when reading mountinfo (cext/table/mountinfo_read.c says why)
 MI_CHUNK: int = _CHUNK
 
 
@@ -44,6 +44,6 @@ def mountinfo_entries(buf: bytes, cols: memoryview, start: int, stop: int, cls: 
     """Entries ``[start, stop)`` of a table in :func:`mountinfo_parse`'s layout as ``cls`` objects, built in C.
 
     ``cls`` is a slots class with an object slot per mountinfo field (table.MountInfo); paths are
-    decoded like :func:`os.fsdecode`, list fields are tuples (cext/entries.c).
+    decoded like :func:`os.fsdecode`, list fields are tuples (cext/table/entries.c).
     """
     return _entries(buf, cols, start, stop, cls)  # type: ignore[no-any-return]
