@@ -52,7 +52,7 @@ from mountkit.table import MountTable, find_mount
 FLOOR = "kernel floor: read() into one buffer"
 #: kernel_floor.c: the kernel's own cost per mount of mountinfo, listmount and statmount, in C
 KERNEL_FLOOR_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_floor.c")
-CEXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cext")
+CEXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cext", "sys")
 PER_MOUNT = {
     "mountinfo": "kernel, per mount: mountinfo text, read(2)",
     "listmount": "kernel, per mount: listmount",

@@ -1,9 +1,9 @@
-"""cffi API-mode build of mountkit's one extension module, ``mountkit._mountkit_sys``.
+"""Builds ``mountkit._mountkit_sys``, the cffi (API mode) module: cext/sys/*.c and cext/common/*.c.
 
-Every ``cext/*.h`` header is both the C declaration (included by the module)
-and the cffi ``cdef`` (its preprocessor lines dropped), so a declaration is
-written once; every ``cext/*.c`` is compiled into the module (``cext/capi/`` holds the modules written
-against the CPython API, built by setup.py's ``ext_modules``).
+Every header of cext/sys/ and cext/common/ is both the C declaration (included by the module) and
+the cffi ``cdef`` (its preprocessor lines dropped), so a declaration is written once.  The other
+compiled module, ``mountkit._mountkit_table`` (cext/table/, the CPython API), is built by setup.py's
+``ext_modules``; cext/common/ (the compact mountinfo table) is compiled into both.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import re
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-HEADERS = sorted(HERE.glob("*.h"))
-SOURCES = sorted(HERE.glob("*.c"))
+DIRS = (HERE / "sys", HERE / "common")
+#: sorted by file name, as one folder was: a header's cdef may use a type of one sorted before it
+HEADERS = sorted((h for d in DIRS for h in d.glob("*.h")), key=lambda h: h.name)
+SOURCES = sorted(s for d in DIRS for s in d.glob("*.c"))
 
 
 def cdef_of(header: pathlib.Path) -> str:
@@ -31,7 +33,7 @@ ffibuilder.set_source(
     "mountkit._mountkit_sys",
     "\n".join(f'#include "{h.name}"' for h in HEADERS),
     sources=[str(s.relative_to(HERE.parent)) for s in SOURCES],
-    include_dirs=[str(HERE)],
+    include_dirs=[str(d) for d in DIRS],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )
 

@@ -22,7 +22,9 @@ from mountkit.errors import (
 
 if TYPE_CHECKING:
     from mountkit.fake import FakeMounter
-    from mountkit.mounter import Mounter, MountInterface, is_mountpoint
+    from mountkit.interface import MountInterface
+    from mountkit.mounter import Mounter
+    from mountkit.mountpoint import is_mountpoint
     from mountkit.options import ParsedOptions, parse_options
     from mountkit.table import MountInfo, MountTable, find_mount
     from mountkit.watcher import EventKind, MountEvent, MountWatcher, watch
@@ -30,8 +32,8 @@ if TYPE_CHECKING:
 _LAZY = {
     "FakeMounter": "mountkit.fake",
     "Mounter": "mountkit.mounter",
-    "MountInterface": "mountkit.mounter",
-    "is_mountpoint": "mountkit.mounter",
+    "MountInterface": "mountkit.interface",
+    "is_mountpoint": "mountkit.mountpoint",
     "ParsedOptions": "mountkit.options",
     "parse_options": "mountkit.options",
     "MountInfo": "mountkit.table",

@@ -3,7 +3,7 @@ extension is missing.
 
 :class:`~mountkit.fake.FakeMounter` builds its tables from entries and must work where mountkit's
 extension was never built (a consumer's unit tests need no compiler): this gives the table the
-column layout of ``cext/mountinfo.h`` and the two scans of ``cext/mountinfo.c``
+column layout of ``cext/common/mountinfo.h`` and the two scans of ``cext/common/mountinfo.c``
 (``tests/unit/test_table.py`` checks both against the extension).  Reading the kernel's table
 (mountinfo parsing, listmount/statmount, statx) needs the extension and raises UnsupportedError
 here.
@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from mountkit.errors import UnsupportedError
 
-#: uint32 columns per entry, and the indices table.py uses (see cext/mountinfo.h)
+#: uint32 columns per entry, and the indices table.py uses (see cext/common/mountinfo.h)
 MI_STRIDE = 12
 MI_PARENT_ID = 1
 MI_MINOR = 3

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 from mountkit._version import __version__
 from mountkit.errors import MountError
-from mountkit.mounter import Mounter, MountInterface
+from mountkit.interface import MountInterface
+from mountkit.mounter import Mounter
 from mountkit.table import MountInfo
 from mountkit.watcher import EventKind, MountEvent, watch
 

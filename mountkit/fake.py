@@ -15,7 +15,9 @@ import errno
 import itertools
 import os
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
+from mountkit._types import PathArg
 from mountkit.errors import (
     SOURCE,
     TARGET,
@@ -25,11 +27,12 @@ from mountkit.errors import (
     MountError,
 )
 from mountkit.flags import MS
+from mountkit.nfs import parse_source
 from mountkit.options import ParsedOptions, parse_options
 from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
-from mountkit.rules import PathArg, remove_mountpoint_dir
 from mountkit.rules import describe as _describe
 from mountkit.rules import mount_conflict as _mount_conflict
+from mountkit.rules import remove_mountpoint_dir
 from mountkit.table import MountInfo, MountTable
 
 #: per-mount flag -> the word mountinfo shows for it (ro/rw is handled apart)
@@ -102,8 +105,6 @@ class FakeMounter:
         if opts.flags & (MS.BIND | MS.REMOUNT | MS.MOVE):
             raise InvalidOptionError("mount", "bind, remount and move have verbs of their own", tgt)
         if fstype in _NFS_FAMILY:
-            from mountkit.nfs import parse_source
-
             parse_source(source)
         top = self._top(tgt)
         if top is not None:
@@ -333,3 +334,10 @@ class FakeMounter:
                 super_options=data,
             )
         )
+
+
+if TYPE_CHECKING:
+    from mountkit.interface import MountInterface
+
+    # mypy checks the fake against the protocol here, as mount-utils' `var _ Interface = &FakeMounter{}`
+    _conforms: MountInterface = FakeMounter()

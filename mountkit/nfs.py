@@ -30,11 +30,12 @@ import socket
 from collections.abc import Callable, Iterable
 
 from .errors import InvalidOptionError, MountError
+from .nfsaddr import OPTIONS_OP as _OPTIONS_OP
+from .nfsaddr import ip_address as _address
 from .options import split_options
 
 DEFAULT_VERSION = "3"
 _SOURCE_OP = "nfs source"
-_OPTIONS_OP = "nfs options"
 _UINT32 = 2**32 - 1
 _HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -139,13 +140,6 @@ def parse_source(text: str) -> NfsSource:
     if not export.startswith("/"):
         raise _bad_source(text, "export must be an absolute path")
     return NfsSource(host, export)
-
-
-def _address(text: str, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        raise InvalidOptionError(_OPTIONS_OP, f"{what} is not an IP address: {text[:64]!r}") from None
 
 
 def resolve_host(host: str) -> str:

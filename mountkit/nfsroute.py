@@ -13,7 +13,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .errors import MountError
-from .nfs import _address
+from .nfsaddr import ip_address as _address
 
 
 def client_address(server_ip: str) -> str:

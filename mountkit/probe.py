@@ -12,11 +12,11 @@ up behind a dead server.
 Starting a thread per probe costs about 200 µs, forty times the statx it
 guards; so the workers are long-lived and shared.  The hot probes (is it a
 mount root, does it answer statfs) and the deadline-bounded unmount skip Python
-altogether: they run on the C pool of ``cext/probe.c`` (:func:`mountkit._sys.probe`),
+altogether: they run on the C pool of ``cext/sys/probe.c`` (:func:`mountkit._sys.probe`),
 which hands over without the GIL, and whose mount-root question needs no
 hand-off at all when the dentry cache holds the whole path (openat2
 RESOLVE_CACHED, then a statx that asks the filesystem nothing; see
-``cext/sys.h``); this pool runs any other callable.  The pool is elastic: a probe
+``cext/sys/sys.h``); this pool runs any other callable.  The pool is elastic: a probe
 that finds no idle worker starts one, so a worker stuck on a dead share is
 replaced by the next probe that needs one and the pool never drains; an
 abandoned worker that gets its answer at last rejoins the pool, and a worker

@@ -11,14 +11,12 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from mountkit.errors import CORRUPTED_ERRNOS, CorruptedMountError, MountConflictError, MountError
 
 if TYPE_CHECKING:
     from mountkit.table import MountInfo
-
-PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 #: filesystem types that are one family: mounting nfs4 where nfs is mounted is the same mount
 NFS_FAMILY = frozenset({"nfs", "nfs4"})

@@ -2,10 +2,10 @@
 
 Reading the table is dominated by the kernel generating the text; what this module adds must stay
 small next to that, even at 10,000 mounts.  So a :class:`MountTable` is compact: the C parser
-(``cext/mountinfo.c``) undoes the kernel's octal escapes into one ``bytes`` buffer and records, per
+(``cext/common/mountinfo.c``) undoes the kernel's octal escapes into one ``bytes`` buffer and records, per
 entry, the numbers and the offsets of each field in uint32 columns (about 48 bytes an entry plus
 the text).  :meth:`MountTable.read` parses each piece of text as read(2) hands it over, straight
-into those two buffers (``cext/capi/mountinfo_read.c``), so it costs about what reading the text
+into those two buffers (``cext/table/mountinfo_read.c``), so it costs about what reading the text
 does.  Lookups (``find``, ``find_all``, ``under``, ``refs``, ``children``) scan the columns in C
 and build :class:`MountInfo` objects only for the entries they return;
 indexing and iteration build a fresh :class:`MountInfo` per access (not cached: keep the ones you
@@ -33,6 +33,7 @@ try:
     from mountkit import _sys
 except ImportError:  # no compiled extension: tables built from entries (FakeMounter) still work
     from mountkit import _pysys as _sys  # type: ignore[no-redef]
+from mountkit._types import PathArg
 from mountkit.errors import InvalidOptionError, MountError, UnsupportedError
 from mountkit.flags import (
     PROBE_AT,
@@ -47,7 +48,6 @@ _STRIDE = _sys.MI_STRIDE
 Backend = Literal["mountinfo", "statmount"]
 #: a table's uint32 columns as a parse (memoryview) or statmount (array) hands them over, or pickled (bytes)
 Columns: TypeAlias = "memoryview | array[int] | bytes"
-PathArg = str | bytes | os.PathLike[str] | os.PathLike[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class _Twin:
 
 
 _new = object.__new__
-#: MountInfo objects built in C from the compact table (cext/capi/entries.c); None without the extension
+#: MountInfo objects built in C from the compact table (cext/table/entries.c); None without the extension
 _c_entries: Callable[[bytes, memoryview, int, int, type[MountInfo]], list[MountInfo]] | None = _sys.mountinfo_entries
 #: entries built per C call while iterating (a loop that stops early pays for one batch, not the table)
 _ENTRY_BATCH = 4096
@@ -183,7 +183,7 @@ class MountTable(Sequence[MountInfo]):
         """The mount table as process ``pid`` (default: this one) sees it.
 
         ``backend="statmount"`` builds the same records from listmount(2)+statmount(2) (6.8+,
-        UnsupportedError before), in one C call (cext/statmount.c); it sees only the caller's own
+        UnsupportedError before), in one C call (cext/sys/statmount.c); it sees only the caller's own
         namespace, so it refuses another pid.  It is not the default: a statmount call per mount
         costs the kernel more than mountinfo's text for it (bench/bench_table.py says how much).
         ``threads`` > 1 (statmount only) spreads those calls over that many threads: less wall
@@ -409,7 +409,7 @@ def read_mountinfo(pid: int | None = None) -> bytes:
 
 
 def from_statmount(sm: _sys.StatMount) -> MountInfo:
-    """The :class:`MountInfo` mountinfo would show for a statmount(2) result (cext/statmount.c)."""
+    """The :class:`MountInfo` mountinfo would show for a statmount(2) result (cext/sys/statmount.c)."""
     return MountTable._of(_sys.statmount_records([sm]))[0]
 
 

@@ -66,6 +66,7 @@ def enter_private_ns(*, userns: bool = False) -> None:
     ``userns``: first enter a new user namespace mapping this uid and gid to root, which lets an
     unprivileged process mount tmpfs and bind mounts there.
     """
+    # imported here: the plugin loads in every pytest session, which must not need the compiled extension
     from mountkit import _sys
 
     if userns:
@@ -136,6 +137,7 @@ def _run_forked(fn: Callable[..., T], scratch: str, args: tuple[Any, ...], timeo
     if pid == 0:  # child
         os.close(rfd)
         try:
+            # imported here: the plugin loads in every pytest session, which must not need the compiled extension
             from mountkit import _sys
 
             enter_private_ns(userns=userns)
@@ -261,6 +263,7 @@ def in_ns(pytestconfig: pytest.Config) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def fake_mounter() -> FakeMounter:
     """A FakeMounter with an empty table: the Mounter interface, no kernel."""
+    # imported here: the fake's table tries the compiled extension, which every pytest session would load
     from mountkit.fake import FakeMounter
 
     return FakeMounter()

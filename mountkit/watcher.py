@@ -46,9 +46,9 @@ from types import TracebackType
 from typing import Literal, Self
 
 from mountkit import _sys
+from mountkit._types import PathArg
 from mountkit.errors import MountError, UnsupportedError
 from mountkit.flags import FAN_EVENT, FAN_INIT, FAN_MARK_ADD, FAN_MARK_MNTNS
-from mountkit.rules import PathArg
 from mountkit.table import MountInfo, MountTable, read_mountinfo
 
 Backend = Literal["auto", "fanotify", "poll"]

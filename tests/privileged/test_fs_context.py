@@ -11,7 +11,8 @@ import pytest
 from mountkit import _sys
 from mountkit.errors import MountError
 from mountkit.flags import FSOPEN_CLOEXEC
-from mountkit.mounter import Mounter, _configure, is_mountpoint
+from mountkit.fscontext import _configure
+from mountkit.mounter import Mounter, is_mountpoint
 from mountkit.table import MountTable
 
 pytestmark = pytest.mark.privileged

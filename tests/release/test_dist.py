@@ -89,7 +89,7 @@ def _venv(path: Path, dist: Path, *artifacts: Path) -> Path:
 def test_sdists_carry_the_c_sources_and_license(dist: Path) -> None:
     engine = subprocess.run(["tar", "tzf", dist / f"mountkit-{VERSION}.tar.gz"], capture_output=True,
                             text=True, check=True).stdout
-    for name in ("cext/build_sys.py", "cext/sys.h", "cext/capi/capi.h", "setup.py", "LICENSE", "CHANGELOG.md"):
+    for name in ("cext/build_sys.py", "cext/sys/sys.h", "cext/common/mountinfo.c", "cext/table/capi.h", "setup.py", "LICENSE", "CHANGELOG.md"):
         assert f"mountkit-{VERSION}/{name}\n" in engine
     driver = subprocess.run(["tar", "tzf", dist / f"filestore_csi_driver-{VERSION}.tar.gz"],
                             capture_output=True, text=True, check=True).stdout

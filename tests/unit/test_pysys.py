@@ -1,4 +1,4 @@
-"""mountkit._pysys (the table scans used without the compiled extension) agrees with cext/mountinfo.c."""
+"""mountkit._pysys (the table scans used without the compiled extension) agrees with cext/common/mountinfo.c."""
 
 from __future__ import annotations
 

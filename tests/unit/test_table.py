@@ -42,7 +42,7 @@ def test_table_built_from_entries_gives_them_back(records: list[MountInfo]) -> N
 
 @given(st.lists(entries, max_size=8))
 def test_c_built_entries_equal_the_python_built_ones(records: list[MountInfo]) -> None:
-    """cext/entries.c against table.py's Python builder, field by field, value and type; every
+    """cext/table/entries.c against table.py's Python builder, field by field, value and type; every
     record twice, so the C cache of repeated words serves the second copy."""
     text = b"".join(render(e) for e in records * 2)
     table = MountTable.parse(text)
@@ -283,7 +283,7 @@ def test_a_table_pickles_and_copies() -> None:
         assert list(other) == list(table) and other.find("/srv/a b") == table.find("/srv/a b")
 
 
-# --- MountTable.read parses the text as read(2) hands it over (cext/capi/mountinfo_read.c) ----------
+# --- MountTable.read parses the text as read(2) hands it over (cext/table/mountinfo_read.c) ----------
 
 
 def read_in_chunks(text: bytes, chunk: int = _sys.MI_CHUNK) -> tuple[bytes, memoryview, int]:

@@ -7,7 +7,7 @@
  * touched three fresh regions of megabytes each, whose page faults and cache
  * misses cost more than the parse itself.  Here read(2) fills a small buffer
  * that stays in cache, each piece's whole lines are parsed at once
- * (cext/mountinfo.c) straight into the storage of the two bytes objects
+ * (cext/common/mountinfo.c) straight into the storage of the two bytes objects
  * returned, sized from the last table read and grown only when a table
  * outgrows that, then cut to size.  The GIL is released while reading and
  * parsing; it is taken back only to grow a buffer.

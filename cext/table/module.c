@@ -1,9 +1,9 @@
-/* The module mountkit._mountkit_table: its functions, from the files of cext/capi/ (capi.h). */
+/* The module mountkit._mountkit_table: its functions, from the files of cext/table/ (capi.h). */
 #include "capi.h"
 
 static PyMethodDef methods[] = {
     {"parse", mk_py_parse, METH_VARARGS,
-     "parse(text) -> (buf, cols, n): mountinfo text as a compact table (cext/mountinfo.h); "
+     "parse(text) -> (buf, cols, n): mountinfo text as a compact table (cext/common/mountinfo.h); "
      "cols is bytes of native uint32.  ValueError names a malformed line."},
     {"read", mk_py_read, METH_VARARGS,
      "read(fd, chunk=CHUNK) -> (buf, cols, n): parse(the text read from fd to its end), "
@@ -16,7 +16,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "mountkit._mountkit_table",
     "The mount table's C side: mountinfo read and parsed in one pass, and MountInfo records "
-    "built from the compact table (see cext/capi/).",
+    "built from the compact table (see cext/table/).",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 

@@ -4,7 +4,7 @@
  * Python objects, which cffi's API mode can only do through Python code (about
  * 1 us an entry).  This file is written against the CPython API so that an
  * entry is one tp_alloc and eleven slot stores.  It takes the table that
- * cext/mountinfo.c (or statmount.c) produced, layout in mountinfo.h, and the
+ * cext/common/mountinfo.c (or statmount.c) produced, layout in mountinfo.h, and the
  * MountInfo class; the slot offsets come from that class's member descriptors
  * (a slots dataclass), checked to be object slots, so nothing here repeats the
  * field order but the column layout it shares with mountinfo.h.

@@ -30,7 +30,7 @@ enum mk_mi_col {
     MK_MI_STRIDE = 12
 };
 
-/* A parse fed whole lines in any number of pieces (cext/capi/mountinfo_read.c
+/* A parse fed whole lines in any number of pieces (cext/table/mountinfo_read.c
  * feeds it as it reads), appending to buffers its caller grows between calls. */
 struct mk_mi_parser {
     char *out;      /* the unescaped fields: room for every byte passed, past len */
