@@ -85,8 +85,10 @@ def find_pubbench(given: str | None, unpack_to: str) -> str | None:
         if path and os.access(path, os.X_OK):
             return path
     here = os.path.dirname(os.path.abspath(__file__))
-    for xz in (os.environ.get("CSI_PUBBENCH_XZ"),
-               os.path.join(here, "..", "..", "shared", "tools", "csi-pubbench", "csi-pubbench.xz")):
+    for xz in (
+        os.environ.get("CSI_PUBBENCH_XZ"),
+        os.path.join(here, "..", "..", "shared", "tools", "csi-pubbench", "csi-pubbench.xz"),
+    ):
         if xz and os.path.exists(xz):
             return _unpacked(xz, unpack_to)
     return None
@@ -122,9 +124,19 @@ class _Node:
         self.go_sock = os.path.join(scratch, "go.sock")
         self.log = open(os.path.join(scratch, "driver.log"), "w")  # noqa: SIM115 - closed in stop()
         self.driver = subprocess.Popen(
-            [sys.executable, *DRIVER, "--endpoint", f"unix://{self.sock}", "--kubelet-root", root,
-             "--workers", str(workers)],
-            stdout=subprocess.PIPE, stderr=self.log, text=True,
+            [
+                sys.executable,
+                *DRIVER,
+                "--endpoint",
+                f"unix://{self.sock}",
+                "--kubelet-root",
+                root,
+                "--workers",
+                str(workers),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
         )
         self.go = subprocess.Popen([pubbench, "serve", self.go_sock], stderr=subprocess.DEVNULL)
         assert self.driver.stdout is not None
@@ -207,12 +219,19 @@ def _checked_burst(pubbench: str, sock: str, staging: str, base: str, n: int) ->
     ro = sum(1 for t in targets if seen.get(t) is True)
     writable = [t for t in targets if seen.get(t) is False]
     unseen = sum(1 for t in targets if t not in seen)
-    note = f"{len(writable)} writable{', first ' + writable[0] if writable else ''}; {unseen} not seen by the watcher"
+    first = f", first {writable[0]}" if writable else ""
+    note = f"{len(writable)} writable{first}; {unseen} not seen by the watcher"
     return ro, note
 
 
 def _bench(
-    scratch: str, existing: int, pubbench: str, workers: int, pairs: int, blocks: int, bursts: int,
+    scratch: str,
+    existing: int,
+    pubbench: str,
+    workers: int,
+    pairs: int,
+    blocks: int,
+    bursts: int,
     sizes: list[int],
 ) -> tuple[list[common.Row], list[tuple[int, list[common.Row]]]]:
     from csi import paths
@@ -246,8 +265,9 @@ def _bench(
             rows += [
                 common.Row(f"{GO_CAPS} p50", statistics.median(go_caps) * ms),
                 common.Row(f"{CAPS} p50", statistics.median(caps) * ms, baseline=f"{GO_CAPS} p50"),
-                common.Row(f"{PAIR} p50", statistics.median(pair) * ms, baseline=f"{CAPS} p50",
-                           note="goal <= 1.15x"),
+                common.Row(
+                    f"{PAIR} p50", statistics.median(pair) * ms, baseline=f"{CAPS} p50", note="goal <= 1.15x"
+                ),
                 common.Row(f"{GO_CAPS} p99", _p(go_caps, 0.99) * ms),
                 common.Row(f"{CAPS} p99", _p(caps, 0.99) * ms, baseline=f"{GO_CAPS} p99"),
                 common.Row(f"{PAIR} p99", _p(pair, 0.99) * ms, baseline=f"{CAPS} p99", note="goal <= 2x"),
@@ -257,29 +277,46 @@ def _bench(
             walls: list[tuple[float, float]] = []
             failures: list[str] = []
             for run in range(bursts):
-                got = _burst(pubbench, node.sock, staging,
-                             paths.publish_target(root, f"burst-{tag}-{run}", "pvc-b"), n)
+                got = _burst(
+                    pubbench, node.sock, staging, paths.publish_target(root, f"burst-{tag}-{run}", "pvc-b"), n
+                )
                 if isinstance(got, str):
                     failures.append(got)
                 else:
                     walls.append(got)
-            out = [common.Row(ERRORS, len(failures), "",
-                              note=f"of {bursts}{'; first: ' + failures[0] if failures else ''}")]
+            out = [
+                common.Row(
+                    ERRORS,
+                    len(failures),
+                    "",
+                    note=f"of {bursts}{'; first: ' + failures[0] if failures else ''}",
+                )
+            ]
             if walls:
                 pub, unpub = [w[0] for w in walls], [w[1] for w in walls]
                 out[:0] = [
-                    common.Row(PUBLISH_WALL, statistics.median(pub) * 1e6,
-                               note=f"median of {len(pub)}; max {max(pub):.1f} ms"),
-                    common.Row(UNPUBLISH_WALL, statistics.median(unpub) * 1e6,
-                               note=f"median of {len(unpub)}; max {max(unpub):.1f} ms"),
+                    common.Row(
+                        PUBLISH_WALL,
+                        statistics.median(pub) * 1e6,
+                        note=f"median of {len(pub)}; max {max(pub):.1f} ms",
+                    ),
+                    common.Row(
+                        UNPUBLISH_WALL,
+                        statistics.median(unpub) * 1e6,
+                        note=f"median of {len(unpub)}; max {max(unpub):.1f} ms",
+                    ),
                 ]
             return out
 
         if bursts:
-            rows += [common.Row(f"{r.name} ({BURST})", r.value, r.unit, note=r.note) for r in bursts_of(BURST, "main")]
+            rows += [
+                common.Row(f"{r.name} ({BURST})", r.value, r.unit, note=r.note)
+                for r in bursts_of(BURST, "main")
+            ]
             rows.append(common.Row(RSS, node.rss_mib(), "MiB", note="goal <= 40 MB"))
-            ro, note = _checked_burst(pubbench, node.sock, staging,
-                                      paths.publish_target(root, "burst-checked", "pvc-b"), BURST)
+            ro, note = _checked_burst(
+                pubbench, node.sock, staging, paths.publish_target(root, "burst-checked", "pvc-b"), BURST
+            )
             rows.append(common.Row(f"{READONLY} ({BURST})", ro, "", note=note))
             for n in sizes:
                 sweep.append((n, bursts_of(n, f"n{n}")))
@@ -287,10 +324,13 @@ def _bench(
         node.stop()
     common.report(
         f"the node service from the Go client, {existing:,} mounts on the node "
-        f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)", rows,
+        f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)",
+        rows,
     )
     for n, srows in sweep:
-        common.report(f"a burst of {n} publishes, then {n} unpublishes, {existing:,} mounts on the node", srows)
+        common.report(
+            f"a burst of {n} publishes, then {n} unpublishes, {existing:,} mounts on the node", srows
+        )
     return rows, sweep
 
 
@@ -301,16 +341,30 @@ def _ints(text: str) -> list[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pubbench", help="the csi-pubbench binary (default: see the module docstring)")
-    parser.add_argument("--mounts", type=_ints, default=[100, 1_000, 10_000, 30_000],
-                        help="kubelet binds made beforehand, one run per count (comma-separated)")
-    parser.add_argument("--sweep-at", type=int, default=10_000,
-                        help="the mount count with the sequential pairs and the burst-size sweep")
+    parser.add_argument(
+        "--mounts",
+        type=_ints,
+        default=[100, 1_000, 10_000, 30_000],
+        help="kubelet binds made beforehand, one run per count (comma-separated)",
+    )
+    parser.add_argument(
+        "--sweep-at",
+        type=int,
+        default=10_000,
+        help="the mount count with the sequential pairs and the burst-size sweep",
+    )
     parser.add_argument("--pairs", type=int, default=500, help="sequential pairs per block (0: none)")
     parser.add_argument("--blocks", type=int, default=4, help="alternating blocks of pairs")
     parser.add_argument("--bursts", type=int, default=5, help="timed bursts per size and mount count")
-    parser.add_argument("--sizes", type=_ints, default=[1, 10, 50, 110, 250],
-                        help=f"burst sizes swept at --sweep-at mounts (the {BURST}-burst is timed everywhere)")
-    parser.add_argument("--workers", type=int, default=10, help="the driver's gRPC worker threads (--workers)")
+    parser.add_argument(
+        "--sizes",
+        type=_ints,
+        default=[1, 10, 50, 110, 250],
+        help=f"burst sizes swept at --sweep-at mounts (the {BURST}-burst is timed everywhere)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=10, help="the driver's gRPC worker threads (--workers)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench_kubelet: needs root (a private mount namespace and real mounts)", file=sys.stderr)
@@ -321,15 +375,24 @@ def main() -> int:
 
 def _main(args: argparse.Namespace, pubbench: str | None) -> int:
     if pubbench is None:
-        print("bench_kubelet: skipped: no csi-pubbench binary (give --pubbench, set CSI_PUBBENCH or "
-              "CSI_PUBBENCH_XZ, or put it on PATH; see ../shared/tools/csi-pubbench/README.md)")
+        print(
+            "bench_kubelet: skipped: no csi-pubbench binary (give --pubbench, set CSI_PUBBENCH or "
+            "CSI_PUBBENCH_XZ, or put it on PATH; see ../shared/tools/csi-pubbench/README.md)"
+        )
         return 0
     print(f"bench_kubelet: Go client {pubbench}")
     for existing in args.mounts:
         here = existing == args.sweep_at
         rows, sweep = common.in_private_ns(
-            _bench, existing, pubbench, args.workers, args.pairs if here else 0, args.blocks, args.bursts,
-            args.sizes if here else [], timeout=1800,
+            _bench,
+            existing,
+            pubbench,
+            args.workers,
+            args.pairs if here else 0,
+            args.blocks,
+            args.bursts,
+            args.sizes if here else [],
+            timeout=1800,
         )
         common.record("kubelet", "mounts", existing, rows)
         for n, srows in sweep:

@@ -67,11 +67,17 @@ def _helper_rows(scratch: str, n: int) -> list[Row]:
 
     return [
         timing_row("bind+unmount Mounter", measure(lambda: api(False), repeats=200)),
-        timing_row("mount --bind + umount (exec)", measure(lambda: helper("bind"), repeats=15),
-                   "bind+unmount Mounter"),
+        timing_row(
+            "mount --bind + umount (exec)",
+            measure(lambda: helper("bind"), repeats=15),
+            "bind+unmount Mounter",
+        ),
         timing_row("ro bind+unmount Mounter", measure(lambda: api(True), repeats=200)),
-        timing_row("mount -o bind,ro + umount (exec)", measure(lambda: helper("bind,ro"), repeats=15),
-                   "ro bind+unmount Mounter"),
+        timing_row(
+            "mount -o bind,ro + umount (exec)",
+            measure(lambda: helper("bind,ro"), repeats=15),
+            "ro bind+unmount Mounter",
+        ),
     ]
 
 

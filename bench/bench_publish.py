@@ -50,7 +50,12 @@ Sweep = list[tuple[int, list[common.Row]]]
 
 
 def _bench(
-    scratch: str, existing: int, repeats: int, reference_repeats: int, volumes: int, workers: int,
+    scratch: str,
+    existing: int,
+    repeats: int,
+    reference_repeats: int,
+    volumes: int,
+    workers: int,
     concurrency: list[int],
 ) -> tuple[list[common.Row], Sweep]:
     # grpc is imported only here, in the namespace's child: it must not be loaded before the fork
@@ -68,7 +73,9 @@ def _bench(
     root = os.path.join(scratch, "var/lib/kubelet")
     stagings = []
     for i in range(volumes if concurrency else 1):  # staged shares: one, or one per published volume
-        staging = os.path.join(root, "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io", f"v{i:05d}", "globalmount")
+        staging = os.path.join(
+            root, "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io", f"v{i:05d}", "globalmount"
+        )
         os.makedirs(staging)
         _sys.mount(f"share-{i}", staging, "tmpfs", 0, "size=1m")
         stagings.append(staging)
@@ -94,8 +101,11 @@ def _bench(
         def publish(i: int, path: str) -> None:
             stub.NodePublishVolume(
                 csi_pb2.NodePublishVolumeRequest(
-                    volume_id=f"v{i}", staging_target_path=stagings[i], target_path=path,
-                    volume_capability=cap, readonly=True,
+                    volume_id=f"v{i}",
+                    staging_target_path=stagings[i],
+                    target_path=path,
+                    volume_capability=cap,
+                    readonly=True,
                 ),
                 timeout=60,
             )
@@ -139,7 +149,9 @@ def _bench(
             {NOOP: noop_cycle, "driver": driver_cycle, BARE: bare_cycle}, repeats=repeats, warmup=50
         )
         noop, drv, kernel = (timings[name] for name in (NOOP, "driver", BARE))
-        ref = common.measure(reference_cycle, repeats=reference_repeats)  # apart: its three processes slow what follows
+        ref = common.measure(
+            reference_cycle, repeats=reference_repeats
+        )  # apart: its three processes slow what follows
 
         sweep: list[tuple[int, list[common.Row]]] = []
         rss = 0
@@ -149,7 +161,10 @@ def _bench(
             errors: list[str] = []
 
             def publish_one(
-                i: int, targets: list[str] = targets, errors: list[str] = errors, latencies: list[int] = latencies
+                i: int,
+                targets: list[str] = targets,
+                errors: list[str] = errors,
+                latencies: list[int] = latencies,
             ) -> None:
                 t0 = time.perf_counter_ns()
                 try:
@@ -168,14 +183,25 @@ def _bench(
                 list(pool.map(lambda i, targets=targets: unpublish(i, targets[i]), range(volumes)))
             left = sum(1 for t in targets if os.path.exists(t))
             latencies.sort()
-            sweep.append((clients, [
-                common.Row("publish p50", latencies[len(latencies) // 2]),
-                common.Row("publish p99", latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]),
-                common.Row("publishes/s", volumes / elapsed, "/s",
-                           note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "
-                                f"{published} mounted; {left} targets left after unpublish"),
-                common.Row("errors", len(errors), ""),
-            ]))
+            sweep.append(
+                (
+                    clients,
+                    [
+                        common.Row("publish p50", latencies[len(latencies) // 2]),
+                        common.Row(
+                            "publish p99", latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]
+                        ),
+                        common.Row(
+                            "publishes/s",
+                            volumes / elapsed,
+                            "/s",
+                            note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "
+                            f"{published} mounted; {left} targets left after unpublish",
+                        ),
+                        common.Row("errors", len(errors), ""),
+                    ],
+                )
+            )
     finally:
         channel.close()
         driver.terminate()
@@ -185,11 +211,15 @@ def _bench(
         common.timing_row(REFERENCE, ref),
         common.timing_row(NOOP, noop),
         common.timing_row(
-            "driver: NodePublishVolume(ro) + NodeUnpublishVolume", drv, baseline=REFERENCE,
+            "driver: NodePublishVolume(ro) + NodeUnpublishVolume",
+            drv,
+            baseline=REFERENCE,
             note="includes the gRPC round trips",
         ),
         common.timing_row(
-            "driver: publish + unpublish against the transport", drv, baseline=NOOP,
+            "driver: publish + unpublish against the transport",
+            drv,
+            baseline=NOOP,
             note="target <= 1.5x, p99 < 2 ms",
         ),
         common.timing_row(BARE, kernel, note="the kernel's share of the driver's figure"),
@@ -198,14 +228,20 @@ def _bench(
         common.Row("kernel: bare syscalls p99", kernel.p99_ns),
     ]
     if sweep:
-        rows.append(common.Row("driver RSS after the concurrent publishes", rss / 2**20, "MiB", note="target <= 60 MB"))
+        rows.append(
+            common.Row(
+                "driver RSS after the concurrent publishes", rss / 2**20, "MiB", note="target <= 60 MB"
+            )
+        )
     common.report(
         f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node "
         f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)",
         rows,
     )
     for clients, crows in sweep:
-        common.report(f"{volumes:,} publishes by {clients} concurrent client(s), {existing:,} mounts on the node", crows)
+        common.report(
+            f"{volumes:,} publishes by {clients} concurrent client(s), {existing:,} mounts on the node", crows
+        )
     return rows, sweep
 
 
@@ -215,14 +251,28 @@ def _ints(text: str) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mounts", type=_ints, default=[100, 1_000, 10_000, 30_000],
-                        help="kubelet binds made beforehand, one run per count (comma-separated)")
-    parser.add_argument("--repeats", type=int, default=1_000,
-                        help="timed cycles of the driver, the transport and the kernel (a p99 of 100 is their second worst)")
-    parser.add_argument("--reference-repeats", type=int, default=100, help="timed cycles of the three processes")
+    parser.add_argument(
+        "--mounts",
+        type=_ints,
+        default=[100, 1_000, 10_000, 30_000],
+        help="kubelet binds made beforehand, one run per count (comma-separated)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1_000,
+        help="timed cycles of the driver, the transport and the kernel (a p99 of 100 is their second worst)",
+    )
+    parser.add_argument(
+        "--reference-repeats", type=int, default=100, help="timed cycles of the three processes"
+    )
     parser.add_argument("--volumes", type=int, default=1_000, help="volumes published per concurrency level")
-    parser.add_argument("--concurrency", type=_ints, default=[1, 4, 16, 64],
-                        help="concurrent clients, swept at --sweep-at mounts (comma-separated)")
+    parser.add_argument(
+        "--concurrency",
+        type=_ints,
+        default=[1, 4, 16, 64],
+        help="concurrent clients, swept at --sweep-at mounts (comma-separated)",
+    )
     parser.add_argument("--sweep-at", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=10, help="the driver's gRPC worker threads")
     args = parser.parse_args()
@@ -232,7 +282,14 @@ def main() -> int:
     for existing in args.mounts:
         levels = args.concurrency if existing == args.sweep_at else []
         rows, sweep = common.in_private_ns(
-            _bench, existing, args.repeats, args.reference_repeats, args.volumes, args.workers, levels, timeout=1800
+            _bench,
+            existing,
+            args.repeats,
+            args.reference_repeats,
+            args.volumes,
+            args.workers,
+            levels,
+            timeout=1800,
         )
         common.record("publish", "mounts", existing, rows)
         for clients, crows in sweep:

@@ -79,9 +79,15 @@ def _kernel_per_mount(exe: str, repeats: int) -> list[Row]:
     got = dict(line.split("\t") for line in run.stdout.splitlines())
     base = PER_MOUNT["mountinfo"]
     return [
-        Row(PER_MOUNT[kind], float(got[kind]), "ns", None if kind == "mountinfo" else base,
+        Row(
+            PER_MOUNT[kind],
+            float(got[kind]),
+            "ns",
+            None if kind == "mountinfo" else base,
             "the statmount backend's floor; its target (<= 1x mountinfo) is under it"
-            if kind == "statmount_backend" else "")
+            if kind == "statmount_backend"
+            else "",
+        )
         for kind in PER_MOUNT
     ]
 
@@ -201,7 +207,12 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
                 "raw read /proc/self/mountinfo",
                 "a mount root",
             ),
-            timing_row("find_mount (mountinfo scan)", turns["scan"], "raw read /proc/self/mountinfo", "target <= 1.2x"),
+            timing_row(
+                "find_mount (mountinfo scan)",
+                turns["scan"],
+                "raw read /proc/self/mountinfo",
+                "target <= 1.2x",
+            ),
             timing_row(
                 "find_mount (not mounted)",
                 measure(lambda: find_mount(missing), repeats=repeats),
@@ -209,7 +220,11 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
                 "statx says no: O(1)",
             ),
             timing_row("MountTable.read().find()", turns["find"], "raw read /proc/self/mountinfo"),
-            timing_row("MountTable.read().refs(), a share bound twice", turns["refs"], "raw read /proc/self/mountinfo"),
+            timing_row(
+                "MountTable.read().refs(), a share bound twice",
+                turns["refs"],
+                "raw read /proc/self/mountinfo",
+            ),
             timing_row(
                 "Mounter.refs(), a share bound twice (read_dev)",
                 turns["refs_dev"],
@@ -253,8 +268,12 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mounts", type=lambda t: [int(v) for v in t.split(",")], default=[100, 1_000, 10_000, 30_000],
-                        help="kubelet-like bind mounts, one run per count (comma-separated)")
+    parser.add_argument(
+        "--mounts",
+        type=lambda t: [int(v) for v in t.split(",")],
+        default=[100, 1_000, 10_000, 30_000],
+        help="kubelet-like bind mounts, one run per count (comma-separated)",
+    )
     parser.add_argument("--repeats", type=int, default=20)
     args, _ = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as workdir:

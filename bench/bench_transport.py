@@ -97,7 +97,9 @@ def _start(kind: str, sock: str, pubbench: str | None) -> subprocess.Popen[bytes
         assert pubbench is not None
         proc = subprocess.Popen([pubbench, "serve", sock], stderr=subprocess.DEVNULL)
     else:
-        proc = subprocess.Popen([sys.executable, "-c", SERVER, kind, sock], env={**os.environ, **KINDS[kind][1]})
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER, kind, sock], env={**os.environ, **KINDS[kind][1]}
+        )
     deadline = time.monotonic() + 60
     while not os.path.exists(sock):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -173,8 +175,11 @@ def main() -> int:
         wall, p99, _cpu = best[kind]
         rows.append(common.Row(label[kind], wall, baseline=label["bare"], note=f"p99 {common.fmt_ns(p99)}"))
     for kind in kinds:
-        rows.append(common.Row(f"server CPU per RPC: {label[kind]}", best[kind][2],
-                               baseline=f"server CPU per RPC: {BARE}"))
+        rows.append(
+            common.Row(
+                f"server CPU per RPC: {label[kind]}", best[kind][2], baseline=f"server CPU per RPC: {BARE}"
+            )
+        )
     common.report(f"the gRPC transport: one no-op RPC over a unix socket, from {client}", rows)
     common.record("transport", "servers", 1, rows)
     return 0

@@ -93,7 +93,9 @@ def _mountkit(scratch: str, kind: str, backend: str) -> tuple[int, float]:
             events = w.read(QUIET)
             for e in events:
                 if e.kind is EventKind.ATTACH:
-                    seen.add(e.unique_id if e.unique_id is not None else e.mount.mount_point if e.mount else "?")
+                    seen.add(
+                        e.unique_id if e.unique_id is not None else e.mount.mount_point if e.mount else "?"
+                    )
                 last = time.monotonic()
             if not events:
                 return len(seen), max(0.0, last - _ended(pid, rfd))
@@ -124,7 +126,9 @@ def _run(scratch: str) -> list[Row]:
     for kind in ("interleaved", "phased"):
         base = f"findmnt --poll, {kind}"
         count, lag = _findmnt(scratch, kind)
-        rows.append(Row(base, count, "mounts", None, f"of {N}; last event {lag * 1e3:.0f} ms after the burst"))
+        rows.append(
+            Row(base, count, "mounts", None, f"of {N}; last event {lag * 1e3:.0f} ms after the burst")
+        )
         for backend in ("fanotify", "poll"):
             try:
                 count, lag = _mountkit(scratch, kind, backend)
@@ -222,18 +226,25 @@ def _per_event(scratch: str) -> list[Row]:
                 costs[name] += _cycles(target, w)
             finally:
                 w.close()
+
     def baseline(name: str) -> str | None:
         if name.startswith("full-table"):
             return None
         return "full-table diff, statmount" if "fanotify" in name else "full-table diff, mountinfo"
 
-    return [Row(name, statistics.median(c) * 1e9, "ns", baseline(name), f"{len(c)} events") for name, c in costs.items() if c]
+    return [
+        Row(name, statistics.median(c) * 1e9, "ns", baseline(name), f"{len(c)} events")
+        for name, c in costs.items()
+        if c
+    ]
 
 
 def main() -> None:
     report(f"mount watchers: attaches reported of {N} short-lived binds", in_private_ns(_run))
     rows = in_private_ns(_per_event)
-    report(f"mount watchers: CPU per event, watching a small subtree among {UNRELATED:,} unrelated mounts", rows)
+    report(
+        f"mount watchers: CPU per event, watching a small subtree among {UNRELATED:,} unrelated mounts", rows
+    )
     record("watch-event", "mounts", UNRELATED, rows)
 
 

@@ -115,7 +115,9 @@ def measure_in_turn(
     return {name: (_timing(wall[name]), _timing(cpu[name])) for name in names}
 
 
-def measure_together(fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2) -> dict[str, Timing]:
+def measure_together(
+    fns: dict[str, Callable[[], object]], *, repeats: int = 30, warmup: int = 2
+) -> dict[str, Timing]:
     """The wall times of :func:`measure_in_turn`."""
     return {name: wall for name, (wall, _cpu) in measure_in_turn(fns, repeats=repeats, warmup=warmup).items()}
 

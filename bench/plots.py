@@ -2,7 +2,8 @@
 
 One plot per question: how each table operation grows with the number of mounts, what the kernel
 itself charges per mount for mountinfo and statmount, how the probes
-and the publish path grow, how publish latency grows with concurrent clients, how the Go client's pod burst grows with
+and the publish path grow, how publish latency grows with concurrent clients, how the Go client's pod burst
+grows with
 the mounts and with its size, and one bar chart of
 mountkit against its alternatives at 10,000 mounts.  Run: ``python bench/plots.py [CSV]``.
 """
@@ -63,8 +64,12 @@ VERSUS = (
     ("is it a mount point?", "is_mountpoint (one statx)", "MountTable.read().find", "probe"),
     ("bind + unmount", "bind+unmount Mounter", "mount --bind + umount (exec)", "bind"),
     ("ro bind + unmount", "ro bind+unmount Mounter", "mount -o bind,ro + umount (exec)", "bind"),
-    ("publish(ro) + unpublish", "driver: NodePublishVolume(ro) + NodeUnpublishVolume",
-     "reference: mount -o bind; mount -o bind,remount,ro; umount", "publish"),
+    (
+        "publish(ro) + unpublish",
+        "driver: NodePublishVolume(ro) + NodeUnpublishVolume",
+        "reference: mount -o bind; mount -o bind,remount,ro; umount",
+        "publish",
+    ),
     ("whole table vs findmnt -J", "list(MountTable.read())", "findmnt -J (subprocess)", "table"),
     ("whole table vs psutil", "list(MountTable.read())", "psutil.disk_partitions(all=True)", "table"),
 )
@@ -80,7 +85,12 @@ def load(path: str) -> dict[str, Series]:
 
 
 def growth(
-    series: Series, names: dict[str, str], title: str, xlabel: str, out: str, unit_ns: float = 1e6,
+    series: Series,
+    names: dict[str, str],
+    title: str,
+    xlabel: str,
+    out: str,
+    unit_ns: float = 1e6,
     ylabel: str = "median time",
 ) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=90)
@@ -151,20 +161,54 @@ def main() -> int:
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(RESULTS_DIR, "results.csv")
     data = load(path)
     here = os.path.dirname(os.path.abspath(path))
-    growth(data.get("table", {}), TABLE, "Mount table operations against the number of mounts",
-           "kubelet-like bind mounts in the namespace", os.path.join(here, "table.png"))
-    growth(data.get("table", {}), KERNEL, "The kernel's own cost per mount (C, nothing of mountkit's)",
-           "kubelet-like bind mounts in the namespace", os.path.join(here, "kernel.png"), unit_ns=1e3,
-           ylabel="median time per mount")
-    growth(data.get("probe", {}), PROBE, "Mount point checks against the number of mounts",
-           "kubelet-like bind mounts in the namespace", os.path.join(here, "probe.png"), unit_ns=1e3)
-    growth(data.get("publish", {}), PUBLISH, "NodePublish(ro)+NodeUnpublish against the number of mounts",
-           "kubelet-like bind mounts on the node", os.path.join(here, "publish.png"))
+    growth(
+        data.get("table", {}),
+        TABLE,
+        "Mount table operations against the number of mounts",
+        "kubelet-like bind mounts in the namespace",
+        os.path.join(here, "table.png"),
+    )
+    growth(
+        data.get("table", {}),
+        KERNEL,
+        "The kernel's own cost per mount (C, nothing of mountkit's)",
+        "kubelet-like bind mounts in the namespace",
+        os.path.join(here, "kernel.png"),
+        unit_ns=1e3,
+        ylabel="median time per mount",
+    )
+    growth(
+        data.get("probe", {}),
+        PROBE,
+        "Mount point checks against the number of mounts",
+        "kubelet-like bind mounts in the namespace",
+        os.path.join(here, "probe.png"),
+        unit_ns=1e3,
+    )
+    growth(
+        data.get("publish", {}),
+        PUBLISH,
+        "NodePublish(ro)+NodeUnpublish against the number of mounts",
+        "kubelet-like bind mounts on the node",
+        os.path.join(here, "publish.png"),
+    )
     concurrency(data.get("publish-concurrency", {}), os.path.join(here, "concurrency.png"))
-    growth(data.get("kubelet", {}), KUBELET_BURST, "A 110-pod burst from the Go client against the number of mounts",
-           "kubelet-like bind mounts on the node", os.path.join(here, "burst-mounts.png"), ylabel="wall")
-    growth(data.get("kubelet-burst", {}), KUBELET_SIZE, "A burst from the Go client against its size (10,000 mounts)",
-           "concurrent publishes (pods starting at once)", os.path.join(here, "burst-size.png"), ylabel="wall")
+    growth(
+        data.get("kubelet", {}),
+        KUBELET_BURST,
+        "A 110-pod burst from the Go client against the number of mounts",
+        "kubelet-like bind mounts on the node",
+        os.path.join(here, "burst-mounts.png"),
+        ylabel="wall",
+    )
+    growth(
+        data.get("kubelet-burst", {}),
+        KUBELET_SIZE,
+        "A burst from the Go client against its size (10,000 mounts)",
+        "concurrent publishes (pods starting at once)",
+        os.path.join(here, "burst-size.png"),
+        ylabel="wall",
+    )
     versus(data, os.path.join(here, "versus.png"))
     print(f"plots written to {here}")
     return 0

@@ -51,6 +51,13 @@ _BIND_REC = int(MS.BIND | MS.REC)
 _BIND_REMOUNT = int(MS.REMOUNT | MS.BIND)
 #: the per-mount flags (as opposed to superblock flags) mount(2) takes
 _PER_MOUNT = (
-    MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC | MS.NOSYMFOLLOW
-    | MS.NOATIME | MS.NODIRATIME | MS.RELATIME | MS.STRICTATIME
+    MS.RDONLY
+    | MS.NOSUID
+    | MS.NODEV
+    | MS.NOEXEC
+    | MS.NOSYMFOLLOW
+    | MS.NOATIME
+    | MS.NODIRATIME
+    | MS.RELATIME
+    | MS.STRICTATIME
 )

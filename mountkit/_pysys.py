@@ -67,7 +67,9 @@ def mountinfo_select(buf: bytes, cols: memoryview, n: int, col: int, needle: byt
         field = buf[cols[k] : cols[k + 1]]
         if under:
             match = field.startswith(needle) and (
-                len(field) == len(needle) or field[len(needle) : len(needle) + 1] == b"/" or needle.endswith(b"/")
+                len(field) == len(needle)
+                or field[len(needle) : len(needle) + 1] == b"/"
+                or needle.endswith(b"/")
             )
         else:
             match = field == needle

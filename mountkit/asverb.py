@@ -13,7 +13,9 @@ from mountkit.errors import SOURCE, TARGET, MountError, as_verb
 
 
 @contextmanager
-def _as_verb(verb: str, source: str | None, target: str, *, new_fs: bool = False, nfs: bool = False) -> Iterator[None]:
+def _as_verb(
+    verb: str, source: str | None, target: str, *, new_fs: bool = False, nfs: bool = False
+) -> Iterator[None]:
     """Any error of the block reads as ``verb``'s (:func:`mountkit.errors.as_verb`), naming the source
     and the target as asked (not ``/proc/self/fd/N``) and, where a syscall took both, which is missing."""
     try:

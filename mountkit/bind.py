@@ -73,15 +73,26 @@ class Binder:
     and the two helpers both halves use: ``_entry`` and ``_set_propagation``."""
 
     def _bind(
-        self, verb: str, source: PathArg, target: PathArg, readonly: bool, recursive: bool,
-        options: Iterable[str] | str, beneath: PathArg | None,
+        self,
+        verb: str,
+        source: PathArg,
+        target: PathArg,
+        readonly: bool,
+        recursive: bool,
+        options: Iterable[str] | str,
+        beneath: PathArg | None,
     ) -> None:
         """:meth:`bind`, its errors named after ``verb`` (bind or rbind, as the caller called it)."""
         with _as_verb(verb, os.fsdecode(source), os.fsdecode(target)):
             self._bind_as(source, target, readonly, recursive, options, beneath)
 
     def _bind_as(
-        self, source: PathArg, target: PathArg, readonly: bool, recursive: bool, options: Iterable[str] | str,
+        self,
+        source: PathArg,
+        target: PathArg,
+        readonly: bool,
+        recursive: bool,
+        options: Iterable[str] | str,
         beneath: PathArg | None,
     ) -> None:
         tgt = os.fsdecode(target)
@@ -123,7 +134,12 @@ class Binder:
 
     @staticmethod
     def _bind_legacy(
-        src: _Spot, spot: _Spot, tgt: str, beneath: PathArg | None, recursive: bool, opts: ParsedOptions,
+        src: _Spot,
+        spot: _Spot,
+        tgt: str,
+        beneath: PathArg | None,
+        recursive: bool,
+        opts: ParsedOptions,
         readonly: bool,
     ) -> None:
         """MS_BIND; with per-mount flags, by way of a staging point so the target is never writable.
@@ -183,8 +199,12 @@ class Binder:
         """
         try:
             state = _sys.bind_state(
-                spot.dfd, spot.path, _PROBE_AT | (0 if spot.path else _EMPTY_PATH),
-                src.dfd, src.path, _SOURCE_AT | (0 if src.path else _EMPTY_PATH),
+                spot.dfd,
+                spot.path,
+                _PROBE_AT | (0 if spot.path else _EMPTY_PATH),
+                src.dfd,
+                src.path,
+                _SOURCE_AT | (0 if src.path else _EMPTY_PATH),
             )
         except MountError as exc:
             if exc.role is None and exc.errno in (errno.ENOENT, errno.ENOTDIR):
@@ -220,7 +240,11 @@ class Binder:
         info = self._entry(tgt)
         asked = f"a {'read-only' if readonly else 'read-write'} bind of {os.fsdecode(source)!r}"
         raise MountConflictError(
-            errno.EBUSY, "bind", os.fsdecode(source), tgt, f"{_describe(info)} is mounted there; asked for {asked}"
+            errno.EBUSY,
+            "bind",
+            os.fsdecode(source),
+            tgt,
+            f"{_describe(info)} is mounted there; asked for {asked}",
         )
 
     @staticmethod

@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
     remount = verbs.add_parser("remount", help="change the options of a mount (idempotent)")
     remount.add_argument("target")
-    remount.add_argument("-o", "--options", required=True, help="comma-separated mount options, e.g. ro,noexec")
+    remount.add_argument(
+        "-o", "--options", required=True, help="comma-separated mount options, e.g. ro,noexec"
+    )
 
     move = verbs.add_parser("move", help="move a mount and the mounts below it (idempotent)")
     move.add_argument("source")
@@ -136,7 +138,11 @@ def _event_line(event: MountEvent, as_json: bool) -> str:
             }
         )
     e = event.mount or event.previous
-    what = "(gone before it could be described)" if e is None else f"{e.mount_point} {e.source} {e.fs_type} {','.join(e.options)}"
+    what = (
+        "(gone before it could be described)"
+        if e is None
+        else f"{e.mount_point} {e.source} {e.fs_type} {','.join(e.options)}"
+    )
     was = event.previous
     if event.kind is EventKind.CHANGE and was is not None and e is not None and was != e:
         what += f" (was {was.mount_point} {','.join(was.options)})"
@@ -146,7 +152,11 @@ def _event_line(event: MountEvent, as_json: bool) -> str:
 def _watch(args: argparse.Namespace) -> int:
     """Stream events until ``--count`` of them (or forever); the stderr line says when it is armed."""
     with watch(args.path, backend=args.backend) as watcher:
-        print(f"mountkit: watching {args.path or 'the mount namespace'} ({watcher.backend})", file=sys.stderr, flush=True)
+        print(
+            f"mountkit: watching {args.path or 'the mount namespace'} ({watcher.backend})",
+            file=sys.stderr,
+            flush=True,
+        )
         for n, event in enumerate(watcher, 1):
             print(_event_line(event, args.json), flush=True)
             if args.count is not None and n >= args.count:

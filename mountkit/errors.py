@@ -62,7 +62,9 @@ class MountError(OSError):
     @property
     def path(self) -> str | None:
         """The path the errno is about: the one ``role`` names, else the first."""
-        path: str | None = self.filename2 if self.role == TARGET and self.filename2 is not None else self.filename
+        path: str | None = (
+            self.filename2 if self.role == TARGET and self.filename2 is not None else self.filename
+        )
         return path
 
     def __str__(self) -> str:

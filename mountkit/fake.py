@@ -108,7 +108,9 @@ class FakeMounter:
             parse_source(source)
         top = self._top(tgt)
         if top is not None:
-            conflict = _mount_conflict(top, tgt, fstype, source, MS.RDONLY in opts.flags, opts.data, top.source == source)
+            conflict = _mount_conflict(
+                top, tgt, fstype, source, MS.RDONLY in opts.flags, opts.data, top.source == source
+            )
             if conflict is None:
                 return
             raise conflict
@@ -125,7 +127,10 @@ class FakeMounter:
         options: Iterable[str] | str = (),
         beneath: PathArg | None = None,
     ) -> None:
-        """As :meth:`Mounter.bind`: the same source with the same ro state is a no-op, else a conflict (``beneath``: see mount)."""
+        """As :meth:`Mounter.bind`: the same source with the same ro state is a no-op, else a conflict.
+
+        ``beneath``: see :meth:`mount`.
+        """
         src, tgt = _p(source), _p(target)
         opts = parse_options(options)
         self._record("bind", src, tgt, readonly, recursive, opts.redacted())
@@ -144,11 +149,17 @@ class FakeMounter:
             if (top.major, top.minor, top.root) == (major, minor, root) and top.readonly == readonly:
                 return
             asked = f"a {'read-only' if readonly else 'read-write'} bind of {src!r}"
-            raise MountConflictError(errno.EBUSY, "bind", tgt, None, f"{_describe(top)} is mounted there; asked for {asked}")
-        children = [e for e in self.entries if e.mount_point != src and _under(e.mount_point, src)] if recursive else []
+            raise MountConflictError(
+                errno.EBUSY, "bind", tgt, None, f"{_describe(top)} is mounted there; asked for {asked}"
+            )
+        children = (
+            [e for e in self.entries if e.mount_point != src and _under(e.mount_point, src)]
+            if recursive
+            else []
+        )
         self._add(tgt, major, minor, root, fs_type, fs_source, _options(opts, readonly), ())
         for child in children:
-            moved = tgt + child.mount_point[len(src.rstrip("/")):]
+            moved = tgt + child.mount_point[len(src.rstrip("/")) :]
             self.entries.append(dataclasses.replace(child, mount_id=next(self._ids), mount_point=moved))
 
     def remount(self, target: PathArg, options: Iterable[str] | str) -> None:
@@ -204,19 +215,26 @@ class FakeMounter:
 
     def make_shared(self, path: PathArg, *, recursive: bool = False) -> None:
         """As :meth:`Mounter.make_shared`: a peer group of its own (kept if it had one), master kept."""
+
         def shared(e: MountInfo) -> tuple[str, ...]:
-            peer = [f for f in e.optional_fields if f.startswith("shared:")] or [f"shared:{next(self._groups)}"]
+            peer = [f for f in e.optional_fields if f.startswith("shared:")] or [
+                f"shared:{next(self._groups)}"
+            ]
             return (*peer, *(f for f in e.optional_fields if f.startswith("master:")))
 
         self._propagate("make_shared", path, recursive, shared)
 
     def make_slave(self, path: PathArg, *, recursive: bool = False) -> None:
-        """As :meth:`Mounter.make_slave`: a slave of its peer group if it had peers, else of its master, else private."""
+        """As :meth:`Mounter.make_slave`: a slave of its peer group if it had peers, else of its master, else
+        private."""
+
         def slave(e: MountInfo) -> tuple[str, ...]:
             fields = e.optional_fields
             peer = next((f for f in fields if f.startswith("shared:")), None)
             peers = peer is not None and any(peer in o.optional_fields for o in self.entries if o is not e)
-            master = [f"master:{peer[7:]}"] if peers and peer else [f for f in fields if f.startswith("master:")]
+            master = (
+                [f"master:{peer[7:]}"] if peers and peer else [f for f in fields if f.startswith("master:")]
+            )
             return (*master, *(f for f in fields if f == "unbindable"))
 
         self._propagate("make_slave", path, recursive, slave)
@@ -226,7 +244,12 @@ class FakeMounter:
         self._propagate("make_unbindable", path, recursive, lambda e: ("unbindable",))
 
     def unmount(
-        self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
+        self,
+        target: PathArg,
+        *,
+        lazy: bool = False,
+        force: bool = False,
+        recursive: bool = False,
         timeout: float | None = None,
     ) -> None:
         """As :meth:`Mounter.unmount`: every stacked mount goes; nothing there is success.
@@ -315,8 +338,15 @@ class FakeMounter:
         return max(hits, key=lambda e: len(e.mount_point), default=None)
 
     def _add(
-        self, tgt: str, major: int, minor: int, root: str, fs_type: str, source: str,
-        options: tuple[str, ...], data: tuple[str, ...],
+        self,
+        tgt: str,
+        major: int,
+        minor: int,
+        root: str,
+        fs_type: str,
+        source: str,
+        options: tuple[str, ...],
+        data: tuple[str, ...],
     ) -> None:
         parent = self._containing(tgt)
         self.entries.append(

@@ -20,15 +20,32 @@ class MountInterface(Protocol):
     """What :class:`Mounter` and :class:`~mountkit.fake.FakeMounter` both offer, for type hints."""
 
     def mount(
-        self, source: str, target: PathArg, fstype: str, options: Iterable[str] | str = (),
-        sensitive_options: Iterable[str] = (), *, beneath: PathArg | None = None,
+        self,
+        source: str,
+        target: PathArg,
+        fstype: str,
+        options: Iterable[str] | str = (),
+        sensitive_options: Iterable[str] = (),
+        *,
+        beneath: PathArg | None = None,
     ) -> None: ...
     def bind(
-        self, source: PathArg, target: PathArg, *, readonly: bool = False, recursive: bool = False,
-        options: Iterable[str] | str = (), beneath: PathArg | None = None,
+        self,
+        source: PathArg,
+        target: PathArg,
+        *,
+        readonly: bool = False,
+        recursive: bool = False,
+        options: Iterable[str] | str = (),
+        beneath: PathArg | None = None,
     ) -> None: ...
     def rbind(
-        self, source: PathArg, target: PathArg, *, readonly: bool = False, options: Iterable[str] | str = (),
+        self,
+        source: PathArg,
+        target: PathArg,
+        *,
+        readonly: bool = False,
+        options: Iterable[str] | str = (),
         beneath: PathArg | None = None,
     ) -> None: ...
     def move(self, source: PathArg, target: PathArg) -> None: ...
@@ -38,7 +55,12 @@ class MountInterface(Protocol):
     def make_slave(self, path: PathArg, *, recursive: bool = False) -> None: ...
     def make_unbindable(self, path: PathArg, *, recursive: bool = False) -> None: ...
     def unmount(
-        self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
+        self,
+        target: PathArg,
+        *,
+        lazy: bool = False,
+        force: bool = False,
+        recursive: bool = False,
         timeout: float | None = None,
     ) -> None: ...
     def cleanup_mountpoint(

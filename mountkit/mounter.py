@@ -148,7 +148,6 @@ class Mounter(Binder):
         """
         self._bind("bind", source, target, readonly, recursive, options, beneath)
 
-
     def remount(self, target: PathArg, options: Iterable[str] | str) -> None:
         """Change the options of the mount at ``target``.
 
@@ -190,11 +189,11 @@ class Mounter(Binder):
         self._make(path, MS.SHARED, recursive, "make_shared")
 
     def make_slave(self, path: PathArg, *, recursive: bool = False) -> None:
-        """Make the mount at ``path`` a slave of its peer group (private if it had none); see :meth:`_make`."""
+        """Make the mount at ``path`` a slave of its peer group (private if none); see :meth:`_make`."""
         self._make(path, MS.SLAVE, recursive, "make_slave")
 
     def make_unbindable(self, path: PathArg, *, recursive: bool = False) -> None:
-        """Make the mount at ``path`` unbindable (private, and never the source of a bind); see :meth:`_make`."""
+        """Make the mount at ``path`` unbindable (private, never a bind's source); see :meth:`_make`."""
         self._make(path, MS.UNBINDABLE, recursive, "make_unbindable")
 
     @staticmethod
@@ -241,7 +240,12 @@ class Mounter(Binder):
                 raise MountError(errno.EINVAL, "move", src, tgt, "nothing is mounted at the source", SOURCE)
             if at_tgt:
                 raise MountConflictError(
-                    errno.EBUSY, "move", src, tgt, f"{_describe(self._entry(tgt))} is mounted there already", TARGET
+                    errno.EBUSY,
+                    "move",
+                    src,
+                    tgt,
+                    f"{_describe(self._entry(tgt))} is mounted there already",
+                    TARGET,
                 )
             try:
                 _sys.move_mount(AT_FDCWD, src, AT_FDCWD, tgt, 0)
@@ -249,7 +253,12 @@ class Mounter(Binder):
                 _sys.mount(src, tgt, None, int(MS.MOVE), None)
 
     def unmount(
-        self, target: PathArg, *, lazy: bool = False, force: bool = False, recursive: bool = False,
+        self,
+        target: PathArg,
+        *,
+        lazy: bool = False,
+        force: bool = False,
+        recursive: bool = False,
         timeout: float | None = None,
     ) -> None:
         """Unmount everything mounted at ``target`` (every stacked mount), never following a symlink.

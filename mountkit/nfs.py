@@ -37,7 +37,9 @@ from .options import split_options
 DEFAULT_VERSION = "3"
 _SOURCE_OP = "nfs source"
 _UINT32 = 2**32 - 1
-_HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
 Resolver = Callable[[str], str]
@@ -92,8 +94,23 @@ _OPTIONS: dict[str, _Number | frozenset[str] | None] = {
     "acdirmax": _Number(0, _UINT32),
     **dict.fromkeys(
         (
-            "hard", "soft", "softerr", "lock", "nolock", "ac", "noac", "cto", "nocto", "resvport",
-            "noresvport", "sharecache", "nosharecache", "rdirplus", "nordirplus", "fsc", "nofsc",
+            "hard",
+            "soft",
+            "softerr",
+            "lock",
+            "nolock",
+            "ac",
+            "noac",
+            "cto",
+            "nocto",
+            "resvport",
+            "noresvport",
+            "sharecache",
+            "nosharecache",
+            "rdirplus",
+            "nordirplus",
+            "fsc",
+            "nofsc",
         )
     ),
 }
@@ -150,7 +167,9 @@ def resolve_host(host: str) -> str:
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise MountError(errno.EHOSTUNREACH, "nfs resolve", host, detail=f"cannot resolve: {exc.strerror}") from None
+        raise MountError(
+            errno.EHOSTUNREACH, "nfs resolve", host, detail=f"cannot resolve: {exc.strerror}"
+        ) from None
     for family in (socket.AF_INET, socket.AF_INET6):
         for info in infos:
             if info[0] == family:
@@ -183,7 +202,9 @@ def uses_nlm(options: Iterable[str] | str) -> bool:
 def _check_value(word: str, key: str, value: str | None) -> None:
     """Raise unless ``value`` is allowed for the known option ``key``."""
     spec = _OPTIONS[key]
-    if value is not None and (not value or "=" in value or any(ch.isspace() or not ch.isprintable() for ch in value)):
+    if value is not None and (
+        not value or "=" in value or any(ch.isspace() or not ch.isprintable() for ch in value)
+    ):
         raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: a separator or control character in the value")
     if spec is None:
         if value is not None:
@@ -193,7 +214,9 @@ def _check_value(word: str, key: str, value: str | None) -> None:
         raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} needs a value")
     if isinstance(spec, _Number):
         if not _DIGITS.fullmatch(value) or not spec.low <= int(value) <= spec.high:
-            raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} must be a number in {spec.low}..{spec.high}")
+            raise InvalidOptionError(
+                _OPTIONS_OP, f"{word!r}: {key} must be a number in {spec.low}..{spec.high}"
+            )
     elif not all(part in spec for part in (value.split(":") if key == "sec" else [value])):
         raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} must be one of {', '.join(sorted(spec))}")
 
@@ -287,6 +310,7 @@ def _route_lookup() -> Callable[[str], str]:
     except ImportError as exc:
         raise InvalidOptionError(
             _OPTIONS_OP,
-            f"vers=4.0/4.1 needs clientaddr=: give it, or install mountkit[nfs] to look it up ({exc.name} missing)",
+            f"vers=4.0/4.1 needs clientaddr=: give it, or install mountkit[nfs] to look it up "
+            f"({exc.name} missing)",
         ) from exc
     return client_address

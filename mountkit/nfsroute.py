@@ -43,4 +43,6 @@ def client_address(server_ip: str) -> str:
             local = message.get_attr("IFA_LOCAL") or message.get_attr("IFA_ADDRESS")
             if local:
                 return str(local)
-    raise MountError(errno.EADDRNOTAVAIL, "nfs client address", server_ip, detail="no local address on the route")
+    raise MountError(
+        errno.EADDRNOTAVAIL, "nfs client address", server_ip, detail="no local address on the route"
+    )

@@ -79,7 +79,9 @@ PROPAGATION_WORDS: dict[str, MS] = {
 }
 
 #: fstab words only userspace helpers read; never passed to the kernel.
-USERSPACE_WORDS = frozenset({"auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail"})
+USERSPACE_WORDS = frozenset(
+    {"auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail"}
+)
 _USERSPACE_PREFIXES = ("comment=", "x-", "X-")
 
 #: mount(2) flag -> mount_setattr(2) attribute, for the per-mount flags that have one.

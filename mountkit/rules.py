@@ -58,7 +58,13 @@ def _nfs_version(words: Iterable[str]) -> str | None:
 
 
 def mount_conflict(
-    info: MountInfo | None, target: str, fstype: str, source: str, readonly: bool, data: Iterable[str], same_source: bool
+    info: MountInfo | None,
+    target: str,
+    fstype: str,
+    source: str,
+    readonly: bool,
+    data: Iterable[str],
+    same_source: bool,
 ) -> MountConflictError | None:
     """The error for mounting ``source`` at ``target`` over ``info``; None when ``info`` is that mount.
 
@@ -69,13 +75,20 @@ def mount_conflict(
     """
     asked = f"asked for {fstype} {source!r}{' read-only' if readonly else ''}"
     if info is None or fs_family(info.fs_type) != fs_family(fstype) or not same_source:
-        return MountConflictError(errno.EBUSY, "mount", source, target, f"{describe(info)} is mounted there; {asked}")
+        return MountConflictError(
+            errno.EBUSY, "mount", source, target, f"{describe(info)} is mounted there; {asked}"
+        )
     if info.readonly != readonly:
         why = f"it is mounted {'read-only' if info.readonly else 'read-write'}"
         return MountConflictError(errno.EBUSY, "mount", source, target, f"{why}; {asked}")
     if fs_family(fstype) == "nfs":
         want, shown = _nfs_version(data), _nfs_version(info.super_options)
-        if want is not None and shown is not None and want != shown and not (want == "4" and shown.startswith("4")):
+        if (
+            want is not None
+            and shown is not None
+            and want != shown
+            and not (want == "4" and shown.startswith("4"))
+        ):
             why = f"it is mounted with NFS version {shown}"
             return MountConflictError(errno.EBUSY, "mount", source, target, f"{why}; {asked} version {want}")
     return None

@@ -35,7 +35,7 @@ def _relative(root: str, path: str) -> str:
     if path.startswith(top) and root.startswith("/"):
         # spelled through the root as given: the rest names the same thing from the root's
         # descriptor, and costs a slice rather than relpath's two abspaths (4 us a call)
-        rel = path[len(top):].strip("/")
+        rel = path[len(top) :].strip("/")
         if set(rel.split("/")) <= {"", "."}:
             raise MountError(errno.EXDEV, "open_beneath", path, root, "not beneath the root")
         return rel
@@ -84,7 +84,9 @@ def _walk(rfd: int, rel: str, name: str, directory: bool) -> int:
             try:
                 nxt = os.open(part, _O_PATH_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
-                raise MountError(exc.errno or errno.EIO, "open_beneath", name, None, _why(exc.errno)) from None
+                raise MountError(
+                    exc.errno or errno.EIO, "open_beneath", name, None, _why(exc.errno)
+                ) from None
             os.close(fd)
             fd = nxt
             mode = os.stat(fd).st_mode

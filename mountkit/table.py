@@ -86,14 +86,24 @@ class _Twin:
 
 _new = object.__new__
 #: MountInfo objects built in C from the compact table (cext/table/entries.c); None without the extension
-_c_entries: Callable[[bytes, memoryview, int, int, type[MountInfo]], list[MountInfo]] | None = _sys.mountinfo_entries
+_c_entries: Callable[[bytes, memoryview, int, int, type[MountInfo]], list[MountInfo]] | None = (
+    _sys.mountinfo_entries
+)
 #: entries built per C call while iterating (a loop that stops early pays for one batch, not the table)
 _ENTRY_BATCH = 4096
 
 
 def _entry_of(
-    mount_id: int, parent_id: int, major: int, minor: int, root: str, mount_point: str,
-    options: tuple[str, ...], optional_fields: tuple[str, ...], fs_type: str, source: str,
+    mount_id: int,
+    parent_id: int,
+    major: int,
+    minor: int,
+    root: str,
+    mount_point: str,
+    options: tuple[str, ...],
+    optional_fields: tuple[str, ...],
+    fs_type: str,
+    source: str,
     super_options: tuple[str, ...],
 ) -> MountInfo:
     """``MountInfo(...)``, built through :class:`_Twin`."""
@@ -242,7 +252,10 @@ class MountTable(Sequence[MountInfo]):
         if _c_entries is None:
             return self._py_iter()
         # built in C a chunk at a time: a loop that stops early does not pay for the whole table
-        chunks = (_c_entries(self._buf, self._cols, i, min(i + _ENTRY_BATCH, self._n), MountInfo) for i in range(0, self._n, _ENTRY_BATCH))
+        chunks = (
+            _c_entries(self._buf, self._cols, i, min(i + _ENTRY_BATCH, self._n), MountInfo)
+            for i in range(0, self._n, _ENTRY_BATCH)
+        )
         return chain.from_iterable(chunks)
 
     def _py_iter(self) -> Iterator[MountInfo]:
@@ -255,7 +268,9 @@ class MountTable(Sequence[MountInfo]):
         twin, mountinfo = _Twin, MountInfo
         # option lists repeat across mounts (10,000 binds share a handful): split each once
         lists: dict[str, tuple[str, ...]] = {"": ()}
-        for mount_id, parent_id, major, minor, r, m, o, of, t, s, so, end in zip(*[iter(self._cols)] * _STRIDE):
+        for mount_id, parent_id, major, minor, r, m, o, of, t, s, so, end in zip(
+            *[iter(self._cols)] * _STRIDE
+        ):
             e: Any = _new(twin)  # inline _entry_of: a call per entry is a tenth of the cost
             e.mount_id, e.parent_id, e.major, e.minor = mount_id, parent_id, major, minor
             e.root, e.mount_point, e.fs_type, e.source = text[r:m], text[m:o], text[t:s], text[s:so]
@@ -396,7 +411,7 @@ def _read_mountinfo(pid: int | None) -> tuple[bytes, memoryview, int]:
 
 
 def read_mountinfo(pid: int | None = None) -> bytes:
-    """The raw bytes of ``/proc/<pid>/mountinfo`` (the poll watcher diffs them); MountError when unreadable."""
+    """The raw bytes of ``/proc/<pid>/mountinfo`` (the poll watcher diffs them); MountError if unreadable."""
     path = _mountinfo_path(pid)
     try:
         with open(path, "rb") as f:

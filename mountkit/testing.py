@@ -107,7 +107,9 @@ def namespace_support() -> tuple[bool, str | None]:
     return False, "needs root, or unprivileged user namespaces (sysctl user.max_user_namespaces, apparmor)"
 
 
-def run_in_private_ns(fn: Callable[..., T], *args: Any, timeout: float = 120.0, scratch: str | None = None) -> T:
+def run_in_private_ns(
+    fn: Callable[..., T], *args: Any, timeout: float = 120.0, scratch: str | None = None
+) -> T:
     """fork; in the child: private namespace, a tmpfs scratch dir, ``fn(scratch, *args)``.
 
     ``scratch`` names an existing empty directory to use (the caller removes it); by default a
@@ -137,7 +139,8 @@ def _run_forked(fn: Callable[..., T], scratch: str, args: tuple[Any, ...], timeo
     if pid == 0:  # child
         os.close(rfd)
         try:
-            # imported here: the plugin loads in every pytest session, which must not need the compiled extension
+            # imported here: the plugin loads in every pytest session, which must not need the compiled
+            # extension
             from mountkit import _sys
 
             enter_private_ns(userns=userns)
@@ -237,7 +240,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{MARKER}: run the test body in a forked child inside a private mount namespace (mountkit)"
+        "markers",
+        f"{MARKER}: run the test body in a forked child inside a private mount namespace (mountkit)",
     )
 
 

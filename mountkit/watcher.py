@@ -103,9 +103,7 @@ def _same_mount(a: MountInfo, b: MountInfo) -> bool:
     return (a.major, a.minor, a.root) == (b.major, b.minor, b.root)
 
 
-def _diff(
-    old: dict[int, MountInfo], new: dict[int, MountInfo], unique: bool
-) -> list[MountEvent]:
+def _diff(old: dict[int, MountInfo], new: dict[int, MountInfo], unique: bool) -> list[MountEvent]:
     """Events turning table ``old`` into ``new`` (both keyed by mount id)."""
     detached: list[MountEvent] = []
     attached: list[MountEvent] = []
@@ -369,7 +367,9 @@ def _fanotify_group() -> int:
         fd = _sys.fanotify_init(_FAN_INIT, os.O_RDONLY | os.O_CLOEXEC)
     except MountError as exc:
         # EINVAL: no FAN_REPORT_MNT (before 6.14); EPERM: not CAP_SYS_ADMIN
-        raise UnsupportedError(exc.errno or errno.EINVAL, "fanotify_init", None, None, "no mount notifications here") from None
+        raise UnsupportedError(
+            exc.errno or errno.EINVAL, "fanotify_init", None, None, "no mount notifications here"
+        ) from None
     try:
         ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -378,7 +378,9 @@ def _fanotify_group() -> int:
             os.close(ns)
     except MountError as exc:
         os.close(fd)
-        raise UnsupportedError(exc.errno or errno.EINVAL, "fanotify_mark", None, None, "no mount-namespace marks here") from None
+        raise UnsupportedError(
+            exc.errno or errno.EINVAL, "fanotify_mark", None, None, "no mount-namespace marks here"
+        ) from None
     return fd
 
 

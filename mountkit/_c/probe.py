@@ -16,7 +16,9 @@ PROBE_STATFS: int = lib.MK_PROBE_STATFS
 PROBE_LIVE_ROOT: int = lib.MK_PROBE_LIVE_ROOT
 PROBE_UNMOUNT: int = lib.MK_PROBE_UNMOUNT
 _PROBE_FAILED = {
-    lib.MK_PROBE_FAILED_STATX: "statx", lib.MK_PROBE_FAILED_STATFS: "statfs", lib.MK_PROBE_FAILED_UNMOUNT: "umount"
+    lib.MK_PROBE_FAILED_STATX: "statx",
+    lib.MK_PROBE_FAILED_STATFS: "statfs",
+    lib.MK_PROBE_FAILED_UNMOUNT: "umount",
 }
 
 

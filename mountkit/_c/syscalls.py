@@ -115,7 +115,10 @@ def fsconfig(
     """
     _check_supported("fsconfig")
     rc = lib.mk_fsconfig(
-        fd, cmd, ffi.NULL if key is None else _b(key, "fsconfig"), ffi.NULL if value is None else _b(value, "fsconfig"),
+        fd,
+        cmd,
+        ffi.NULL if key is None else _b(key, "fsconfig"),
+        ffi.NULL if value is None else _b(value, "fsconfig"),
         aux,
     )
     if rc != 0:
@@ -220,7 +223,9 @@ def open_beneath(root: PathArg, path: PathArg, flags: int, resolve: int) -> int:
     how = ffi.new("struct mk_open_how *")
     how.flags, how.resolve = flags, resolve
     which = ffi.new("int *")
-    fd = lib.mk_open_beneath(_b(root, "open"), _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"), which)
+    fd = lib.mk_open_beneath(
+        _b(root, "open"), _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"), which
+    )
     if fd < 0:
         if not which[0]:
             err = ffi.errno

@@ -40,8 +40,10 @@ def mountinfo_read(fd: int, chunk: int = MI_CHUNK) -> tuple[bytes, memoryview, i
 _Record = TypeVar("_Record")
 
 
-def mountinfo_entries(buf: bytes, cols: memoryview, start: int, stop: int, cls: type[_Record]) -> list[_Record]:
-    """Entries ``[start, stop)`` of a table in :func:`mountinfo_parse`'s layout as ``cls`` objects, built in C.
+def mountinfo_entries(
+    buf: bytes, cols: memoryview, start: int, stop: int, cls: type[_Record]
+) -> list[_Record]:
+    """Entries ``[start, stop)`` of a table in :func:`mountinfo_parse`'s layout as ``cls`` objects, in C.
 
     ``cls`` is a slots class with an object slot per mountinfo field (table.MountInfo); paths are
     decoded like :func:`os.fsdecode`, list fields are tuples (cext/table/entries.c).
