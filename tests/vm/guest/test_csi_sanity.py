@@ -53,7 +53,10 @@ def _run_suite(filestore: Filestore, scratch: Path, order: list[str]) -> Report:
     if not binary or not os.access(binary, os.X_OK):
         pytest.skip("CSI_SANITY_BIN does not name the unpacked csi-sanity (tests/vm/test_csi_sanity.py sets it)")
     junit = scratch / "junit.xml"
-    with run_driver("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5") as driver:
+    # The driver may take minutes to answer under the emulated CPU on a busy host (120 s was too little).
+    with run_driver(
+        "--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5", timeout=600
+    ) as driver:
         # csi-sanity makes (os.Mkdir) and removes the two directories around every spec; their parent
         # is beneath the kubelet root, where the driver accepts targets.
         base = os.path.join(driver.root, "csi-sanity")
