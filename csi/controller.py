@@ -69,6 +69,9 @@ CONTROLLER_CAPABILITIES = (
     _RPC.LIST_SNAPSHOTS,
     _RPC.LIST_VOLUMES,
     _RPC.MODIFY_VOLUME,
+    # As the node service says: a CO then passes ReadWriteOnce and ReadWriteOncePod to CreateVolume as
+    # SINGLE_NODE_MULTI_WRITER and SINGLE_NODE_SINGLE_WRITER, not both as SINGLE_NODE_WRITER (CSI spec).
+    _RPC.SINGLE_NODE_MULTI_WRITER,
 )
 
 
@@ -477,19 +480,23 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
     def ControllerModifyVolume(
         self, request: csi_pb2.ControllerModifyVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ControllerModifyVolumeResponse:
+        """Apply the performance keys; the volume is looked up first, so a missing one is NOT_FOUND
+        whatever the parameters say, and an empty map (proto3 cannot tell it from an unset one) is
+        nothing to change."""
         volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
-        if not request.mutable_parameters:
-            raise validation.invalid("mutable_parameters is required")
-        performance = parse_mutable_params(request.mutable_parameters)
-        if ShareRef.parse(volume_id) is not None and performance is not None:
-            raise validation.invalid(f"volume {volume_id} is a share: performance is set per instance, not per share")
+        if ShareRef.parse(volume_id) is not None:
+            self._volume_instance(volume_id)
+            if parse_mutable_params(request.mutable_parameters) is not None:
+                raise validation.invalid(f"volume {volume_id} is a share: performance is set per instance, not per share")
+            return csi_pb2.ControllerModifyVolumeResponse()
         ref = VolumeRef.parse(volume_id)
         if ref is None:
             raise _error(grpc.StatusCode.NOT_FOUND, f"volume {volume_id} does not exist")
         with self._locks.acquire(ref.instance):
-            instance = self._existing(volume_id)  # NOT_FOUND even when there is nothing to change
+            instance = self._existing(volume_id)
+            performance = parse_mutable_params(request.mutable_parameters)
             if performance is None:
-                return csi_pb2.ControllerModifyVolumeResponse()  # only empty values: nothing to change
+                return csi_pb2.ControllerModifyVolumeResponse()  # no keys or only empty values: nothing to change
             _check_performance(instance.tier, instance.capacity_gib, performance)
             if instance.performance == performance:
                 return csi_pb2.ControllerModifyVolumeResponse()

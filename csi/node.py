@@ -237,14 +237,15 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
 
         CSI's table for a second NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume on one node:
         another target is FAILED_PRECONDITION. The answer comes from the kernel's mount table (the
-        other mounts of the staging mount's filesystem and root that are pods' publish targets, in
-        kubelet's layout: not its subPath binds), so it survives a driver restart; the same target is
-        left to the bind's idempotency check.
+        other mounts of the staging mount's filesystem and root that may be publish targets: not
+        kubelet's subPath binds nor staging paths, :func:`paths.is_publish_target`), so it survives a
+        driver restart; the same target is left to the bind's idempotency check.
         """
         root = os.path.realpath(self.kubelet_root)  # the table spells paths with symlinks resolved
         here = root + target[len(self.kubelet_root):]
-        refs = self.mounter.refs(root + staging[len(self.kubelet_root):])
-        others = [p for p in refs if p != here and paths.is_publish_target(root, p)]
+        staged = root + staging[len(self.kubelet_root):]
+        refs = self.mounter.refs(staged)
+        others = [p for p in refs if p not in (here, staged) and paths.is_publish_target(root, p)]
         if others:
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,

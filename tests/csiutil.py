@@ -68,6 +68,7 @@ class Driver:
     root: str
     controller: Any
     node: Any
+    endpoint: str = ""  # the unix socket's path
 
     def ns(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run argv in the driver's mount namespace."""
@@ -109,6 +110,7 @@ def run_server(
                 proc.pid, root,
                 csi_pb2_grpc.ControllerStub(channel),  # type: ignore[no-untyped-call]
                 csi_pb2_grpc.NodeStub(channel),  # type: ignore[no-untyped-call]
+                sock,
             )
         except BaseException:
             log.seek(0)

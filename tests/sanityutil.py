@@ -195,10 +195,12 @@ def sanity_context(driver: Driver) -> Iterator[TestContext]:
                 os.rmdir(path)
 
 
-def create_for_node(sc: TestContext, name: str, topology: csi_pb2.Topology | None = None) -> csi_pb2.Volume:
-    """The node cases' volume: single node writer, the test size, the node's topology if given."""
+def create_for_node(
+    sc: TestContext, name: str, topology: csi_pb2.Topology | None = None, mode: _Mode.Mode = SINGLE_NODE_WRITER
+) -> csi_pb2.Volume:
+    """The node cases' volume: single node writer (or ``mode``), the test size, the node's topology if given."""
     request = csi_pb2.CreateVolumeRequest(
-        name=name, volume_capabilities=[capability()],
+        name=name, volume_capabilities=[capability(mode)],
         capacity_range=csi_pb2.CapacityRange(required_bytes=TEST_VOLUME_SIZE),
     )
     if topology is not None:
@@ -206,12 +208,15 @@ def create_for_node(sc: TestContext, name: str, topology: csi_pb2.Topology | Non
     return sc.must_create_volume(request).volume
 
 
-def node_stage(sc: TestContext, volume: csi_pb2.Volume, count: int = 1, *, stand_in: bool = True) -> None:
+def node_stage(
+    sc: TestContext, volume: csi_pb2.Volume, count: int = 1, *, stand_in: bool = True,
+    mode: _Mode.Mode = SINGLE_NODE_WRITER,
+) -> None:
     """NodeStageVolume ``count`` times at the staging dir.  With ``stand_in``, a kernel without an NFS
     client must fail the first one clearly (INTERNAL naming the share, nothing mounted), and a tmpfs
     stand-in is then mounted at the staging path in the driver's namespace."""
     request = csi_pb2.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, volume_capability=capability(), staging_target_path=sc.staging_path,
+        volume_id=volume.volume_id, volume_capability=capability(mode), staging_target_path=sc.staging_path,
         volume_context=volume.volume_context,
     )
     for _ in range(count):
@@ -228,10 +233,13 @@ def node_stage(sc: TestContext, volume: csi_pb2.Volume, count: int = 1, *, stand
             return
 
 
-def node_publish(sc: TestContext, volume: csi_pb2.Volume) -> None:
+def node_publish(
+    sc: TestContext, volume: csi_pb2.Volume, mode: _Mode.Mode = SINGLE_NODE_WRITER, target: str = "target"
+) -> None:
+    """NodePublishVolume at ``<mountdir>/<target>``, as csi-sanity's nodePublishVolumeWithCapability."""
     sc.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-        volume_id=volume.volume_id, target_path=sc.target_path + "/target", staging_target_path=sc.staging_path,
-        volume_capability=capability(), volume_context=volume.volume_context,
+        volume_id=volume.volume_id, target_path=f"{sc.target_path}/{target}", staging_target_path=sc.staging_path,
+        volume_capability=capability(mode), volume_context=volume.volume_context,
     ), timeout=120)
 
 

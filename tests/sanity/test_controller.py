@@ -219,3 +219,30 @@ def test_validate_volume_capabilities_should_fail_when_the_requested_volume_does
 ) -> None:
     request = C.ValidateVolumeCapabilitiesRequest(volume_id=valid_volume_id(), volume_capabilities=[capability()])
     assert code_of(sc.controller.ValidateVolumeCapabilities, request) == grpc.StatusCode.NOT_FOUND
+
+
+# --- ModifyVolume [Controller Server] (no --csi.testvolumemutableparameters: an empty map) ----
+
+
+def test_modify_volume_should_fail_if_no_volume_id_is_given(sc: TestContext) -> None:
+    assert code_of(sc.controller.ControllerModifyVolume, C.ControllerModifyVolumeRequest()) == (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
+
+
+def test_modify_volume_should_fail_if_volume_does_not_exist(sc: TestContext) -> None:
+    request = C.ControllerModifyVolumeRequest(volume_id="non-existing-volume-id")
+    assert code_of(sc.controller.ControllerModifyVolume, request) == grpc.StatusCode.NOT_FOUND
+
+
+def test_modify_volume_should_fail_if_specified_mutable_parameters_are_not_supported_by_the_volume(
+    sc: TestContext,
+) -> None:
+    volume = sc.must_create_volume(make_create_volume_req(unique_string("sanity-modify-volume-unsupported"))).volume
+    request = C.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"XXX_FakeKey": "XXX_FakeValue"})
+    assert code_of(sc.controller.ControllerModifyVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_modify_volume_should_modify_a_volume_created_without_a_volume_attribute_class(sc: TestContext) -> None:
+    volume = sc.must_create_volume(make_create_volume_req(unique_string("sanity-modify-volume"))).volume
+    assert sc.controller.ControllerModifyVolume(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id)) is not None

@@ -73,6 +73,24 @@ def test_node_publish_volume_should_fail_when_no_volume_capability_is_provided(s
     assert not os.path.exists(sc.target_path + "/target")
 
 
+def test_node_publish_volume_should_fail_when_a_single_node_single_writer_volume_is_already_mounted_at_a_different_target_path(
+    sc: TestContext,
+) -> None:
+    """"with single node multi writer capability": the second target is outside kubelet's layout
+    (``<mountdir>/other_target``), and must be FAILED_PRECONDITION with nothing left there."""
+    caps = sc.node.NodeGetCapabilities(C.NodeGetCapabilitiesRequest()).capabilities
+    assert _RPC.SINGLE_NODE_MULTI_WRITER in {cap.rpc.type for cap in caps}
+    ssw = C.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER
+    volume = create_for_node(sc, unique_string("sanity-node-publish-single-node-single-writer"), mode=ssw)
+    node_stage(sc, volume, mode=ssw)
+    node_publish(sc, volume, mode=ssw)
+    with pytest.raises(grpc.RpcError) as info:
+        node_publish(sc, volume, mode=ssw, target="other_target")
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert not os.path.lexists(sc.target_path + "/other_target")
+    assert set(mount_rows(sc.driver)) == {sc.staging_path, sc.target_path + "/target"}
+
+
 def test_node_unpublish_volume_should_fail_when_no_volume_id_is_provided(sc: TestContext) -> None:
     assert code_of(sc.node.NodeUnpublishVolume, C.NodeUnpublishVolumeRequest()) == grpc.StatusCode.INVALID_ARGUMENT
 

@@ -422,6 +422,7 @@ def test_capabilities_and_unimplemented(driver: Driver) -> None:
         RPC.LIST_SNAPSHOTS,
         RPC.LIST_VOLUMES,
         RPC.MODIFY_VOLUME,
+        RPC.SINGLE_NODE_MULTI_WRITER,  # as the node service: the CO then sends the finer single-node modes
     }
     for method, request in (
         (driver.ctl.ControllerPublishVolume, csi_pb2.ControllerPublishVolumeRequest()),
@@ -430,6 +431,24 @@ def test_capabilities_and_unimplemented(driver: Driver) -> None:
         (driver.ctl.ControllerGetVolume, csi_pb2.ControllerGetVolumeRequest()),
     ):
         assert code_of(method, request) == grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER,
+     csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_MULTI_WRITER],
+)
+def test_finer_single_node_modes_are_provisioned_and_confirmed(
+    driver: Driver, mode: csi_pb2.VolumeCapability.AccessMode.Mode
+) -> None:
+    """What a CO sends once SINGLE_NODE_MULTI_WRITER is advertised (ReadWriteOncePod, ReadWriteOnce)."""
+    cap = mount_cap(mode)
+    vol = create(driver, f"fine-{mode}", volume_capabilities=[cap])
+    assert vol.volume_id
+    confirmed = driver.ctl.ValidateVolumeCapabilities(
+        csi_pb2.ValidateVolumeCapabilitiesRequest(volume_id=vol.volume_id, volume_capabilities=[cap])
+    )
+    assert confirmed.confirmed.volume_capabilities == [cap], confirmed.message
 
 
 def test_quota_is_resource_exhausted(driver: Driver) -> None:

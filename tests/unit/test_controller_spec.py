@@ -136,6 +136,24 @@ def test_modify_volume_of_a_missing_volume_is_not_found_even_with_nothing_to_cha
     modify(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"max-iops": ""}))
 
 
+def test_modify_volume_with_no_mutable_parameters_checks_the_volume_and_changes_nothing(driver: Driver) -> None:
+    """csi-sanity's ModifyVolume specs without --csi.testvolumemutableparameters: an empty map is NOT_FOUND
+    for a missing volume (not INVALID_ARGUMENT), and accepted, with nothing changed, for an existing one."""
+    modify = driver.ctl.ControllerModifyVolume
+    for volume_id in ("non-existing-volume-id", f"modeInstance/{ZONE}/nope/vol1"):
+        assert code_of(modify, C.ControllerModifyVolumeRequest(volume_id=volume_id)) == grpc.StatusCode.NOT_FOUND
+    volume = create(driver, "empty-modify")
+    before = driver.cloud.get_instance(ZONE, "empty-modify")
+    modify(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id))
+    after = driver.cloud.get_instance(ZONE, "empty-modify")
+    assert (after.performance, after.capacity_gib, after.tier) == (before.performance, before.capacity_gib, before.tier)
+    # unknown keys are still refused, once the volume is found
+    request = C.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"XXX_FakeKey": "x"})
+    assert code_of(modify, request) == grpc.StatusCode.INVALID_ARGUMENT
+    request = C.ControllerModifyVolumeRequest(volume_id="non-existing-volume-id", mutable_parameters={"XXX_FakeKey": "x"})
+    assert code_of(modify, request) == grpc.StatusCode.NOT_FOUND
+
+
 # --- ListSnapshots / DeleteSnapshot while a snapshot is being cut -----------------------
 
 

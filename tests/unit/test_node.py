@@ -437,12 +437,39 @@ def test_single_writer_publish_again_beside_a_subpath_bind(node: Node) -> None:
     )
 
 
+def test_single_writer_second_target_outside_kubelets_layout_is_failed_precondition(node: Node) -> None:
+    """csi-sanity's layout (any CO's): the staging dir and targets anywhere beneath the root.  A second
+    target is FAILED_PRECONDITION and left neither mounted nor made; the staging mount itself is not a
+    publish, so the first publish and its repeat succeed."""
+    ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
+    base = node.root / "csi-sanity"
+    (base / "mount").mkdir(parents=True)
+    staging, target, other = str(base / "staging"), str(base / "mount" / "target"), str(base / "mount" / "other_target")
+    node.stage(staging_target_path=staging, volume_capability=ssw)
+    node.publish(staging_target_path=staging, target_path=target, volume_capability=ssw)
+    node.publish(staging_target_path=staging, target_path=target, volume_capability=ssw)  # idempotent
+    code, message = status(lambda: node.publish(staging_target_path=staging, target_path=other, volume_capability=ssw))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and target in message
+    assert node.entry(other) is None and not os.path.exists(other)
+    # a pod's target in kubelet's layout is refused too, while the volume is published at the other CO's
+    code, _ = status(lambda: node.publish(staging_target_path=staging, volume_capability=ssw))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and node.entry(node.target) is None
+    node.unpublish(target_path=target)
+    node.publish(staging_target_path=staging, target_path=other, volume_capability=ssw)
+    assert node.entry(other).source == "10.0.0.2:/vol1"
+
+
 def test_publish_targets_in_kubelets_layout() -> None:
     root = "/var/lib/kubelet"
     target = paths.publish_target(root, "u1", "pv1")
     assert target == f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount"
     assert paths.is_publish_target(root, target)
+    # beneath the root but outside kubelet's own dirs: another CO's targets
+    for path in (f"{root}/csi-sanity/mount/target", f"{root}/other_target", f"{root}/podsx/u1/mount"):
+        assert paths.is_publish_target(root, path), path
     for path in (
+        f"{root}/plugins/kubernetes.io/csi/pv/pv1/globalmount",
+        "/elsewhere/csi-sanity/mount/target",
         f"{root}/pods/u1/volume-subpaths/pv1/app/0",
         f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1",
         f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount/inner",

@@ -18,10 +18,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 WATCH = "tests/vm/guest/test_watch.py"
+CSI_SANITY = "tests/vm/guest/test_csi_sanity.py"  # a guest of its own: tests/vm/test_csi_sanity.py
 
 
 def test_nfs_suite_in_guest() -> None:
-    _pytest_in_guest("NFS guest suite", "tests/vm/guest", f"--ignore={WATCH}")
+    _pytest_in_guest("NFS guest suite", "tests/vm/guest", f"--ignore={WATCH}", f"--ignore={CSI_SANITY}")
 
 
 def test_watch_poll_backend_in_guest() -> None:
