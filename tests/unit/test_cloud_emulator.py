@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,33 @@ def test_module_runs_alone() -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_a_deleted_instance_address_waits_for_its_hook() -> None:
+    """A new instance never gets an address whose old server the deletion hook is still tearing down."""
+    hook_entered, release = threading.Event(), threading.Event()
+
+    def slow_teardown(inst: Instance) -> None:
+        hook_entered.set()
+        release.wait(10)
+
+    # a pool of two addresses (127.0.100.1 and .2): "a" takes one, "b" the other
+    state = EmulatorState(op_delay=0.0, ip_pool="127.0.100.0/30", on_instance_deleted=slow_teardown)
+    server, endpoint = start_emulator(state=state)
+    cloud = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02)
+    try:
+        old_ip = cloud.create_instance(_inst("a"), wait=10).ip
+        cloud.create_instance(_inst("b"), wait=10)
+        deleting = threading.Thread(target=cloud.delete_instance, args=(ZONE, "a"), kwargs={"wait": 10})
+        deleting.start()
+        assert hook_entered.wait(10)
+        with pytest.raises(CloudError) as err:  # a's address is still being torn down
+            cloud.create_instance(_inst("c"), wait=10)
+        assert err.value.kind is ErrorKind.RESOURCE_EXHAUSTED
+        release.set()
+        deleting.join(10)
+        assert cloud.create_instance(_inst("c"), wait=10).ip == old_ip  # free once the hook returned
+    finally:
+        release.set()
+        cloud.close()
+        server.stop(0).wait()

@@ -167,6 +167,10 @@ class EmulatorState(MultishareMixin):
         self._ms_instances: dict[str, Pb] = {}
         self._shares: dict[str, Pb] = {}
         self._pending_calls: list[Callable[[], None]] = []
+        # Addresses of deleted instances whose on_instance_deleted hook has not returned yet (it runs
+        # outside the lock): not handed out again until it has, or a new instance's clients would
+        # reach the old one's server while it is being torn down (ECONNREFUSED in csi-sanity runs).
+        self._retiring: set[str] = set()
         self._lock = threading.Lock()
         self._instances: dict[str, Pb] = {}
         self._backups: dict[str, Pb] = {}
@@ -256,6 +260,7 @@ class EmulatorState(MultishareMixin):
             rec.complete = lambda: empty_pb2.Empty()
         events.created.extend(self._pending_created)
         events.deleted.extend(self._pending_deleted)
+        self._retiring.update(i.ip for i in self._pending_deleted if i.ip)
         events.calls.extend(self._pending_calls)
         self._pending_created.clear()
         self._pending_deleted.clear()
@@ -276,8 +281,12 @@ class EmulatorState(MultishareMixin):
             if self._on_created is not None:
                 self._on_created(inst)
         for inst in events.deleted:
-            if self._on_deleted is not None:
-                self._on_deleted(inst)
+            try:
+                if self._on_deleted is not None:
+                    self._on_deleted(inst)
+            finally:
+                with self._lock:
+                    self._retiring.discard(inst.ip)
         for call in events.calls:
             call()
 
@@ -326,6 +335,7 @@ class EmulatorState(MultishareMixin):
     def _free_ip(self) -> str:
         """An address of the pool no instance (v1 or multishare) has; RESOURCE_EXHAUSTED when none is left."""
         used = {i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())}
+        used |= self._retiring
         free = next((h for h in self._hosts if h not in used), None)
         if free is None:
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
