@@ -12,15 +12,12 @@ plugin, :mod:`mountkit.testing` (entry point ``pytest11``).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from metadata_server import MetadataServer
+from tests.support.metadata_server import MetadataServer
 
 IS_ROOT = os.geteuid() == 0
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 if [[ ${1-} == --nfs-guest ]]; then
     shift
     mk_install test
-    exec python tests/vm/nfsguest.py -- "$PWD/.venv/bin/python" tests/vm/guest/demo.py "$@"
+    exec python tests/vm/nfsguest.py -- "$PWD/.venv/bin/python" -m tests.vm.guest.demo "$@"
 fi
 mk_install
 exec filestore-csi-driver demo "$@"

@@ -1,4 +1,4 @@
-"""A real Kubernetes API server (etcd + kube-apiserver on loopback, tests/kubeapi.py) for these tests.
+"""A real Kubernetes API server (etcd + kube-apiserver on loopback, tests/support/kubeapi.py) for these tests.
 
 One server per session; each test gets an administrator's ApiClient on an emptied namespace
 ``gke-managed-filestorecsi`` (ConfigMaps, their finalizers removed first, and Leases) and no Nodes.
@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import kubeapi
 import pytest
+
+from tests.support import kubeapi
 
 _REASON = kubeapi.missing()
 if _REASON:

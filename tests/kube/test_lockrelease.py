@@ -1,6 +1,6 @@
 """Lock release against a real API server: the node's records, the controller's releases, the Lease.
 
-Releases go to a loopback portmapper + lock-release server (tests/lockserver.py), which records the
+Releases go to a loopback portmapper + lock-release server (tests/support/lockserver.py), which records the
 node addresses it was asked to release.
 """
 
@@ -17,7 +17,6 @@ from typing import Any
 import grpc
 import pytest
 from kubernetes import client
-from lockserver import LockServer
 
 from csi.errors import to_status
 from csi.lockrelease import LockInfoError, rpc
@@ -29,6 +28,7 @@ from csi.locks import VolumeLocks
 from csi.node import NodeServicer
 from csi.proto import csi_pb2
 from mountkit.fake import FakeMounter
+from tests.support.lockserver import LockServer
 
 NODE = "gke-pool-1-abcd"
 CM = f"fscsi-{NODE}"

@@ -4,7 +4,7 @@
 as GFD's node does: it takes the Lease (identity ``<host>_<uuid>``) and passes over the ConfigMaps every
 sync period. With ``--feature-lock-release-standalone`` the node leaves that to ``python -m
 csi.lockrelease`` and never touches the Lease. The driver runs as a subprocess with ``--kubeconfig``;
-the metadata server (tests/metadata_server.py) gives the VM's instance id and internal IP.
+the metadata server (tests/support/metadata_server.py) gives the VM's instance id and internal IP.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import kubeapi
 import pytest
 from kubernetes import client
-from metadata_server import MetadataServer
 
 from csi.lockrelease.lockinfo import LEASE_NAME, NAMESPACE
 from csi.proto import csi_pb2, csi_pb2_grpc
+from tests.support import kubeapi
+from tests.support.metadata_server import MetadataServer
 
 #: A ConfigMap entry the controller's pass reports (and leaves alone): its log line shows each pass.
 NOT_A_RECORD = "not-a-lock-record"

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from csiutil import CAP
-from reliability import NsDriver, report, size
 
 from csi.proto import csi_pb2, csi_pb2_grpc
+from tests.support.csiutil import CAP
+from tests.support.reliability import NsDriver, report, size
 
 pytestmark = pytest.mark.privileged
 

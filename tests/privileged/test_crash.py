@@ -21,10 +21,10 @@ from typing import Any
 
 import grpc
 import pytest
-from csiutil import CAP
-from reliability import NsDriver, report, seed, size
 
 from csi.proto import csi_pb2, csi_pb2_grpc
+from tests.support.csiutil import CAP
+from tests.support.reliability import NsDriver, report, seed, size
 
 pytestmark = pytest.mark.privileged
 

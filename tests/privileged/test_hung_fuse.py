@@ -1,6 +1,6 @@
 """A hung or dead share never hangs the node: every probe and RPC on it returns within its timeout.
 
-tests/hangfs.py stands in for a sick NFS share (this kernel has no NFS client): its getattr/statfs
+tests/support/hangfs.py stands in for a sick NFS share (this kernel has no NFS client): its getattr/statfs
 answer, hang, or fail with ESTALE/ENOTCONN/EIO on demand, and a hung FUSE getattr leaves the caller
 asleep exactly like a stat on a dead hard-mounted NFS server.  The mountkit-level test runs in an
 ``in_ns`` child; the driver test runs the real driver (``csi.main``, gRPC) in its own namespace and
@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import grpc
-import hangfs
 import pytest
-from csiutil import CAP, Driver, mounts_under, run_driver
 
 from csi.proto import csi_pb2
 from mountkit import CorruptedMountError, Mounter, is_mountpoint, probe
+from tests.support import hangfs
+from tests.support.csiutil import CAP, Driver, mounts_under, run_driver
 
 pytestmark = pytest.mark.privileged
 
@@ -42,7 +42,7 @@ PROBE = 1.0  # the driver's --probe-timeout and the Mounter's probe_timeout
 WORKERS = 4  # the driver's gRPC worker threads
 SLACK = 1.5  # scheduling slack on a shared 2-core machine
 DEAD_MODES = ("ESTALE", "ENOTCONN", "EIO")
-HANGFS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hangfs.py")
+HANGFS = hangfs.__file__
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from csiutil import (
+
+from csi.proto import csi_pb2
+from tests.support.csiutil import (
     Driver,
     create_volume,
     mount_rows,
@@ -27,8 +29,6 @@ from csiutil import (
     unstage,
     until_done,
 )
-
-from csi.proto import csi_pb2
 
 pytestmark = pytest.mark.privileged
 

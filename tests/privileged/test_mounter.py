@@ -22,6 +22,7 @@ from mountkit.errors import MountError
 from mountkit.flags import AT, AT_FDCWD, MOVE_MOUNT, MS, OPEN_TREE, STATX
 from mountkit.mounter import Mounter, is_mountpoint
 from mountkit.table import MountTable
+from tests.support import hangfs
 
 pytestmark = pytest.mark.privileged
 
@@ -530,8 +531,6 @@ def test_is_mountpoint_fallbacks(in_ns, unsupported: tuple[str, ...]) -> None:  
 
 
 def _sick_fuse(scratch: str) -> dict[str, Any]:
-    import hangfs  # type: ignore[import-not-found]  # tests/ is on sys.path (conftest)
-
     m = Mounter(probe_timeout=0.5)
     out: dict[str, Any] = {}
     pids = []
@@ -572,8 +571,6 @@ def test_check_reports_stale_and_hung_mounts(in_ns) -> None:  # type: ignore[no-
 
 
 def _refs_of_hung(scratch: str) -> dict[str, Any]:
-    import hangfs  # type: ignore[import-not-found]
-
     m = Mounter(probe_timeout=5.0)  # refs waits at most REFS_PROBE_TIMEOUT (0.5 s)
     hung, bind, ctl = _dirs(scratch, "hung", "bind", "ctl")
     control = os.path.join(ctl, "hung.mode")

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from csiutil import Driver, mount_rows, run_server
 
 from csi.proto import csi_pb2
+from tests.support.csiutil import Driver, mount_rows, run_server
 
 pytestmark = pytest.mark.privileged
 

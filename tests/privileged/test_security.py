@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from reliability import NsDriver, report
 
 from csi.proto import csi_pb2, csi_pb2_grpc
+from tests.support.reliability import NsDriver, report
 
 pytestmark = pytest.mark.privileged
 

@@ -1,7 +1,7 @@
 """mountkit.watch on this kernel: both backends, 1,000-mount bursts with no event lost, the CLI.
 
 Every test runs in a private mount namespace (the ``in_ns`` fixture of mountkit.testing), so the
-watcher sees only the mounts the test makes.  The scenarios live in tests/watchutil.py, shared
+watcher sees only the mounts the test makes.  The scenarios live in tests/support/watchutil.py, shared
 with the 6.1 guest (tests/vm/guest/test_watch.py).
 """
 
@@ -15,7 +15,11 @@ import sys
 from typing import Any
 
 import pytest
-from watchutil import (
+
+from mountkit import _sys
+from mountkit.flags import MS, STATX
+from mountkit.table import find_mount
+from tests.support.watchutil import (
     BURST,
     LIFECYCLE,
     MOVE_TREE,
@@ -27,10 +31,6 @@ from watchutil import (
     read_until,
     whole_namespace,
 )
-
-from mountkit import _sys
-from mountkit.flags import MS, STATX
-from mountkit.table import find_mount
 
 pytestmark = pytest.mark.privileged
 

@@ -19,8 +19,9 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from csiutil import Driver, run_driver
-from sanityutil import TestContext, sanity_context
+
+from tests.support.csiutil import Driver, run_driver
+from tests.support.sanityutil import TestContext, sanity_context
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ import time
 
 import grpc
 import pytest
-from sanityutil import (
+
+from csi.proto import csi_pb2
+from tests.support.sanityutil import (
     INVALID_VOLUME_ID,
     MAX_NAME_LENGTH,
     TEST_VOLUME_SIZE,
@@ -23,8 +25,6 @@ from sanityutil import (
     unique_string_with_length,
     valid_volume_id,
 )
-
-from csi.proto import csi_pb2
 
 pytestmark = pytest.mark.privileged
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from sanityutil import TestContext
 
 from csi.proto import csi_pb2
+from tests.support.sanityutil import TestContext
 
 pytestmark = pytest.mark.privileged
 

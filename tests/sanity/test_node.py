@@ -13,8 +13,10 @@ import os
 
 import grpc
 import pytest
-from csiutil import mount_rows
-from sanityutil import (
+
+from csi.proto import csi_pb2 as C
+from tests.support.csiutil import mount_rows
+from tests.support.sanityutil import (
     IDEMPOTENT_COUNT,
     TestContext,
     capability,
@@ -26,8 +28,6 @@ from sanityutil import (
     unique_string,
     valid_volume_id,
 )
-
-from csi.proto import csi_pb2 as C
 
 pytestmark = pytest.mark.privileged
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from sanityutil import (
+
+from csi.proto import csi_pb2 as C
+from tests.support.sanityutil import (
     MAX_NAME_LENGTH,
     TEST_VOLUME_EXPAND_SIZE,
     TEST_VOLUME_SIZE,
@@ -19,8 +21,6 @@ from sanityutil import (
     valid_volume_id,
     verify_snapshot_info,
 )
-
-from csi.proto import csi_pb2 as C
 
 pytestmark = pytest.mark.privileged
 

@@ -8,13 +8,23 @@ from pathlib import Path
 
 import grpc
 import pytest
-from controllerutil import BLOCK, DRIVER, TIB, ZONE, Driver, code_of, create, mount_cap, running_driver
 
 from csi.capacity import pick_capacity_gib
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.proto import csi_pb2
 from csi.volume_id import VolumeRef, cloud_name
+from tests.support.controllerutil import (
+    BLOCK,
+    DRIVER,
+    TIB,
+    ZONE,
+    Driver,
+    code_of,
+    create,
+    mount_cap,
+    running_driver,
+)
 
 Mode = csi_pb2.VolumeCapability.AccessMode
 

@@ -24,17 +24,17 @@ from typing import Any
 
 import grpc
 import pytest
-from csiutil import CAP, stop
 from google.cloud import filestore_v1
 from google.cloud.common import OperationMetadata
 from google.longrunning import operations_pb2, operations_pb2_grpc
-from reliability import FAST_RECONNECT, DriverProcess, report, seed, size
 
 from csi.cloud import Instance, instance_name
 from csi.cloud.gcp import GcpFilestore
 from csi.params import METADATA_LABELS, P_PVC_NAME, P_PVC_NAMESPACE
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.volume_id import VolumeRef
+from tests.support.csiutil import CAP, stop
+from tests.support.reliability import FAST_RECONNECT, DriverProcess, report, seed, size
 
 PROJECT, ZONE, REGION = "test-project", "us-central1-a", "us-central1"  # csiutil.driver_argv's
 OP_DELAY = 0.4

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import grpc
 import pytest
-from controllerutil import DRIVER, TIB, ZONE, Driver, create, mount_cap, running_driver
 
 from csi.cloud import NfsExportRule, OperationPending, Performance
 from csi.filestore import GIB
 from csi.main import main
 from csi.proto import csi_pb2
+from tests.support.controllerutil import DRIVER, TIB, ZONE, Driver, create, mount_cap, running_driver
 
 REGION = "us-central1"
 Modify = csi_pb2.ControllerModifyVolumeRequest

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from controllerutil import ZONE, Driver, code_of, create, mount_cap, running_driver
 
 from csi.cloud import CloudError, ErrorKind, Instance, instance_name
 from csi.proto import csi_pb2
+from tests.support.controllerutil import ZONE, Driver, code_of, create, mount_cap, running_driver
 
 
 @pytest.fixture

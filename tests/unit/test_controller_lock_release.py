@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from controllerutil import TIB, create, running_driver
 
 from csi.params import cluster_labels
 from csi.proto import csi_pb2
+from tests.support.controllerutil import TIB, create, running_driver
 
 MARK = {"supportLockRelease": "true"}
 SIZE = csi_pb2.CapacityRange(required_bytes=TIB)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from controllerutil import BLOCK, TIB, ZONE, Driver, code_of, create, mount_cap, running_driver
 
 from csi.cloud import OperationPending
 from csi.filestore import GIB
 from csi.proto import csi_pb2 as C
+from tests.support.controllerutil import BLOCK, TIB, ZONE, Driver, code_of, create, mount_cap, running_driver
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from controllerutil import DRIVER, TIB, Driver, mount_cap, running_driver
 
 from csi.cloud import Performance
 from csi.proto import csi_pb2
 from csi.volume_id import ShareRef, VolumeRef
+from tests.support.controllerutil import DRIVER, TIB, Driver, mount_cap, running_driver
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "examples"
 

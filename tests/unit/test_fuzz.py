@@ -2,7 +2,7 @@
 every parser and every RPC's validation raises only the documented exceptions.
 
 Seed-fixed (``derandomize``) and CI-sized; ``MOUNTKIT_FUZZ_EXAMPLES`` (total examples, e.g.
-100000 nightly) scales every fuzz test.  The count of inputs tried is reported (tests/reliability).
+100000 nightly) scales every fuzz test.  The count of inputs tried is reported (tests/support/reliability.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability import report, size
 
 from csi.cloud import FilestoreCloud
 from csi.controller import ControllerServicer
@@ -33,6 +32,7 @@ from mountkit.fake import FakeMounter
 from mountkit.nfs import build_mount, parse_source
 from mountkit.options import parse_options
 from mountkit.table import MountTable
+from tests.support.reliability import report, size
 
 #: the @given fuzz tests below, which share MOUNTKIT_FUZZ_EXAMPLES between them
 FUZZ_TESTS = 6

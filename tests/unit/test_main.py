@@ -16,11 +16,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from metadata_server import MetadataServer
 
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.main import EMULATOR_ZONE, build_parser, emulator_node_id, main
 from csi.proto import csi_pb2, csi_pb2_grpc
+from tests.support.metadata_server import MetadataServer
 
 _CAP = csi_pb2.VolumeCapability(
     mount=csi_pb2.VolumeCapability.MountVolume(),

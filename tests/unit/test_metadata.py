@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from metadata_server import ROOT, MetadataServer
 
 from csi import metadata
 from csi.main import (
@@ -23,6 +22,7 @@ from csi.main import (
     emulator_node_id,
     resolve_identity,
 )
+from tests.support.metadata_server import ROOT, MetadataServer
 
 ZONE_ANSWER = "projects/123456789/zones/europe-west1-b"
 

@@ -8,10 +8,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from lockserver import LockServer
 
 from csi.lockrelease import oncrpc, rpc
 from csi.lockrelease.oncrpc import RpcError, parse_reply
+from tests.support.lockserver import LockServer
 
 
 def test_record_marking_is_one_last_fragment() -> None:

@@ -14,13 +14,13 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tableutil import entries, mangle, name, render
 
 from mountkit import _sys
 from mountkit import table as table_module
 from mountkit.errors import InvalidOptionError, MountError
 from mountkit.flags import MOUNT_ATTR, MS, SB_LAZYTIME, SB_RDONLY
 from mountkit.table import MountInfo, MountTable, find_mount, from_statmount
+from tests.support.tableutil import entries, mangle, name, render
 
 
 @given(st.lists(entries, max_size=8))

@@ -8,11 +8,11 @@ from unittest import mock
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tableutil import entries, paths, render
 
 from mountkit import watcher
 from mountkit.table import MountInfo
 from mountkit.watcher import _by_id, _changed_lines, _diff
+from tests.support.tableutil import entries, paths, render
 
 
 def _text(records: list[MountInfo]) -> bytes:

@@ -12,7 +12,8 @@ import sys
 import time
 
 import pytest
-from vm import nfsguest
+
+from tests.vm import nfsguest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from nfsserver import Filestore, filestore_emulator
+from tests.support.nfsserver import Filestore, filestore_emulator
 
 SERVER = os.environ.get("NFSGUEST_SERVER", "127.0.0.1")
 EXPORT = os.environ.get("NFSGUEST_EXPORT", "/srv/nfs")

@@ -3,7 +3,7 @@
     bash tools/demo.sh --nfs-guest          # boots the guest and runs this there
 
 The Filestore emulator runs here with hooks that start one kernel NFS server per instance (see
-nfsserver.py); the demo then drives its whole lifecycle against it, so NodeStageVolume really
+tests/support/nfsserver.py); the demo then drives its whole lifecycle against it, so NodeStageVolume really
 mounts NFS through mountkit.
 """
 
@@ -12,11 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from nfsserver import filestore_emulator
-
 from csi.demo import run_demo
+from tests.support.nfsserver import filestore_emulator
 
 
 def main() -> int:

@@ -11,7 +11,9 @@ import time
 from typing import Any
 
 import pytest
-from csiutil import (
+
+from csi.proto import csi_pb2
+from tests.support.csiutil import (
     CAP,
     Driver,
     create_volume,
@@ -24,9 +26,7 @@ from csiutil import (
     unstage,
     until_done,
 )
-from nfsserver import Filestore
-
-from csi.proto import csi_pb2
+from tests.support.nfsserver import Filestore
 
 pytestmark = pytest.mark.privileged
 

@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from csiutil import create_volume, mount_rows, publish, run_driver, stage, unpublish, volume_stats
-from nfsserver import Filestore, NfsServer
+
+from tests.support.csiutil import (
+    create_volume,
+    mount_rows,
+    publish,
+    run_driver,
+    stage,
+    unpublish,
+    volume_stats,
+)
+from tests.support.nfsserver import Filestore, NfsServer
 
 pytestmark = pytest.mark.privileged
 

@@ -19,11 +19,21 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from csiutil import Driver, create_volume, publish, run_driver, stage, stop, unpublish, unstage, until_done
-from nfsserver import Filestore, NfsServer
 
 from csi import nsm
 from csi.proto import csi_pb2
+from tests.support.csiutil import (
+    Driver,
+    create_volume,
+    publish,
+    run_driver,
+    stage,
+    stop,
+    unpublish,
+    unstage,
+    until_done,
+)
+from tests.support.nfsserver import Filestore, NfsServer
 
 pytestmark = pytest.mark.privileged
 

@@ -9,9 +9,10 @@ kernel NFS server, and nothing may be left mounted afterwards.
 from __future__ import annotations
 
 import pytest
-from csiutil import run_driver
-from nfsserver import Filestore
-from sanityutil import IDEMPOTENT_COUNT, run_controller_test, sanity_context
+
+from tests.support.csiutil import run_driver
+from tests.support.nfsserver import Filestore
+from tests.support.sanityutil import IDEMPOTENT_COUNT, run_controller_test, sanity_context
 
 pytestmark = pytest.mark.privileged
 

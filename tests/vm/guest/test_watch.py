@@ -9,7 +9,10 @@ import os
 from typing import Any
 
 import pytest
-from watchutil import (
+
+import mountkit
+from mountkit.errors import UnsupportedError
+from tests.support.watchutil import (
     LIFECYCLE,
     MOVE_TREE,
     WHOLE_NAMESPACE,
@@ -18,9 +21,6 @@ from watchutil import (
     move_tree,
     whole_namespace,
 )
-
-import mountkit
-from mountkit.errors import UnsupportedError
 
 pytestmark = pytest.mark.privileged
 

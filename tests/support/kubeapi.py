@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "tools" / "kube-apiserver" / "kube-apiserver.xz"
+ARCHIVE = Path(__file__).resolve().parents[3] / "shared" / "tools" / "kube-apiserver" / "kube-apiserver.xz"
 BINARY = Path(tempfile.gettempdir()) / "mountkit-kube-apiserver-v1.36.2"
 READY_TIMEOUT = 60.0
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import grpc
 import pytest
-from csiutil import Driver, mount_rows
 
 from csi.filestore import GIB
 from csi.proto import csi_pb2, csi_pb2_grpc
+from tests.support.csiutil import Driver, mount_rows
 
 #: ``--csi.testvolumesize``; csi-sanity's TestVolumeExpandSize is that plus 1 GiB.
 TEST_VOLUME_SIZE = 107374182400

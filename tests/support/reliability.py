@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 # Channel options for a driver that is being restarted: gRPC's default first reconnect backoff is
 # 1 s, longer than a restart takes.
@@ -17,7 +18,7 @@ FAST_RECONNECT = [
     ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
     ("grpc.max_reconnect_backoff_ms", 250),
 ]
-FIGURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".reliability", "figures.txt")
+FIGURES = str(Path(__file__).resolve().parents[2] / ".reliability" / "figures.txt")
 
 
 def size(env: str, default: int) -> int:
@@ -65,7 +66,7 @@ class DriverProcess:
 
     def argv(self) -> list[str]:
         """The driver's command line."""
-        from csiutil import driver_argv
+        from tests.support.csiutil import driver_argv
 
         return driver_argv(
             self.root, self.sock, f"--mode={self.mode}", "--cloud=emulator", "--probe-timeout=3",
@@ -110,7 +111,7 @@ class DriverProcess:
 
     def stop(self) -> None:
         """SIGTERM a running driver and reap it."""
-        from csiutil import stop
+        from tests.support.csiutil import stop
 
         if self.proc is not None and self.proc.poll() is None:
             stop(self.proc, timeout=15)
@@ -147,7 +148,7 @@ class NsDriver(DriverProcess):
 
     def ns(self, *argv: str, check: bool = True) -> str:
         """Run ``argv`` in the namespace; its stdout."""
-        from csiutil import nsenter
+        from tests.support.csiutil import nsenter
 
         return nsenter(self.holder.pid, *argv, check=check).stdout
 
