@@ -1,7 +1,7 @@
 """csi-sanity's "Controller Service [Controller Server]" cases (pkg/sanity/controller.go), one test each.
 
 Cases csi-sanity skips for this driver (it does not advertise PUBLISH_UNPUBLISH_VOLUME, GET_CAPACITY,
-CLONE_VOLUME): what the spec then asks for is in ``tests/unit/test_controller_spec.py``.
+CLONE_VOLUME): what the spec then asks for is in ``tests/unit/csi/test_controller_spec.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """MountInfo records and mountinfo text rendered the way the kernel escapes it, for tests of the table
-(tests/unit/test_table.py) and of the watcher's diff (tests/unit/test_watcher.py)."""
+(tests/unit/mountkit/test_table.py) and of the watcher's diff (tests/unit/mountkit/test_watcher.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Rows of the CSI spec's Errors tables (and field rules) that csi-sanity does not exercise.
 
 Each test names the RPC and the row; the csi-sanity cases themselves are in ``tests/sanity``, and what
-tests/unit/test_controller.py already checks is not repeated here.
+tests/unit/csi/test_controller.py already checks is not repeated here.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import yaml
 
 from csi.params import parse_volume_params
 
-ROOT = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+ROOT = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
 DRIVER = "filestore.csi.storage.gke.io"
 SOCKET = "/csi/csi.sock"
 REGISTRATION_SOCKET = f"/var/lib/kubelet/plugins/{DRIVER}/csi.sock"

@@ -21,7 +21,7 @@ from csi.proto import csi_pb2
 from csi.volume_id import ShareRef, VolumeRef
 from tests.support.controllerutil import DRIVER, TIB, Driver, mount_cap, running_driver
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes" / "examples"
 
 
 def _examples(kind: str) -> dict[str, dict[str, Any]]:

@@ -18,7 +18,7 @@ import pytest
 
 from mountkit import flags
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 HEADERS = ("fcntl.h", "sched.h", "sys/mount.h", "linux/mount.h", "linux/openat2.h", "linux/stat.h",
            "sys/statvfs.h", "sys/fanotify.h")
 #: flags.py class -> the C prefix of its members (FAN_INIT.CLOEXEC is FAN_CLOEXEC)

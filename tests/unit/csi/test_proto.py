@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from csi.proto import csi_pb2, csi_pb2_grpc
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GENERATED = ("csi_pb2.py", "csi_pb2.pyi", "csi_pb2_grpc.py")
 # The generated stub types extensions as plain FieldDescriptors; Extensions[] wants its own type.
 CSI_SECRET: Any = csi_pb2.csi_secret
