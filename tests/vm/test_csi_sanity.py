@@ -9,8 +9,9 @@ import sys
 import time
 
 import pytest
-from csisanity import Unavailable, binary
-from vm import nfsguest
+
+from tests.support.csisanity import Unavailable, binary
+from tests.vm import nfsguest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUEST_TEST = "tests/vm/guest/test_csi_sanity.py"

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 import pytest
-from csisanity import Report, read_junit
-from csiutil import mount_rows, run_driver
-from nfsserver import Filestore
+
+from tests.support.csisanity import Report, read_junit
+from tests.support.csiutil import mount_rows, run_driver
+from tests.support.nfsserver import Filestore
 
 pytestmark = pytest.mark.privileged
 

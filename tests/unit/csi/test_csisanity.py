@@ -1,4 +1,4 @@
-"""tests/csisanity.py: the verdict read from Ginkgo's JUnit report, and the binary's checksum check."""
+"""tests/support/csisanity.py: the verdict read from Ginkgo's JUnit report, and the binary's checksum check."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import lzma
 from pathlib import Path
 
 import pytest
-from csisanity import Unavailable, binary, read_junit
+
+from tests.support.csisanity import Unavailable, binary, read_junit
 
 REPORT = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuites tests="5" disabled="1" errors="1" failures="1">
