@@ -4,7 +4,7 @@ extension is missing.
 :class:`~mountkit.fake.FakeMounter` builds its tables from entries and must work where mountkit's
 extension was never built (a consumer's unit tests need no compiler): this gives the table the
 column layout of ``cext/common/mountinfo.h`` and the two scans of ``cext/common/mountinfo.c``
-(``tests/unit/test_table.py`` checks both against the extension).  Reading the kernel's table
+(``tests/unit/mountkit/test_table.py`` checks both against the extension).  Reading the kernel's table
 (mountinfo parsing, listmount/statmount, statx) needs the extension and raises UnsupportedError
 here.
 """

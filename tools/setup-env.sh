@@ -42,7 +42,7 @@ mk_install() {  # mk_install [test]: system packages, then the venv with both di
         mk_need_apt /bin/busybox busybox-static
         mk_need_apt cpio cpio
         mk_need_apt modprobe kmod
-        # a real Kubernetes API server for the lock-release tests (tests/kubeapi.py): etcd, and openssl for its certificates
+        # a real Kubernetes API server for the lock-release tests (tests/support/kubeapi.py): etcd, and openssl for its certificates
         mk_need_apt etcd etcd-server
         mk_need_apt openssl openssl
     fi

@@ -2,5 +2,5 @@
 
 The generated modules are committed; regenerate from the repository root with
 ``python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. csi/proto/csi.proto``
-(tests/unit/test_proto.py fails when they drift from csi.proto).
+(tests/unit/csi/test_proto.py fails when they drift from csi.proto).
 """
