@@ -83,6 +83,10 @@ class _Events:
     deleted: list[Instance] = field(default_factory=list)
     calls: list[Callable[[], None]] = field(default_factory=list)
 
+    def any(self) -> bool:
+        """Whether there are hooks to run."""
+        return bool(self.created or self.deleted or self.calls)
+
 
 def _now_pb() -> timestamp_pb2.Timestamp:
     ts = timestamp_pb2.Timestamp()
@@ -167,11 +171,13 @@ class EmulatorState(MultishareMixin):
         self._ms_instances: dict[str, Pb] = {}
         self._shares: dict[str, Pb] = {}
         self._pending_calls: list[Callable[[], None]] = []
-        # Addresses of deleted instances whose on_instance_deleted hook has not returned yet (it runs
-        # outside the lock): not handed out again until it has, or a new instance's clients would
-        # reach the old one's server while it is being torn down (ECONNREFUSED in csi-sanity runs).
-        self._retiring: set[str] = set()
         self._lock = threading.Lock()
+        # Hooks run outside the lock (they start and stop real NFS servers in the test guest), but no
+        # other RPC runs until they have returned: otherwise a client could see an instance READY whose
+        # server is not up yet, or get a deleted instance's address while its old server is still being
+        # torn down (both gave csi-sanity's shuffled order ECONNREFUSED).
+        self._hooks_done = threading.Condition(self._lock)
+        self._hooks_running = False
         self._instances: dict[str, Pb] = {}
         self._backups: dict[str, Pb] = {}
         self._pending_created: list[Instance] = []
@@ -260,7 +266,6 @@ class EmulatorState(MultishareMixin):
             rec.complete = lambda: empty_pb2.Empty()
         events.created.extend(self._pending_created)
         events.deleted.extend(self._pending_deleted)
-        self._retiring.update(i.ip for i in self._pending_deleted if i.ip)
         events.calls.extend(self._pending_calls)
         self._pending_created.clear()
         self._pending_deleted.clear()
@@ -271,22 +276,26 @@ class EmulatorState(MultishareMixin):
         events = _Events()
         try:
             with self._lock:
+                self._hooks_done.wait_for(lambda: not self._hooks_running)
                 self._advance(events)
+                self._hooks_running = events.any()
                 return fn()
         finally:
-            self._fire(events)
+            if events.any():
+                try:
+                    self._fire(events)
+                finally:
+                    with self._lock:
+                        self._hooks_running = False
+                        self._hooks_done.notify_all()
 
     def _fire(self, events: _Events) -> None:
         for inst in events.created:
             if self._on_created is not None:
                 self._on_created(inst)
         for inst in events.deleted:
-            try:
-                if self._on_deleted is not None:
-                    self._on_deleted(inst)
-            finally:
-                with self._lock:
-                    self._retiring.discard(inst.ip)
+            if self._on_deleted is not None:
+                self._on_deleted(inst)
         for call in events.calls:
             call()
 
@@ -335,7 +344,6 @@ class EmulatorState(MultishareMixin):
     def _free_ip(self) -> str:
         """An address of the pool no instance (v1 or multishare) has; RESOURCE_EXHAUSTED when none is left."""
         used = {i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())}
-        used |= self._retiring
         free = next((h for h in self._hosts if h not in used), None)
         if free is None:
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")

@@ -244,30 +244,56 @@ def test_module_runs_alone() -> None:
         assert proc.wait(timeout=10) == 0
 
 
-def test_a_deleted_instance_address_waits_for_its_hook() -> None:
-    """A new instance never gets an address whose old server the deletion hook is still tearing down."""
-    hook_entered, release = threading.Event(), threading.Event()
+def test_no_rpc_sees_an_instance_whose_hook_has_not_returned() -> None:
+    """Hooks start and stop the instances' servers: until one returns, other RPCs wait, so a new instance
+    never gets an address whose old server is still being torn down, nor is seen READY before it is up."""
+    entered, release = threading.Event(), threading.Event()
 
-    def slow_teardown(inst: Instance) -> None:
-        hook_entered.set()
+    def slow(inst: Instance) -> None:
+        entered.set()
         release.wait(10)
 
     # a pool of two addresses (127.0.100.1 and .2): "a" takes one, "b" the other
-    state = EmulatorState(op_delay=0.0, ip_pool="127.0.100.0/30", on_instance_deleted=slow_teardown)
+    state = EmulatorState(op_delay=0.0, ip_pool="127.0.100.0/30", on_instance_deleted=slow)
     server, endpoint = start_emulator(state=state)
     cloud = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02)
+    results: dict[str, Instance] = {}
     try:
         old_ip = cloud.create_instance(_inst("a"), wait=10).ip
         cloud.create_instance(_inst("b"), wait=10)
         deleting = threading.Thread(target=cloud.delete_instance, args=(ZONE, "a"), kwargs={"wait": 10})
         deleting.start()
-        assert hook_entered.wait(10)
-        with pytest.raises(CloudError) as err:  # a's address is still being torn down
-            cloud.create_instance(_inst("c"), wait=10)
-        assert err.value.kind is ErrorKind.RESOURCE_EXHAUSTED
+        assert entered.wait(10)
+        creating = threading.Thread(target=lambda: results.update(c=cloud.create_instance(_inst("c"), wait=10)))
+        creating.start()
+        creating.join(0.5)
+        assert creating.is_alive() and not results  # waits for a's teardown, not RESOURCE_EXHAUSTED
         release.set()
         deleting.join(10)
-        assert cloud.create_instance(_inst("c"), wait=10).ip == old_ip  # free once the hook returned
+        creating.join(10)
+        assert results["c"].ip == old_ip  # a's address, once its server is gone
+    finally:
+        release.set()
+        cloud.close()
+        server.stop(0).wait()
+
+    entered.clear()
+    release.clear()
+    state = EmulatorState(op_delay=0.0, on_instance_created=slow)
+    server, endpoint = start_emulator(state=state)
+    cloud = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02)
+    try:
+        creating = threading.Thread(target=cloud.create_instance, args=(_inst("d"),), kwargs={"wait": 10})
+        creating.start()
+        assert entered.wait(10)
+        looking = threading.Thread(target=lambda: results.update(d=cloud.get_instance(ZONE, "d")))
+        looking.start()
+        looking.join(0.5)
+        assert looking.is_alive() and "d" not in results  # not READY to anyone before its server is up
+        release.set()
+        looking.join(10)
+        creating.join(10)
+        assert results["d"].state == "READY"
     finally:
         release.set()
         cloud.close()
