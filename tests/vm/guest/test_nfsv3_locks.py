@@ -173,10 +173,9 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
                 stop(services)
                 assert not nsm.probe().ready
                 server.restart_after_crash()
-                notify = server.notify_clients()
+                notify = server.notify_clients()  # rpcbind here has no statd: it gives up or retries
                 try:
                     time.sleep(NO_RECLAIM_WINDOW)
-                    assert notify.poll() is None, "sm-notify reached a statd on the node"
                     assert not _server_holds(data_file), "reclaimed without statd"
                 finally:
                     stop(notify)
