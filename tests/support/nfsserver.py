@@ -73,12 +73,40 @@ class NfsServer:
 
     def run(self, script: str) -> str:
         """Run a shell script inside the server's network and mount namespaces."""
-        assert self._init is not None
-        out = subprocess.run(
-            ["nsenter", "-t", str(self._init.pid), "-m", "-n", "bash", "-c", script],
-            check=True, capture_output=True, text=True,
-        )
+        out = subprocess.run(self._inside(script), check=True, capture_output=True, text=True)
         return out.stdout
+
+    def _inside(self, script: str) -> list[str]:
+        assert self._init is not None
+        return ["nsenter", "-t", str(self._init.pid), "-m", "-n", "bash", "-c", script]
+
+    def restart_after_crash(self) -> None:
+        """Come back as a crashed server does: NLM locks forgotten, a new NLM grace period.
+
+        A clean nfsd stop unmonitors every NLM client (lockd's SM_UNMON deletes the client's record
+        in statd's ``sm/``), which would leave :meth:`notify_clients` nobody to tell. A crash leaves
+        the records on disk, so they are kept across the stop.
+        """
+        self.run(
+            "rm -rf /run/sm.kept && cp -a /var/lib/nfs/sm /run/sm.kept && "
+            f"echo {self.ip} > /proc/fs/nfsd/unlock_ip && rpc.nfsd 0 && rpc.nfsd --host {self.ip} 4 && "
+            "cp -a /run/sm.kept/. /var/lib/nfs/sm/ && rm -rf /run/sm.kept"
+        )
+
+    def notify_clients(self) -> subprocess.Popen[bytes]:
+        """sm-notify with a new NSM state number to every client in ``sm/``, as statd does at boot.
+
+        In the foreground (``-d``): it exits once every client's statd answered, and retries while
+        one does not; the caller stops it (our own child, by PID: nsenter and bash exec into it).
+        """
+        return subprocess.Popen(
+            self._inside("exec sm-notify -d -f"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def end_nlm_grace(self) -> None:
+        """End the NLM grace period now (new locks are refused with DENIED_GRACE_PERIOD during it)."""
+        self.run("echo Y > /proc/fs/lockd/nlm_end_grace")
 
     def stop_nfsd(self) -> None:
         """Stop the kernel server: clients with hard mounts now hang, as on a dead Filestore."""
@@ -219,6 +247,7 @@ exportfs -r
 rpc.mountd
 rpc.nfsd --host "$ip" 4
 (echo Y > /proc/fs/nfsd/v4_end_grace) 2>/dev/null || true
+echo Y > /proc/fs/lockd/nlm_end_grace  # a new instance has no locks to be reclaimed
 echo ready
 exec sleep infinity
 """
