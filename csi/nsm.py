@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -30,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from csi.lockrelease import oncrpc
 from csi.process import add_log_level, configure_logging, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 RPCBIND_PORT = 111
 PMAP_PROGRAM, PMAP_VERSION, PMAPPROC_GETPORT = 100000, 2, 3
 NSM_PROGRAM, NSM_VERSION = 100024, 1
-_CALL, _REPLY, _MSG_ACCEPTED, _SUCCESS, _AUTH_NONE = 0, 1, 0, 0, 0
 IPPROTO_UDP = socket.IPPROTO_UDP
 
 #: where the kernel and statd find rpcbind: loopback in the node's network namespace.
@@ -50,8 +49,7 @@ NOTIFIED_BOOT = "notified-boot-id"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-class RpcError(OSError):
-    """An RPC got no usable answer (nothing listening, a timeout, or a refusal)."""
+RpcError = oncrpc.RpcError  # an RPC got no usable answer (nothing listening, a timeout, or a refusal)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,32 +64,25 @@ def rpc_call(
     program: int, version: int, procedure: int, args: bytes = b"", *,
     host: str = LOOPBACK, port: int = RPCBIND_PORT, timeout: float = 1.0,
 ) -> bytes:
-    """One ONC RPC call over UDP with AUTH_NONE; the reply's result bytes, or :class:`RpcError`."""
-    xid = secrets.randbits(32)
-    call = struct.pack(">10I", xid, _CALL, 2, program, version, procedure, _AUTH_NONE, 0, _AUTH_NONE, 0) + args
+    """One ONC RPC call over UDP (one datagram each way, no record marking: RFC 5531 §10), framed by
+    :mod:`csi.lockrelease.oncrpc`; the reply's result bytes, or :class:`RpcError`."""
+    xid = oncrpc.new_xid()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout)
         try:
             sock.connect((host, port))
-            sock.send(call)
+            sock.send(oncrpc.call_message(xid, program, version, procedure, args))
             deadline = time.monotonic() + timeout
             while True:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 reply = sock.recv(65536)
-                if len(reply) >= 8 and struct.unpack_from(">2I", reply) == (xid, _REPLY):
+                if reply[:4] == oncrpc.pack_uint(xid):  # a late answer to an earlier call is skipped
                     break
         except OSError as exc:  # ECONNREFUSED from an ICMP port unreachable, or a timeout
             raise RpcError(exc.errno, f"RPC program {program} at {host}:{port}: {exc.strerror or exc}") from None
-    if len(reply) < 16:
-        raise RpcError(None, f"RPC program {program} at {host}:{port}: short reply")
-    reply_stat, _flavor, verf_len = struct.unpack_from(">3I", reply, 8)
-    offset = 20 + (verf_len + 3) // 4 * 4
-    if reply_stat != _MSG_ACCEPTED or len(reply) < offset + 4:
-        raise RpcError(None, f"RPC program {program} at {host}:{port}: call denied")
-    (accept_stat,) = struct.unpack_from(">I", reply, offset)
-    if accept_stat != _SUCCESS:
-        raise RpcError(None, f"RPC program {program} at {host}:{port}: not accepted ({accept_stat})")
-    return reply[offset + 4:]
+    try:
+        return oncrpc.parse_reply(xid, reply)
+    except RpcError as exc:
+        raise RpcError(f"RPC program {program} at {host}:{port}: {exc}") from None
 
 
 def getport(program: int, version: int, *, host: str = LOOPBACK, port: int = RPCBIND_PORT, timeout: float = 1.0) -> int:
@@ -101,7 +92,7 @@ def getport(program: int, version: int, *, host: str = LOOPBACK, port: int = RPC
         host=host, port=port, timeout=timeout,
     )
     if len(result) < 4:
-        raise RpcError(None, "rpcbind: short GETPORT reply")
+        raise RpcError("rpcbind: short GETPORT reply")
     port_found: int = struct.unpack_from(">I", result)[0]
     return port_found
 
