@@ -84,22 +84,30 @@ MOUNT_OPTIONS = {
 }
 
 
-def _pv(source: str, mount_options: list[str]) -> dict[str, Any]:
+def static_pv(source: str, mount_options: list[str]) -> dict[str, Any]:
+    """The PV from ``source`` with ``spec.mountOptions`` set."""
     pv: dict[str, Any] = yaml.safe_load(GFD_STATIC_PVS[source])
     pv["spec"]["mountOptions"] = mount_options
     return pv
+
+
+def pv_capability(spec: dict[str, Any]) -> csi_pb2.VolumeCapability:
+    """The capability kubelet sends for a PV's ``spec``: its mountOptions, fsType and first access mode."""
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(
+            fs_type=spec["csi"].get("fsType", ""), mount_flags=spec["mountOptions"]
+        ),
+        access_mode=_Mode(mode=ACCESS_MODE[spec["accessModes"][0]]),
+    )
 
 
 @pytest.mark.parametrize("options", sorted(MOUNT_OPTIONS))
 @pytest.mark.parametrize("source", sorted(GFD_STATIC_PVS))
 def test_gfd_static_pv_stages_and_publishes(tmp_path: Path, source: str, options: str) -> None:
     flags, version, fstype = MOUNT_OPTIONS[options]
-    spec = _pv(source, flags)["spec"]
+    spec = static_pv(source, flags)["spec"]
     csi = spec["csi"]
-    capability = csi_pb2.VolumeCapability(
-        mount=csi_pb2.VolumeCapability.MountVolume(fs_type=csi.get("fsType", ""), mount_flags=spec["mountOptions"]),
-        access_mode=_Mode(mode=ACCESS_MODE[spec["accessModes"][0]]),
-    )
+    capability = pv_capability(spec)
     root = tmp_path / "kubelet"
     staging = root / "plugins" / "kubernetes.io" / "csi" / "filestore.csi.storage.gke.io" / "hash" / "globalmount"
     target = root / "pods" / "uid-1" / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
