@@ -165,8 +165,11 @@ def test_gfd_static_pvs_over_real_nfs(export_dir: str) -> None:
             with open(os.path.join(data_dir, FILE), "w") as f:
                 f.write(f"{share} on the server\n")
         print(f"NFS server up: {time.monotonic() - started:.1f} s")
-        # refuse (not csiutil's warn): the v3 examples lock through NLM, and the guest runs rpc.statd
-        with run_driver("--mode=node", "--nfs-lock-check=refuse", "--probe-timeout=20") as driver:
+        # refuse (not csiutil's warn): the v3 examples lock through NLM, and the guest runs rpc.statd.
+        # --probe-timeout=30 makes the mount deadline 90 s: on a loaded host the emulated guest's
+        # first NFSv4.1 mount once took more than the default 60 s.
+        flags = ("--mode=node", "--nfs-lock-check=refuse", "--probe-timeout=30")
+        with run_driver(*flags) as driver:
             print(f"driver up: {time.monotonic() - started:.1f} s")
             _check_and_tear_down(driver, data_dirs)
     finally:
