@@ -1,6 +1,6 @@
 """gcp-filestore-csi-driver's static PersistentVolumes stage and publish on a real NFS server.
 
-tests/unit/test_gfd_static_pv.py checks what GFD's static PVs x mount options hand to mountkit; here
+tests/unit/csi/test_gfd_static_pv.py checks what GFD's static PVs x mount options hand to mountkit; here
 the same table reaches the kernel. One NFS server (its own network namespace, as an instance's)
 exports every share the PVs name; each PV's ``ip`` becomes that server's address, its mountOptions
 the capability's mount flags, as kubelet sends them.
@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 
 import pytest
-from csiutil import Driver, run_driver
-from nfsserver import NfsServer
-from unit.test_gfd_static_pv import GFD_STATIC_PVS, MOUNT_OPTIONS, pv_capability, static_pv
 
 from csi.proto import csi_pb2
 from mountkit.table import MountTable
+from tests.support.csiutil import Driver, run_driver
+from tests.support.gfd_static_pvs import GFD_STATIC_PVS, MOUNT_OPTIONS, pv_capability, static_pv
+from tests.support.nfsserver import NfsServer
 
 pytestmark = pytest.mark.privileged
 
