@@ -334,16 +334,12 @@ def _bench(
     return rows, sweep
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pubbench", help="the csi-pubbench binary (default: see the module docstring)")
     parser.add_argument(
         "--mounts",
-        type=_ints,
+        type=common.int_list,
         default=[100, 1_000, 10_000, 30_000],
         help="kubelet binds made beforehand, one run per count (comma-separated)",
     )
@@ -358,7 +354,7 @@ def main() -> int:
     parser.add_argument("--bursts", type=int, default=5, help="timed bursts per size and mount count")
     parser.add_argument(
         "--sizes",
-        type=_ints,
+        type=common.int_list,
         default=[1, 10, 50, 110, 250],
         help=f"burst sizes swept at --sweep-at mounts (the {BURST}-burst is timed everywhere)",
     )

@@ -245,15 +245,11 @@ def _bench(
     return rows, sweep
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--mounts",
-        type=_ints,
+        type=common.int_list,
         default=[100, 1_000, 10_000, 30_000],
         help="kubelet binds made beforehand, one run per count (comma-separated)",
     )
@@ -269,7 +265,7 @@ def main() -> int:
     parser.add_argument("--volumes", type=int, default=1_000, help="volumes published per concurrency level")
     parser.add_argument(
         "--concurrency",
-        type=_ints,
+        type=common.int_list,
         default=[1, 4, 16, 64],
         help="concurrent clients, swept at --sweep-at mounts (comma-separated)",
     )

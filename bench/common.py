@@ -184,3 +184,8 @@ def record(bench: str, x_name: str, x: float, rows: Sequence[Row]) -> None:
             out.writerow(CSV_FIELDS)
         for row in rows:
             out.writerow((bench, row.name, x_name, x, f"{row.value:.6g}", row.unit))
+
+
+def int_list(text: str) -> list[int]:
+    """A comma-separated list of counts, as the benchmarks' sweep flags take it (``100,1000,10000``)."""
+    return [int(v) for v in text.split(",") if v]
