@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 
-DEMO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.py")
+# run as tools/demo.sh --nfs-guest runs it: a module of the tests package, from the repository root
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 def test_the_demo_runs_its_whole_lifecycle_on_real_nfs() -> None:
-    done = subprocess.run([sys.executable, DEMO], capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.vm.guest.demo"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
     print(done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "OK: the share is mounted" in done.stdout
