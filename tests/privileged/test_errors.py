@@ -119,7 +119,7 @@ def test_nfs_without_a_client_says_so_and_names_the_paths(ns_scratch: str, fstyp
     if api == "mount2":
         _sys.mark_unsupported("fsopen")
     [t] = _dirs(ns_scratch, "t")
-    exc = _raised(Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.1" if fstype == "nfs4" else "vers=3"])
+    exc = _raised(Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.2" if fstype == "nfs4" else "vers=3"])
     assert (exc.errno, exc.operation, exc.filename, exc.filename2) == (errno.ENODEV, "mount", "127.0.0.1:/share", t)
     text = str(exc)
     assert text.startswith(f"mount 127.0.0.1:/share -> {t}: No such device (ENODEV): ") and "modprobe nfs" in text
