@@ -234,7 +234,7 @@ def _bench(
     bursts: int,
     sizes: list[int],
 ) -> tuple[list[common.Row], list[tuple[int, list[common.Row]]]]:
-    from csi import paths
+    from csi.node import paths
     from mountkit import _sys
 
     start = time.monotonic()

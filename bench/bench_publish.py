@@ -62,7 +62,7 @@ def _bench(
     import grpc
     import psutil
 
-    from csi import paths
+    from csi.node import paths
     from csi.proto import csi_pb2, csi_pb2_grpc
     from mountkit import _sys
     from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from csi import paths
 from csi.filestore import CTX_VOLUME, TOPOLOGY_KEY_ZONE
+from csi.node import paths
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.version import DEFAULT_DRIVER_NAME
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from csi import metadata, params
+from csi import metadata
+from csi.controller import labels, parameters
 from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
 from csi.lockrelease.flags import add_flags, leader_election_error
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``filestore-csi-driver`` command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["nsm"]:
-        from csi.nsm import run_nsm
+        from csi.node.nsm import run_nsm
 
         return run_nsm(args_list[1:])
     if args_list[:1] == ["demo"]:
@@ -187,8 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_node = args.mode in ("node", "all")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    resource_tags = _checked_flag(parser, lambda: params.parse_resource_tags(args.resource_tags, "--resource-tags"))
-    extra_labels = _checked_flag(parser, lambda: params.parse_extra_labels(args.extra_labels))
+    resource_tags = _checked_flag(parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags"))
+    extra_labels = _checked_flag(parser, lambda: labels.parse_extra_labels(args.extra_labels))
     if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
         parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
     if args.feature_lock_release and run_node and not args.feature_lock_release_standalone:
@@ -204,12 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
     location = args.location or where.zone
-    cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, location, args.is_regional))
+    cluster = _checked_flag(parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional))
     if run_controller and not args.gke_cluster_name and args.cloud == "gcp":
         log.warning(
             "no --gke-cluster-name: multishare instances are shared with every other controller in %s "
             "that has none either (gcp-filestore-csi-driver requires the flag for multishare)",
-            cluster[params.LABEL_CLUSTER_LOCATION],
+            cluster[labels.LABEL_CLUSTER_LOCATION],
         )
 
     cleanups: list[Callable[[], None]] = []
@@ -343,7 +344,7 @@ def _make_node(
     args: argparse.Namespace, where: Identity, locks: VolumeLocks, root: str, cleanups: list[Callable[[], None]]
 ) -> NodeServicer:
     from csi.node import NodeServicer
-    from csi.nsm import probe
+    from csi.node.nsm import probe
     from mountkit.mounter import Mounter
 
     lock_info = _start_lock_release(args, where, cleanups) if args.feature_lock_release else None

@@ -145,6 +145,14 @@ def check_mount_flags(flags: Iterable[str], field: str = "mount_flags") -> None:
         raise invalid(f"{field}: addr, clientaddr and mountaddr are set by the driver, not by mount flags")
 
 
+def check_mount_options(text: str, field: str) -> list[str]:
+    """A ``mount-options`` value (``hard,nconnect=4``: a StorageClass parameter, carried to the node in
+    volume_context) as mount flags stripped of blanks, checked like a capability's (:func:`check_mount_flags`)."""
+    flags = [item.strip() for item in text.split(",")] if text.strip() else []
+    check_mount_flags(flags, field)
+    return flags
+
+
 def is_readonly(capability: csi_pb2.VolumeCapability, readonly_flag: bool) -> bool:
     """Whether a volume is to be mounted read-only: the request's flag or a reader-only access mode."""
     return readonly_flag or capability.access_mode.mode in READ_ONLY_ACCESS_MODES

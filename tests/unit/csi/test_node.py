@@ -18,11 +18,11 @@ from typing import Any
 import grpc
 import pytest
 
-from csi import paths
 from csi.errors import CsiError, to_status
 from csi.filestore import SHARE_NAME_MAX_LEN
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer, nfs_share
+from csi.node import NodeServicer, paths
+from csi.node.volume_context import nfs_share
 from csi.proto import csi_pb2
 from csi.volume_id import ShareRef, share_name
 from mountkit.errors import CorruptedMountError, MountError, as_verb
@@ -288,7 +288,7 @@ def test_stage_that_fails_keeps_a_directory_it_did_not_make(node: Node) -> None:
 def test_stage_past_its_deadline_keeps_the_directory_for_the_mount_still_running(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("csi.node.MOUNT_TIMEOUT_MIN", 0.1)
+    monkeypatch.setattr("csi.node.service.MOUNT_TIMEOUT_MIN", 0.1)
     node.svc.probe_timeout = 0.01
     release = threading.Event()
     real = node.mounter.mount

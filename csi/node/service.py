@@ -20,7 +20,6 @@ is not ours to delete.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import stat
@@ -30,35 +29,27 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from csi import paths
 from csi.errors import CsiError
 from csi.filestore import (
     CTX_IP,
-    CTX_MOUNT_OPTIONS,
-    CTX_PROTOCOL,
     CTX_SUPPORT_LOCK_RELEASE,
-    CTX_VOLUME,
-    DEFAULT_PROTOCOL,
     LOCK_RELEASE_PROTOCOL,
     NFS_VERSIONS,
-    SHARE_NAME_MAX_LEN,
     TOPOLOGY_KEY_ZONE,
-    is_share_name,
 )
 from csi.locks import VolumeLocks
-from csi.nsm import NsmStatus
-from csi.params import split_mount_options
-from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.node import paths
+from csi.node.nsm import NsmStatus
+from csi.node.unimplemented import NodeUnimplemented
+from csi.node.volume_context import context_mount_flags, nfs_share, nfs_version
+from csi.proto import csi_pb2
 from csi.validation import (
     MAX_INCOMING_ID_BYTES,
     check_capability,
-    check_map,
-    check_mount_flags,
     check_string,
     invalid,
     is_readonly,
 )
-from csi.volume_id import ShareRef
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
 from mountkit.nfs import uses_nlm
@@ -96,73 +87,7 @@ _Usage = csi_pb2.VolumeUsage
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
 
-def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str | None]:
-    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``
-    (the version is None when the context names no protocol: see :func:`nfs_options`).
-
-    A multishare volume's share is the last part of its id (``modeMultishare/.../<share>``), as
-    gcp-filestore-csi-driver reads it; its volume_context need not name it.
-    """
-    check_map(context, "volume_context")
-    share_ref = ShareRef.parse(volume_id)
-    ip = context.get(CTX_IP, "")
-    share = share_ref.share if share_ref else context.get(CTX_VOLUME, "")
-    if not ip:
-        raise invalid("volume_context.ip is required")
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        raise invalid(f"volume_context.ip {ip!r} is not an IPv4 or IPv6 address") from None
-    if not share:
-        raise invalid("volume_context.volume is required")
-    if not is_share_name(share):
-        raise invalid(
-            f"volume_context.volume {share!r} is not a file share name "
-            f"([a-z][a-z0-9_]*, at most {SHARE_NAME_MAX_LEN} characters)"
-        )
-    protocol = context.get(CTX_PROTOCOL, "")
-    if protocol and protocol not in NFS_VERSIONS:
-        raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
-    host = f"[{addr}]" if addr.version == 6 else str(addr)
-    return f"{host}:/{share}", NFS_VERSIONS[protocol] if protocol else None
-
-
-def context_mount_flags(context: Mapping[str, str]) -> list[str]:
-    """The StorageClass's ``mount-options`` carried in volume_context, checked like mount flags.
-
-    A static PersistentVolume's volume_context is written by hand, so the node checks it again.
-    """
-    flags = split_mount_options(context.get(CTX_MOUNT_OPTIONS, ""))
-    check_mount_flags(flags, f"volume_context.{CTX_MOUNT_OPTIONS}")
-    return flags
-
-
-def nfs_version(version: str | None, mount_flags: list[str]) -> str:
-    """The NFS version to mount with, given the volume_context's (``version``) and the mount flags
-    (the StorageClass's, then the PV's).
-
-    It is the volume_context's fileProtocol when it names one (the flags may not
-    contradict it); else the one the flags ask for, as static PVs written for
-    gcp-filestore-csi-driver say it (``mountOptions: [nfsvers=4.1]``, no fileProtocol); else
-    Filestore's default protocol.  Flags asking for two different versions are refused.
-    """
-    asked = {
-        value.strip()
-        for flag in mount_flags
-        for key, _, value in (item.partition("=") for item in flag.split(","))
-        if key.strip() in ("vers", "nfsvers")
-    }
-    if version is None and len(asked) > 1:
-        raise invalid(f"the mount options ask for NFS versions {sorted(asked)}; give one")
-    if version is not None and asked - {version}:
-        raise invalid(
-            f"the mount options ask for NFS version {min(asked - {version})!r}, "
-            f"but the volume's fileProtocol means {version!r}"
-        )
-    return version or next(iter(asked), None) or NFS_VERSIONS[DEFAULT_PROTOCOL]
-
-
-class NodeServicer(csi_pb2_grpc.NodeServicer):
+class NodeServicer(NodeUnimplemented):
     """Node RPCs over a mountkit mounter (the kernel's, or a FakeMounter in tests)."""
 
     def __init__(
@@ -466,12 +391,6 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             ],
             volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="volume is healthy"),
         )
-
-    def NodeExpandVolume(
-        self, request: csi_pb2.NodeExpandVolumeRequest, context: grpc.ServicerContext
-    ) -> csi_pb2.NodeExpandVolumeResponse:
-        """A Filestore share grows on the server; there is nothing to do on the node (not advertised)."""
-        raise CsiError(grpc.StatusCode.UNIMPLEMENTED, "NodeExpandVolume is not supported: shares grow server-side")
 
     def NodeGetCapabilities(
         self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.ServicerContext

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from csi.capacity import pick_in_bands
 from csi.cloud import (
     CloudError,
     ErrorKind,
@@ -48,6 +47,15 @@ from csi.cloud import (
     OperationPending,
     Share,
 )
+from csi.controller.capacity import pick_in_bands
+from csi.controller.labels import (
+    CLUSTER_LABELS,
+    LABEL_STORAGE_CLASS,
+    METADATA_LABELS,
+    MULTISHARE_MATCH_LABELS,
+)
+from csi.controller.parameters import VolumeParams
+from csi.controller.reserved_ip import ReservedIpAllocator
 from csi.errors import CsiError
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
@@ -60,15 +68,7 @@ from csi.filestore import (
     align_up,
     shares_per_instance,
 )
-from csi.params import (
-    CLUSTER_LABELS,
-    LABEL_STORAGE_CLASS,
-    METADATA_LABELS,
-    MULTISHARE_MATCH_LABELS,
-    VolumeParams,
-)
 from csi.proto import csi_pb2
-from csi.reserved_ip import ReservedIpAllocator
 from csi.validation import invalid
 from csi.volume_id import ShareRef, share_name
 
@@ -161,7 +161,7 @@ class MultishareOps:
         timeout: float,
         reserved_ips: ReservedIpAllocator | None = None,
     ) -> None:
-        """``cluster``: this controller's cluster labels (:func:`csi.params.cluster_labels`)."""
+        """``cluster``: this controller's cluster labels (:func:`csi.controller.labels.cluster_labels`)."""
         self._cloud = cloud
         self._cluster = {key: cluster[key] for key in CLUSTER_LABELS}
         self._timeout = timeout
