@@ -19,6 +19,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from csi.cloud import Instance, MultishareInstance, Share
+from csi.cloud.emulator.checks import check_id, now_pb, parse_parent
 from csi.cloud.emulator.errors import ApiError, not_found
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
@@ -158,19 +159,15 @@ class MultishareMixin:
         return self._ms_instance(name)
 
     def ms_list_instances(self, parent: str, page_size: int, page_token: str) -> Pb:
-        from csi.cloud.emulator.state import _parent
-
-        project, location = _parent(parent, allow_any=True)
+        project, location = parse_parent(parent, allow_any=True)
         prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/instances/")
         found = sorted((i for n, i in self._ms_instances.items() if n.startswith(prefix)), key=lambda i: i.name)
         page, token = self._page(found, page_size, page_token)
         return pb.ListInstancesResponse(instances=page, next_page_token=token)
 
     def ms_create_instance(self, request: Pb) -> operations_pb2.Operation:
-        from csi.cloud.emulator.state import _check_id, _now_pb, _parent
-
-        project, location = _parent(request.parent, allow_any=False)
-        _check_id("instance", request.instance_id)
+        project, location = parse_parent(request.parent, allow_any=False)
+        check_id("instance", request.instance_id)
         spec = request.instance
         name = f"{request.parent}/instances/{request.instance_id}"
         if not spec.multi_share_enabled:
@@ -195,7 +192,7 @@ class MultishareMixin:
         ip = self._free_ip()
         inst.name = name
         inst.state = _State.CREATING
-        inst.create_time.CopyFrom(_now_pb())
+        inst.create_time.CopyFrom(now_pb())
         del inst.networks[0].ip_addresses[:]
         inst.networks[0].ip_addresses.append(ip)
         if not inst.networks[0].connect_mode:
@@ -307,8 +304,6 @@ class MultishareMixin:
         return pb.ListSharesResponse(shares=page, next_page_token=token)
 
     def create_share(self, request: Pb) -> operations_pb2.Operation:
-        from csi.cloud.emulator.state import _now_pb
-
         inst = self._ms_instance(request.parent)
         if not is_share_name(request.share_id):
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid share id {request.share_id!r}")
@@ -337,7 +332,7 @@ class MultishareMixin:
         share.name = name
         share.mount_name = share.mount_name or request.share_id
         share.state = _ShareState.CREATING
-        share.create_time.CopyFrom(_now_pb())
+        share.create_time.CopyFrom(now_pb())
         self._shares[name] = share
         project, location = _project_location(name)
 
@@ -400,10 +395,9 @@ class MultishareMixin:
 
     def ms_create_backup(self, request: Pb) -> operations_pb2.Operation:
         """A backup of one share of a multishare instance (v1beta1 CreateBackup)."""
-        from csi.cloud.emulator.state import _check_id, _parent
 
-        _, region = _parent(request.parent, allow_any=False)
-        _check_id("backup", request.backup_id)
+        _, region = parse_parent(request.parent, allow_any=False)
+        check_id("backup", request.backup_id)
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
         inst = self._ms_instance(request.backup.source_instance)

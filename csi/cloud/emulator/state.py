@@ -9,7 +9,6 @@ failing creations and forced states let tests drive the error paths.
 from __future__ import annotations
 
 import ipaddress
-import re
 import shutil
 import threading
 import time
@@ -23,11 +22,12 @@ import grpc
 from google.cloud import filestore_v1
 from google.cloud.common import OperationMetadata
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
+from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from csi.cloud import Instance, export_rules_error
+from csi.cloud.emulator.checks import check_id, now_pb, parse_parent
 from csi.cloud.emulator.errors import ApiError, not_found
 from csi.cloud.emulator.multishare import MultishareMixin, ShareHook
 from csi.filestore import (
@@ -35,7 +35,6 @@ from csi.filestore import (
     LEGACY_TIERS,
     MAX_TAGS,
     PERFORMANCE_TIERS,
-    RESOURCE_ID,
     TIER_CAPACITY_GIB,
     canonical_tier,
     capacity_band,
@@ -53,7 +52,6 @@ _BackupState = filestore_v1.Backup.State
 
 #: The tiers the emulator serves (every tier with capacity bands, and the legacy names).
 SUPPORTED_TIERS = frozenset(_Tier.__members__[name] for name in (*TIER_CAPACITY_GIB, *LEGACY_TIERS))
-_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
 MAX_PAGE_SIZE = 500
 
 InstanceHook = Callable[[Instance], None]
@@ -88,32 +86,10 @@ class _Events:
         return bool(self.created or self.deleted or self.calls)
 
 
-def _now_pb() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
 def _pack(msg: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(msg)
     return packed
-
-
-def _parent(parent: str, *, allow_any: bool) -> tuple[str, str]:
-    m = _PARENT.match(parent)
-    if not m or (m.group(2) == "-" and not allow_any):
-        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
-    return m.group(1), m.group(2)
-
-
-def _check_id(kind: str, value: str) -> None:
-    if not RESOURCE_ID.match(value):
-        raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"{kind} id {value!r} must be 1-63 characters of lower-case letters, digits and hyphens, "
-            "start with a letter and not end with a hyphen",
-        )
 
 
 #: RFC 5737 documentation ranges: never routed on a real network, so tests may use them on links of
@@ -247,7 +223,7 @@ class EmulatorState(MultishareMixin):
         name = f"projects/{project}/locations/{parent_location}/operations/operation-{uuid.uuid4().hex}"
         meta = OperationMetadata(target=target, verb=verb, api_version="v1")
         meta_pb = OperationMetadata.pb(meta)
-        meta_pb.create_time.CopyFrom(_now_pb())
+        meta_pb.create_time.CopyFrom(now_pb())
         op = operations_pb2.Operation(name=name, metadata=_pack(meta_pb))
         self._ops[name] = _Operation(op, time.monotonic() + self.op_delay, complete, abort)
         return op
@@ -357,7 +333,7 @@ class EmulatorState(MultishareMixin):
         self, store: dict[str, Pb], parent: str, collection: str, page_size: int, page_token: str
     ) -> tuple[list[Pb], str]:
         """One page of ``store``'s resources under ``parent`` (location ``-`` means every location)."""
-        project, location = _parent(parent, allow_any=True)
+        project, location = parse_parent(parent, allow_any=True)
         prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/{collection}/")
         found = sorted((r for n, r in store.items() if n.startswith(prefix)), key=lambda r: r.name)
         return self._page(found, page_size, page_token)
@@ -398,8 +374,8 @@ class EmulatorState(MultishareMixin):
         return filestore_v1.ListInstancesResponse.pb()(instances=page, next_page_token=token)
 
     def create_instance(self, request: Pb) -> operations_pb2.Operation:
-        project, location = _parent(request.parent, allow_any=False)
-        _check_id("instance", request.instance_id)
+        project, location = parse_parent(request.parent, allow_any=False)
+        check_id("instance", request.instance_id)
         spec = request.instance
         name = f"{request.parent}/instances/{request.instance_id}"
         if spec.tier not in SUPPORTED_TIERS:
@@ -441,7 +417,7 @@ class EmulatorState(MultishareMixin):
         inst.ClearField("tags")  # input only
         inst.custom_performance_supported = canonical_tier(_Tier(spec.tier).name) in PERFORMANCE_TIERS
         inst.state = _InstanceState.CREATING
-        inst.create_time.CopyFrom(_now_pb())
+        inst.create_time.CopyFrom(now_pb())
         del inst.networks[0].ip_addresses[:]
         inst.networks[0].ip_addresses.append(free)
         if not inst.networks[0].connect_mode:
@@ -599,8 +575,8 @@ class EmulatorState(MultishareMixin):
         return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
 
     def create_backup(self, request: Pb) -> operations_pb2.Operation:
-        _, region = _parent(request.parent, allow_any=False)
-        _check_id("backup", request.backup_id)
+        _, region = parse_parent(request.parent, allow_any=False)
+        check_id("backup", request.backup_id)
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
         source = self._instance(request.backup.source_instance)  # any region: cross-region backups
@@ -616,7 +592,7 @@ class EmulatorState(MultishareMixin):
     ) -> operations_pb2.Operation:
         """Start a checked CreateBackup of a share holding ``capacity_gb`` whose data is in ``share_dir``;
         ``respond`` turns the stored (v1) backup into the operation's response."""
-        project, region = _parent(request.parent, allow_any=False)
+        project, region = parse_parent(request.parent, allow_any=False)
         name = f"{request.parent}/backups/{request.backup_id}"
         if name in self._backups:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
@@ -624,7 +600,7 @@ class EmulatorState(MultishareMixin):
         backup.ParseFromString(request.backup.SerializeToString())  # v1 and v1beta1 Backups share fields
         backup.name = name
         backup.state = _BackupState.CREATING
-        backup.create_time.CopyFrom(_now_pb())
+        backup.create_time.CopyFrom(now_pb())
         backup.capacity_gb = capacity_gb
         backup.source_instance_tier = tier
         self._backups[name] = backup
