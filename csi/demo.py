@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import grpc
 
 from csi.filestore import CTX_VOLUME, TOPOLOGY_KEY_ZONE
-from csi.node import paths
+from csi.node import kubelet
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.version import DEFAULT_DRIVER_NAME
 
@@ -136,10 +136,10 @@ class _Demo:
         from csi.cloud.emulator.server import start_emulator
         from csi.cloud.gcp import GcpFilestore
         from csi.cloud.gcp_multishare import GcpMultishare
-        from csi.controller import ControllerServicer
+        from csi.controller.service import ControllerServicer
         from csi.identity import IdentityServicer
         from csi.locks import VolumeLocks
-        from csi.node import NodeServicer
+        from csi.node.service import NodeServicer
         from csi.server import CsiServer
         from mountkit.table import MountTable
 
@@ -218,7 +218,7 @@ class _Demo:
         _say(f"    volume_id {volume.volume_id}")
         _say(f"    volume_context {dict(volume.volume_context)}")
 
-        staging = os.path.join(root, "plugins/kubernetes.io/csi", DEFAULT_DRIVER_NAME, "demo", "globalmount")
+        staging = kubelet.staging_path(root, DEFAULT_DRIVER_NAME, "demo")
         os.makedirs(os.path.dirname(staging))
         share = (
             volume.volume_id.rsplit("/", 1)[1] if self.multishare else volume.volume_context.get(CTX_VOLUME, "")
@@ -246,7 +246,7 @@ class _Demo:
 
         targets = {}
         for pod, readonly in (("pod-writer", False), ("pod-reader", True)):
-            target = paths.publish_target(root, pod, "pvc-demo")
+            target = kubelet.publish_target(root, pod, "pvc-demo")
             os.makedirs(os.path.dirname(target))
             targets[pod] = target
             _step(3, f"NodePublishVolume {'read-only' if readonly else 'read-write'} for {pod}")

@@ -31,7 +31,7 @@ from csi.version import DEFAULT_DRIVER_NAME, driver_version
 if TYPE_CHECKING:
     from csi.cloud.gcp import GcpFilestore
     from csi.lockrelease.store import NodeLockInfo
-    from csi.node import NodeServicer
+    from csi.node.service import NodeServicer
 
 log = logging.getLogger("csi")
 _T = TypeVar("_T")
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if run_controller:
             from csi.cloud.gcp_multishare import GcpMultishare
-            from csi.controller import ControllerServicer
+            from csi.controller.service import ControllerServicer
 
             cloud = _make_cloud(args, where.project, cleanups)
             controller = ControllerServicer(
@@ -343,8 +343,8 @@ def kubelet_root(args: argparse.Namespace, cleanups: list[Callable[[], None]]) -
 def _make_node(
     args: argparse.Namespace, where: Identity, locks: VolumeLocks, root: str, cleanups: list[Callable[[], None]]
 ) -> NodeServicer:
-    from csi.node import NodeServicer
     from csi.node.nsm import probe
+    from csi.node.service import NodeServicer
     from mountkit.mounter import Mounter
 
     lock_info = _start_lock_release(args, where, cleanups) if args.feature_lock_release else None

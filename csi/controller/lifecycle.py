@@ -18,6 +18,7 @@ from csi.errors import CsiError
 from csi.filestore import (
     PENDING_STATES,
     TRANSIENT_STATES,
+    USABLE_STATES,
 )
 
 
@@ -26,7 +27,7 @@ def require_ready(volume_id: str, instance: Instance | MultishareInstance) -> No
     (CREATING, DELETING: the spec's general "operation pending for volume"), UNAVAILABLE in a passing
     state (REPAIRING...), FAILED_PRECONDITION in any other (ERROR...)."""
     state = instance.state
-    if state in ("", "READY"):
+    if state in USABLE_STATES:
         return
     if state in PENDING_STATES:
         code = grpc.StatusCode.ABORTED

@@ -58,11 +58,14 @@ from csi.controller.parameters import VolumeParams
 from csi.controller.reserved_ip import ReservedIpAllocator
 from csi.errors import CsiError
 from csi.filestore import (
+    CREATING,
     DEFAULT_CAPACITY_STEP_GIB,
     MANY_SHARES_DESCRIPTION,
     MAX_SHARES_PER_INSTANCE,
     MULTISHARE_INSTANCE_GIB,
     MULTISHARE_INSTANCE_PREFIX,
+    READY,
+    REPAIRING,
     SHARE_CAPACITY_GIB,
     SHARE_MIN_GIB_MANY_SHARES,
     align_up,
@@ -275,8 +278,8 @@ class MultishareOps:
                     slot = self._slots.get(key) or _Slot()
                     if slot.retiring or slot.creating is not None:
                         continue
-                    if instance.state != "READY":
-                        if instance.state in ("CREATING", "REPAIRING"):
+                    if instance.state != READY:
+                        if instance.state in (CREATING, REPAIRING):
                             busy.append(f"{instance.name} is {instance.state}")
                         continue
                     shares = self._cloud.list_shares(instance.location, instance.name)
@@ -332,7 +335,7 @@ class MultishareOps:
             if _not_found(exc):
                 raise CsiError(grpc.StatusCode.ABORTED, f"instance {key[1]} vanished; retry") from exc
             raise
-        if instance.state != "READY":
+        if instance.state != READY:
             raise CsiError(grpc.StatusCode.ABORTED, f"instance {instance.name} is {instance.state}; retry")
         return instance
 
@@ -385,7 +388,7 @@ class MultishareOps:
             share = None
         if share is None:
             return
-        if share.state != "READY":
+        if share.state != READY:
             raise CsiError(grpc.StatusCode.ABORTED, f"share {ref.share} is {share.state}; retry")
         try:
             self._cloud.delete_share(ref.location, ref.instance, ref.share, wait=self._timeout)
@@ -412,7 +415,7 @@ class MultishareOps:
                 if _not_found(exc):
                     return
                 raise
-            if instance.state != "READY":
+            if instance.state != READY:
                 return
             if not self.owns(instance):
                 log.info("leaving instance %s as it is: it is not this cluster's", key[1])
@@ -452,7 +455,7 @@ class MultishareOps:
             )
             if size <= share.capacity_gib:
                 return share
-            if instance.state != "READY" or share.state != "READY":
+            if instance.state != READY or share.state != READY:
                 raise CsiError(grpc.StatusCode.UNAVAILABLE, f"volume {ref.volume_id} is not READY; retry")
             with self._mutex:
                 reserved = sum(slot.reserved.values())

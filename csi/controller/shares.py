@@ -13,6 +13,7 @@ from csi.cloud import (
     Backup,
     MultishareInstance,
     Share,
+    instance_name,
 )
 from csi.controller.base import ControllerBase
 from csi.controller.capacity import (
@@ -27,6 +28,7 @@ from csi.filestore import (
     CTX_IP,
     CTX_PROTOCOL,
     GIB,
+    READY,
     region_of,
 )
 from csi.proto import csi_pb2
@@ -55,7 +57,7 @@ class ShareVolumes(ControllerBase):
             if found is None:
                 found = ops.create(spec)
             instance, share = found
-            if share.state != "READY":
+            if share.state != READY:
                 raise CsiError(grpc.StatusCode.ABORTED, f"volume {name} is {share.state}; retry later")
             capacity_range = request.capacity_range if request.HasField("capacity_range") else None
             if instance.labels.get(LABEL_STORAGE_CLASS) != volume_params.instance_label or not fits(
@@ -91,7 +93,7 @@ class ShareVolumes(ControllerBase):
             return {}
         project = self._multishare_cloud.project
         return {
-            f"projects/{project}/locations/{i.location}/instances/{i.name}": i.labels.get(LABEL_STORAGE_CLASS, "")
+            instance_name(project, i.location, i.name): i.labels.get(LABEL_STORAGE_CLASS, "")
             for i in self._multishare_cloud.list_multishare_instances("-")
         }
 

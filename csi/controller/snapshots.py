@@ -13,6 +13,7 @@ from csi.cloud import (
     Backup,
     Instance,
     OperationPending,
+    instance_name,
 )
 from csi.controller.lifecycle import deleted, require_ready
 from csi.controller.pagination import paginate
@@ -22,7 +23,9 @@ from csi.errors import CsiError
 from csi.filestore import (
     BACKUP_PENDING_STATES,
     BACKUP_UNCUT_STATE,
+    DELETING,
     GIB,
+    READY,
     RESOURCE_ID_MAX_LEN,
     region_of,
 )
@@ -37,7 +40,7 @@ class SnapshotRpcs(ShareVolumes):
         self, request: csi_pb2.CreateSnapshotRequest, context: grpc.ServicerContext
     ) -> csi_pb2.CreateSnapshotResponse:
         name = validation.check_string(request.name, "name")
-        volume_id = validation.check_string(request.source_volume_id, "source_volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
+        volume_id = validation.check_id(request.source_volume_id, "source_volume_id")
         snapshot_params = check_snapshot_params(request.parameters, self._driver_name, name)
         share_ref = ShareRef.parse(volume_id)
         ref = VolumeRef.parse(volume_id) if share_ref is None else share_ref.as_volume_ref()
@@ -49,7 +52,7 @@ class SnapshotRpcs(ShareVolumes):
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
             instance = self._volume_instance(volume_id, "source volume")
             share = instance.share_name if isinstance(instance, Instance) else ref.share
-            source = f"projects/{self._cloud.project}/locations/{ref.location}/instances/{ref.instance}"
+            source = instance_name(self._cloud.project, ref.location, ref.instance)
             backup = self._get_backup(backup_ref.snapshot_id)
             if backup is None:
                 require_ready(volume_id, instance)
@@ -85,7 +88,7 @@ class SnapshotRpcs(ShareVolumes):
     def DeleteSnapshot(
         self, request: csi_pb2.DeleteSnapshotRequest, context: grpc.ServicerContext
     ) -> csi_pb2.DeleteSnapshotResponse:
-        snapshot_id = validation.check_string(request.snapshot_id, "snapshot_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
+        snapshot_id = validation.check_id(request.snapshot_id, "snapshot_id")
         ref = BackupRef.parse(snapshot_id)
         if ref is None:
             return csi_pb2.DeleteSnapshotResponse()
@@ -93,7 +96,7 @@ class SnapshotRpcs(ShareVolumes):
             backup = self._get_backup(snapshot_id)
             if backup is None:
                 return csi_pb2.DeleteSnapshotResponse()
-            if backup.state == "DELETING":
+            if backup.state == DELETING:
                 raise CsiError(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"snapshot {snapshot_id} is still being deleted"
                 )
@@ -144,5 +147,5 @@ def _snapshot(backup: Backup, share: str, source_volume_id: str | None = None) -
         source_volume_id=source_volume_id or (source.volume_id if source else ""),
         size_bytes=backup.capacity_gib * GIB,
         creation_time=created,
-        ready_to_use=backup.state == "READY",
+        ready_to_use=backup.state == READY,
     )

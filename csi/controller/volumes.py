@@ -38,15 +38,20 @@ from csi.controller.shares import ShareVolumes
 from csi.controller.topology import pick_zone
 from csi.errors import CsiError
 from csi.filestore import (
+    CREATING,
     CTX_IP,
     CTX_MOUNT_OPTIONS,
     CTX_PROTOCOL,
     CTX_VOLUME,
+    DELETING,
+    ERROR,
     GIB,
     LOCK_RELEASE_TIERS,
     PENDING_STATES,
+    READY,
     REGIONAL_TIERS,
     TRANSIENT_STATES,
+    USABLE_STATES,
     region_of,
 )
 from csi.proto import csi_pb2
@@ -132,7 +137,7 @@ class VolumeRpcs(ShareVolumes):
         backup = self._get_backup(ref.snapshot_id)
         if backup is None:
             raise CsiError(grpc.StatusCode.NOT_FOUND, f"snapshot {ref.snapshot_id} does not exist")
-        if backup.state != "READY":
+        if backup.state != READY:
             raise CsiError(
                 grpc.StatusCode.UNAVAILABLE, f"snapshot {ref.snapshot_id} is {backup.state}, not READY"
             )
@@ -193,13 +198,13 @@ class VolumeRpcs(ShareVolumes):
         driver created is deleted before the error is returned.
         """
         state = instance.state
-        if state in ("", "READY"):
+        if state in USABLE_STATES:
             return
         if state in PENDING_STATES:
             raise CsiError(grpc.StatusCode.ABORTED, f"volume {name} is {state}; retry later")
         if state in TRANSIENT_STATES:
             raise CsiError(grpc.StatusCode.UNAVAILABLE, f"volume {name} is {state}; retry later")
-        if state == "ERROR" and instance.labels.get(LABEL_CREATED_BY) == created_by(self._driver_name):
+        if state == ERROR and instance.labels.get(LABEL_CREATED_BY) == created_by(self._driver_name):
             deleted(lambda: self._cloud.delete_instance(instance.location, instance.name, wait=self._timeout))
             raise CsiError(
                 grpc.StatusCode.INTERNAL,
@@ -225,7 +230,7 @@ class VolumeRpcs(ShareVolumes):
     def DeleteVolume(
         self, request: csi_pb2.DeleteVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.DeleteVolumeResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
+        volume_id = validation.check_id(request.volume_id, "volume_id")
         share_ref = ShareRef.parse(volume_id)
         if share_ref is not None:
             with self._locks.acquire(volume_id):
@@ -239,9 +244,9 @@ class VolumeRpcs(ShareVolumes):
             instance = self._find_instance(ref.location, ref.instance)
             if instance is None:
                 return csi_pb2.DeleteVolumeResponse()
-            if instance.state == "DELETING":
+            if instance.state == DELETING:
                 raise CsiError(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {volume_id} is still being deleted")
-            if instance.state == "CREATING":
+            if instance.state == CREATING:
                 require_ready(volume_id, instance)
             deleted(lambda: self._cloud.delete_instance(ref.location, ref.instance, wait=self._timeout))
         return csi_pb2.DeleteVolumeResponse()
@@ -249,7 +254,7 @@ class VolumeRpcs(ShareVolumes):
     def ValidateVolumeCapabilities(
         self, request: csi_pb2.ValidateVolumeCapabilitiesRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ValidateVolumeCapabilitiesResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
+        volume_id = validation.check_id(request.volume_id, "volume_id")
         if not request.volume_capabilities:
             raise validation.invalid("volume_capabilities is required")
         for index, capability in enumerate(request.volume_capabilities):
@@ -321,7 +326,7 @@ class VolumeRpcs(ShareVolumes):
     def ControllerExpandVolume(
         self, request: csi_pb2.ControllerExpandVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.ControllerExpandVolumeResponse:
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
+        volume_id = validation.check_id(request.volume_id, "volume_id")
         if not request.HasField("capacity_range"):
             raise validation.invalid("capacity_range is required")
         if request.HasField("volume_capability"):
@@ -356,7 +361,7 @@ class VolumeRpcs(ShareVolumes):
         """Apply the performance keys; the volume is looked up first, so a missing one is NOT_FOUND
         whatever the parameters say, and an empty map (proto3 cannot tell it from an unset one) is
         nothing to change."""
-        volume_id = validation.check_string(request.volume_id, "volume_id", max_bytes=validation.MAX_INCOMING_ID_BYTES)
+        volume_id = validation.check_id(request.volume_id, "volume_id")
         if ShareRef.parse(volume_id) is not None:
             self._volume_instance(volume_id)
             if parse_mutable_params(request.mutable_parameters) is not None:

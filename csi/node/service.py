@@ -24,7 +24,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
@@ -38,14 +38,14 @@ from csi.filestore import (
     TOPOLOGY_KEY_ZONE,
 )
 from csi.locks import VolumeLocks
-from csi.node import paths
+from csi.node import kubelet, paths
 from csi.node.nsm import NsmStatus
 from csi.node.unimplemented import NodeUnimplemented
-from csi.node.volume_context import context_mount_flags, nfs_share, nfs_version
+from csi.node.volume_context import share_mount
 from csi.proto import csi_pb2
 from csi.validation import (
-    MAX_INCOMING_ID_BYTES,
     check_capability,
+    check_id,
     check_string,
     invalid,
     is_readonly,
@@ -163,14 +163,14 @@ class NodeServicer(NodeUnimplemented):
         CSI's table for a second NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume on one node:
         another target is FAILED_PRECONDITION. The answer comes from the kernel's mount table (the
         other mounts of the staging mount's filesystem and root that may be publish targets: not
-        kubelet's subPath binds nor staging paths, :func:`paths.is_publish_target`), so it survives a
+        kubelet's subPath binds nor staging paths, :func:`kubelet.is_publish_target`), so it survives a
         driver restart; the same target is left to the bind's idempotency check.
         """
         root = os.path.realpath(self.kubelet_root)  # the table spells paths with symlinks resolved
         here = root + target[len(self.kubelet_root):]
         staged = root + staging[len(self.kubelet_root):]
         refs = self.mounter.refs(staged)
-        others = [p for p in refs if p not in (here, staged) and paths.is_publish_target(root, p)]
+        others = [p for p in refs if p not in (here, staged) and kubelet.is_publish_target(root, p)]
         if others:
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -178,7 +178,7 @@ class NodeServicer(NodeUnimplemented):
                 f"on this node at {others[0]}; unpublish it there first",
             )
 
-    def _check_lock_recovery(self, volume_id: str, options: list[str]) -> None:
+    def _check_lock_recovery(self, volume_id: str, options: Iterable[str]) -> None:
         """FAILED_PRECONDITION (or a warning) when the mount's locks need a statd and none answers.
 
         Without NSM the kernel still grants NLM locks, and they are lost without a word when the
@@ -218,7 +218,7 @@ class NodeServicer(NodeUnimplemented):
         self, request: csi_pb2.NodeStageVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeStageVolumeResponse:
         """Mount the share at the staging path (once per node); a repeat with the same share is OK."""
-        volume_id = check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        volume_id = check_id(request.volume_id, "volume_id")
         staging = self._path(request.staging_target_path, "staging_target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
@@ -230,25 +230,21 @@ class NodeServicer(NodeUnimplemented):
         self, volume_id: str, staging: str, capability: csi_pb2.VolumeCapability, volume_context: Mapping[str, str]
     ) -> None:
         """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
-        source, version = nfs_share(volume_context, volume_id)
-        flags = [*context_mount_flags(volume_context), *capability.mount.mount_flags]
-        version = nfs_version(version, flags)
-        options = [f"vers={version}", *flags]
-        fstype = "nfs4" if version.startswith("4") else "nfs"
-        self._check_lock_recovery(volume_id, options)
+        share = share_mount(volume_context, volume_id, capability.mount.mount_flags)
+        self._check_lock_recovery(volume_id, share.options)
         with self.locks.acquire(volume_id):
             created = self._ensure_dir(staging, "staging_target_path")
             try:
                 if not created:
                     self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
-                log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, source)
+                log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, share.source)
                 self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
             returned = threading.Event()
 
             def mount() -> None:
                 try:
-                    self.mounter.mount(source, staging, fstype, options, beneath=self.kubelet_root)
+                    self.mounter.mount(share.source, staging, share.fstype, share.options, beneath=self.kubelet_root)
                 finally:
                     returned.set()
 
@@ -265,7 +261,7 @@ class NodeServicer(NodeUnimplemented):
                     raise
                 paths.raise_if_redirected(exc, "staging_target_path")
                 raise  # ENODEV: mountkit's message says the node's kernel has no NFS client
-            if self.lock_info is not None and _supports_lock_release(volume_context, version):
+            if self.lock_info is not None and _supports_lock_release(volume_context, share.version):
                 # After the mount, as GFD does; within the volume's lock, so an unstage cannot interleave.
                 self.lock_info.record(volume_id, volume_context[CTX_IP])
 
@@ -273,7 +269,7 @@ class NodeServicer(NodeUnimplemented):
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeUnstageVolumeResponse:
         """Unmount the staging path and remove its (empty) directory; already gone is OK."""
-        volume_id = check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        volume_id = check_id(request.volume_id, "volume_id")
         staging = self._path(request.staging_target_path, "staging_target_path")
         with self.locks.acquire(volume_id):
             if paths.check_parents(self.kubelet_root, staging, "staging_target_path", missing_ok=True):
@@ -286,7 +282,7 @@ class NodeServicer(NodeUnimplemented):
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         """Bind the staged share onto the pod's target path, read-only from the first instant if asked."""
-        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        check_id(request.volume_id, "volume_id")
         target = self._path(request.target_path, "target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
@@ -339,7 +335,7 @@ class NodeServicer(NodeUnimplemented):
         self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         """Unmount the pod's target path and remove its (empty) directory; already gone is OK."""
-        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        check_id(request.volume_id, "volume_id")
         target = self._path(request.target_path, "target_path")
         with self.locks.acquire(target):
             if paths.check_parents(self.kubelet_root, target, "target_path", missing_ok=True):
@@ -350,7 +346,7 @@ class NodeServicer(NodeUnimplemented):
         self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
         """Bytes and inodes of the mounted share, and its condition; a dead share is abnormal, not a hang."""
-        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        check_id(request.volume_id, "volume_id")
         check_string(request.volume_path, "volume_path", max_bytes=4096)
         path = request.volume_path
         if not os.path.isabs(path):  # never staged or published there: CSI's "volume does not exist"

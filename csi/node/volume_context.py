@@ -7,7 +7,8 @@ in it is checked again here, before any lock or mount.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from csi.filestore import (
     CTX_IP,
@@ -21,11 +22,35 @@ from csi.filestore import (
 )
 from csi.validation import check_map, check_mount_options, invalid
 from csi.volume_id import ShareRef
+from mountkit import nfs
+from mountkit.nfs import NfsSource
 
 
-def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str | None]:
+@dataclass(frozen=True, slots=True)
+class ShareMount:
+    """What NodeStageVolume mounts: the share, the NFS version, and the options (the version's first)."""
+
+    source: NfsSource
+    version: str
+    options: tuple[str, ...]
+
+    @property
+    def fstype(self) -> str:
+        return nfs.fstype(self.version)
+
+
+def share_mount(context: Mapping[str, str], volume_id: str, mount_flags: Iterable[str]) -> ShareMount:
+    """The mount of a volume: its volume_context's share, ``mount-options`` and protocol, then the
+    capability's ``mount_flags`` (checked already, as the request's)."""
+    source, version = nfs_share(context, volume_id)
+    flags = [*context_mount_flags(context), *mount_flags]
+    version = nfs_version(version, flags)
+    return ShareMount(source, version, (nfs.version_option(version), *flags))
+
+
+def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[NfsSource, str | None]:
     """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``
-    (the version is None when the context names no protocol: see :func:`nfs_options`).
+    (the version is None when the context names no protocol: see :func:`nfs_version`).
 
     A multishare volume's share is the last part of its id (``modeMultishare/.../<share>``), as
     gcp-filestore-csi-driver reads it; its volume_context need not name it.
@@ -50,8 +75,7 @@ def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str
     protocol = context.get(CTX_PROTOCOL, "")
     if protocol and protocol not in NFS_VERSIONS:
         raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
-    host = f"[{addr}]" if addr.version == 6 else str(addr)
-    return f"{host}:/{share}", NFS_VERSIONS[protocol] if protocol else None
+    return NfsSource(str(addr), f"/{share}"), NFS_VERSIONS[protocol] if protocol else None
 
 
 def context_mount_flags(context: Mapping[str, str]) -> list[str]:
@@ -62,7 +86,7 @@ def context_mount_flags(context: Mapping[str, str]) -> list[str]:
     return check_mount_options(context.get(CTX_MOUNT_OPTIONS, ""), f"volume_context.{CTX_MOUNT_OPTIONS}")
 
 
-def nfs_version(version: str | None, mount_flags: list[str]) -> str:
+def nfs_version(version: str | None, mount_flags: Iterable[str]) -> str:
     """The NFS version to mount with, given the volume_context's (``version``) and the mount flags
     (the StorageClass's, then the PV's).
 
@@ -71,12 +95,7 @@ def nfs_version(version: str | None, mount_flags: list[str]) -> str:
     gcp-filestore-csi-driver say it (``mountOptions: [nfsvers=4.1]``, no fileProtocol); else
     Filestore's default protocol.  Flags asking for two different versions are refused.
     """
-    asked = {
-        value.strip()
-        for flag in mount_flags
-        for key, _, value in (item.partition("=") for item in flag.split(","))
-        if key.strip() in ("vers", "nfsvers")
-    }
+    asked = set(nfs.versions(mount_flags))
     if version is None and len(asked) > 1:
         raise invalid(f"the mount options ask for NFS versions {sorted(asked)}; give one")
     if version is not None and asked - {version}:

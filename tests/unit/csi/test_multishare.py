@@ -19,8 +19,8 @@ from csi.cloud import MultishareInstance, OperationPending, Share
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.cloud.gcp import GcpFilestore
 from csi.cloud.gcp_multishare import GcpMultishare
-from csi.controller import ControllerServicer
 from csi.controller.labels import LABEL_STORAGE_CLASS, cluster_labels
+from csi.controller.service import ControllerServicer
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks

@@ -17,7 +17,8 @@ import pytest
 
 from csi.errors import to_status
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer, nsm
+from csi.node import nsm
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from mountkit.fake import FakeMounter
 from mountkit.nfs import uses_nlm
