@@ -221,7 +221,9 @@ def performance_error(
         return f"max IOPS per TiB must be {low}-{high} for a capacity {band}, not {iops_per_tb}"
     total = iops_per_tb * capacity_gib // _TIB
     if total > limit:
-        return f"{iops_per_tb} IOPS per TiB at {capacity_gib} GiB is {total} IOPS, above {limit} on tier {tier}"
+        return (
+            f"{iops_per_tb} IOPS per TiB at {capacity_gib} GiB is {total} IOPS, above {limit} on tier {tier}"
+        )
     return None
 
 

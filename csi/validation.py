@@ -154,7 +154,8 @@ def check_mount_flags(flags: Iterable[str], field: str = "mount_flags") -> None:
 
 def check_mount_options(text: str, field: str) -> list[str]:
     """A ``mount-options`` value (``hard,nconnect=4``: a StorageClass parameter, carried to the node in
-    volume_context) as mount flags stripped of blanks, checked like a capability's (:func:`check_mount_flags`)."""
+    volume_context) as mount flags stripped of blanks, checked like a capability's
+    (:func:`check_mount_flags`)."""
     flags = [item.strip() for item in text.split(",")] if text.strip() else []
     check_mount_flags(flags, field)
     return flags

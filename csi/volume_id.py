@@ -165,4 +165,3 @@ def cloud_name(csi_name: str, max_len: int = RESOURCE_ID_MAX_LEN) -> str:
         base = "v-" + base
     base = base[: max_len - _HASH_CHARS - 1].rstrip("-")
     return f"{base}-{digest}"
-

@@ -51,11 +51,14 @@ class ControllerBase(csi_pb2_grpc.ControllerServicer):
         lock_release: bool = False,
     ) -> None:
         self._cloud = cloud
-        self._lock_release = lock_release  # --feature-lock-release: mark the volumes whose locks can be released
+        self._lock_release = (
+            lock_release  # --feature-lock-release: mark the volumes whose locks can be released
+        )
         self._driver_name = driver_name
         self._zone = zone
         self._extra_labels = dict(extra_labels or {})
-        # labels.cluster_labels: on the multishare instances this controller creates, and the only ones it touches
+        # labels.cluster_labels: on the multishare instances this controller creates, and the only ones
+        # it touches
         self._cluster_labels = dict(
             cluster_labels if cluster_labels is not None else labels.cluster_labels("", zone, regional=False)
         )

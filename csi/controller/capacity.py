@@ -69,7 +69,9 @@ def _checked(capacity_range: csi_pb2.CapacityRange | None) -> tuple[int, int]:
     if required < 0 or limit < 0:
         raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit and required > limit:
-        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+        raise CsiError(
+            grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}"
+        )
     return required, limit
 
 

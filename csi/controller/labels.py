@@ -82,7 +82,10 @@ def label_value(text: str) -> str:
 def parse_extra_labels(text: str) -> dict[str, str]:
     """``--extra-labels``: labels as in a StorageClass, none of them one the driver sets itself."""
     labels = parse_labels(text, "--extra-labels")
-    reserved = sorted(set(labels) & {LABEL_CREATED_BY, LABEL_CLUSTER_NAME, LABEL_CLUSTER_LOCATION, *METADATA_LABELS.values()})
+    reserved = sorted(
+        set(labels)
+        & {LABEL_CREATED_BY, LABEL_CLUSTER_NAME, LABEL_CLUSTER_LOCATION, *METADATA_LABELS.values()}
+    )
     if reserved:
         raise validation.invalid(f"--extra-labels: label(s) {reserved} are set by the driver itself")
     return labels

@@ -87,7 +87,11 @@ def share_band(max_share_count: int, max_share_gib: int | None = None) -> tuple[
     configurable max-shares form); the maximum follows from the count unless given.
     """
     low = SHARE_MIN_GIB_MANY_SHARES if max_share_count > MAX_SHARES_PER_INSTANCE else SHARE_CAPACITY_GIB[0]
-    high = max_share_gib if max_share_gib is not None else min(SHARE_CAPACITY_GIB[1], _MAX_INSTANCE // max_share_count)
+    high = (
+        max_share_gib
+        if max_share_gib is not None
+        else min(SHARE_CAPACITY_GIB[1], _MAX_INSTANCE // max_share_count)
+    )
     return low, high
 
 
@@ -95,11 +99,11 @@ def share_band(max_share_count: int, max_share_gib: int | None = None) -> tuple[
 class ShareSpec:
     """What CreateVolume asks for: a share, and the instance it may live on (or a new one)."""
 
-    share: str                          # share id, derived from the CSI name
+    share: str  # share id, derived from the CSI name
     capacity_range: csi_pb2.CapacityRange | None
-    label: str                          # instance-storageclass-label
-    regions: Sequence[str]              # where an instance may be; a new one goes in the first
-    template: MultishareInstance        # a new instance's settings (its name and size are filled in)
+    label: str  # instance-storageclass-label
+    regions: Sequence[str]  # where an instance may be; a new one goes in the first
+    template: MultishareInstance  # a new instance's settings (its name and size are filled in)
     share_labels: Mapping[str, str] = field(default_factory=dict)
     reserved_ipv4_cidr: str | None = None
     max_share_gib: int = SHARE_CAPACITY_GIB[1]
@@ -114,10 +118,10 @@ class _Slot:
     """This process's knowledge of one instance: its lock, and shares reserved on it."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    reserved: dict[str, int] = field(default_factory=dict)   # share id -> GiB
+    reserved: dict[str, int] = field(default_factory=dict)  # share id -> GiB
     retiring: bool = False
-    creating: MultishareInstance | None = None              # set while this process creates it
-    users: int = 0                                          # calls holding or waiting for the lock
+    creating: MultishareInstance | None = None  # set while this process creates it
+    users: int = 0  # calls holding or waiting for the lock
 
 
 def _matches(found: MultishareInstance, spec: ShareSpec) -> bool:
@@ -251,11 +255,11 @@ class MultishareOps:
                 instance = self._make_room(instance, size)
                 share = self._create_share(instance, spec, size)
         except OperationPending:
-            self._release(slot, key, spec.share)   # still under way: the CO's retry finds it
+            self._release(slot, key, spec.share)  # still under way: the CO's retry finds it
             raise
         except BaseException:
             self._release(slot, key, spec.share)
-            self._cleanup_quietly(key)             # the instance may be new, or now empty
+            self._cleanup_quietly(key)  # the instance may be new, or now empty
             raise
         self._release(slot, key, spec.share)
         return instance, share
@@ -266,7 +270,12 @@ class MultishareOps:
             # Instances this process is creating right now come first: waiting for one beats making another.
             for key, slot in self._slots.items():
                 creating = slot.creating
-                if creating and not slot.retiring and _matches(creating, spec) and self._room(slot, creating, [], size):
+                if (
+                    creating
+                    and not slot.retiring
+                    and _matches(creating, spec)
+                    and self._room(slot, creating, [], size)
+                ):
                     self._use(key).reserved[spec.share] = size
                     return slot, key
             busy = []
@@ -341,7 +350,9 @@ class MultishareOps:
 
     def _create_instance(self, wanted: MultishareInstance, cidr: str | None) -> MultishareInstance:
         if cidr and self._reserved_ips is not None:
-            probe = Instance(wanted.name, wanted.location, wanted.tier, wanted.capacity_gib, network=wanted.network)
+            probe = Instance(
+                wanted.name, wanted.location, wanted.tier, wanted.capacity_gib, network=wanted.network
+            )
             with self._reserved_ips.reserve(probe, cidr) as ip_range:
                 wanted = dataclasses.replace(wanted, reserved_ip_range=ip_range)
                 return self._cloud.create_multishare_instance(wanted, wait=self._timeout)
@@ -359,7 +370,9 @@ class MultishareOps:
                 f"instance {instance.name} cannot grow past {_MAX_INSTANCE} GiB for {extra} GiB more; retry",
             )
         log.info("growing instance %s from %d to %d GiB", instance.name, instance.capacity_gib, target)
-        return self._cloud.resize_multishare_instance(instance.location, instance.name, target, wait=self._timeout)
+        return self._cloud.resize_multishare_instance(
+            instance.location, instance.name, target, wait=self._timeout
+        )
 
     def _create_share(self, instance: MultishareInstance, spec: ShareSpec, size: int) -> Share:
         share = Share(spec.share, instance.name, instance.location, size, labels=spec.share_labels)
@@ -405,7 +418,8 @@ class MultishareOps:
             log.warning("cleaning up instance %s after a failed create: %s", key[1], exc)
 
     def _retire_or_shrink(self, slot: _Slot, key: tuple[str, str]) -> None:
-        """Delete the instance when no share is on it or on its way, else shrink it (caller holds its lock)."""
+        """Delete the instance when no share is on it or on its way, else shrink it (caller holds its
+        lock)."""
         with self._mutex:
             if slot.reserved or slot.creating is not None:
                 return  # a create is on its way to this instance
@@ -475,7 +489,6 @@ class MultishareOps:
             return self._cloud.resize_share(*key, ref.share, size, wait=self._timeout)
 
 
-
 def multishare_spec(
     csi_name: str,
     request: csi_pb2.CreateVolumeRequest,
@@ -491,7 +504,9 @@ def multishare_spec(
     instance_labels = {k: v for k, v in volume_params.labels.items() if k not in metadata}
     for key, value in cluster.items():
         if instance_labels.setdefault(key, value) != value:
-            raise invalid(f"parameters.labels: {key!r} is the driver's (set to {value!r} on multishare instances)")
+            raise invalid(
+                f"parameters.labels: {key!r} is the driver's (set to {value!r} on multishare instances)"
+            )
     instance_labels[LABEL_STORAGE_CLASS] = volume_params.instance_label
     count = shares_per_instance(volume_params.max_volume_gib)
     template = MultishareInstance(

@@ -11,7 +11,7 @@ from csi import validation
 from csi.errors import CsiError
 from csi.proto import csi_pb2
 
-_T = TypeVar('_T')
+_T = TypeVar("_T")
 
 
 def paginate(

@@ -65,10 +65,9 @@ MUTABLE_PARAMETERS = frozenset({P_MAX_IOPS, P_MAX_IOPS_PER_TB})
 #: gcp-filestore-csi-driver spells the performance keys with underscores; both spellings work.
 _KEY_ALIASES = {"max_iops": P_MAX_IOPS, "max_iops_per_tb": P_MAX_IOPS_PER_TB}
 #: Parameters a multishare StorageClass may not give: custom performance, NFS export rules and
-#: resource tags are settings of a whole instance, which a share's PVC cannot own (see docs/gfd-compatibility.md).
+#: resource tags are settings of a whole instance, which a share's PVC cannot own
+#: (see docs/gfd-compatibility.md).
 MULTISHARE_REFUSED = (P_MAX_IOPS, P_MAX_IOPS_PER_TB, P_NFS_EXPORT_OPTIONS, P_RESOURCE_TAGS)
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +159,9 @@ def parse_volume_params(
     default_tier = DEFAULT_MULTISHARE_TIER_ALIAS if multishare else DEFAULT_TIER_ALIAS
     tier = TIER_ALIASES.get(values.get(P_TIER, default_tier).lower())
     if tier is None:
-        raise validation.invalid(f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})")
+        raise validation.invalid(
+            f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})"
+        )
     connect_mode = values.get(P_CONNECT_MODE, DEFAULT_CONNECT_MODE).upper()
     if connect_mode not in CONNECT_MODES:
         raise validation.invalid(f"parameters: connect-mode must be one of {sorted(CONNECT_MODES)}")
@@ -212,7 +213,9 @@ def _mutable(params: Mapping[str, str], what: str) -> dict[str, str]:
     values = {}
     for raw_key, value in params.items():
         if _key(raw_key) not in MUTABLE_PARAMETERS:
-            raise validation.invalid(f"{what}: {raw_key!r} cannot be changed (only {sorted(MUTABLE_PARAMETERS)})")
+            raise validation.invalid(
+                f"{what}: {raw_key!r} cannot be changed (only {sorted(MUTABLE_PARAMETERS)})"
+            )
         values[_key(raw_key)] = value
     return values
 
@@ -361,5 +364,3 @@ def _max_volume_gib(values: Mapping[str, str]) -> int:
             + ", ".join(f"'{gib}Gi'" for gib in MAX_VOLUME_SIZES_GIB)
         )
     return size // GIB
-
-

@@ -35,13 +35,16 @@ CONTROLLER_CAPABILITIES = (
     _RPC.SINGLE_NODE_MULTI_WRITER,
 )
 _CAPABILITIES_RESPONSE = csi_pb2.ControllerGetCapabilitiesResponse(
-    capabilities=[csi_pb2.ControllerServiceCapability(rpc=_RPC(type=kind)) for kind in CONTROLLER_CAPABILITIES]
+    capabilities=[
+        csi_pb2.ControllerServiceCapability(rpc=_RPC(type=kind)) for kind in CONTROLLER_CAPABILITIES
+    ]
 )
 
 
 class ControllerServicer(VolumeRpcs, SnapshotRpcs, ControllerUnimplemented):
-    """Provisions Filestore instances (one share each) and backups through a :class:`~csi.cloud.FilestoreCloud`,
-    and shares of multishare instances through a :class:`~csi.cloud.MultishareCloud`
+    """Provisions Filestore instances (one share each) and backups through a
+    :class:`~csi.cloud.FilestoreCloud`, and shares of multishare instances through a
+    :class:`~csi.cloud.MultishareCloud`
     (see :mod:`csi.controller.multishare`)."""
 
     def ControllerGetCapabilities(

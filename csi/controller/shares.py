@@ -98,7 +98,8 @@ class ShareVolumes(ControllerBase):
         }
 
     def _share_volume_id(self, backup: Backup, share_labels: Mapping[str, str]) -> str | None:
-        """The multishare volume id a backup was taken of, or None when its source is no multishare instance."""
+        """The multishare volume id a backup was taken of; None when its source is no multishare
+        instance."""
         label = share_labels.get(backup.source_instance)
         ref = VolumeRef.from_instance_name(backup.source_instance, backup.source_file_share)
         if label is None or ref is None or self._multishare_cloud is None:

@@ -48,7 +48,9 @@ class SnapshotRpcs(ShareVolumes):
             raise CsiError(grpc.StatusCode.NOT_FOUND, f"source volume {volume_id} does not exist")
         region = snapshot_params.location or region_of(ref.location)
         prefix = len(BackupRef(self._cloud.project, region, "").snapshot_id)
-        backup_ref = BackupRef(self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix)))
+        backup_ref = BackupRef(
+            self._cloud.project, region, cloud_name(name, min(RESOURCE_ID_MAX_LEN, MAX_ID_BYTES - prefix))
+        )
         with self._locks.acquire(f"snapshot/{backup_ref.backup}", ref.instance):
             instance = self._volume_instance(volume_id, "source volume")
             share = instance.share_name if isinstance(instance, Instance) else ref.share
@@ -59,13 +61,21 @@ class SnapshotRpcs(ShareVolumes):
                 try:
                     if share_ref is None:
                         backup = self._cloud.create_backup(
-                            region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                            region,
+                            backup_ref.backup,
+                            source,
+                            ref.share,
+                            wait=self._timeout,
                             labels=snapshot_params.labels,
                         )
                     else:  # a share's backup is made through the v1beta1 API, as GFD makes it
                         assert self._multishare_cloud is not None
                         backup = self._multishare_cloud.create_share_backup(
-                            region, backup_ref.backup, source, ref.share, wait=self._timeout,
+                            region,
+                            backup_ref.backup,
+                            source,
+                            ref.share,
+                            wait=self._timeout,
                             labels=snapshot_params.labels,
                         )
                 except OperationPending:
@@ -102,7 +112,8 @@ class SnapshotRpcs(ShareVolumes):
                 )
             if backup.state in BACKUP_PENDING_STATES:
                 raise CsiError(
-                    grpc.StatusCode.ABORTED, f"snapshot {snapshot_id} is {backup.state}: its creation is pending; retry"
+                    grpc.StatusCode.ABORTED,
+                    f"snapshot {snapshot_id} is {backup.state}: its creation is pending; retry",
                 )
             deleted(lambda: self._cloud.delete_backup(snapshot_id, wait=self._timeout))
         return csi_pb2.DeleteSnapshotResponse()
@@ -123,9 +134,11 @@ class SnapshotRpcs(ShareVolumes):
                 snapshot
                 for backup in backups
                 if backup.state != BACKUP_UNCUT_STATE
-                and (snapshot := _snapshot(
-                    backup, backup.source_file_share, self._share_volume_id(backup, share_labels)
-                )).source_volume_id
+                and (
+                    snapshot := _snapshot(
+                        backup, backup.source_file_share, self._share_volume_id(backup, share_labels)
+                    )
+                ).source_volume_id
                 and (not request.source_volume_id or snapshot.source_volume_id == request.source_volume_id)
             ),
             key=lambda snapshot: snapshot.snapshot_id,

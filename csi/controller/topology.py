@@ -35,7 +35,5 @@ def pick_zone(requirement: csi_pb2.TopologyRequirement, own_zone: str) -> str:
     requisite = zones(requirement.requisite, "accessibility_requirements.requisite")
     candidates = preferred + requisite + ([own_zone] if own_zone else [])
     if not candidates:
-        raise validation.invalid(
-            "no zone: give accessibility_requirements or start the driver with --zone"
-        )
+        raise validation.invalid("no zone: give accessibility_requirements or start the driver with --zone")
     return candidates[0]

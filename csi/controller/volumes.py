@@ -59,6 +59,7 @@ from csi.volume_id import BackupRef, ShareRef, VolumeRef, cloud_name
 
 log = logging.getLogger(__name__)
 
+
 class VolumeRpcs(ShareVolumes):
     """The volume RPCs of :class:`~csi.controller.ControllerServicer`."""
 
@@ -158,7 +159,9 @@ class VolumeRpcs(ShareVolumes):
                     left = self._find_instance(wanted.location, wanted.name)
                     if left is None:
                         raise
-                    log.warning("creating %s failed (%s); it is left in state %s", wanted.name, exc, left.state)
+                    log.warning(
+                        "creating %s failed (%s); it is left in state %s", wanted.name, exc, left.state
+                    )
                     return left
         # Lost a race with another creator of the same id: judge what is there.
         found = self._find_instance(wanted.location, wanted.name)
@@ -214,7 +217,8 @@ class VolumeRpcs(ShareVolumes):
         raise CsiError(grpc.StatusCode.INTERNAL, f"volume {name} is in state {state}")
 
     def _volume(self, instance: Instance) -> csi_pb2.Volume:
-        """The CSI volume of an instance, with no accessible topology (see :func:`~csi.controller.topology.pick_zone`)."""
+        """The CSI volume of an instance, with no accessible topology (see
+        :func:`~csi.controller.topology.pick_zone`)."""
         ref = VolumeRef(instance.location, instance.name, instance.share_name)
         return csi_pb2.Volume(
             volume_id=ref.volume_id,
@@ -245,7 +249,9 @@ class VolumeRpcs(ShareVolumes):
             if instance is None:
                 return csi_pb2.DeleteVolumeResponse()
             if instance.state == DELETING:
-                raise CsiError(grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {volume_id} is still being deleted")
+                raise CsiError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, f"volume {volume_id} is still being deleted"
+                )
             if instance.state == CREATING:
                 require_ready(volume_id, instance)
             deleted(lambda: self._cloud.delete_instance(ref.location, ref.instance, wait=self._timeout))
@@ -297,7 +303,11 @@ class VolumeRpcs(ShareVolumes):
                     ("tier", wanted.tier, instance.tier),
                     ("network", wanted.network, instance.network or wanted.network),
                     ("protocol", wanted.protocol, instance.protocol or wanted.protocol),
-                    ("multishare", wanted.instance_label is not None, isinstance(instance, MultishareInstance)),
+                    (
+                        "multishare",
+                        wanted.instance_label is not None,
+                        isinstance(instance, MultishareInstance),
+                    ),
                 )
                 if want != have
             ]
@@ -348,7 +358,10 @@ class VolumeRpcs(ShareVolumes):
             if size > instance.capacity_gib:
                 problem = performance_problem(instance.tier, size, instance.performance)
                 if problem:
-                    raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"{size} GiB does not suit the volume's performance: {problem}")
+                    raise CsiError(
+                        grpc.StatusCode.OUT_OF_RANGE,
+                        f"{size} GiB does not suit the volume's performance: {problem}",
+                    )
                 self._refuse_if_updating(volume_id, ref)
                 instance = self._cloud.expand_instance(ref.location, ref.instance, size, wait=self._timeout)
         return csi_pb2.ControllerExpandVolumeResponse(
@@ -365,7 +378,9 @@ class VolumeRpcs(ShareVolumes):
         if ShareRef.parse(volume_id) is not None:
             self._volume_instance(volume_id)
             if parse_mutable_params(request.mutable_parameters) is not None:
-                raise validation.invalid(f"volume {volume_id} is a share: performance is set per instance, not per share")
+                raise validation.invalid(
+                    f"volume {volume_id} is a share: performance is set per instance, not per share"
+                )
             return csi_pb2.ControllerModifyVolumeResponse()
         ref = VolumeRef.parse(volume_id)
         if ref is None:
@@ -374,7 +389,9 @@ class VolumeRpcs(ShareVolumes):
             instance = self._existing(volume_id)
             performance = parse_mutable_params(request.mutable_parameters)
             if performance is None:
-                return csi_pb2.ControllerModifyVolumeResponse()  # no keys or only empty values: nothing to change
+                return (
+                    csi_pb2.ControllerModifyVolumeResponse()
+                )  # no keys or only empty values: nothing to change
             check_performance(instance.tier, instance.capacity_gib, performance)
             if instance.performance == performance:
                 return csi_pb2.ControllerModifyVolumeResponse()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 
-#: where kubelet asks a CSI driver to publish a pod's volume: pods/<pod uid>/volumes/kubernetes.io~csi/<volume>/mount
+#: where kubelet asks a CSI driver to publish a pod's volume:
+#: pods/<pod uid>/volumes/kubernetes.io~csi/<volume>/mount
 PUBLISH_TARGET = ("pods", None, "volumes", "kubernetes.io~csi", None, "mount")
 #: where kubelet asks a CSI driver to stage a volume: plugins/kubernetes.io/csi/<driver>/<volume handle's
 #: sha256>/globalmount (kubelets before 1.25: .../csi/pv/<pv name>/globalmount)
 STAGING_PATH = ("plugins", "kubernetes.io", "csi", None, None, "globalmount")
-#: where kubelet binds a container's ``subPath`` of a volume: pods/<pod uid>/volume-subpaths/<volume>/<container>/<index>
+#: where kubelet binds a container's ``subPath`` of a volume:
+#: pods/<pod uid>/volume-subpaths/<volume>/<container>/<index>
 SUBPATH = ("pods", None, "volume-subpaths", None, None, None)
 #: kubelet's directory of the plugins' own paths (a CSI volume's staging path among them)
 KUBELET_PLUGINS = STAGING_PATH[0]
@@ -31,7 +33,8 @@ def publish_target(root: str, pod_uid: str, volume: str) -> str:
 
 
 def staging_path(root: str, driver: str, volume: str) -> str:
-    """The path kubelet hands NodeStageVolume for ``volume`` (its handle's hash) of ``driver`` (:data:`STAGING_PATH`)."""
+    """The path kubelet hands NodeStageVolume for ``volume`` (its handle's hash) of ``driver``
+    (:data:`STAGING_PATH`)."""
     return _path(root, STAGING_PATH, driver, volume)
 
 

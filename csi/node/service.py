@@ -167,8 +167,8 @@ class NodeServicer(NodeUnimplemented):
         driver restart; the same target is left to the bind's idempotency check.
         """
         root = os.path.realpath(self.kubelet_root)  # the table spells paths with symlinks resolved
-        here = root + target[len(self.kubelet_root):]
-        staged = root + staging[len(self.kubelet_root):]
+        here = root + target[len(self.kubelet_root) :]
+        staged = root + staging[len(self.kubelet_root) :]
         refs = self.mounter.refs(staged)
         others = [p for p in refs if p not in (here, staged) and kubelet.is_publish_target(root, p)]
         if others:
@@ -227,7 +227,11 @@ class NodeServicer(NodeUnimplemented):
         return csi_pb2.NodeStageVolumeResponse()
 
     def _stage(
-        self, volume_id: str, staging: str, capability: csi_pb2.VolumeCapability, volume_context: Mapping[str, str]
+        self,
+        volume_id: str,
+        staging: str,
+        capability: csi_pb2.VolumeCapability,
+        volume_context: Mapping[str, str],
     ) -> None:
         """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
         share = share_mount(volume_context, volume_id, capability.mount.mount_flags)
@@ -238,13 +242,22 @@ class NodeServicer(NodeUnimplemented):
                 if not created:
                     self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
-                log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, share.source)
-                self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
+                log.warning(
+                    "%s: stale staging mount (%s); unmounting it to mount %s again",
+                    staging,
+                    exc,
+                    share.source,
+                )
+                self._deadline(
+                    lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging
+                )
             returned = threading.Event()
 
             def mount() -> None:
                 try:
-                    self.mounter.mount(share.source, staging, share.fstype, share.options, beneath=self.kubelet_root)
+                    self.mounter.mount(
+                        share.source, staging, share.fstype, share.options, beneath=self.kubelet_root
+                    )
                 finally:
                     returned.set()
 
@@ -291,7 +304,8 @@ class NodeServicer(NodeUnimplemented):
             # CSI spec, NodePublishVolume errors: "Staging target path not set" is FAILED_PRECONDITION.
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; stage the volume first",
+                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; "
+                "stage the volume first",
             )
         staging = self._path(request.staging_target_path, "staging_target_path")
         if staging == target:
@@ -301,10 +315,13 @@ class NodeServicer(NodeUnimplemented):
         # A single-writer volume is also locked by its staging path, so two publishes of it at two
         # targets cannot both find the other absent.
         with self.locks.acquire(*((target, staging) if single_writer else (target,))):
-            try:  # one probe: is it mounted, and does it answer (a bind of a dead share hands the pod a dead mount)
+            # one probe: is it mounted, and does it answer (a bind of a dead share hands the pod a dead mount)
+            try:
                 staged = self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
-                log.warning("%s: the staged share is dead (%s); staging it again before publishing", staging, exc)
+                log.warning(
+                    "%s: the staged share is dead (%s); staging it again before publishing", staging, exc
+                )
                 self._stage(request.volume_id, staging, request.volume_capability, request.volume_context)
                 staged = True
             if not staged:
@@ -350,7 +367,9 @@ class NodeServicer(NodeUnimplemented):
         check_string(request.volume_path, "volume_path", max_bytes=4096)
         path = request.volume_path
         if not os.path.isabs(path):  # never staged or published there: CSI's "volume does not exist"
-            raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path!r} does not exist (not an absolute path)")
+            raise CsiError(
+                grpc.StatusCode.NOT_FOUND, f"volume_path {path!r} does not exist (not an absolute path)"
+            )
         try:
             found = paths.exists(path, self.probe_timeout)
         except CorruptedMountError as exc:  # hung: answer now rather than wait out a second probe
@@ -360,7 +379,9 @@ class NodeServicer(NodeUnimplemented):
         path = self._path(path, "volume_path")
         try:
             if not self.mounter.is_mountpoint(path):
-                raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id} is not mounted at {path}")
+                raise CsiError(
+                    grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id} is not mounted at {path}"
+                )
             st = self._deadline(lambda: os.statvfs(path), "statvfs", path)
             # statfs can still answer on a replaced export; reading the root shows ESTALE.
             self._deadline(lambda: next(os.scandir(path), None), "readdir", path)

@@ -16,4 +16,6 @@ class NodeUnimplemented(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeExpandVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeExpandVolumeResponse:
         """A Filestore share grows on the server; there is nothing to do on the node (not advertised)."""
-        raise CsiError(grpc.StatusCode.UNIMPLEMENTED, "NodeExpandVolume is not supported: shares grow server-side")
+        raise CsiError(
+            grpc.StatusCode.UNIMPLEMENTED, "NodeExpandVolume is not supported: shares grow server-side"
+        )

@@ -22,7 +22,8 @@ def now_pb() -> timestamp_pb2.Timestamp:
 
 
 def parse_parent(parent: str, *, allow_any: bool) -> tuple[str, str]:
-    """``(project, location)`` of ``projects/<p>/locations/<l>``; the location ``-`` (all) only with ``allow_any``."""
+    """``(project, location)`` of ``projects/<p>/locations/<l>``; the location ``-`` (all) only with
+    ``allow_any``."""
     m = _PARENT.match(parent)
     if not m or (m.group(2) == "-" and not allow_any):
         raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
