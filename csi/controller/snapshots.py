@@ -59,25 +59,19 @@ class SnapshotRpcs(ShareVolumes):
             if backup is None:
                 require_ready(volume_id, instance)
                 try:
-                    if share_ref is None:
-                        backup = self._cloud.create_backup(
-                            region,
-                            backup_ref.backup,
-                            source,
-                            ref.share,
-                            wait=self._timeout,
-                            labels=snapshot_params.labels,
-                        )
-                    else:  # a share's backup is made through the v1beta1 API, as GFD makes it
+                    create = self._cloud.create_backup
+                    if share_ref is not None:
+                        # a share's backup is made through the v1beta1 API, as GFD makes it
                         assert self._multishare_cloud is not None
-                        backup = self._multishare_cloud.create_share_backup(
-                            region,
-                            backup_ref.backup,
-                            source,
-                            ref.share,
-                            wait=self._timeout,
-                            labels=snapshot_params.labels,
-                        )
+                        create = self._multishare_cloud.create_share_backup
+                    backup = create(
+                        region,
+                        backup_ref.backup,
+                        source,
+                        ref.share,
+                        wait=self._timeout,
+                        labels=snapshot_params.labels,
+                    )
                 except OperationPending:
                     # Cut but not finished: report it not ready; the CO polls with CreateSnapshot.
                     backup = self._get_backup(backup_ref.snapshot_id)
