@@ -20,8 +20,8 @@ from csi.controller.capacity import (
     fits,
 )
 from csi.controller.labels import LABEL_STORAGE_CLASS
-from csi.controller.multishare import multishare_spec
 from csi.controller.parameters import VolumeParams
+from csi.controller.share_spec import multishare_spec
 from csi.controller.topology import pick_zone, zones
 from csi.errors import CsiError
 from csi.filestore import (

@@ -429,8 +429,9 @@ def test_list_volumes_shows_shares_not_their_instances(env: Env) -> None:
 def test_operations_that_outlast_the_wait_are_picked_up_by_the_retry(env: Env) -> None:
     """An instance create and a share create that run past the wait answer a retryable error; the
     CO's retries then find the instance and the share instead of making others."""
-    from csi.controller.multishare import MultishareOps, multishare_spec
+    from csi.controller.multishare import MultishareOps
     from csi.controller.parameters import parse_volume_params
+    from csi.controller.share_spec import multishare_spec
     from csi.errors import CsiError
 
     ops = MultishareOps(env.cloud, CLUSTER, timeout=0.05)
