@@ -1,4 +1,5 @@
-"""``filestore-csi-driver``: run the CSI driver (controller, node or both), ``demo``, or ``nsm`` (rpc.statd)."""
+"""``filestore-csi-driver``: run the CSI driver (controller, node or both), ``demo``, or ``nsm``
+(rpc.statd)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint", default="unix:///csi/csi.sock", help="where CSI is served: unix:///path or tcp://host:port"
     )
     parser.add_argument(
-        "--mode", choices=("controller", "node", "all"), default="all", help="the CSI services this process runs"
+        "--mode",
+        choices=("controller", "node", "all"),
+        default="all",
+        help="the CSI services this process runs",
     )
     parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME, help="the name GetPluginInfo reports")
     parser.add_argument(
@@ -110,12 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         "or deleted by it (default: none, no such label)",
     )
     parser.add_argument(
-        "--is-regional", action="store_true", help="a regional cluster: its location label is the zone's region"
+        "--is-regional",
+        action="store_true",
+        help="a regional cluster: its location label is the zone's region",
     )
     parser.add_argument(
         "--kubelet-root",
         default=None,
-        help=f"kubelet's root directory; the node is not ready while it does not exist (default: {KUBELET_ROOT}; "
+        help="kubelet's root directory; the node is not ready while it does not exist "
+        f"(default: {KUBELET_ROOT}; "
         "with --cloud emulator a new private directory of the driver's own, printed at start)",
     )
     parser.add_argument(
@@ -188,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_node = args.mode in ("node", "all")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    resource_tags = _checked_flag(parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags"))
+    resource_tags = _checked_flag(
+        parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags")
+    )
     extra_labels = _checked_flag(parser, lambda: labels.parse_extra_labels(args.extra_labels))
     if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
         parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
@@ -197,7 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error:
             parser.error(error)
     if args.feature_lock_release_standalone and not args.feature_lock_release:
-        log.warning("--feature-lock-release-standalone does nothing without --feature-lock-release (as in GFD)")
+        log.warning(
+            "--feature-lock-release-standalone does nothing without --feature-lock-release (as in GFD)"
+        )
     try:
         where = resolve_identity(args, controller=run_controller, node=run_node)
     except metadata.MetadataError as exc:
@@ -205,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
     location = args.location or where.zone
-    cluster = _checked_flag(parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional))
+    cluster = _checked_flag(
+        parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional)
+    )
     if run_controller and not args.gke_cluster_name and args.cloud == "gcp":
         log.warning(
             "no --gke-cluster-name: multishare instances are shared with every other controller in %s "
@@ -252,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             http.start()
             cleanups.append(http.stop)
             log.info("metrics and /healthz on http://%s", args.http_endpoint)
-        print(f"listening on {server.address}" + (f", kubelet root {node.kubelet_root}" if node else ""), flush=True)
+        root_note = f", kubelet root {node.kubelet_root}" if node else ""
+        print(f"listening on {server.address}{root_note}", flush=True)
         serve_until_signalled(server, args.grace)
     except (OSError, ValueError) as exc:
         log.error("cannot run: %s", exc)
@@ -341,7 +355,11 @@ def kubelet_root(args: argparse.Namespace, cleanups: list[Callable[[], None]]) -
 
 
 def _make_node(
-    args: argparse.Namespace, where: Identity, locks: VolumeLocks, root: str, cleanups: list[Callable[[], None]]
+    args: argparse.Namespace,
+    where: Identity,
+    locks: VolumeLocks,
+    root: str,
+    cleanups: list[Callable[[], None]],
 ) -> NodeServicer:
     from csi.node.nsm import probe
     from csi.node.service import NodeServicer
@@ -374,7 +392,11 @@ def _start_lock_release(
     api = api_client(args.kubeconfig)
     cleanups.append(api.close)
     lock_info = NodeLockInfo(
-        api, where.node_id, where.project or metadata.project(), metadata.instance_id(), metadata.internal_ip()
+        api,
+        where.node_id,
+        where.project or metadata.project(),
+        metadata.instance_id(),
+        metadata.internal_ip(),
     )
     if not args.feature_lock_release_standalone:
         elector = LeaseElector.from_flags(api, identity(), args)

@@ -71,7 +71,7 @@ class _Fault:
 class _Operation:
     pb: operations_pb2.Operation
     done_at: float
-    complete: Callable[[], Pb]                # applies the effect, returns the response
+    complete: Callable[[], Pb]  # applies the effect, returns the response
     abort: Callable[[], None] = lambda: None  # undoes the start (on cancel)
 
 
@@ -94,9 +94,7 @@ def _pack(msg: Message) -> any_pb2.Any:
 
 #: RFC 5737 documentation ranges: never routed on a real network, so tests may use them on links of
 #: their own (the NFS test guest gives each instance a server behind a veth link)
-_TEST_NETS = tuple(
-    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
-)
+_TEST_NETS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
 class EmulatorState(MultishareMixin):
@@ -160,14 +158,16 @@ class EmulatorState(MultishareMixin):
         self._pending_deleted: list[Instance] = []
         self._ops: dict[str, _Operation] = {}
         self._faults: dict[str, _Fault] = {}
-        self._tags: dict[str, dict[str, str]] = {}   # bound at creation; the API never returns them
-        self._updating: set[str] = set()              # instances with an update operation running
+        self._tags: dict[str, dict[str, str]] = {}  # bound at creation; the API never returns them
+        self._updating: set[str] = set()  # instances with an update operation running
         self._held = False
         self._failing_creates: list[str] = []
 
     # -- test controls --
 
-    def inject(self, method: str, code: grpc.StatusCode, count: int = 1, message: str = "injected fault") -> None:
+    def inject(
+        self, method: str, code: grpc.StatusCode, count: int = 1, message: str = "injected fault"
+    ) -> None:
         """Fail the next ``count`` calls of ``method`` (e.g. "CreateInstance", "GetOperation")."""
         with self._lock:
             self._faults[method] = _Fault(code, count, message)
@@ -281,7 +281,9 @@ class EmulatorState(MultishareMixin):
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"operation {name} not found")
         return rec.pb
 
-    def list_operations(self, name: str, page_size: int, page_token: str) -> operations_pb2.ListOperationsResponse:
+    def list_operations(
+        self, name: str, page_size: int, page_token: str
+    ) -> operations_pb2.ListOperationsResponse:
         prefix = name.rstrip("/") + "/operations/" if name else ""
         ops = sorted((o.pb for o in self._ops.values() if o.pb.name.startswith(prefix)), key=lambda o: o.name)
         page, token = self._page(ops, page_size, page_token)
@@ -296,7 +298,9 @@ class EmulatorState(MultishareMixin):
         rec = self._ops[self.get_operation(name).name]
         if not rec.pb.done:
             rec.abort()
-            rec.pb.error.CopyFrom(status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled"))
+            rec.pb.error.CopyFrom(
+                status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled")
+            )
             rec.pb.done = True
         return empty_pb2.Empty()
 
@@ -314,12 +318,17 @@ class EmulatorState(MultishareMixin):
         return name in self._instances or name in self._ms_instances
 
     def _check_instance_quota(self) -> None:
-        if self.max_instances is not None and len(self._instances) + len(self._ms_instances) >= self.max_instances:
+        if (
+            self.max_instances is not None
+            and len(self._instances) + len(self._ms_instances) >= self.max_instances
+        ):
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded: instances")
 
     def _free_ip(self) -> str:
         """An address of the pool no instance (v1 or multishare) has; RESOURCE_EXHAUSTED when none is left."""
-        used = {i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())}
+        used = {
+            i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())
+        }
         free = next((h for h in self._hosts if h not in used), None)
         if free is None:
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
@@ -464,7 +473,9 @@ class EmulatorState(MultishareMixin):
             _Tier(tier).name,
             capacity_gb,
             fixed_iops=inst.performance_config.fixed_iops.max_iops if mode == "fixed_iops" else None,
-            iops_per_tb=inst.performance_config.iops_per_tb.max_iops_per_tb if mode == "iops_per_tb" else None,
+            iops_per_tb=inst.performance_config.iops_per_tb.max_iops_per_tb
+            if mode == "iops_per_tb"
+            else None,
         )
         if problem:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"performance_config: {problem}")
@@ -493,20 +504,28 @@ class EmulatorState(MultishareMixin):
                 "update_mask paths must be among ['file_shares', 'performance_config']",
             )
         if inst.state != _InstanceState.READY:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}"
+            )
         if inst.name in self._updating:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "another update of the instance is in progress")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, "another update of the instance is in progress"
+            )
         wanted = InstancePb()
         wanted.CopyFrom(inst)
         if "performance_config" in paths:
             if not inst.custom_performance_supported:
-                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "the instance does not support custom performance")
+                raise ApiError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "the instance does not support custom performance"
+                )
             wanted.performance_config.CopyFrom(request.instance.performance_config)
         old_gb = inst.file_shares[0].capacity_gb
         if "file_shares" in paths:
             shares = request.instance.file_shares
             if len(shares) != 1 or shares[0].name != inst.file_shares[0].name:
-                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share")
+                raise ApiError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share"
+                )
             self._check_capacity(inst.tier, shares[0].capacity_gb)
             self._check_exports(shares[0])
             wanted.file_shares[0].capacity_gb = shares[0].capacity_gb
@@ -517,7 +536,9 @@ class EmulatorState(MultishareMixin):
         if new_gb < old_gb and canonical_tier(tier) in BASIC_TIERS:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "basic tier capacity cannot be decreased")
         if capacity_band(tier, new_gb) != capacity_band(tier, old_gb):
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "an instance's capacity cannot move to another range")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT, "an instance's capacity cannot move to another range"
+            )
         self._check_performance(inst.tier, new_gb, wanted)
         self._check_capacity_quota(new_gb - old_gb)
         project, location = inst.name.split("/")[1], inst.name.split("/")[3]
@@ -538,7 +559,9 @@ class EmulatorState(MultishareMixin):
     def delete_instance(self, name: str) -> operations_pb2.Operation:
         inst = self._instance(name)
         if inst.state not in (_InstanceState.READY, _InstanceState.ERROR):
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}"
+            )
         inst.state = _InstanceState.DELETING
         project, location = name.split("/")[1], name.split("/")[3]
         instance_id = name.rsplit("/", 1)[1]
@@ -583,12 +606,19 @@ class EmulatorState(MultishareMixin):
         if request.backup.source_file_share != source.file_shares[0].name:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
         if source.state != _InstanceState.READY:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}"
+            )
         share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
         return self._start_backup(request, source.file_shares[0].capacity_gb, source.tier, share_dir)
 
     def _start_backup(
-        self, request: Pb, capacity_gb: int, tier: int, share_dir: Path | None, respond: Callable[[Pb], Pb] = lambda b: b
+        self,
+        request: Pb,
+        capacity_gb: int,
+        tier: int,
+        share_dir: Path | None,
+        respond: Callable[[Pb], Pb] = lambda b: b,
     ) -> operations_pb2.Operation:
         """Start a checked CreateBackup of a share holding ``capacity_gb`` whose data is in ``share_dir``;
         ``respond`` turns the stored (v1) backup into the operation's response."""
@@ -623,7 +653,9 @@ class EmulatorState(MultishareMixin):
     def delete_backup(self, name: str) -> operations_pb2.Operation:
         backup = self._backup(name)
         if backup.state != _BackupState.READY:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"backup is {_BackupState(backup.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"backup is {_BackupState(backup.state).name}"
+            )
         backup.state = _BackupState.DELETING
         project, region = name.split("/")[1], name.split("/")[3]
 
