@@ -44,7 +44,6 @@ import common
 #: how the driver is started: as deployed, node mode, default log level
 DRIVER = ("-m", "csi.main", "--mode", "node", "--node-id", "bench-node", "--zone", "us-central1-c")
 #: what csi-pubbench sends (its README): a modeInstance volume, published read-only
-STAGING_VOLUME = "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io/bench/globalmount"
 #: the pod count a kubelet admits per node by default: the burst when all of them start at once
 BURST = 110
 
@@ -234,14 +233,15 @@ def _bench(
     bursts: int,
     sizes: list[int],
 ) -> tuple[list[common.Row], list[tuple[int, list[common.Row]]]]:
-    from csi import paths
+    from csi.node import kubelet
+    from csi.version import DEFAULT_DRIVER_NAME
     from mountkit import _sys
 
     start = time.monotonic()
     common.kubelet_binds(scratch, existing)
     built = time.monotonic() - start
-    root = os.path.join(scratch, "var/lib/kubelet")
-    staging = os.path.join(root, STAGING_VOLUME)
+    root = os.path.join(scratch, common.KUBELET_ROOT)
+    staging = kubelet.staging_path(root, DEFAULT_DRIVER_NAME, "bench")
     os.makedirs(staging)
     _sys.mount("share", staging, "tmpfs", 0, "size=1m")
 
@@ -251,7 +251,7 @@ def _bench(
     try:
         busy = common.settle()
         if pairs:  # sequential pairs in alternating blocks: this server, then the Go no-op server
-            target = paths.publish_target(root, "seq", "pvc-seq")
+            target = kubelet.publish_target(root, "seq", "pvc-seq")
             os.makedirs(os.path.dirname(target))
             pair: list[float] = []
             caps: list[float] = []
@@ -278,7 +278,7 @@ def _bench(
             failures: list[str] = []
             for run in range(bursts):
                 got = _burst(
-                    pubbench, node.sock, staging, paths.publish_target(root, f"burst-{tag}-{run}", "pvc-b"), n
+                    pubbench, node.sock, staging, kubelet.publish_target(root, f"burst-{tag}-{run}", "pvc-b"), n
                 )
                 if isinstance(got, str):
                     failures.append(got)
@@ -315,7 +315,7 @@ def _bench(
             ]
             rows.append(common.Row(RSS, node.rss_mib(), "MiB", note="goal <= 40 MB"))
             ro, note = _checked_burst(
-                pubbench, node.sock, staging, paths.publish_target(root, "burst-checked", "pvc-b"), BURST
+                pubbench, node.sock, staging, kubelet.publish_target(root, "burst-checked", "pvc-b"), BURST
             )
             rows.append(common.Row(f"{READONLY} ({BURST})", ro, "", note=note))
             for n in sizes:

@@ -32,7 +32,7 @@ SERVER = """
 import sys
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.server import CsiServer, serve_until_signalled
 from mountkit import Mounter
 sock, root, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -62,20 +62,19 @@ def _bench(
     import grpc
     import psutil
 
-    from csi import paths
+    from csi.node import kubelet
     from csi.proto import csi_pb2, csi_pb2_grpc
+    from csi.version import DEFAULT_DRIVER_NAME
     from mountkit import _sys
     from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
 
     start = time.monotonic()
     common.kubelet_binds(scratch, existing)
     built = time.monotonic() - start
-    root = os.path.join(scratch, "var/lib/kubelet")
+    root = os.path.join(scratch, common.KUBELET_ROOT)
     stagings = []
     for i in range(volumes if concurrency else 1):  # staged shares: one, or one per published volume
-        staging = os.path.join(
-            root, "plugins/kubernetes.io/csi/filestore.csi.storage.gke.io", f"v{i:05d}", "globalmount"
-        )
+        staging = kubelet.staging_path(root, DEFAULT_DRIVER_NAME, f"v{i:05d}")
         os.makedirs(staging)
         _sys.mount(f"share-{i}", staging, "tmpfs", 0, "size=1m")
         stagings.append(staging)
@@ -94,7 +93,7 @@ def _bench(
         )
 
         def target(pod: str, i: int) -> str:
-            path = paths.publish_target(root, pod, f"pvc-b{i:05d}")
+            path = kubelet.publish_target(root, pod, f"pvc-b{i:05d}")
             os.makedirs(os.path.dirname(path), exist_ok=True)
             return path
 

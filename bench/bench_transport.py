@@ -28,7 +28,7 @@ import asyncio, logging, os, sys
 from concurrent import futures
 import grpc
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2, csi_pb2_grpc
 kind, sock = sys.argv[1], sys.argv[2]
 node = NodeServicer("bench-node", "us-central1-a", "/nonexistent", None, VolumeLocks(), 1.0)

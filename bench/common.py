@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from csi.node import kubelet
 from mountkit import _sys
 from mountkit.flags import MS
 from mountkit.testing import run_in_private_ns
@@ -26,7 +27,8 @@ from mountkit.testing import run_in_private_ns
 T = TypeVar("T")
 
 #: where kubelet puts a CSI volume's publish target, relative to the kubelet root
-KUBELET_CSI_TARGET = "var/lib/kubelet/pods/{pod}/volumes/kubernetes.io~csi/pvc-{n:05d}/mount"
+#: kubelet's root below a benchmark's scratch directory
+KUBELET_ROOT = "var/lib/kubelet"
 
 
 def in_private_ns(fn: Callable[..., T], *args: Any, timeout: float = 600.0) -> T:
@@ -49,7 +51,7 @@ def kubelet_binds(scratch: str, n: int, *, per_pod: int = 1) -> list[str]:
     for i in range(n):
         if i % per_pod == 0:
             pod = str(uuid.UUID(int=i + 1))
-        target = os.path.join(scratch, KUBELET_CSI_TARGET.format(pod=pod, n=i))
+        target = kubelet.publish_target(os.path.join(scratch, KUBELET_ROOT), pod, f"pvc-{i:05d}")
         os.makedirs(target)
         _sys.mount(staging, target, None, MS.BIND, None)
         targets.append(target)

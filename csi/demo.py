@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from csi import paths
 from csi.filestore import CTX_VOLUME, TOPOLOGY_KEY_ZONE
+from csi.node import kubelet
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.version import DEFAULT_DRIVER_NAME
 
@@ -66,7 +66,9 @@ def _reexec_in_private_ns(argv: Sequence[str]) -> int:
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="filestore-csi-driver demo", description="Run one volume's lifecycle.")
+    parser = argparse.ArgumentParser(
+        prog="filestore-csi-driver demo", description="Run one volume's lifecycle."
+    )
     parser.add_argument("--zone", default="us-central1-a")
     parser.add_argument("--project", default="demo-project")
     parser.add_argument(
@@ -136,10 +138,10 @@ class _Demo:
         from csi.cloud.emulator.server import start_emulator
         from csi.cloud.gcp import GcpFilestore
         from csi.cloud.gcp_multishare import GcpMultishare
-        from csi.controller import ControllerServicer
+        from csi.controller.service import ControllerServicer
         from csi.identity import IdentityServicer
         from csi.locks import VolumeLocks
-        from csi.node import NodeServicer
+        from csi.node.service import NodeServicer
         from csi.server import CsiServer
         from mountkit.table import MountTable
 
@@ -158,7 +160,11 @@ class _Demo:
             f"unix://{sock}",
             IdentityServicer(DEFAULT_DRIVER_NAME, "demo", controller=True),
             controller=ControllerServicer(
-                cloud, driver_name=DEFAULT_DRIVER_NAME, zone=self.zone, locks=locks, multishare=GcpMultishare(cloud)
+                cloud,
+                driver_name=DEFAULT_DRIVER_NAME,
+                zone=self.zone,
+                locks=locks,
+                multishare=GcpMultishare(cloud),
             ),
             node=NodeServicer("demo-node", self.zone, root, mounter, locks, 5.0),
         )
@@ -178,8 +184,10 @@ class _Demo:
         if not rows:
             _say("    mount table under the kubelet root: (nothing mounted)")
         for m in rows:
-            _say(f"    mounted: {os.path.relpath(m.mount_point, root):<60} {m.fs_type:<6} "
-                 f"{m.source:<22} {'ro' if m.readonly else 'rw'}")
+            _say(
+                f"    mounted: {os.path.relpath(m.mount_point, root):<60} {m.fs_type:<6} "
+                f"{m.source:<22} {'ro' if m.readonly else 'rw'}"
+            )
 
     def _lifecycle(self, channel: grpc.Channel, root: str, mounter: Any, table_cls: Any) -> int:
         stubs: Any = csi_pb2_grpc  # the generated stubs are untyped
@@ -189,70 +197,95 @@ class _Demo:
         info = identity.GetPluginInfo(csi_pb2.GetPluginInfoRequest(), timeout=10)
         _say(f"plugin {info.name} {info.vendor_version}")
         cap = csi_pb2.VolumeCapability(
-            mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=_Mode.MULTI_NODE_MULTI_WRITER)
+            mount=csi_pb2.VolumeCapability.MountVolume(),
+            access_mode=_Mode(mode=_Mode.MULTI_NODE_MULTI_WRITER),
         )
 
         if self.multishare:
-            size, parameters = 100 << 30, {
-                "multishare": "true", "instance-storageclass-label": "demo-sc", "tier": "enterprise",
-            }
+            size, parameters = (
+                100 << 30,
+                {
+                    "multishare": "true",
+                    "instance-storageclass-label": "demo-sc",
+                    "tier": "enterprise",
+                },
+            )
             _step(1, "CreateVolume pvc-demo (100 GiB, multishare: a share of an enterprise instance)")
         else:
             size, parameters = 1 << 40, {"tier": "standard", "network": "default"}
             _step(1, "CreateVolume pvc-demo (1 TiB, tier standard)")
-        created = self.call("CreateVolume", lambda: controller.CreateVolume(
-            csi_pb2.CreateVolumeRequest(
-                name="pvc-demo",
-                capacity_range=csi_pb2.CapacityRange(required_bytes=size),
-                volume_capabilities=[cap],
-                parameters=parameters,
-                accessibility_requirements=csi_pb2.TopologyRequirement(
-                    preferred=[csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: self.zone})]
+        created = self.call(
+            "CreateVolume",
+            lambda: controller.CreateVolume(
+                csi_pb2.CreateVolumeRequest(
+                    name="pvc-demo",
+                    capacity_range=csi_pb2.CapacityRange(required_bytes=size),
+                    volume_capabilities=[cap],
+                    parameters=parameters,
+                    accessibility_requirements=csi_pb2.TopologyRequirement(
+                        preferred=[csi_pb2.Topology(segments={TOPOLOGY_KEY_ZONE: self.zone})]
+                    ),
                 ),
+                timeout=30,
             ),
-            timeout=30,
-        ))
+        )
         if created is None:
             return 1
         volume = created.volume
         _say(f"    volume_id {volume.volume_id}")
         _say(f"    volume_context {dict(volume.volume_context)}")
 
-        staging = os.path.join(root, "plugins/kubernetes.io/csi", DEFAULT_DRIVER_NAME, "demo", "globalmount")
+        staging = kubelet.staging_path(root, DEFAULT_DRIVER_NAME, "demo")
         os.makedirs(os.path.dirname(staging))
         share = (
-            volume.volume_id.rsplit("/", 1)[1] if self.multishare else volume.volume_context.get(CTX_VOLUME, "")
+            volume.volume_id.rsplit("/", 1)[1]
+            if self.multishare
+            else volume.volume_context.get(CTX_VOLUME, "")
         )
         if self.multishare:
-            _say(f"    the share {share} lives on instance {volume.volume_id.split('/')[4]} "
-                 "(modeMultishare/<storage-class label>/<project>/<region>/<instance>/<share>)")
+            _say(
+                f"    the share {share} lives on instance {volume.volume_id.split('/')[4]} "
+                "(modeMultishare/<storage-class label>/<project>/<region>/<instance>/<share>)"
+            )
         _step(2, f"NodeStageVolume: NFS mount {volume.volume_context.get('ip')}:/{share} at the staging path")
         try:
-            node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-                volume_id=volume.volume_id, staging_target_path=staging, volume_capability=cap,
-                volume_context=volume.volume_context,
-            ), timeout=60)
+            node.NodeStageVolume(
+                csi_pb2.NodeStageVolumeRequest(
+                    volume_id=volume.volume_id,
+                    staging_target_path=staging,
+                    volume_capability=cap,
+                    volume_context=volume.volume_context,
+                ),
+                timeout=60,
+            )
             _say("    OK: the share is mounted")
         except grpc.RpcError as exc:
             _say(f"    NodeStageVolume -> {exc.code().name}: {exc.details()}")
             if "no NFS client" in (exc.details() or ""):
-                _say("    kernel has no NFS client: staging a tmpfs stand-in so the publish path can be shown")
+                _say(
+                    "    kernel has no NFS client: staging a tmpfs stand-in so the publish path can be shown"
+                )
             else:
-                _say("    the NFS mount failed (is an NFS server behind the emulator's address?): "
-                     "staging a tmpfs stand-in so the publish path can be shown")
+                _say(
+                    "    the NFS mount failed (is an NFS server behind the emulator's address?): "
+                    "staging a tmpfs stand-in so the publish path can be shown"
+                )
             os.makedirs(staging, exist_ok=True)
             mounter.mount("stand-in-for-" + (share or "share"), staging, "tmpfs", ["size=64m"])
         self._show_mounts(root, table_cls)
 
         targets = {}
         for pod, readonly in (("pod-writer", False), ("pod-reader", True)):
-            target = paths.publish_target(root, pod, "pvc-demo")
+            target = kubelet.publish_target(root, pod, "pvc-demo")
             os.makedirs(os.path.dirname(target))
             targets[pod] = target
             _step(3, f"NodePublishVolume {'read-only' if readonly else 'read-write'} for {pod}")
             request = csi_pb2.NodePublishVolumeRequest(
-                volume_id=volume.volume_id, staging_target_path=staging, target_path=target,
-                volume_capability=cap, readonly=readonly,
+                volume_id=volume.volume_id,
+                staging_target_path=staging,
+                target_path=target,
+                volume_capability=cap,
+                readonly=readonly,
             )
             self.call("NodePublishVolume", functools.partial(node.NodePublishVolume, request, timeout=30))
         self._show_mounts(root, table_cls)
@@ -272,36 +305,59 @@ class _Demo:
             _say("    UNEXPECTED: a write through the read-only path succeeded")
             self.failures.append("read-only")
         except OSError as exc:
-            _say(f"    write through the read-only path: {errno.errorcode.get(exc.errno or 0)} ({exc.strerror})")
+            code = errno.errorcode.get(exc.errno or 0)
+            _say(f"    write through the read-only path: {code} ({exc.strerror})")
 
         _step(5, "NodeGetVolumeStats on the writer pod's path")
-        stats = self.call("NodeGetVolumeStats", lambda: node.NodeGetVolumeStats(
-            csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume.volume_id, volume_path=targets["pod-writer"]),
-            timeout=30,
-        ))
+        stats = self.call(
+            "NodeGetVolumeStats",
+            lambda: node.NodeGetVolumeStats(
+                csi_pb2.NodeGetVolumeStatsRequest(
+                    volume_id=volume.volume_id, volume_path=targets["pod-writer"]
+                ),
+                timeout=30,
+            ),
+        )
         if stats is not None:
             for usage in stats.usage:
-                _say(f"    {csi_pb2.VolumeUsage.Unit.Name(usage.unit):<6} total {usage.total:>12,} "
-                     f"used {usage.used:>10,} available {usage.available:>12,}")
+                _say(
+                    f"    {csi_pb2.VolumeUsage.Unit.Name(usage.unit):<6} total {usage.total:>12,} "
+                    f"used {usage.used:>10,} available {usage.available:>12,}"
+                )
             condition = stats.volume_condition
             _say(f"    condition: {'ABNORMAL' if condition.abnormal else 'healthy'} ({condition.message})")
 
         _step(6, "NodeUnpublishVolume for both pods")
         for target in targets.values():
             unpublish = csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume.volume_id, target_path=target)
-            self.call("NodeUnpublishVolume", functools.partial(node.NodeUnpublishVolume, unpublish, timeout=30))
+            self.call(
+                "NodeUnpublishVolume", functools.partial(node.NodeUnpublishVolume, unpublish, timeout=30)
+            )
             _say(f"    {os.path.relpath(target, root)} removed: {not os.path.exists(target)}")
         _step(7, "NodeUnstageVolume")
-        self.call("NodeUnstageVolume", lambda: node.NodeUnstageVolume(
-            csi_pb2.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=staging), timeout=30
-        ))
+        self.call(
+            "NodeUnstageVolume",
+            lambda: node.NodeUnstageVolume(
+                csi_pb2.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=staging),
+                timeout=30,
+            ),
+        )
         self._show_mounts(root, table_cls)
         _step(8, "DeleteVolume")
-        if self.call("DeleteVolume", lambda: controller.DeleteVolume(
-            csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=30
-        )) is not None:
-            _say("    OK: the share is gone, and the instance it left empty" if self.multishare
-                 else "    OK: the instance is gone")
+        if (
+            self.call(
+                "DeleteVolume",
+                lambda: controller.DeleteVolume(
+                    csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id), timeout=30
+                ),
+            )
+            is not None
+        ):
+            _say(
+                "    OK: the share is gone, and the instance it left empty"
+                if self.multishare
+                else "    OK: the instance is gone"
+            )
 
         if self.failures:
             _say(f"\ndemo finished with failures: {', '.join(self.failures)}")

@@ -89,17 +89,25 @@ DEFAULT_NETWORK = "default"
 #: Prefix length of the block an instance takes from a reserved range, per tier.
 IP_RANGE_PREFIX = {"BASIC_HDD": 29, "BASIC_SSD": 29, "ENTERPRISE": 26, "REGIONAL": 26}
 IP_RANGE_PREFIX_DEFAULT = 24
+#: The states of instances, shares and backups (the API's State enum names) the driver acts on.
+READY = "READY"
+CREATING = "CREATING"
+DELETING = "DELETING"
+REPAIRING = "REPAIRING"
+ERROR = "ERROR"
+#: A state in which a resource is used: READY, or none reported (a cloud that keeps no states).
+USABLE_STATES = frozenset({"", READY})
 #: Instance states while an operation on the instance itself runs (the spec's "operation pending for
 #: volume": ABORTED).
-PENDING_STATES = frozenset({"CREATING", "DELETING"})
+PENDING_STATES = frozenset({CREATING, DELETING})
 #: Instance states in which waiting is the answer.
 TRANSIENT_STATES = frozenset(
-    {"CREATING", "REPAIRING", "RESTORING", "REVERTING", "PROMOTING", "SUSPENDING", "RESUMING"}
+    {CREATING, REPAIRING, "RESTORING", "REVERTING", "PROMOTING", "SUSPENDING", "RESUMING"}
 )
 
 #: Backup states while its creation runs: CREATING until it is cut (the point in time is taken), then
 #: FINALIZING while its data is stored.  ListSnapshots must not show a snapshot that is not cut yet.
-BACKUP_UNCUT_STATE = "CREATING"
+BACKUP_UNCUT_STATE = CREATING
 BACKUP_PENDING_STATES = frozenset({BACKUP_UNCUT_STATE, "FINALIZING"})
 
 #: Instance and backup ids: 1-63 of ``[-a-z0-9]``, starting with a letter, not ending with ``-``.
@@ -213,7 +221,9 @@ def performance_error(
         return f"max IOPS per TiB must be {low}-{high} for a capacity {band}, not {iops_per_tb}"
     total = iops_per_tb * capacity_gib // _TIB
     if total > limit:
-        return f"{iops_per_tb} IOPS per TiB at {capacity_gib} GiB is {total} IOPS, above {limit} on tier {tier}"
+        return (
+            f"{iops_per_tb} IOPS per TiB at {capacity_gib} GiB is {total} IOPS, above {limit} on tier {tier}"
+        )
     return None
 
 

@@ -1,4 +1,5 @@
-"""``filestore-csi-driver``: run the CSI driver (controller, node or both), ``demo``, or ``nsm`` (rpc.statd)."""
+"""``filestore-csi-driver``: run the CSI driver (controller, node or both), ``demo``, or ``nsm``
+(rpc.statd)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from csi import metadata, params
+from csi import metadata
+from csi.controller import labels, parameters
 from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
 from csi.lockrelease.flags import add_flags, leader_election_error
@@ -30,7 +32,7 @@ from csi.version import DEFAULT_DRIVER_NAME, driver_version
 if TYPE_CHECKING:
     from csi.cloud.gcp import GcpFilestore
     from csi.lockrelease.store import NodeLockInfo
-    from csi.node import NodeServicer
+    from csi.node.service import NodeServicer
 
 log = logging.getLogger("csi")
 _T = TypeVar("_T")
@@ -69,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint", default="unix:///csi/csi.sock", help="where CSI is served: unix:///path or tcp://host:port"
     )
     parser.add_argument(
-        "--mode", choices=("controller", "node", "all"), default="all", help="the CSI services this process runs"
+        "--mode",
+        choices=("controller", "node", "all"),
+        default="all",
+        help="the CSI services this process runs",
     )
     parser.add_argument("--driver-name", default=DEFAULT_DRIVER_NAME, help="the name GetPluginInfo reports")
     parser.add_argument(
@@ -109,12 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         "or deleted by it (default: none, no such label)",
     )
     parser.add_argument(
-        "--is-regional", action="store_true", help="a regional cluster: its location label is the zone's region"
+        "--is-regional",
+        action="store_true",
+        help="a regional cluster: its location label is the zone's region",
     )
     parser.add_argument(
         "--kubelet-root",
         default=None,
-        help=f"kubelet's root directory; the node is not ready while it does not exist (default: {KUBELET_ROOT}; "
+        help="kubelet's root directory; the node is not ready while it does not exist "
+        f"(default: {KUBELET_ROOT}; "
         "with --cloud emulator a new private directory of the driver's own, printed at start)",
     )
     parser.add_argument(
@@ -173,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``filestore-csi-driver`` command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["nsm"]:
-        from csi.nsm import run_nsm
+        from csi.node.nsm import run_nsm
 
         return run_nsm(args_list[1:])
     if args_list[:1] == ["demo"]:
@@ -187,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_node = args.mode in ("node", "all")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    resource_tags = _checked_flag(parser, lambda: params.parse_resource_tags(args.resource_tags, "--resource-tags"))
-    extra_labels = _checked_flag(parser, lambda: params.parse_extra_labels(args.extra_labels))
+    resource_tags = _checked_flag(
+        parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags")
+    )
+    extra_labels = _checked_flag(parser, lambda: labels.parse_extra_labels(args.extra_labels))
     if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
         parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
     if args.feature_lock_release and run_node and not args.feature_lock_release_standalone:
@@ -196,7 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error:
             parser.error(error)
     if args.feature_lock_release_standalone and not args.feature_lock_release:
-        log.warning("--feature-lock-release-standalone does nothing without --feature-lock-release (as in GFD)")
+        log.warning(
+            "--feature-lock-release-standalone does nothing without --feature-lock-release (as in GFD)"
+        )
     try:
         where = resolve_identity(args, controller=run_controller, node=run_node)
     except metadata.MetadataError as exc:
@@ -204,12 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
     location = args.location or where.zone
-    cluster = _checked_flag(parser, lambda: params.cluster_labels(args.gke_cluster_name, location, args.is_regional))
+    cluster = _checked_flag(
+        parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional)
+    )
     if run_controller and not args.gke_cluster_name and args.cloud == "gcp":
         log.warning(
             "no --gke-cluster-name: multishare instances are shared with every other controller in %s "
             "that has none either (gcp-filestore-csi-driver requires the flag for multishare)",
-            cluster[params.LABEL_CLUSTER_LOCATION],
+            cluster[labels.LABEL_CLUSTER_LOCATION],
         )
 
     cleanups: list[Callable[[], None]] = []
@@ -219,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if run_controller:
             from csi.cloud.gcp_multishare import GcpMultishare
-            from csi.controller import ControllerServicer
+            from csi.controller.service import ControllerServicer
 
             cloud = _make_cloud(args, where.project, cleanups)
             controller = ControllerServicer(
@@ -251,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             http.start()
             cleanups.append(http.stop)
             log.info("metrics and /healthz on http://%s", args.http_endpoint)
-        print(f"listening on {server.address}" + (f", kubelet root {node.kubelet_root}" if node else ""), flush=True)
+        root_note = f", kubelet root {node.kubelet_root}" if node else ""
+        print(f"listening on {server.address}{root_note}", flush=True)
         serve_until_signalled(server, args.grace)
     except (OSError, ValueError) as exc:
         log.error("cannot run: %s", exc)
@@ -340,10 +355,14 @@ def kubelet_root(args: argparse.Namespace, cleanups: list[Callable[[], None]]) -
 
 
 def _make_node(
-    args: argparse.Namespace, where: Identity, locks: VolumeLocks, root: str, cleanups: list[Callable[[], None]]
+    args: argparse.Namespace,
+    where: Identity,
+    locks: VolumeLocks,
+    root: str,
+    cleanups: list[Callable[[], None]],
 ) -> NodeServicer:
-    from csi.node import NodeServicer
-    from csi.nsm import probe
+    from csi.node.nsm import probe
+    from csi.node.service import NodeServicer
     from mountkit.mounter import Mounter
 
     lock_info = _start_lock_release(args, where, cleanups) if args.feature_lock_release else None
@@ -373,7 +392,11 @@ def _start_lock_release(
     api = api_client(args.kubeconfig)
     cleanups.append(api.close)
     lock_info = NodeLockInfo(
-        api, where.node_id, where.project or metadata.project(), metadata.instance_id(), metadata.internal_ip()
+        api,
+        where.node_id,
+        where.project or metadata.project(),
+        metadata.instance_id(),
+        metadata.internal_ip(),
     )
     if not args.feature_lock_release_standalone:
         elector = LeaseElector.from_flags(api, identity(), args)

@@ -30,8 +30,11 @@ class MetadataError(OSError):
     """The metadata server gave no answer for a value the command line did not give either."""
 
 
-def lookup(path: str, flag: str, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT, reason: str = "") -> str:
-    """The text at ``path``; MetadataError, naming ``flag`` as the way out (or ``reason``), when there is none."""
+def lookup(
+    path: str, flag: str, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT, reason: str = ""
+) -> str:
+    """The text at ``path``; MetadataError, naming ``flag`` as the way out (or ``reason``), when there
+    is none."""
     why = reason or f"{flag} was not given"
     from google.auth import exceptions
     from google.auth.compute_engine import _metadata
@@ -42,9 +45,7 @@ def lookup(path: str, flag: str, *, attempts: int = ATTEMPTS, timeout: float = T
         value = get(Request(), path, retry_count=attempts, timeout=timeout)
     except exceptions.TransportError as exc:
         detail = exc.args[0] if exc.args else exc  # args[1] is the raw response object
-        raise MetadataError(
-            f"{why}, and the GCE metadata server gave no {path}: {detail}"
-        ) from None
+        raise MetadataError(f"{why}, and the GCE metadata server gave no {path}: {detail}") from None
     if not isinstance(value, str) or not value.strip():
         raise MetadataError(f"{why}, and the GCE metadata server's {path} is empty")
     return value.strip()
@@ -72,4 +73,6 @@ def instance_id(*, attempts: int = ATTEMPTS) -> str:
 
 def internal_ip(*, attempts: int = ATTEMPTS) -> str:
     """This VM's internal IPv4 address (its first network interface's)."""
-    return lookup(INTERNAL_IP_PATH, "", attempts=attempts, reason="--feature-lock-release needs this VM's internal IP")
+    return lookup(
+        INTERNAL_IP_PATH, "", attempts=attempts, reason="--feature-lock-release needs this VM's internal IP"
+    )

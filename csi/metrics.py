@@ -45,7 +45,8 @@ class Metrics:
         children = self._children.get((method, code))
         if children is None:  # two threads may both get here: labels() hands both the same children
             children = self._children[method, code] = (
-                self.operations.labels(method, code), self.latency.labels(method, code)
+                self.operations.labels(method, code),
+                self.latency.labels(method, code),
             )
         children[0].inc()
         children[1].observe(seconds)

@@ -16,6 +16,7 @@ from csi.errors import CsiError
 from csi.proto import csi_pb2
 from mountkit.errors import InvalidOptionError
 from mountkit.flags import MS
+from mountkit.nfs import SET_BY_MOUNTKIT
 from mountkit.options import parse_options
 
 #: CSI's general size limit for a string field (names, ids), in bytes.
@@ -45,9 +46,9 @@ READ_ONLY_ACCESS_MODES = frozenset({_Mode.SINGLE_NODE_READER_ONLY, _Mode.MULTI_N
 
 #: What a mount flag may not do: the driver owns how a volume is bound and propagated.
 _FORBIDDEN_MOUNT_FLAGS = MS.BIND | MS.MOVE | MS.REMOUNT
-#: NFS options that say where to connect: the driver derives them from the volume, never from flags
-#: (a smuggled ``addr=`` would point a volume at another server; cf. CVE-2026-6437).
-_FORBIDDEN_DATA_OPTIONS = frozenset({"addr", "clientaddr", "mountaddr"})
+#: NFS options that say where to connect (mountkit's SET_BY_MOUNTKIT): the driver derives them from the
+#: volume, never from flags (a smuggled ``addr=`` would point a volume at another server; cf. CVE-2026-6437).
+_WHERE_TO_CONNECT = sorted(SET_BY_MOUNTKIT)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -68,6 +69,11 @@ def check_string(value: str, field: str, *, required: bool = True, max_bytes: in
     if _CONTROL.search(value):
         raise invalid(f"{field} contains a control character")
     return value
+
+
+def check_id(value: str, field: str) -> str:
+    """A volume or snapshot id as an RPC receives it: required, at most :data:`MAX_INCOMING_ID_BYTES`."""
+    return check_string(value, field, max_bytes=MAX_INCOMING_ID_BYTES)
 
 
 def check_map(values: Mapping[str, str], field: str) -> None:
@@ -141,8 +147,18 @@ def check_mount_flags(flags: Iterable[str], field: str = "mount_flags") -> None:
         raise invalid(f"{field}: a flag is malformed: {(exc.detail or '').rpartition(': ')[2]}") from None
     if parsed.flags & _FORBIDDEN_MOUNT_FLAGS or parsed.propagation:
         raise invalid(f"{field}: bind, move, remount and propagation flags are not allowed")
-    if any(word.partition("=")[0].strip() in _FORBIDDEN_DATA_OPTIONS for word in parsed.data + parsed.sensitive):
-        raise invalid(f"{field}: addr, clientaddr and mountaddr are set by the driver, not by mount flags")
+    if any(word.partition("=")[0].strip() in SET_BY_MOUNTKIT for word in parsed.data + parsed.sensitive):
+        names = f"{', '.join(_WHERE_TO_CONNECT[:-1])} and {_WHERE_TO_CONNECT[-1]}"
+        raise invalid(f"{field}: {names} are set by the driver, not by mount flags")
+
+
+def check_mount_options(text: str, field: str) -> list[str]:
+    """A ``mount-options`` value (``hard,nconnect=4``: a StorageClass parameter, carried to the node in
+    volume_context) as mount flags stripped of blanks, checked like a capability's
+    (:func:`check_mount_flags`)."""
+    flags = [item.strip() for item in text.split(",")] if text.strip() else []
+    check_mount_flags(flags, field)
+    return flags
 
 
 def is_readonly(capability: csi_pb2.VolumeCapability, readonly_flag: bool) -> bool:

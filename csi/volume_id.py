@@ -15,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from csi.cloud import instance_name
 from csi.filestore import (
     DEFAULT_SHARE,
     LABEL_VALUE,
@@ -89,7 +90,7 @@ class ShareRef:
     @property
     def instance_name(self) -> str:
         """The instance's full resource name."""
-        return f"projects/{self.project}/locations/{self.location}/instances/{self.instance}"
+        return instance_name(self.project, self.location, self.instance)
 
     def as_volume_ref(self) -> VolumeRef:
         """The location, instance and share, without the label and project."""
@@ -164,4 +165,3 @@ def cloud_name(csi_name: str, max_len: int = RESOURCE_ID_MAX_LEN) -> str:
         base = "v-" + base
     base = base[: max_len - _HASH_CHARS - 1].rstrip("-")
     return f"{base}-{digest}"
-

@@ -27,9 +27,9 @@ from mountkit.errors import (
     MountError,
 )
 from mountkit.flags import MS
-from mountkit.nfs import parse_source
+from mountkit.nfs import NFS_FAMILY as _NFS_FAMILY
+from mountkit.nfs import NfsSource, other_source, source_of
 from mountkit.options import ParsedOptions, parse_options
-from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
 from mountkit.rules import describe as _describe
 from mountkit.rules import mount_conflict as _mount_conflict
 from mountkit.rules import remove_mountpoint_dir
@@ -87,7 +87,7 @@ class FakeMounter:
 
     def mount(
         self,
-        source: str,
+        source: str | NfsSource,
         target: PathArg,
         fstype: str,
         options: Iterable[str] | str = (),
@@ -101,21 +101,24 @@ class FakeMounter:
         """
         tgt = _p(target)
         opts = parse_options(options, sensitive_options)
-        self._record("mount", source, tgt, fstype, opts.redacted())
+        src = str(source)  # as the table shows an NfsSource
+        self._record("mount", src, tgt, fstype, opts.redacted())
         if opts.flags & (MS.BIND | MS.REMOUNT | MS.MOVE):
             raise InvalidOptionError("mount", "bind, remount and move have verbs of their own", tgt)
         if fstype in _NFS_FAMILY:
-            parse_source(source)
+            source_of(source)
+        else:
+            other_source(source, fstype, tgt)
         top = self._top(tgt)
         if top is not None:
             conflict = _mount_conflict(
-                top, tgt, fstype, source, MS.RDONLY in opts.flags, opts.data, top.source == source
+                top, tgt, fstype, src, MS.RDONLY in opts.flags, opts.data, top.source == src
             )
             if conflict is None:
                 return
             raise conflict
         minor = next(self._ids)  # a fresh superblock: an anonymous device of its own
-        self._add(tgt, 0, minor, "/", fstype, source, _options(opts, MS.RDONLY in opts.flags), opts.data)
+        self._add(tgt, 0, minor, "/", fstype, src, _options(opts, MS.RDONLY in opts.flags), opts.data)
 
     def bind(
         self,

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # annotations only: the protocol imports without the compiled
     from collections.abc import Iterable
 
     from mountkit._types import PathArg
+    from mountkit.nfs import NfsSource
     from mountkit.table import MountTable
 
 
@@ -21,7 +22,7 @@ class MountInterface(Protocol):
 
     def mount(
         self,
-        source: str,
+        source: str | NfsSource,
         target: PathArg,
         fstype: str,
         options: Iterable[str] | str = (),

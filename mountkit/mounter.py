@@ -33,12 +33,12 @@ from mountkit.flags import AT_FDCWD, MNT, MS
 from mountkit.fscontext import _new_mount, _reconfigure
 from mountkit.interface import MountInterface
 from mountkit.mountpoint import _is_mountpoint, _probe, _spot_is_mountpoint, is_mountpoint
-from mountkit.nfs import build_mount
+from mountkit.nfs import NFS_FAMILY as _NFS_FAMILY
+from mountkit.nfs import NfsSource, build_mount, other_source
 from mountkit.options import parse_options
 from mountkit.pinning import _spot
 from mountkit.propagation import _propagate
 from mountkit.restate import _restated
-from mountkit.rules import NFS_FAMILY as _NFS_FAMILY
 from mountkit.rules import classified as _classified
 from mountkit.rules import describe as _describe
 from mountkit.rules import mount_conflict as _mount_conflict
@@ -70,7 +70,7 @@ class Mounter(Binder):
 
     def mount(
         self,
-        source: str,
+        source: str | NfsSource,
         target: PathArg,
         fstype: str,
         options: Iterable[str] | str = (),
@@ -99,7 +99,7 @@ class Mounter(Binder):
         way: MountError(ELOOP)).
         """
         tgt = os.fsdecode(target)
-        with _as_verb("mount", source, tgt, new_fs=True, nfs=fstype in _NFS_FAMILY):
+        with _as_verb("mount", str(source), tgt, new_fs=True, nfs=fstype in _NFS_FAMILY):
             opts = parse_options(options, sensitive_options)
             if opts.flags & (MS.BIND | MS.REMOUNT | MS.MOVE):
                 raise InvalidOptionError("mount", "bind, remount and move have verbs of their own", tgt)
@@ -108,7 +108,7 @@ class Mounter(Binder):
                 src, kind = spec.source, spec.fstype
                 words = tuple(spec.data.split(","))  # its words are validated: none holds a comma
             else:
-                src, kind, words = source, fstype, opts.data
+                src, kind, words = other_source(source, fstype, tgt), fstype, opts.data
             with _spot(tgt, beneath) as spot:
                 if _spot_is_mountpoint(spot):
                     info = self._entry(tgt)

@@ -48,10 +48,19 @@ ClientAddress = Callable[[str], str]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NfsSource:
-    """``host:/export``; ``host`` is a name or an address, IPv6 without its brackets."""
+    """``host:/export``; ``host`` is a name or an address, IPv6 without its brackets.
+
+    A mount verb takes one in place of the text (``Mounter.mount(NfsSource(ip, "/vol1"), ...)``), so a
+    caller holding the server's address never formats a source for mountkit to parse again; it is
+    checked as :func:`parse_source` checks text.
+    """
 
     host: str
     export: str
+
+    def __str__(self) -> str:
+        """The source as mount(8) and the mount table spell it: an IPv6 address in brackets."""
+        return f"[{self.host}]:{self.export}" if ":" in self.host else f"{self.host}:{self.export}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,8 +123,14 @@ _OPTIONS: dict[str, _Number | frozenset[str] | None] = {
         )
     ),
 }
+#: the filesystem types of the kernel's NFS client: one family (mounting nfs4 where nfs is mounted is
+#: the same mount)
+NFS_FAMILY = frozenset({"nfs", "nfs4"})
+#: mount(8)'s two spellings of the version option; the kernel reads both, and the last one given wins
 _ALIASES = {"nfsvers": "vers"}
-_SET_BY_MOUNTKIT = frozenset({"addr", "clientaddr", "mountaddr"})
+#: the options that say where to connect: mountkit derives them from the server's address and the route,
+#: and refuses them from a caller (a smuggled ``addr=`` would point a mount at another server)
+SET_BY_MOUNTKIT = frozenset({"addr", "clientaddr", "mountaddr"})
 _V3_ONLY = frozenset({"mountport", "mountproto", "mountvers"})
 _PROTOCOLS = ("proto", "mountproto")
 
@@ -133,30 +148,91 @@ def parse_source(text: str) -> NfsSource:
     """
     if not isinstance(text, str):
         raise InvalidOptionError(_SOURCE_OP, f"source must be a str, not {type(text).__name__}")
-    if any(ch == "," or ch.isspace() or not ch.isprintable() for ch in text):
-        raise _bad_source(text, "contains a comma, whitespace or a control character")
+    _check_text(text)
     if text.startswith("["):
         close = text.find("]")
         if close < 0 or text[close + 1 : close + 2] != ":":
             raise _bad_source(text, "bad brackets: expected [ipv6]:/export")
         host, export = text[1:close], text[close + 2 :]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise _bad_source(text, "only an IPv6 address goes in brackets") from None
+        _check_ipv6(host, text)
     else:
         host, colon, export = text.partition(":")
         if not colon:
             raise _bad_source(text, "expected host:/export")
-        if not host:
-            raise _bad_source(text, "empty host")
-        if "[" in host or "]" in host:
-            raise _bad_source(text, "bad brackets: expected [ipv6]:/export")
-        if not _HOSTNAME.fullmatch(host):
-            raise _bad_source(text, "host is not a host name or IPv4 address (put IPv6 in brackets)")
+        _check_host(host, text)
+    _check_export(export, text)
+    return NfsSource(host, export)
+
+
+def source_of(source: str | NfsSource) -> NfsSource:
+    """``source`` parsed (text) or checked as :func:`parse_source` checks text (an :class:`NfsSource`)."""
+    if not isinstance(source, NfsSource):
+        return parse_source(source)
+    text = str(source)
+    if not isinstance(source.host, str) or not isinstance(source.export, str):
+        raise InvalidOptionError(_SOURCE_OP, "NfsSource host and export must be str")
+    _check_text(text)
+    if ":" in source.host:
+        _check_ipv6(source.host, text)
+    else:
+        _check_host(source.host, text)
+    _check_export(source.export, text)
+    return source
+
+
+def other_source(source: str | NfsSource, fstype: str, target: str) -> str:
+    """The source of a mount of ``fstype``, which is not NFS: text; an :class:`NfsSource` is refused."""
+    if isinstance(source, NfsSource):
+        raise InvalidOptionError("mount", f"an NFS source needs fstype nfs or nfs4, not {fstype!r}", target)
+    return source
+
+
+def _check_text(text: str) -> None:
+    if any(ch == "," or ch.isspace() or not ch.isprintable() for ch in text):
+        raise _bad_source(text, "contains a comma, whitespace or a control character")
+
+
+def _check_ipv6(host: str, text: str) -> None:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        raise _bad_source(text, "only an IPv6 address goes in brackets") from None
+
+
+def _check_host(host: str, text: str) -> None:
+    if not host:
+        raise _bad_source(text, "empty host")
+    if "[" in host or "]" in host:
+        raise _bad_source(text, "bad brackets: expected [ipv6]:/export")
+    if not _HOSTNAME.fullmatch(host):
+        raise _bad_source(text, "host is not a host name or IPv4 address (put IPv6 in brackets)")
+
+
+def _check_export(export: str, text: str) -> None:
     if not export.startswith("/"):
         raise _bad_source(text, "export must be an absolute path")
-    return NfsSource(host, export)
+
+
+def versions(options: Iterable[str] | str) -> list[str]:
+    """The NFS versions the ``vers=``/``nfsvers=`` words of ``options`` ask for, in order (the kernel
+    takes the last).  Options are not validated here (:func:`build_mount` does that)."""
+    words = split_options(options if isinstance(options, str) else ",".join(options))
+    found = []
+    for word in words:
+        key, sep, value = word.partition("=")
+        if sep and _ALIASES.get(key.strip(), key.strip()) == "vers":
+            found.append(value.strip())
+    return found
+
+
+def version_option(version: str) -> str:
+    """The option word that asks for NFS ``version`` (``3``, ``4``, ``4.0``, ``4.1``, ``4.2``)."""
+    return f"vers={version}"
+
+
+def fstype(version: str) -> str:
+    """The filesystem type the kernel mounts NFS ``version`` as: ``nfs4`` for 4.x, else ``nfs``."""
+    return "nfs4" if version.startswith("4") else "nfs"
 
 
 def resolve_host(host: str) -> str:
@@ -185,14 +261,13 @@ def uses_nlm(options: Iterable[str] | str) -> bool:
     send the other to NLM. The last of ``lock``/``nolock``, and of ``local_lock=``, wins, as in
     the kernel's parser. Options are not validated here (:func:`build_mount` does that).
     """
-    words = split_options(options if isinstance(options, str) else ",".join(options))
-    version, lock, local = DEFAULT_VERSION, True, "none"
+    words = list(split_options(options if isinstance(options, str) else ",".join(options)))
+    version = (versions(words) or [DEFAULT_VERSION])[-1]
+    lock, local = True, "none"
     for word in words:
         key, sep, value = word.partition("=")
-        key = _ALIASES.get(key.strip(), key.strip())
-        if key == "vers" and sep:
-            version = value.strip()
-        elif key in ("lock", "nolock") and not sep:
+        key = key.strip()
+        if key in ("lock", "nolock") and not sep:
             lock = key == "lock"
         elif key == "local_lock" and sep:
             local = value.strip()
@@ -239,13 +314,14 @@ def _protocol(key: str, value: str, ipv6: bool) -> str:
 
 
 def build_mount(
-    source: str,
+    source: str | NfsSource,
     options: Iterable[str] | str = (),
     *,
     resolve: Resolver = resolve_host,
     clientaddr: ClientAddress | str | None = None,
 ) -> NfsMountSpec:
-    """Turn ``host:/export`` and NFS data options into mount(2)'s source, fstype and data.
+    """Turn ``host:/export`` (or an :class:`NfsSource`) and NFS data options into mount(2)'s source,
+    fstype and data.
 
     ``options`` are filesystem data options only (``ro`` and other flags
     belong to :mod:`mountkit.options`).  ``vers``/``nfsvers`` may be 3, 4,
@@ -256,14 +332,14 @@ def build_mount(
     Raises :class:`InvalidOptionError` for a bad source, an unknown option or
     a bad value, and :class:`MountError` when the host does not resolve.
     """
-    parsed = parse_source(source)
+    parsed = source_of(source)
     version, minor = DEFAULT_VERSION, None
     rest: list[tuple[str, str | None]] = []
     for word in split_options(options):
         name, eq, raw = word.partition("=")
         key = _ALIASES.get(name, name)
         value = raw if eq else None
-        if key in _SET_BY_MOUNTKIT:
+        if key in SET_BY_MOUNTKIT:
             raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: {key} is set by mountkit, not by options")
         if key not in _OPTIONS:
             raise InvalidOptionError(_OPTIONS_OP, f"{word!r}: unknown NFS option")
@@ -277,7 +353,8 @@ def build_mount(
     if minor is not None and version == "3":
         raise InvalidOptionError(_OPTIONS_OP, "minorversion needs vers=4")
     version = _version(version, minor)
-    v4 = version.startswith("4")
+    kind = fstype(version)
+    v4 = kind == "nfs4"
 
     try:
         server = ipaddress.ip_address(parsed.host)
@@ -298,8 +375,7 @@ def build_mount(
             if v4 and value.startswith("udp"):
                 raise InvalidOptionError(_OPTIONS_OP, f"{key}={value}: NFSv4 needs tcp or rdma")
         data.append(key if value is None else f"{key}={value}")
-    host = f"[{server}]" if ipv6 else str(server)
-    return NfsMountSpec(f"{host}:{parsed.export}", "nfs4" if v4 else "nfs", ",".join(data))
+    return NfsMountSpec(str(NfsSource(str(server), parsed.export)), kind, ",".join(data))
 
 
 def _route_lookup() -> Callable[[str], str]:

@@ -14,13 +14,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mountkit.errors import CORRUPTED_ERRNOS, CorruptedMountError, MountConflictError, MountError
+from mountkit.nfs import NFS_FAMILY, versions
 
 if TYPE_CHECKING:
     from mountkit.table import MountInfo
-
-#: filesystem types that are one family: mounting nfs4 where nfs is mounted is the same mount
-NFS_FAMILY = frozenset({"nfs", "nfs4"})
-
 
 def classified(exc: MountError) -> MountError:
     """``exc`` as a CorruptedMountError when its errno says the filesystem is dead."""
@@ -48,13 +45,9 @@ def remove_mountpoint_dir(name: str) -> None:
 
 
 def _nfs_version(words: Iterable[str]) -> str | None:
-    """The NFS version in ``vers=``/``nfsvers=`` words (the last one wins, as in the kernel)."""
-    found = None
-    for word in words:
-        key, _, value = word.partition("=")
-        if key in ("vers", "nfsvers"):
-            found = value
-    return found
+    """The NFS version ``words`` ask for (the last one wins, as in the kernel); None: no version given."""
+    found = versions(words)
+    return found[-1] if found else None
 
 
 def mount_conflict(

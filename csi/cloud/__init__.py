@@ -142,21 +142,21 @@ class Instance:
     record unhashable). ``state``, ``ip`` are outputs: ignored by ``create_instance``.
     """
 
-    name: str                      # short instance id, e.g. "pvc-1234"
-    location: str                  # zone or region
-    tier: str                      # API enum name: "BASIC_HDD", "BASIC_SSD", "ZONAL", "ENTERPRISE", ...
+    name: str  # short instance id, e.g. "pvc-1234"
+    location: str  # zone or region
+    tier: str  # API enum name: "BASIC_HDD", "BASIC_SSD", "ZONAL", "ENTERPRISE", ...
     capacity_gib: int
     network: str = DEFAULT_NETWORK
-    connect_mode: str = DEFAULT_CONNECT_MODE   # or "PRIVATE_SERVICE_ACCESS"
+    connect_mode: str = DEFAULT_CONNECT_MODE  # or "PRIVATE_SERVICE_ACCESS"
     reserved_ip_range: str | None = None
     ip: str | None = None
     share_name: str = DEFAULT_SHARE
     labels: Mapping[str, str] = field(default_factory=dict)
-    state: str = ""                # "CREATING", "READY", "DELETING", "ERROR", ...
+    state: str = ""  # "CREATING", "READY", "DELETING", "ERROR", ...
     protocol: str = DEFAULT_PROTOCOL  # or "NFS_V4_1"
     kms_key: str | None = None
-    source_backup: str | None = None           # full backup name to restore from at creation
-    performance: Performance | None = None     # None: the tier's default performance
+    source_backup: str | None = None  # full backup name to restore from at creation
+    performance: Performance | None = None  # None: the tier's default performance
     tags: Mapping[str, str] = field(default_factory=dict)  # input only: the API never returns them
     nfs_export_options: tuple[NfsExportRule, ...] = ()
 
@@ -169,11 +169,11 @@ class Instance:
 class Backup:
     """A Filestore backup of one file share."""
 
-    name: str                      # projects/<p>/locations/<region>/backups/<b>
-    source_instance: str           # projects/<p>/locations/<loc>/instances/<i>
+    name: str  # projects/<p>/locations/<region>/backups/<b>
+    source_instance: str  # projects/<p>/locations/<loc>/instances/<i>
     source_file_share: str
     capacity_gib: int
-    state: str                     # "CREATING", "FINALIZING", "READY", "DELETING", "INVALID"
+    state: str  # "CREATING", "FINALIZING", "READY", "DELETING", "INVALID"
     create_time: datetime
     storage_bytes: int
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -189,9 +189,9 @@ class MultishareInstance:
     ``state``, ``ip``, ``capacity_step_gib`` are outputs, ignored by ``create_multishare_instance``.
     """
 
-    name: str                      # short instance id, e.g. "fs-6f1c..."
-    location: str                  # region (or zone)
-    tier: str                      # "ENTERPRISE" or "REGIONAL"
+    name: str  # short instance id, e.g. "fs-6f1c..."
+    location: str  # region (or zone)
+    tier: str  # "ENTERPRISE" or "REGIONAL"
     capacity_gib: int
     max_share_count: int
     network: str = DEFAULT_NETWORK
@@ -213,13 +213,13 @@ class MultishareInstance:
 class Share:
     """A share of a multishare instance; NFS clients mount ``<instance ip>:/<mount_name>``."""
 
-    name: str                      # short share id
-    instance: str                  # short instance id
+    name: str  # short share id
+    instance: str  # short instance id
     location: str
     capacity_gib: int
     labels: Mapping[str, str] = field(default_factory=dict)
-    state: str = ""                # "CREATING", "READY", "DELETING"
-    mount_name: str = ""           # defaults to ``name`` on create
+    state: str = ""  # "CREATING", "READY", "DELETING"
+    mount_name: str = ""  # defaults to ``name`` on create
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
@@ -272,7 +272,13 @@ class FilestoreCloud(Protocol):
         ...
 
     def create_backup(
-        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        self,
+        region: str,
+        backup_id: str,
+        source_instance: str,
+        share: str,
+        *,
+        wait: float,
         labels: Mapping[str, str] | None = None,
     ) -> Backup:
         """Back up ``share`` of the instance named in full by ``source_instance`` into ``region``
@@ -334,7 +340,9 @@ class MultishareCloud(Protocol):
         """Create ``share`` on its instance; ALREADY_EXISTS when the id is taken there."""
         ...
 
-    def resize_share(self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float) -> Share:
+    def resize_share(
+        self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float
+    ) -> Share:
         """Set the share's capacity (update mask ``capacity_gb``)."""
         ...
 
@@ -343,7 +351,13 @@ class MultishareCloud(Protocol):
         ...
 
     def create_share_backup(
-        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        self,
+        region: str,
+        backup_id: str,
+        source_instance: str,
+        share: str,
+        *,
+        wait: float,
         labels: Mapping[str, str] | None = None,
     ) -> Backup:
         """Back up ``share`` of the multishare instance named in full by ``source_instance``."""

@@ -192,7 +192,7 @@ def _instance_pb(project: str, instance: Instance) -> filestore_v1.Instance:
     )
     if instance.performance is not None:
         pb.performance_config = _performance_pb(instance.performance)
-    if instance.protocol != "NFS_V3":   # the API default; only the newer tiers accept the field
+    if instance.protocol != "NFS_V3":  # the API default; only the newer tiers accept the field
         pb.protocol = _enum(filestore_v1.Instance.FileProtocol, instance.protocol, "protocol")
     return pb
 
@@ -222,7 +222,8 @@ class GcpFilestore:
         self._polling = polling.DEFAULT_POLLING.with_delay(initial=poll_initial, maximum=poll_maximum)
         if endpoint is not None:
             transport = CloudFilestoreManagerGrpcTransport(
-                channel=grpc.insecure_channel(endpoint), credentials=AnonymousCredentials()  # type: ignore[no-untyped-call]
+                channel=grpc.insecure_channel(endpoint),
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             )
             self._client = filestore_v1.CloudFilestoreManagerClient(transport=transport)
         else:
@@ -322,7 +323,11 @@ class GcpFilestore:
                 response: Any = self._client.list_operations(request=request, timeout=self._rpc_timeout)
             for op in response.operations:
                 meta = OperationMetadata.pb()()
-                if not op.done and op.metadata.Unpack(meta) and (meta.target, meta.verb) == (target, "update"):
+                if (
+                    not op.done
+                    and op.metadata.Unpack(meta)
+                    and (meta.target, meta.verb) == (target, "update")
+                ):
                     return True
             if not response.next_page_token:
                 return False
@@ -333,13 +338,21 @@ class GcpFilestore:
         if self._page_size is not None:
             request.page_size = self._page_size
         with _translated():
-            return [instance_from_pb(pb) for pb in self._client.list_instances(
-                request=request, timeout=self._rpc_timeout)]
+            return [
+                instance_from_pb(pb)
+                for pb in self._client.list_instances(request=request, timeout=self._rpc_timeout)
+            ]
 
     # -- backups --
 
     def create_backup(
-        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        self,
+        region: str,
+        backup_id: str,
+        source_instance: str,
+        share: str,
+        *,
+        wait: float,
         labels: Mapping[str, str] | None = None,
     ) -> Backup:
         backup = filestore_v1.Backup(
@@ -367,5 +380,7 @@ class GcpFilestore:
         if self._page_size is not None:
             request.page_size = self._page_size
         with _translated():
-            return [backup_from_pb(pb) for pb in self._client.list_backups(
-                request=request, timeout=self._rpc_timeout)]
+            return [
+                backup_from_pb(pb)
+                for pb in self._client.list_backups(request=request, timeout=self._rpc_timeout)
+            ]

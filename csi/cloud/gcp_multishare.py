@@ -123,8 +123,17 @@ class GcpMultishare:
         self._call: dict[str, Callable[..., Any]] = {
             name: wrap(getattr(stub, name), default_timeout=rpc_timeout)
             for name in (
-                "ListInstances", "GetInstance", "CreateInstance", "UpdateInstance", "DeleteInstance",
-                "ListShares", "GetShare", "CreateShare", "DeleteShare", "UpdateShare", "CreateBackup",
+                "ListInstances",
+                "GetInstance",
+                "CreateInstance",
+                "UpdateInstance",
+                "DeleteInstance",
+                "ListShares",
+                "GetShare",
+                "CreateShare",
+                "DeleteShare",
+                "UpdateShare",
+                "CreateBackup",
             )
         }
 
@@ -136,7 +145,9 @@ class GcpMultishare:
         with _translated():
             return self._call[method](request, metadata=metadata)
 
-    def _mutate(self, method: str, request: Any, routing: tuple[str, str], result_type: Any, wait: float) -> Any:
+    def _mutate(
+        self, method: str, request: Any, routing: tuple[str, str], result_type: Any, wait: float
+    ) -> Any:
         op_pb = self._rpc(method, request, routing)
         future = goperation.from_gapic(  # type: ignore[no-untyped-call]
             op_pb, self._operations, result_type, metadata_type=OperationMetadata.pb()
@@ -160,7 +171,9 @@ class GcpMultishare:
 
     def get_multishare_instance(self, location: str, name: str) -> MultishareInstance:
         full = instance_name(self.project, location, name)
-        return multishare_instance_from_pb(self._rpc("GetInstance", pb.GetInstanceRequest(name=full), ("name", full)))
+        return multishare_instance_from_pb(
+            self._rpc("GetInstance", pb.GetInstanceRequest(name=full), ("name", full))
+        )
 
     def list_multishare_instances(self, location: str = "-") -> list[MultishareInstance]:
         request = pb.ListInstancesRequest(parent=f"projects/{self.project}/locations/{location}")
@@ -191,7 +204,9 @@ class GcpMultishare:
 
     def delete_multishare_instance(self, location: str, name: str, *, wait: float) -> None:
         full = instance_name(self.project, location, name)
-        self._mutate("DeleteInstance", pb.DeleteInstanceRequest(name=full), ("name", full), empty_pb2.Empty, wait)
+        self._mutate(
+            "DeleteInstance", pb.DeleteInstanceRequest(name=full), ("name", full), empty_pb2.Empty, wait
+        )
 
     # -- shares --
 
@@ -209,12 +224,16 @@ class GcpMultishare:
             parent=parent,
             share_id=share.name,
             share=pb.Share(
-                mount_name=share.mount_name or share.name, capacity_gb=share.capacity_gib, labels=dict(share.labels)
+                mount_name=share.mount_name or share.name,
+                capacity_gb=share.capacity_gib,
+                labels=dict(share.labels),
             ),
         )
         return share_from_pb(self._mutate("CreateShare", request, ("parent", parent), pb.Share, wait))
 
-    def resize_share(self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float) -> Share:
+    def resize_share(
+        self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float
+    ) -> Share:
         full = self._share_name(location, instance, name)
         request = pb.UpdateShareRequest(
             share=pb.Share(name=full, capacity_gb=capacity_gib),
@@ -223,17 +242,27 @@ class GcpMultishare:
         return share_from_pb(self._mutate("UpdateShare", request, ("share.name", full), pb.Share, wait))
 
     def create_share_backup(
-        self, region: str, backup_id: str, source_instance: str, share: str, *, wait: float,
+        self,
+        region: str,
+        backup_id: str,
+        source_instance: str,
+        share: str,
+        *,
+        wait: float,
         labels: Mapping[str, str] | None = None,
     ) -> Backup:
         parent = f"projects/{self.project}/locations/{region}"
         request = pb.CreateBackupRequest(
             parent=parent,
             backup_id=backup_id,
-            backup=pb.Backup(source_instance=source_instance, source_file_share=share, labels=dict(labels or {})),
+            backup=pb.Backup(
+                source_instance=source_instance, source_file_share=share, labels=dict(labels or {})
+            ),
         )
         self._mutate("CreateBackup", request, ("parent", parent), pb.Backup, wait)
-        return self._v1.get_backup(f"{parent}/backups/{backup_id}")  # backups are one resource in v1 and v1beta1
+        return self._v1.get_backup(
+            f"{parent}/backups/{backup_id}"
+        )  # backups are one resource in v1 and v1beta1
 
     def delete_share(self, location: str, instance: str, name: str, *, wait: float) -> None:
         full = self._share_name(location, instance, name)

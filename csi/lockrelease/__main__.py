@@ -27,8 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     stop = stop_on_signals()
     with api_client(args.kubeconfig) as api:
-        LockReleaseController(api).run(LeaseElector.from_flags(api, identity(), args), stop,
-                                       args.lock_release_sync_period)
+        LockReleaseController(api).run(
+            LeaseElector.from_flags(api, identity(), args), stop, args.lock_release_sync_period
+        )
     return 0
 
 

@@ -72,7 +72,9 @@ class LockReleaseController:
             for key, filestore_ip in dict(cm.data or {}).items():
                 lock = LockKey.parse(key)
                 if lock is None:
-                    log.warning("ConfigMap %s/%s: key %r is not a lock record; left alone", NAMESPACE, name, key)
+                    log.warning(
+                        "ConfigMap %s/%s: key %r is not a lock record; left alone", NAMESPACE, name, key
+                    )
                     continue
                 if node_matches(nodes.get(node_name), lock) is not False:
                     continue
@@ -85,7 +87,12 @@ class LockReleaseController:
                 try:
                     self._release(filestore_ip, lock.node_ip)
                 except (OSError, ValueError) as exc:
-                    log.error("releasing %s's locks on %s failed, retried next pass: %s", lock.node_ip, filestore_ip, exc)
+                    log.error(
+                        "releasing %s's locks on %s failed, retried next pass: %s",
+                        lock.node_ip,
+                        filestore_ip,
+                        exc,
+                    )
                     continue
                 released += 1
                 self._remove_key(name, key)
@@ -112,7 +119,9 @@ class LockReleaseController:
                 return
             del cm.data[key]
             try:
-                self._core.replace_namespaced_config_map(name, NAMESPACE, cm, _request_timeout=REQUEST_TIMEOUT)
+                self._core.replace_namespaced_config_map(
+                    name, NAMESPACE, cm, _request_timeout=REQUEST_TIMEOUT
+                )
                 log.info("ConfigMap %s/%s: removed %s", NAMESPACE, name, key)
                 return
             except ApiException as exc:

@@ -1,4 +1,5 @@
-"""GFD's lock-release and leader-election flags with its defaults (no kubernetes import: the driver's parser uses them)."""
+"""GFD's lock-release and leader-election flags with its defaults (no kubernetes import: the driver's
+parser uses them)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ RETRY_PERIOD = 5.0
 JITTER_FACTOR = 1.2
 
 #: Go's time.ParseDuration units in seconds; "µs" (U+00B5) and "μs" (U+03BC) both mean microseconds.
-_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
 _DURATION = re.compile(r"(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+")
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
@@ -51,14 +61,34 @@ def leader_election_error(args: argparse.Namespace) -> str | None:
     return None
 
 
-def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, sync_period: float = SYNC_PERIOD) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, sync_period: float = SYNC_PERIOD
+) -> None:
     """GFD's lock-release and leader-election flags, with its defaults."""
-    parser.add_argument("--lock-release-sync-period", type=duration, default=sync_period,
-                        help=f"how often the leader looks for dead nodes' lock records (default {sync_period:.0f}s)")
-    parser.add_argument("--leader-election-lease-duration", type=duration, default=LEASE_DURATION,
-                        help=f"how long a leader's Lease holds without renewal (default {LEASE_DURATION:.0f}s)")
-    parser.add_argument("--leader-election-renew-deadline", type=duration, default=RENEW_DEADLINE,
-                        help=f"how long the leader keeps trying to renew (default {RENEW_DEADLINE:.0f}s)")
-    parser.add_argument("--leader-election-retry-period", type=duration, default=RETRY_PERIOD,
-                        help=f"how often candidates try to acquire or renew (default {RETRY_PERIOD:.0f}s)")
-    parser.add_argument("--kubeconfig", default="", help="a kubeconfig file; default: the pod's service account")  # fmt: skip
+    parser.add_argument(
+        "--lock-release-sync-period",
+        type=duration,
+        default=sync_period,
+        help=f"how often the leader looks for dead nodes' lock records (default {sync_period:.0f}s)",
+    )
+    parser.add_argument(
+        "--leader-election-lease-duration",
+        type=duration,
+        default=LEASE_DURATION,
+        help=f"how long a leader's Lease holds without renewal (default {LEASE_DURATION:.0f}s)",
+    )
+    parser.add_argument(
+        "--leader-election-renew-deadline",
+        type=duration,
+        default=RENEW_DEADLINE,
+        help=f"how long the leader keeps trying to renew (default {RENEW_DEADLINE:.0f}s)",
+    )
+    parser.add_argument(
+        "--leader-election-retry-period",
+        type=duration,
+        default=RETRY_PERIOD,
+        help=f"how often candidates try to acquire or renew (default {RETRY_PERIOD:.0f}s)",
+    )
+    parser.add_argument(
+        "--kubeconfig", default="", help="a kubeconfig file; default: the pod's service account"
+    )

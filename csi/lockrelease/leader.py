@@ -69,7 +69,9 @@ class LeaseElector:
         seconds = max(1, round(self.lease_duration))
         try:
             try:
-                lease = self._coord.read_namespaced_lease(self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT)
+                lease = self._coord.read_namespaced_lease(
+                    self.name, self.namespace, _request_timeout=REQUEST_TIMEOUT
+                )
             except ApiException as exc:
                 if exc.status != 404:
                     raise
@@ -95,7 +97,9 @@ class LeaseElector:
             spec.renew_time = now
             spec.lease_duration_seconds = seconds
             lease.spec = spec
-            self._coord.replace_namespaced_lease(self.name, self.namespace, lease, _request_timeout=REQUEST_TIMEOUT)
+            self._coord.replace_namespaced_lease(
+                self.name, self.namespace, lease, _request_timeout=REQUEST_TIMEOUT
+            )
             return True
         except ApiException as exc:
             if exc.status != 409:  # 409: another replica wrote first
@@ -115,7 +119,9 @@ class LeaseElector:
                     log.info("%s now leads (lease %s/%s)", self.identity, self.namespace, self.name)
                     self.leading.set()
             elif self.leading.is_set() and time.monotonic() - last_renewal > self.renew_deadline:
-                log.error("%s lost the lease %s/%s: it stops acting", self.identity, self.namespace, self.name)
+                log.error(
+                    "%s lost the lease %s/%s: it stops acting", self.identity, self.namespace, self.name
+                )
                 self.leading.clear()
             stop.wait(self.retry_period)
         self.leading.clear()

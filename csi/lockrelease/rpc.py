@@ -62,8 +62,8 @@ def release_all_locks(
 
     ``pmap_port`` is the portmapper's port: 111 on Filestore, another only in tests. Raises
     ValueError for a node address that is not IPv4, LockReleaseError (an OSError) when the instance
-    cannot be reached or does not answer status 0 (RpcError, an OSError, for a refused or malformed exchange). Releasing twice is harmless: the second call
-    finds no locks.
+    cannot be reached or does not answer status 0 (RpcError, an OSError, for a refused or malformed
+    exchange). Releasing twice is harmless: the second call finds no locks.
     """
     ipaddress.ip_address(filestore_ip)  # a host name would send us to DNS: GFD refuses it too
     node = ipaddress.IPv4Address(node_ip)

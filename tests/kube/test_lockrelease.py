@@ -25,7 +25,7 @@ from csi.lockrelease.leader import LeaseElector
 from csi.lockrelease.lockinfo import FINALIZER, LEASE_NAME, NAMESPACE
 from csi.lockrelease.store import NodeLockInfo
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from mountkit.fake import FakeMounter
 from tests.support.lockserver import LockServer

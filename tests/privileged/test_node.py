@@ -30,7 +30,7 @@ SERVER = """
 import logging, sys
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.server import CsiServer, serve_until_signalled
 from mountkit import Mounter
 logging.basicConfig(level=logging.INFO)

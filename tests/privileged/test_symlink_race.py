@@ -18,7 +18,7 @@ import pytest
 
 from csi.errors import CsiError
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from mountkit import Mounter, _sys
 from mountkit.errors import MountError

@@ -14,7 +14,7 @@ import pytest
 
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.cloud.gcp import GcpFilestore
-from csi.controller import ControllerServicer
+from csi.controller.service import ControllerServicer
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks

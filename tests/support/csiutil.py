@@ -20,7 +20,9 @@ from typing import Any
 
 import grpc
 
+from csi.node import kubelet
 from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.version import DEFAULT_DRIVER_NAME
 from mountkit.testing import unshare_argv
 
 _Mode = csi_pb2.VolumeCapability.AccessMode
@@ -78,14 +80,14 @@ class Driver:
         return self.ns("sh", "-c", script, check=check, timeout=timeout)
 
     def staging(self, volume: str) -> str:
-        path = os.path.join(self.root, "plugins", "kubernetes.io", "csi", volume, "globalmount")
+        path = kubelet.staging_path(self.root, DEFAULT_DRIVER_NAME, volume)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
     def target(self, pod: str, volume: str) -> str:
-        parent = os.path.join(self.root, "pods", pod, "volumes", "kubernetes.io~csi", volume)
-        os.makedirs(parent, exist_ok=True)
-        return os.path.join(parent, "mount")
+        path = kubelet.publish_target(self.root, pod, volume)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from csi.cloud import Instance, MultishareInstance, Share
+from csi.cloud.emulator.checks import check_id, now_pb, parse_parent
 from csi.cloud.emulator.errors import ApiError, not_found
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
@@ -136,7 +137,11 @@ class MultishareMixin:
             )
 
     def _share_band(self, inst: Pb) -> tuple[int, int]:
-        low = SHARE_MIN_GIB_MANY_SHARES if inst.max_share_count > MAX_SHARES_PER_INSTANCE else SHARE_CAPACITY_GIB[0]
+        low = (
+            SHARE_MIN_GIB_MANY_SHARES
+            if inst.max_share_count > MAX_SHARES_PER_INSTANCE
+            else SHARE_CAPACITY_GIB[0]
+        )
         return low, SHARE_CAPACITY_GIB[1]
 
     def _ms_record(self, inst: Pb) -> MultishareInstance:
@@ -158,27 +163,29 @@ class MultishareMixin:
         return self._ms_instance(name)
 
     def ms_list_instances(self, parent: str, page_size: int, page_token: str) -> Pb:
-        from csi.cloud.emulator.state import _parent
-
-        project, location = _parent(parent, allow_any=True)
+        project, location = parse_parent(parent, allow_any=True)
         prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/instances/")
-        found = sorted((i for n, i in self._ms_instances.items() if n.startswith(prefix)), key=lambda i: i.name)
+        found = sorted(
+            (i for n, i in self._ms_instances.items() if n.startswith(prefix)), key=lambda i: i.name
+        )
         page, token = self._page(found, page_size, page_token)
         return pb.ListInstancesResponse(instances=page, next_page_token=token)
 
     def ms_create_instance(self, request: Pb) -> operations_pb2.Operation:
-        from csi.cloud.emulator.state import _check_id, _now_pb, _parent
-
-        project, location = _parent(request.parent, allow_any=False)
-        _check_id("instance", request.instance_id)
+        project, location = parse_parent(request.parent, allow_any=False)
+        check_id("instance", request.instance_id)
         spec = request.instance
         name = f"{request.parent}/instances/{request.instance_id}"
         if not spec.multi_share_enabled:
             raise ApiError(
-                grpc.StatusCode.INVALID_ARGUMENT, "the emulator's v1beta1 API serves multishare instances only"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "the emulator's v1beta1 API serves multishare instances only",
             )
         if _Tier.Name(spec.tier) not in MULTISHARE_TIERS:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"multishare needs one of the tiers {sorted(MULTISHARE_TIERS)}")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"multishare needs one of the tiers {sorted(MULTISHARE_TIERS)}",
+            )
         if len(spec.networks) != 1 or not spec.networks[0].network:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "exactly one network with a name is required")
         inst = pb.Instance()
@@ -187,7 +194,9 @@ class MultishareMixin:
         inst.max_capacity_gb = MULTISHARE_INSTANCE_GIB[1]
         inst.max_share_count = inst.max_share_count or MAX_SHARES_PER_INSTANCE
         if not 1 <= inst.max_share_count <= MAX_SHARE_COUNT_LIMIT:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"max_share_count must be 1..{MAX_SHARE_COUNT_LIMIT}")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"max_share_count must be 1..{MAX_SHARE_COUNT_LIMIT}"
+            )
         self._ms_check_capacity(inst, spec.capacity_gb)
         if self._name_taken(name):
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
@@ -195,7 +204,7 @@ class MultishareMixin:
         ip = self._free_ip()
         inst.name = name
         inst.state = _State.CREATING
-        inst.create_time.CopyFrom(_now_pb())
+        inst.create_time.CopyFrom(now_pb())
         del inst.networks[0].ip_addresses[:]
         inst.networks[0].ip_addresses.append(ip)
         if not inst.networks[0].connect_mode:
@@ -218,7 +227,9 @@ class MultishareMixin:
     def ms_update_instance(self, request: Pb) -> operations_pb2.Operation:
         inst = self._ms_instance(request.instance.name)
         if list(request.update_mask.paths) != ["capacity_gb"]:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported"
+            )
         self._ms_ready(inst)
         self._ms_idle(inst.name)
         new_gb = request.instance.capacity_gb
@@ -307,8 +318,6 @@ class MultishareMixin:
         return pb.ListSharesResponse(shares=page, next_page_token=token)
 
     def create_share(self, request: Pb) -> operations_pb2.Operation:
-        from csi.cloud.emulator.state import _now_pb
-
         inst = self._ms_instance(request.parent)
         if not is_share_name(request.share_id):
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid share id {request.share_id!r}")
@@ -320,12 +329,16 @@ class MultishareMixin:
         shares = self._shares_of(inst.name)
         if len(shares) >= inst.max_share_count:
             raise ApiError(
-                grpc.StatusCode.FAILED_PRECONDITION, f"the instance has its maximum of {inst.max_share_count} shares"
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the instance has its maximum of {inst.max_share_count} shares",
             )
         capacity = request.share.capacity_gb
         low, high = self._share_band(inst)
         if not low <= capacity <= high:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"share capacity {capacity} GiB is outside {low}..{high} GiB")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"share capacity {capacity} GiB is outside {low}..{high} GiB",
+            )
         used = sum(s.capacity_gb for s in shares)
         if used + capacity > inst.capacity_gb:
             raise ApiError(
@@ -337,7 +350,7 @@ class MultishareMixin:
         share.name = name
         share.mount_name = share.mount_name or request.share_id
         share.state = _ShareState.CREATING
-        share.create_time.CopyFrom(_now_pb())
+        share.create_time.CopyFrom(now_pb())
         self._shares[name] = share
         project, location = _project_location(name)
 
@@ -357,14 +370,19 @@ class MultishareMixin:
     def update_share(self, request: Pb) -> operations_pb2.Operation:
         share = self._share(request.share.name)
         if list(request.update_mask.paths) != ["capacity_gb"]:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT, "only update_mask paths ['capacity_gb'] is supported"
+            )
         inst = self._ms_instance(share.name.rsplit("/shares/", 1)[0])
         self._ms_ready(inst)
         self._ms_idle(inst.name)
         capacity = request.share.capacity_gb
         low, high = self._share_band(inst)
         if not low <= capacity <= high:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"share capacity {capacity} GiB is outside {low}..{high} GiB")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"share capacity {capacity} GiB is outside {low}..{high} GiB",
+            )
         others = sum(s.capacity_gb for s in self._shares_of(inst.name) if s.name != share.name)
         if others + capacity > inst.capacity_gb:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "the shares would not fit the instance")
@@ -400,10 +418,9 @@ class MultishareMixin:
 
     def ms_create_backup(self, request: Pb) -> operations_pb2.Operation:
         """A backup of one share of a multishare instance (v1beta1 CreateBackup)."""
-        from csi.cloud.emulator.state import _check_id, _parent
 
-        _, region = _parent(request.parent, allow_any=False)
-        _check_id("backup", request.backup_id)
+        _, region = parse_parent(request.parent, allow_any=False)
+        check_id("backup", request.backup_id)
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
         inst = self._ms_instance(request.backup.source_instance)

@@ -52,40 +52,60 @@ def _wait_operation(state: EmulatorState, request: operations_pb2.WaitOperationR
 
 def handlers(state: EmulatorState) -> list[grpc.GenericRpcHandler[Any, Any]]:
     """The two services' handlers over ``state``."""
-    pb = {name: getattr(filestore_v1, name).pb() for name in (
-        "GetInstanceRequest", "ListInstancesRequest", "CreateInstanceRequest", "UpdateInstanceRequest",
-        "DeleteInstanceRequest", "GetBackupRequest", "ListBackupsRequest", "CreateBackupRequest",
-        "DeleteBackupRequest",
-    )}
+    pb = {
+        name: getattr(filestore_v1, name).pb()
+        for name in (
+            "GetInstanceRequest",
+            "ListInstancesRequest",
+            "CreateInstanceRequest",
+            "UpdateInstanceRequest",
+            "DeleteInstanceRequest",
+            "GetBackupRequest",
+            "ListBackupsRequest",
+            "CreateBackupRequest",
+            "DeleteBackupRequest",
+        )
+    }
     filestore = {
         "GetInstance": (pb["GetInstanceRequest"], lambda r: state.get_instance(r.name)),
-        "ListInstances": (pb["ListInstancesRequest"],
-                          lambda r: state.list_instances(r.parent, r.page_size, r.page_token)),
+        "ListInstances": (
+            pb["ListInstancesRequest"],
+            lambda r: state.list_instances(r.parent, r.page_size, r.page_token),
+        ),
         "CreateInstance": (pb["CreateInstanceRequest"], state.create_instance),
         "UpdateInstance": (pb["UpdateInstanceRequest"], state.update_instance),
         "DeleteInstance": (pb["DeleteInstanceRequest"], lambda r: state.delete_instance(r.name)),
         "GetBackup": (pb["GetBackupRequest"], lambda r: state.get_backup(r.name)),
-        "ListBackups": (pb["ListBackupsRequest"],
-                        lambda r: state.list_backups(r.parent, r.page_size, r.page_token)),
+        "ListBackups": (
+            pb["ListBackupsRequest"],
+            lambda r: state.list_backups(r.parent, r.page_size, r.page_token),
+        ),
         "CreateBackup": (pb["CreateBackupRequest"], state.create_backup),
         "DeleteBackup": (pb["DeleteBackupRequest"], lambda r: state.delete_backup(r.name)),
     }
     operations: dict[str, tuple[Any, Callable[[Any], Any]]] = {
         "GetOperation": (operations_pb2.GetOperationRequest, lambda r: state.get_operation(r.name)),
-        "ListOperations": (operations_pb2.ListOperationsRequest,
-                           lambda r: state.list_operations(r.name, r.page_size, r.page_token)),
+        "ListOperations": (
+            operations_pb2.ListOperationsRequest,
+            lambda r: state.list_operations(r.name, r.page_size, r.page_token),
+        ),
         "DeleteOperation": (operations_pb2.DeleteOperationRequest, lambda r: state.delete_operation(r.name)),
         "CancelOperation": (operations_pb2.CancelOperationRequest, lambda r: state.cancel_operation(r.name)),
     }
     multishare: dict[str, tuple[Any, Callable[[Any], Any]]] = {
         "GetInstance": (v1beta1.GetInstanceRequest, lambda r: state.ms_get_instance(r.name)),
-        "ListInstances": (v1beta1.ListInstancesRequest,
-                          lambda r: state.ms_list_instances(r.parent, r.page_size, r.page_token)),
+        "ListInstances": (
+            v1beta1.ListInstancesRequest,
+            lambda r: state.ms_list_instances(r.parent, r.page_size, r.page_token),
+        ),
         "CreateInstance": (v1beta1.CreateInstanceRequest, state.ms_create_instance),
         "UpdateInstance": (v1beta1.UpdateInstanceRequest, state.ms_update_instance),
         "DeleteInstance": (v1beta1.DeleteInstanceRequest, lambda r: state.ms_delete_instance(r.name)),
         "GetShare": (v1beta1.GetShareRequest, lambda r: state.get_share(r.name)),
-        "ListShares": (v1beta1.ListSharesRequest, lambda r: state.list_shares(r.parent, r.page_size, r.page_token)),
+        "ListShares": (
+            v1beta1.ListSharesRequest,
+            lambda r: state.list_shares(r.parent, r.page_size, r.page_token),
+        ),
         "CreateShare": (v1beta1.CreateShareRequest, state.create_share),
         "UpdateShare": (v1beta1.UpdateShareRequest, state.update_share),
         "DeleteShare": (v1beta1.DeleteShareRequest, lambda r: state.delete_share(r.name)),
@@ -130,7 +150,9 @@ def start_emulator(
     """
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError(f"the emulator listens on loopback only, not {host}")
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="filestore-emu"))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="filestore-emu")
+    )
     for h in handlers(state or EmulatorState()):
         server.add_generic_rpc_handlers((h,))
     bracketed = f"[{host}]" if ":" in host else host
@@ -141,4 +163,10 @@ def start_emulator(
     return server, f"{bracketed}:{bound}"
 
 
-__all__ = ["FILESTORE_SERVICE", "FILESTORE_V1BETA1_SERVICE", "OPERATIONS_SERVICE", "handlers", "start_emulator"]
+__all__ = [
+    "FILESTORE_SERVICE",
+    "FILESTORE_V1BETA1_SERVICE",
+    "OPERATIONS_SERVICE",
+    "handlers",
+    "start_emulator",
+]

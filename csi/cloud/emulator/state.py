@@ -9,7 +9,6 @@ failing creations and forced states let tests drive the error paths.
 from __future__ import annotations
 
 import ipaddress
-import re
 import shutil
 import threading
 import time
@@ -23,11 +22,12 @@ import grpc
 from google.cloud import filestore_v1
 from google.cloud.common import OperationMetadata
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
+from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from csi.cloud import Instance, export_rules_error
+from csi.cloud.emulator.checks import check_id, now_pb, parse_parent
 from csi.cloud.emulator.errors import ApiError, not_found
 from csi.cloud.emulator.multishare import MultishareMixin, ShareHook
 from csi.filestore import (
@@ -35,7 +35,6 @@ from csi.filestore import (
     LEGACY_TIERS,
     MAX_TAGS,
     PERFORMANCE_TIERS,
-    RESOURCE_ID,
     TIER_CAPACITY_GIB,
     canonical_tier,
     capacity_band,
@@ -53,7 +52,6 @@ _BackupState = filestore_v1.Backup.State
 
 #: The tiers the emulator serves (every tier with capacity bands, and the legacy names).
 SUPPORTED_TIERS = frozenset(_Tier.__members__[name] for name in (*TIER_CAPACITY_GIB, *LEGACY_TIERS))
-_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
 MAX_PAGE_SIZE = 500
 
 InstanceHook = Callable[[Instance], None]
@@ -73,7 +71,7 @@ class _Fault:
 class _Operation:
     pb: operations_pb2.Operation
     done_at: float
-    complete: Callable[[], Pb]                # applies the effect, returns the response
+    complete: Callable[[], Pb]  # applies the effect, returns the response
     abort: Callable[[], None] = lambda: None  # undoes the start (on cancel)
 
 
@@ -88,39 +86,15 @@ class _Events:
         return bool(self.created or self.deleted or self.calls)
 
 
-def _now_pb() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.GetCurrentTime()
-    return ts
-
-
 def _pack(msg: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(msg)
     return packed
 
 
-def _parent(parent: str, *, allow_any: bool) -> tuple[str, str]:
-    m = _PARENT.match(parent)
-    if not m or (m.group(2) == "-" and not allow_any):
-        raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
-    return m.group(1), m.group(2)
-
-
-def _check_id(kind: str, value: str) -> None:
-    if not RESOURCE_ID.match(value):
-        raise ApiError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"{kind} id {value!r} must be 1-63 characters of lower-case letters, digits and hyphens, "
-            "start with a letter and not end with a hyphen",
-        )
-
-
 #: RFC 5737 documentation ranges: never routed on a real network, so tests may use them on links of
 #: their own (the NFS test guest gives each instance a server behind a veth link)
-_TEST_NETS = tuple(
-    ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
-)
+_TEST_NETS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
 class EmulatorState(MultishareMixin):
@@ -184,14 +158,16 @@ class EmulatorState(MultishareMixin):
         self._pending_deleted: list[Instance] = []
         self._ops: dict[str, _Operation] = {}
         self._faults: dict[str, _Fault] = {}
-        self._tags: dict[str, dict[str, str]] = {}   # bound at creation; the API never returns them
-        self._updating: set[str] = set()              # instances with an update operation running
+        self._tags: dict[str, dict[str, str]] = {}  # bound at creation; the API never returns them
+        self._updating: set[str] = set()  # instances with an update operation running
         self._held = False
         self._failing_creates: list[str] = []
 
     # -- test controls --
 
-    def inject(self, method: str, code: grpc.StatusCode, count: int = 1, message: str = "injected fault") -> None:
+    def inject(
+        self, method: str, code: grpc.StatusCode, count: int = 1, message: str = "injected fault"
+    ) -> None:
         """Fail the next ``count`` calls of ``method`` (e.g. "CreateInstance", "GetOperation")."""
         with self._lock:
             self._faults[method] = _Fault(code, count, message)
@@ -247,7 +223,7 @@ class EmulatorState(MultishareMixin):
         name = f"projects/{project}/locations/{parent_location}/operations/operation-{uuid.uuid4().hex}"
         meta = OperationMetadata(target=target, verb=verb, api_version="v1")
         meta_pb = OperationMetadata.pb(meta)
-        meta_pb.create_time.CopyFrom(_now_pb())
+        meta_pb.create_time.CopyFrom(now_pb())
         op = operations_pb2.Operation(name=name, metadata=_pack(meta_pb))
         self._ops[name] = _Operation(op, time.monotonic() + self.op_delay, complete, abort)
         return op
@@ -305,7 +281,9 @@ class EmulatorState(MultishareMixin):
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"operation {name} not found")
         return rec.pb
 
-    def list_operations(self, name: str, page_size: int, page_token: str) -> operations_pb2.ListOperationsResponse:
+    def list_operations(
+        self, name: str, page_size: int, page_token: str
+    ) -> operations_pb2.ListOperationsResponse:
         prefix = name.rstrip("/") + "/operations/" if name else ""
         ops = sorted((o.pb for o in self._ops.values() if o.pb.name.startswith(prefix)), key=lambda o: o.name)
         page, token = self._page(ops, page_size, page_token)
@@ -320,7 +298,9 @@ class EmulatorState(MultishareMixin):
         rec = self._ops[self.get_operation(name).name]
         if not rec.pb.done:
             rec.abort()
-            rec.pb.error.CopyFrom(status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled"))
+            rec.pb.error.CopyFrom(
+                status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled")
+            )
             rec.pb.done = True
         return empty_pb2.Empty()
 
@@ -338,12 +318,17 @@ class EmulatorState(MultishareMixin):
         return name in self._instances or name in self._ms_instances
 
     def _check_instance_quota(self) -> None:
-        if self.max_instances is not None and len(self._instances) + len(self._ms_instances) >= self.max_instances:
+        if (
+            self.max_instances is not None
+            and len(self._instances) + len(self._ms_instances) >= self.max_instances
+        ):
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota exceeded: instances")
 
     def _free_ip(self) -> str:
         """An address of the pool no instance (v1 or multishare) has; RESOURCE_EXHAUSTED when none is left."""
-        used = {i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())}
+        used = {
+            i.networks[0].ip_addresses[0] for i in (*self._instances.values(), *self._ms_instances.values())
+        }
         free = next((h for h in self._hosts if h not in used), None)
         if free is None:
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
@@ -357,7 +342,7 @@ class EmulatorState(MultishareMixin):
         self, store: dict[str, Pb], parent: str, collection: str, page_size: int, page_token: str
     ) -> tuple[list[Pb], str]:
         """One page of ``store``'s resources under ``parent`` (location ``-`` means every location)."""
-        project, location = _parent(parent, allow_any=True)
+        project, location = parse_parent(parent, allow_any=True)
         prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/{collection}/")
         found = sorted((r for n, r in store.items() if n.startswith(prefix)), key=lambda r: r.name)
         return self._page(found, page_size, page_token)
@@ -398,8 +383,8 @@ class EmulatorState(MultishareMixin):
         return filestore_v1.ListInstancesResponse.pb()(instances=page, next_page_token=token)
 
     def create_instance(self, request: Pb) -> operations_pb2.Operation:
-        project, location = _parent(request.parent, allow_any=False)
-        _check_id("instance", request.instance_id)
+        project, location = parse_parent(request.parent, allow_any=False)
+        check_id("instance", request.instance_id)
         spec = request.instance
         name = f"{request.parent}/instances/{request.instance_id}"
         if spec.tier not in SUPPORTED_TIERS:
@@ -441,7 +426,7 @@ class EmulatorState(MultishareMixin):
         inst.ClearField("tags")  # input only
         inst.custom_performance_supported = canonical_tier(_Tier(spec.tier).name) in PERFORMANCE_TIERS
         inst.state = _InstanceState.CREATING
-        inst.create_time.CopyFrom(_now_pb())
+        inst.create_time.CopyFrom(now_pb())
         del inst.networks[0].ip_addresses[:]
         inst.networks[0].ip_addresses.append(free)
         if not inst.networks[0].connect_mode:
@@ -488,7 +473,9 @@ class EmulatorState(MultishareMixin):
             _Tier(tier).name,
             capacity_gb,
             fixed_iops=inst.performance_config.fixed_iops.max_iops if mode == "fixed_iops" else None,
-            iops_per_tb=inst.performance_config.iops_per_tb.max_iops_per_tb if mode == "iops_per_tb" else None,
+            iops_per_tb=inst.performance_config.iops_per_tb.max_iops_per_tb
+            if mode == "iops_per_tb"
+            else None,
         )
         if problem:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"performance_config: {problem}")
@@ -517,20 +504,28 @@ class EmulatorState(MultishareMixin):
                 "update_mask paths must be among ['file_shares', 'performance_config']",
             )
         if inst.state != _InstanceState.READY:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}"
+            )
         if inst.name in self._updating:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, "another update of the instance is in progress")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, "another update of the instance is in progress"
+            )
         wanted = InstancePb()
         wanted.CopyFrom(inst)
         if "performance_config" in paths:
             if not inst.custom_performance_supported:
-                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "the instance does not support custom performance")
+                raise ApiError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "the instance does not support custom performance"
+                )
             wanted.performance_config.CopyFrom(request.instance.performance_config)
         old_gb = inst.file_shares[0].capacity_gb
         if "file_shares" in paths:
             shares = request.instance.file_shares
             if len(shares) != 1 or shares[0].name != inst.file_shares[0].name:
-                raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share")
+                raise ApiError(
+                    grpc.StatusCode.INVALID_ARGUMENT, "file_shares must name the instance's one share"
+                )
             self._check_capacity(inst.tier, shares[0].capacity_gb)
             self._check_exports(shares[0])
             wanted.file_shares[0].capacity_gb = shares[0].capacity_gb
@@ -541,7 +536,9 @@ class EmulatorState(MultishareMixin):
         if new_gb < old_gb and canonical_tier(tier) in BASIC_TIERS:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "basic tier capacity cannot be decreased")
         if capacity_band(tier, new_gb) != capacity_band(tier, old_gb):
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "an instance's capacity cannot move to another range")
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT, "an instance's capacity cannot move to another range"
+            )
         self._check_performance(inst.tier, new_gb, wanted)
         self._check_capacity_quota(new_gb - old_gb)
         project, location = inst.name.split("/")[1], inst.name.split("/")[3]
@@ -562,7 +559,9 @@ class EmulatorState(MultishareMixin):
     def delete_instance(self, name: str) -> operations_pb2.Operation:
         inst = self._instance(name)
         if inst.state not in (_InstanceState.READY, _InstanceState.ERROR):
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(inst.state).name}"
+            )
         inst.state = _InstanceState.DELETING
         project, location = name.split("/")[1], name.split("/")[3]
         instance_id = name.rsplit("/", 1)[1]
@@ -599,24 +598,31 @@ class EmulatorState(MultishareMixin):
         return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
 
     def create_backup(self, request: Pb) -> operations_pb2.Operation:
-        _, region = _parent(request.parent, allow_any=False)
-        _check_id("backup", request.backup_id)
+        _, region = parse_parent(request.parent, allow_any=False)
+        check_id("backup", request.backup_id)
         if region_of(region) != region:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
         source = self._instance(request.backup.source_instance)  # any region: cross-region backups
         if request.backup.source_file_share != source.file_shares[0].name:
             raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
         if source.state != _InstanceState.READY:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}"
+            )
         share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
         return self._start_backup(request, source.file_shares[0].capacity_gb, source.tier, share_dir)
 
     def _start_backup(
-        self, request: Pb, capacity_gb: int, tier: int, share_dir: Path | None, respond: Callable[[Pb], Pb] = lambda b: b
+        self,
+        request: Pb,
+        capacity_gb: int,
+        tier: int,
+        share_dir: Path | None,
+        respond: Callable[[Pb], Pb] = lambda b: b,
     ) -> operations_pb2.Operation:
         """Start a checked CreateBackup of a share holding ``capacity_gb`` whose data is in ``share_dir``;
         ``respond`` turns the stored (v1) backup into the operation's response."""
-        project, region = _parent(request.parent, allow_any=False)
+        project, region = parse_parent(request.parent, allow_any=False)
         name = f"{request.parent}/backups/{request.backup_id}"
         if name in self._backups:
             raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
@@ -624,7 +630,7 @@ class EmulatorState(MultishareMixin):
         backup.ParseFromString(request.backup.SerializeToString())  # v1 and v1beta1 Backups share fields
         backup.name = name
         backup.state = _BackupState.CREATING
-        backup.create_time.CopyFrom(_now_pb())
+        backup.create_time.CopyFrom(now_pb())
         backup.capacity_gb = capacity_gb
         backup.source_instance_tier = tier
         self._backups[name] = backup
@@ -647,7 +653,9 @@ class EmulatorState(MultishareMixin):
     def delete_backup(self, name: str) -> operations_pb2.Operation:
         backup = self._backup(name)
         if backup.state != _BackupState.READY:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION, f"backup is {_BackupState(backup.state).name}")
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"backup is {_BackupState(backup.state).name}"
+            )
         backup.state = _BackupState.DELETING
         project, region = name.split("/")[1], name.split("/")[3]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from csi.capacity import pick_capacity_gib
+from csi.controller.capacity import pick_capacity_gib
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.proto import csi_pb2

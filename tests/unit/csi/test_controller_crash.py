@@ -30,7 +30,7 @@ from google.longrunning import operations_pb2, operations_pb2_grpc
 
 from csi.cloud import Instance, instance_name
 from csi.cloud.gcp import GcpFilestore
-from csi.params import METADATA_LABELS, P_PVC_NAME, P_PVC_NAMESPACE
+from csi.controller.labels import METADATA_LABELS, P_PVC_NAME, P_PVC_NAMESPACE
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.volume_id import VolumeRef
 from tests.support.csiutil import CAP, stop

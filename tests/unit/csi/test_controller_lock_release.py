@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from csi.params import cluster_labels
+from csi.controller.labels import cluster_labels
 from csi.proto import csi_pb2
 from tests.support.controllerutil import TIB, create, running_driver
 

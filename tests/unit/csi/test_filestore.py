@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from csi.capacity import pick_capacity_gib
+from csi.controller.capacity import pick_capacity_gib
 from csi.filestore import (
     GIB,
     SHARE_NAME_MAX_LEN,

@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csi.cloud import FilestoreCloud
-from csi.controller import ControllerServicer
+from csi.controller.service import ControllerServicer
 from csi.errors import CsiError, to_status
 from csi.filestore import RESOURCE_ID
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from csi.validation import MAX_INCOMING_ID_BYTES
 from csi.volume_id import BackupRef, VolumeRef, cloud_name

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from mountkit.fake import FakeMounter
 from tests.support.gfd_static_pvs import GFD_STATIC_PVS, MOUNT_OPTIONS, pv_capability, static_pv

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from csi.params import parse_volume_params
+from csi.controller.parameters import parse_volume_params
 
 ROOT = Path(__file__).resolve().parents[3] / "deploy" / "kubernetes"
 DRIVER = "filestore.csi.storage.gke.io"
@@ -211,8 +211,9 @@ def test_examples_name_the_driver() -> None:
 
 def test_example_parameters_are_accepted_by_the_driver() -> None:
     """Each example class's parameters pass the driver's own checks (and each example exists for one)."""
+    from csi.controller.parameters import parse_mutable_params, parse_volume_params
+    from csi.controller.snapshot_params import check_snapshot_params
     from csi.filestore import performance_error
-    from csi.params import check_snapshot_params, parse_mutable_params, parse_volume_params
 
     for doc in EXAMPLES:
         parameters = doc.get("parameters", {})
@@ -471,8 +472,8 @@ def test_stable_overlays_carry_the_workload_identity_annotation(name: str) -> No
 
 @needs_kubectl
 def test_the_multishare_overlay_labels_instances_with_the_cluster_name_the_operator_sets() -> None:
+    from csi.controller.labels import cluster_labels
     from csi.errors import CsiError
-    from csi.params import cluster_labels
 
     args = _args(_driver(_rendered("overlays/multishare"), "Deployment"))
     assert args.gke_cluster_name == "CLUSTER_NAME"

@@ -19,11 +19,11 @@ from csi.cloud import MultishareInstance, OperationPending, Share
 from csi.cloud.emulator import EmulatorState, start_emulator
 from csi.cloud.gcp import GcpFilestore
 from csi.cloud.gcp_multishare import GcpMultishare
-from csi.controller import ControllerServicer
+from csi.controller.labels import LABEL_STORAGE_CLASS, cluster_labels
+from csi.controller.service import ControllerServicer
 from csi.filestore import GIB
 from csi.identity import IdentityServicer
 from csi.locks import VolumeLocks
-from csi.params import LABEL_STORAGE_CLASS, cluster_labels
 from csi.proto import csi_pb2, csi_pb2_grpc
 from csi.server import CsiServer
 from csi.volume_id import ShareRef
@@ -429,9 +429,10 @@ def test_list_volumes_shows_shares_not_their_instances(env: Env) -> None:
 def test_operations_that_outlast_the_wait_are_picked_up_by_the_retry(env: Env) -> None:
     """An instance create and a share create that run past the wait answer a retryable error; the
     CO's retries then find the instance and the share instead of making others."""
+    from csi.controller.multishare import MultishareOps
+    from csi.controller.parameters import parse_volume_params
+    from csi.controller.share_spec import multishare_spec
     from csi.errors import CsiError
-    from csi.multishare import MultishareOps, multishare_spec
-    from csi.params import parse_volume_params
 
     ops = MultishareOps(env.cloud, CLUSTER, timeout=0.05)
     env.state.op_delay = 0.6

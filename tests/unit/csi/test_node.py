@@ -18,15 +18,17 @@ from typing import Any
 import grpc
 import pytest
 
-from csi import paths
 from csi.errors import CsiError, to_status
 from csi.filestore import SHARE_NAME_MAX_LEN
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer, nfs_share
+from csi.node import kubelet
+from csi.node.service import NodeServicer
+from csi.node.volume_context import nfs_share
 from csi.proto import csi_pb2
 from csi.volume_id import ShareRef, share_name
 from mountkit.errors import CorruptedMountError, MountError, as_verb
 from mountkit.fake import FakeMounter
+from mountkit.nfs import NfsSource
 
 _Mode = csi_pb2.VolumeCapability.AccessMode
 _RPC = csi_pb2.NodeServiceCapability.RPC
@@ -288,7 +290,7 @@ def test_stage_that_fails_keeps_a_directory_it_did_not_make(node: Node) -> None:
 def test_stage_past_its_deadline_keeps_the_directory_for_the_mount_still_running(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("csi.node.MOUNT_TIMEOUT_MIN", 0.1)
+    monkeypatch.setattr("csi.node.service.MOUNT_TIMEOUT_MIN", 0.1)
     node.svc.probe_timeout = 0.01
     release = threading.Event()
     real = node.mounter.mount
@@ -426,11 +428,11 @@ def test_single_writer_publish_again_beside_a_subpath_bind(node: Node) -> None:
     ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
     node.stage()
     node.publish(volume_capability=ssw)
-    subpath = str(node.root / "pods" / "uid" / "volume-subpaths" / "pv1" / "app" / "0")
+    subpath = kubelet.subpath(str(node.root), "uid", "pv1", "app")
     os.makedirs(subpath)
     node.mounter.bind(node.staging, subpath)  # the same root, as NFS shows a subdirectory's bind
     node.publish(volume_capability=ssw)
-    other = str(node.root / "pods" / "uid2" / "volumes" / "kubernetes.io~csi" / "pv1" / "mount")
+    other = kubelet.publish_target(str(node.root), "uid2", "pv1")
     os.makedirs(os.path.dirname(other))
     assert status(lambda: node.publish(target_path=other, volume_capability=ssw))[0] == (
         grpc.StatusCode.FAILED_PRECONDITION
@@ -461,12 +463,16 @@ def test_single_writer_second_target_outside_kubelets_layout_is_failed_precondit
 
 def test_publish_targets_in_kubelets_layout() -> None:
     root = "/var/lib/kubelet"
-    target = paths.publish_target(root, "u1", "pv1")
+    target = kubelet.publish_target(root, "u1", "pv1")
     assert target == f"{root}/pods/u1/volumes/kubernetes.io~csi/pv1/mount"
-    assert paths.is_publish_target(root, target)
+    assert kubelet.is_publish_target(root, target)
+    staging = kubelet.staging_path(root, "filestore.csi.storage.gke.io", "h1")
+    assert staging == f"{root}/plugins/kubernetes.io/csi/filestore.csi.storage.gke.io/h1/globalmount"
+    assert kubelet.subpath(root, "u1", "pv1", "app") == f"{root}/pods/u1/volume-subpaths/pv1/app/0"
+    assert not kubelet.is_publish_target(root, staging)
     # beneath the root but outside kubelet's own dirs: another CO's targets
     for path in (f"{root}/csi-sanity/mount/target", f"{root}/other_target", f"{root}/podsx/u1/mount"):
-        assert paths.is_publish_target(root, path), path
+        assert kubelet.is_publish_target(root, path), path
     for path in (
         f"{root}/plugins/kubernetes.io/csi/pv/pv1/globalmount",
         "/elsewhere/csi-sanity/mount/target",
@@ -477,7 +483,7 @@ def test_publish_targets_in_kubelets_layout() -> None:
         f"{root}/plugins/kubernetes.io/csi/x/globalmount",
         "/elsewhere/pods/u1/volumes/kubernetes.io~csi/pv1/mount",
     ):
-        assert not paths.is_publish_target(root, path), path
+        assert not kubelet.is_publish_target(root, path), path
 
 
 def test_single_writer_ignores_mounts_outside_the_pods_dir(node: Node) -> None:
@@ -678,6 +684,6 @@ def test_capabilities_info_and_expand(node: Node) -> None:
 
 def test_nfs_share_accepts_the_longest_share_name() -> None:
     name = "a" + "b" * (SHARE_NAME_MAX_LEN - 1)
-    assert nfs_share({"ip": "192.168.1.1", "volume": name}) == (f"192.168.1.1:/{name}", None)
+    assert nfs_share({"ip": "192.168.1.1", "volume": name}) == (NfsSource("192.168.1.1", f"/{name}"), None)
     with pytest.raises(CsiError):
         nfs_share({"ip": "192.168.1.1", "volume": name + "c"})

@@ -1,4 +1,4 @@
-"""csi.nsm's probe against RPC servers on loopback, uses_nlm, and NodeStageVolume's lock-recovery check.
+"""csi.node.nsm's probe against RPC servers on loopback, uses_nlm, and NodeStageVolume's lock-recovery check.
 
 The RPC servers here speak just enough ONC RPC over UDP (a portmapper's GETPORT, a NULL procedure)
 to answer the probe the way rpcbind and rpc.statd do; they bind ephemeral loopback ports.
@@ -15,10 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from csi import nsm
 from csi.errors import to_status
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node import nsm
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from mountkit.fake import FakeMounter
 from mountkit.nfs import uses_nlm

@@ -1,4 +1,4 @@
-"""open_beneath and the csi.paths checks refuse every way out of the root: symlinks, ``..``, escapes.
+"""open_beneath and the csi.node.paths checks refuse every way out of the root: symlinks, ``..``, escapes.
 
 Plain directories and symlinks under a tmp dir; nothing is mounted.  The pre-openat2 fallback walk
 runs in a subprocess with openat2 marked unsupported, so that global state never leaks here.
@@ -16,8 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from csi import paths
 from csi.errors import CsiError
+from csi.node import paths
 from mountkit.errors import MountError
 from mountkit.safepath import open_beneath
 
@@ -117,7 +117,7 @@ def test_openat2_refuses_a_dotdot_even_one_that_stays_beneath(tree: Path) -> Non
     assert outcome(tree, "a/../a/b") == errno.EXDEV
 
 
-# -- csi.paths ---------------------------------------------------------------------------------
+# -- csi.node.paths ---------------------------------------------------------------------------------
 
 
 def code(call: object) -> grpc.StatusCode:

@@ -12,6 +12,7 @@ import pytest
 from mountkit import FakeMounter, Mounter
 from mountkit.errors import CorruptedMountError, InvalidOptionError, MountConflictError, MountError
 from mountkit.mounter import MountInterface
+from mountkit.nfs import NfsSource
 
 
 def test_it_offers_every_verb_of_the_real_mounter() -> None:
@@ -42,6 +43,22 @@ def test_nfs_and_nfs4_are_one_family() -> None:
     assert len(fake.list().find_all("/mnt/v")) == 1
     with pytest.raises(InvalidOptionError):
         fake.mount("no-export-here", "/mnt/w", "nfs")
+
+
+def test_a_structured_nfs_source_is_the_same_mount_as_its_text() -> None:
+    fake = FakeMounter()
+    fake.mount(NfsSource("fd00::2", "/share"), "/mnt/a", "nfs4", ["vers=4.1"])
+    mounted = fake.list().find("/mnt/a")
+    assert mounted is not None and mounted.source == "[fd00::2]:/share"
+    assert fake.calls[-1][1] == "[fd00::2]:/share"
+    fake.mount("[fd00::2]:/share", "/mnt/a", "nfs4", ["vers=4.1"])  # the same: a no-op
+    assert len(fake.list().find_all("/mnt/a")) == 1
+    with pytest.raises(InvalidOptionError, match="host is not a host name"):
+        fake.mount(NfsSource("bad_host", "/x"), "/mnt/b", "nfs")
+    with pytest.raises(InvalidOptionError, match="needs fstype nfs or nfs4"):
+        fake.mount(NfsSource("10.0.0.2", "/x"), "/mnt/b", "tmpfs")
+    with pytest.raises(InvalidOptionError, match="needs fstype nfs or nfs4"):
+        Mounter().mount(NfsSource("10.0.0.2", "/x"), "/nonexistent/mountkit-test", "tmpfs")
 
 
 def test_the_same_source_made_otherwise_is_a_conflict() -> None:

@@ -41,7 +41,7 @@ def loopback_client(server: str) -> str:
 
 
 def build(
-    source: str,
+    source: str | NfsSource,
     options: Iterable[str] | str = (),
     resolve: Resolver = no_resolve,
     clientaddr: ClientAddress | str = loopback_client,
@@ -255,6 +255,77 @@ def test_parse_source_rejects(text: str, needle: str) -> None:
 def test_parse_source_rejects_non_strings() -> None:
     with pytest.raises(InvalidOptionError, match="must be a str"):
         parse_source(b"filer:/x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        (NfsSource("10.0.0.2", "/vol1"), "10.0.0.2:/vol1"),
+        (NfsSource("fd00::1", "/export"), "[fd00::1]:/export"),
+        (NfsSource("fe80::1%eth0", "/export"), "[fe80::1%eth0]:/export"),
+        (NfsSource("filer.example.com", "/a/b:c"), "filer.example.com:/a/b:c"),
+    ],
+)
+def test_a_structured_source_spells_itself_as_parse_source_reads_it(source: NfsSource, text: str) -> None:
+    assert str(source) == text
+    assert parse_source(text) == source
+    assert nfs.source_of(source) is source
+    def resolve(host: str) -> str:
+        return "10.0.0.9"
+
+    assert build(source, ["vers=4.2"], resolve).source == build(text, ["vers=4.2"], resolve).source
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        (NfsSource("", "/x"), "empty host"),
+        (NfsSource("filer", "x"), "absolute"),
+        (NfsSource("10.0.0.1,addr=10.9.9.9", "/x"), "comma"),
+        (NfsSource("[fd00::1]", "/x"), "only an IPv6 address"),
+        (NfsSource("fd00::zz", "/x"), "only an IPv6 address"),
+        (NfsSource("filer", "/a b"), "whitespace"),
+    ],
+)
+def test_a_structured_source_is_checked_as_text_is(source: NfsSource, needle: str) -> None:
+    with pytest.raises(InvalidOptionError, match=needle):
+        nfs.source_of(source)
+    with pytest.raises(InvalidOptionError, match=needle):
+        build(source)
+
+
+@pytest.mark.parametrize(
+    ("options", "versions"),
+    [
+        ([], []),
+        (["hard", "vers=3"], ["3"]),
+        ("nfsvers=4.1,hard", ["4.1"]),
+        (["vers=3", "nfsvers=4.2", " vers = 4 "], ["3", "4.2", "4"]),
+        (["vers", "nolock", "versus=1"], []),
+    ],
+)
+def test_versions_reads_both_spellings_in_order(options: list[str] | str, versions: list[str]) -> None:
+    assert nfs.versions(options) == versions
+
+
+@pytest.mark.parametrize(("version", "fstype"), [("3", "nfs"), ("4", "nfs4"), ("4.0", "nfs4"), ("4.2", "nfs4")])
+def test_the_fstype_and_option_of_a_version_are_what_build_mount_makes(version: str, fstype: str) -> None:
+    assert nfs.fstype(version) == fstype
+    spec = build(SOURCE, [nfs.version_option(version)])
+    assert spec.fstype == fstype and spec.data.startswith(f"vers={version},")
+    assert fstype in nfs.NFS_FAMILY
+
+
+@pytest.mark.parametrize("option", sorted(nfs.SET_BY_MOUNTKIT))
+def test_the_options_set_by_mountkit_are_refused_from_a_caller(option: str) -> None:
+    with pytest.raises(InvalidOptionError, match="set by mountkit"):
+        build(SOURCE, [f"{option}=10.9.9.9"])
+
+
+def test_other_filesystems_refuse_a_structured_source() -> None:
+    assert nfs.other_source("tmpfs", "tmpfs", "/mnt") == "tmpfs"
+    with pytest.raises(InvalidOptionError, match="needs fstype nfs or nfs4"):
+        nfs.other_source(NfsSource("10.0.0.2", "/x"), "tmpfs", "/mnt")
 
 
 def test_client_address_for_ipv4_loopback() -> None:

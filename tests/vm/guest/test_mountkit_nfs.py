@@ -258,5 +258,5 @@ def test_refs_of_a_staged_nfs_share(nfs_server: str, export_dir: str, in_ns: Any
     got = in_ns(_refs, nfs_server, export_dir, timeout=120)
     # NFS shows every mount's root as "/" (its show_path), the subdirectory going into the source
     # instead: by (device, root) a bind of a subdirectory is one more ref, as in Kubernetes'
-    # GetMountRefs.  So the node counts only kubelet's publish targets (csi.paths.is_publish_target).
+    # GetMountRefs.  So the node counts only kubelet's publish targets (csi.node.kubelet.is_publish_target).
     assert got == {"staging": ["a", "b", "sub"], "a": ["b", "staging", "sub"], "sub": ["a", "b", "staging"]}

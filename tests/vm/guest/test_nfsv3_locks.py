@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from csi import nsm
+from csi.node import nsm
 from csi.proto import csi_pb2
 from tests.support.csiutil import (
     Driver,

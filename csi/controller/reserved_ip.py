@@ -17,7 +17,6 @@ from csi import validation
 from csi.cloud import FilestoreCloud, Instance
 from csi.errors import CsiError
 from csi.filestore import IP_RANGE_PREFIX, IP_RANGE_PREFIX_DEFAULT
-from csi.params import is_cidr
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -65,3 +64,12 @@ class ReservedIpAllocator:
         finally:
             with self._mutex:
                 self._reserving.discard(block)
+
+
+def is_cidr(text: str) -> bool:
+    """Whether ``text`` is an address block written with a prefix length (``10.0.0.0/24``)."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return "/" in text

@@ -1,4 +1,5 @@
-"""Capacity: the size (GiB) to give a volume, from a CSI CapacityRange and the tier's bands."""
+"""Capacity: the size (GiB) to give a volume, from a CSI CapacityRange and the tier's bands; and whether
+the tier at that size accepts a custom performance setting."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from collections.abc import Sequence
 import grpc
 
 from csi import validation
+from csi.cloud import Performance
 from csi.errors import CsiError
-from csi.filestore import GIB, TIER_CAPACITY_GIB, capacity_band
+from csi.filestore import GIB, TIER_CAPACITY_GIB, capacity_band, performance_error
 from csi.proto import csi_pb2
 
 
@@ -67,7 +69,9 @@ def _checked(capacity_range: csi_pb2.CapacityRange | None) -> tuple[int, int]:
     if required < 0 or limit < 0:
         raise validation.invalid("capacity_range: required_bytes and limit_bytes must not be negative")
     if limit and required > limit:
-        raise CsiError(grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}")
+        raise CsiError(
+            grpc.StatusCode.OUT_OF_RANGE, f"limit_bytes {limit} is below required_bytes {required}"
+        )
     return required, limit
 
 
@@ -79,3 +83,19 @@ def fits(capacity_gib: int, capacity_range: csi_pb2.CapacityRange | None) -> boo
     return size >= capacity_range.required_bytes and (
         not capacity_range.limit_bytes or size <= capacity_range.limit_bytes
     )
+
+
+def performance_problem(tier: str, capacity_gib: int, performance: Performance | None) -> str | None:
+    """Why the tier at this size refuses the performance setting; None when it accepts it."""
+    if performance is None:
+        return None
+    return performance_error(
+        tier, capacity_gib, fixed_iops=performance.fixed_iops, iops_per_tb=performance.iops_per_tb
+    )
+
+
+def check_performance(tier: str, capacity_gib: int, performance: Performance | None) -> None:
+    """INVALID_ARGUMENT when the tier at this size refuses the performance setting."""
+    problem = performance_problem(tier, capacity_gib, performance)
+    if problem:
+        raise validation.invalid(f"performance: {problem}")

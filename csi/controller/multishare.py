@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from csi.capacity import pick_in_bands
 from csi.cloud import (
     CloudError,
     ErrorKind,
@@ -48,62 +47,30 @@ from csi.cloud import (
     OperationPending,
     Share,
 )
-from csi.errors import CsiError
-from csi.filestore import (
-    DEFAULT_CAPACITY_STEP_GIB,
-    MANY_SHARES_DESCRIPTION,
-    MAX_SHARES_PER_INSTANCE,
-    MULTISHARE_INSTANCE_GIB,
-    MULTISHARE_INSTANCE_PREFIX,
-    SHARE_CAPACITY_GIB,
-    SHARE_MIN_GIB_MANY_SHARES,
-    align_up,
-    shares_per_instance,
-)
-from csi.params import (
+from csi.controller.capacity import pick_in_bands
+from csi.controller.labels import (
     CLUSTER_LABELS,
     LABEL_STORAGE_CLASS,
-    METADATA_LABELS,
     MULTISHARE_MATCH_LABELS,
-    VolumeParams,
+)
+from csi.controller.reserved_ip import ReservedIpAllocator
+from csi.controller.share_spec import ShareSpec, share_band
+from csi.errors import CsiError
+from csi.filestore import (
+    CREATING,
+    DEFAULT_CAPACITY_STEP_GIB,
+    MULTISHARE_INSTANCE_GIB,
+    MULTISHARE_INSTANCE_PREFIX,
+    READY,
+    REPAIRING,
+    align_up,
 )
 from csi.proto import csi_pb2
-from csi.reserved_ip import ReservedIpAllocator
-from csi.validation import invalid
-from csi.volume_id import ShareRef, share_name
+from csi.volume_id import ShareRef
 
 log = logging.getLogger(__name__)
 
 _MIN_INSTANCE, _MAX_INSTANCE = MULTISHARE_INSTANCE_GIB
-
-
-def share_band(max_share_count: int, max_share_gib: int | None = None) -> tuple[int, int]:
-    """The share sizes (GiB) an instance with ``max_share_count`` shares takes.
-
-    More shares than the default need a smaller maximum share and allow 10 GiB shares (GFD's
-    configurable max-shares form); the maximum follows from the count unless given.
-    """
-    low = SHARE_MIN_GIB_MANY_SHARES if max_share_count > MAX_SHARES_PER_INSTANCE else SHARE_CAPACITY_GIB[0]
-    high = max_share_gib if max_share_gib is not None else min(SHARE_CAPACITY_GIB[1], _MAX_INSTANCE // max_share_count)
-    return low, high
-
-
-@dataclass(frozen=True, slots=True)
-class ShareSpec:
-    """What CreateVolume asks for: a share, and the instance it may live on (or a new one)."""
-
-    share: str                          # share id, derived from the CSI name
-    capacity_range: csi_pb2.CapacityRange | None
-    label: str                          # instance-storageclass-label
-    regions: Sequence[str]              # where an instance may be; a new one goes in the first
-    template: MultishareInstance        # a new instance's settings (its name and size are filled in)
-    share_labels: Mapping[str, str] = field(default_factory=dict)
-    reserved_ipv4_cidr: str | None = None
-    max_share_gib: int = SHARE_CAPACITY_GIB[1]
-
-    @property
-    def band(self) -> tuple[int, int]:
-        return share_band(self.template.max_share_count, self.max_share_gib)
 
 
 @dataclass
@@ -111,10 +78,10 @@ class _Slot:
     """This process's knowledge of one instance: its lock, and shares reserved on it."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    reserved: dict[str, int] = field(default_factory=dict)   # share id -> GiB
+    reserved: dict[str, int] = field(default_factory=dict)  # share id -> GiB
     retiring: bool = False
-    creating: MultishareInstance | None = None              # set while this process creates it
-    users: int = 0                                          # calls holding or waiting for the lock
+    creating: MultishareInstance | None = None  # set while this process creates it
+    users: int = 0  # calls holding or waiting for the lock
 
 
 def _matches(found: MultishareInstance, spec: ShareSpec) -> bool:
@@ -161,7 +128,7 @@ class MultishareOps:
         timeout: float,
         reserved_ips: ReservedIpAllocator | None = None,
     ) -> None:
-        """``cluster``: this controller's cluster labels (:func:`csi.params.cluster_labels`)."""
+        """``cluster``: this controller's cluster labels (:func:`csi.controller.labels.cluster_labels`)."""
         self._cloud = cloud
         self._cluster = {key: cluster[key] for key in CLUSTER_LABELS}
         self._timeout = timeout
@@ -248,11 +215,11 @@ class MultishareOps:
                 instance = self._make_room(instance, size)
                 share = self._create_share(instance, spec, size)
         except OperationPending:
-            self._release(slot, key, spec.share)   # still under way: the CO's retry finds it
+            self._release(slot, key, spec.share)  # still under way: the CO's retry finds it
             raise
         except BaseException:
             self._release(slot, key, spec.share)
-            self._cleanup_quietly(key)             # the instance may be new, or now empty
+            self._cleanup_quietly(key)  # the instance may be new, or now empty
             raise
         self._release(slot, key, spec.share)
         return instance, share
@@ -263,7 +230,12 @@ class MultishareOps:
             # Instances this process is creating right now come first: waiting for one beats making another.
             for key, slot in self._slots.items():
                 creating = slot.creating
-                if creating and not slot.retiring and _matches(creating, spec) and self._room(slot, creating, [], size):
+                if (
+                    creating
+                    and not slot.retiring
+                    and _matches(creating, spec)
+                    and self._room(slot, creating, [], size)
+                ):
                     self._use(key).reserved[spec.share] = size
                     return slot, key
             busy = []
@@ -275,8 +247,8 @@ class MultishareOps:
                     slot = self._slots.get(key) or _Slot()
                     if slot.retiring or slot.creating is not None:
                         continue
-                    if instance.state != "READY":
-                        if instance.state in ("CREATING", "REPAIRING"):
+                    if instance.state != READY:
+                        if instance.state in (CREATING, REPAIRING):
                             busy.append(f"{instance.name} is {instance.state}")
                         continue
                     shares = self._cloud.list_shares(instance.location, instance.name)
@@ -332,13 +304,15 @@ class MultishareOps:
             if _not_found(exc):
                 raise CsiError(grpc.StatusCode.ABORTED, f"instance {key[1]} vanished; retry") from exc
             raise
-        if instance.state != "READY":
+        if instance.state != READY:
             raise CsiError(grpc.StatusCode.ABORTED, f"instance {instance.name} is {instance.state}; retry")
         return instance
 
     def _create_instance(self, wanted: MultishareInstance, cidr: str | None) -> MultishareInstance:
         if cidr and self._reserved_ips is not None:
-            probe = Instance(wanted.name, wanted.location, wanted.tier, wanted.capacity_gib, network=wanted.network)
+            probe = Instance(
+                wanted.name, wanted.location, wanted.tier, wanted.capacity_gib, network=wanted.network
+            )
             with self._reserved_ips.reserve(probe, cidr) as ip_range:
                 wanted = dataclasses.replace(wanted, reserved_ip_range=ip_range)
                 return self._cloud.create_multishare_instance(wanted, wait=self._timeout)
@@ -356,7 +330,9 @@ class MultishareOps:
                 f"instance {instance.name} cannot grow past {_MAX_INSTANCE} GiB for {extra} GiB more; retry",
             )
         log.info("growing instance %s from %d to %d GiB", instance.name, instance.capacity_gib, target)
-        return self._cloud.resize_multishare_instance(instance.location, instance.name, target, wait=self._timeout)
+        return self._cloud.resize_multishare_instance(
+            instance.location, instance.name, target, wait=self._timeout
+        )
 
     def _create_share(self, instance: MultishareInstance, spec: ShareSpec, size: int) -> Share:
         share = Share(spec.share, instance.name, instance.location, size, labels=spec.share_labels)
@@ -385,7 +361,7 @@ class MultishareOps:
             share = None
         if share is None:
             return
-        if share.state != "READY":
+        if share.state != READY:
             raise CsiError(grpc.StatusCode.ABORTED, f"share {ref.share} is {share.state}; retry")
         try:
             self._cloud.delete_share(ref.location, ref.instance, ref.share, wait=self._timeout)
@@ -402,7 +378,8 @@ class MultishareOps:
             log.warning("cleaning up instance %s after a failed create: %s", key[1], exc)
 
     def _retire_or_shrink(self, slot: _Slot, key: tuple[str, str]) -> None:
-        """Delete the instance when no share is on it or on its way, else shrink it (caller holds its lock)."""
+        """Delete the instance when no share is on it or on its way, else shrink it (caller holds its
+        lock)."""
         with self._mutex:
             if slot.reserved or slot.creating is not None:
                 return  # a create is on its way to this instance
@@ -412,7 +389,7 @@ class MultishareOps:
                 if _not_found(exc):
                     return
                 raise
-            if instance.state != "READY":
+            if instance.state != READY:
                 return
             if not self.owns(instance):
                 log.info("leaving instance %s as it is: it is not this cluster's", key[1])
@@ -452,7 +429,7 @@ class MultishareOps:
             )
             if size <= share.capacity_gib:
                 return share
-            if instance.state != "READY" or share.state != "READY":
+            if instance.state != READY or share.state != READY:
                 raise CsiError(grpc.StatusCode.UNAVAILABLE, f"volume {ref.volume_id} is not READY; retry")
             with self._mutex:
                 reserved = sum(slot.reserved.values())
@@ -470,48 +447,3 @@ class MultishareOps:
                 )
             self._make_room(instance, size - share.capacity_gib)
             return self._cloud.resize_share(*key, ref.share, size, wait=self._timeout)
-
-
-
-def multishare_spec(
-    csi_name: str,
-    request: csi_pb2.CreateVolumeRequest,
-    volume_params: VolumeParams,
-    regions: Sequence[str],
-    cluster: Mapping[str, str],
-) -> ShareSpec:
-    """The ShareSpec for a multishare CreateVolume: the PVC metadata labels go on the share (as GFD
-    puts them), the rest, the storage-class label and the ``cluster`` labels on the instance (a
-    StorageClass label that contradicts a cluster label is INVALID_ARGUMENT, as in GFD)."""
-    assert volume_params.instance_label is not None
-    metadata = set(METADATA_LABELS.values())
-    instance_labels = {k: v for k, v in volume_params.labels.items() if k not in metadata}
-    for key, value in cluster.items():
-        if instance_labels.setdefault(key, value) != value:
-            raise invalid(f"parameters.labels: {key!r} is the driver's (set to {value!r} on multishare instances)")
-    instance_labels[LABEL_STORAGE_CLASS] = volume_params.instance_label
-    count = shares_per_instance(volume_params.max_volume_gib)
-    template = MultishareInstance(
-        name="",
-        location=regions[0],
-        tier=volume_params.tier,
-        capacity_gib=0,
-        max_share_count=count,
-        network=volume_params.network,
-        connect_mode=volume_params.connect_mode,
-        reserved_ip_range=volume_params.reserved_ip_range,
-        labels=instance_labels,
-        protocol=volume_params.protocol,
-        kms_key=volume_params.kms_key,
-        description=MANY_SHARES_DESCRIPTION.format(count=count) if count != MAX_SHARES_PER_INSTANCE else "",
-    )
-    return ShareSpec(
-        share=share_name(csi_name),
-        capacity_range=request.capacity_range if request.HasField("capacity_range") else None,
-        label=volume_params.instance_label,
-        regions=regions,
-        template=template,
-        share_labels={k: v for k, v in volume_params.labels.items() if k in metadata},
-        reserved_ipv4_cidr=volume_params.reserved_ipv4_cidr,
-        max_share_gib=volume_params.max_volume_gib,
-    )

@@ -1,13 +1,12 @@
-"""Request parameters: StorageClass and VolumeSnapshotClass parameters, parsed and checked.
+"""StorageClass parameters (and a VolumeAttributesClass's mutable ones), parsed and checked.
 
 Everything here runs before any lock or cloud call, and every failure is INVALID_ARGUMENT naming
 the parameter.  What Filestore itself accepts (tiers, protocols, connect modes) comes from
-:mod:`csi.filestore`; the GCP label rules live here because only parameters carry labels.
+:mod:`csi.filestore`; the labels the parameters carry are read by :mod:`csi.controller.labels`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -15,6 +14,15 @@ from dataclasses import dataclass, field
 
 from csi import validation
 from csi.cloud import NfsExportRule, Performance, export_rules_error
+from csi.controller.labels import (
+    LABEL_CREATED_BY,
+    METADATA_LABELS,
+    P_LABELS,
+    created_by,
+    label_value,
+    parse_labels,
+)
+from csi.controller.reserved_ip import is_cidr
 from csi.filestore import (
     CONNECT_MODES,
     DEFAULT_CONNECT_MODE,
@@ -23,9 +31,7 @@ from csi.filestore import (
     DEFAULT_PROTOCOL,
     DEFAULT_TIER_ALIAS,
     GIB,
-    LABEL_KEY,
     LABEL_VALUE,
-    LOCATION,
     MAX_LABELS,
     MAX_TAGS,
     MAX_VOLUME_SIZES_GIB,
@@ -33,7 +39,6 @@ from csi.filestore import (
     NFS_V41_TIERS,
     PROTOCOLS,
     TIER_ALIASES,
-    region_of,
     tag_error,
 )
 
@@ -44,7 +49,6 @@ P_CONNECT_MODE = "connect-mode"
 P_RESERVED_IP_RANGE = "reserved-ip-range"
 P_RESERVED_IPV4_CIDR = "reserved-ipv4-cidr"
 P_KMS_KEY = "instance-encryption-kms-key"
-P_LABELS = "labels"
 P_PROTOCOL = "protocol"
 #: NFS mount options for every mount of the volume, passed to the node in volume_context (GFD #1123).
 P_MOUNT_OPTIONS = "mount-options"
@@ -52,9 +56,6 @@ P_MOUNT_OPTIONS = "mount-options"
 P_MULTISHARE = "multishare"
 P_INSTANCE_SC_LABEL = "instance-storageclass-label"
 P_MAX_VOLUME_SIZE = "max-volume-size"
-P_PVC_NAME = "csi.storage.k8s.io/pvc/name"
-P_PVC_NAMESPACE = "csi.storage.k8s.io/pvc/namespace"
-P_PV_NAME = "csi.storage.k8s.io/pv/name"
 P_RESOURCE_TAGS = "resource-tags"
 P_NFS_EXPORT_OPTIONS = "nfs-export-options-on-create"
 #: Custom performance: StorageClass parameters, and the only VolumeAttributesClass (mutable) ones.
@@ -64,40 +65,9 @@ MUTABLE_PARAMETERS = frozenset({P_MAX_IOPS, P_MAX_IOPS_PER_TB})
 #: gcp-filestore-csi-driver spells the performance keys with underscores; both spellings work.
 _KEY_ALIASES = {"max_iops": P_MAX_IOPS, "max_iops_per_tb": P_MAX_IOPS_PER_TB}
 #: Parameters a multishare StorageClass may not give: custom performance, NFS export rules and
-#: resource tags are settings of a whole instance, which a share's PVC cannot own (see docs/gfd-compatibility.md).
+#: resource tags are settings of a whole instance, which a share's PVC cannot own
+#: (see docs/gfd-compatibility.md).
 MULTISHARE_REFUSED = (P_MAX_IOPS, P_MAX_IOPS_PER_TB, P_NFS_EXPORT_OPTIONS, P_RESOURCE_TAGS)
-#: VolumeSnapshotClass parameters.
-P_SNAPSHOT_TYPE = "type"
-P_SNAPSHOT_LOCATION = "location"
-#: The label a backup carries with the VolumeSnapshot's name (as gcp-filestore-csi-driver sets it).
-LABEL_SNAPSHOT_NAME = "storage_gke_io_created-for_csi_snapshot_name"
-SNAPSHOT_METADATA = frozenset(
-    {
-        "csi.storage.k8s.io/volumesnapshot/name",
-        "csi.storage.k8s.io/volumesnapshot/namespace",
-        "csi.storage.k8s.io/volumesnapshotcontent/name",
-    }
-)
-
-#: Labels the driver sets from the external-provisioner's metadata parameters.
-METADATA_LABELS = {
-    P_PVC_NAME: "kubernetes_io_created-for_pvc_name",
-    P_PVC_NAMESPACE: "kubernetes_io_created-for_pvc_namespace",
-    P_PV_NAME: "kubernetes_io_created-for_pv_name",
-}
-LABEL_CREATED_BY = "storage_gke_io_created-by"
-#: The label a multishare instance carries the StorageClass's instance-storageclass-label in.
-LABEL_STORAGE_CLASS = "storage_gke_io_storage-class-id"
-#: The labels naming the cluster (--gke-cluster-name) and its location on multishare instances, which
-#: gcp-filestore-csi-driver's multishare reconciler reads to tell the instances its cluster manages.
-LABEL_CLUSTER_NAME = "storage_gke_io_cluster_name"
-LABEL_CLUSTER_LOCATION = "storage_gke_io_cluster_location"
-#: An instance takes a new share only when these labels equal the new instance's would-be labels
-#: (gcp-filestore-csi-driver's isMatchedInstance); the two cluster labels also decide which
-#: instances a controller may grow, shrink or delete: never another cluster's.
-MULTISHARE_MATCH_LABELS = (LABEL_STORAGE_CLASS, LABEL_CLUSTER_LOCATION, LABEL_CLUSTER_NAME)
-CLUSTER_LABELS = (LABEL_CLUSTER_NAME, LABEL_CLUSTER_LOCATION)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +148,7 @@ def parse_volume_params(
     if len(labels) > MAX_LABELS:
         raise validation.invalid(f"parameters: more than {MAX_LABELS} labels with the driver's own")
     mount_options = values.get(P_MOUNT_OPTIONS, "")
-    validation.check_mount_flags(split_mount_options(mount_options), f"parameters: {P_MOUNT_OPTIONS}")
+    validation.check_mount_options(mount_options, f"parameters: {P_MOUNT_OPTIONS}")
 
     multishare = _multishare(values)
     if multishare:
@@ -189,7 +159,9 @@ def parse_volume_params(
     default_tier = DEFAULT_MULTISHARE_TIER_ALIAS if multishare else DEFAULT_TIER_ALIAS
     tier = TIER_ALIASES.get(values.get(P_TIER, default_tier).lower())
     if tier is None:
-        raise validation.invalid(f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})")
+        raise validation.invalid(
+            f"parameters: unknown tier {values[P_TIER]!r} (one of {sorted(TIER_ALIASES)})"
+        )
     connect_mode = values.get(P_CONNECT_MODE, DEFAULT_CONNECT_MODE).upper()
     if connect_mode not in CONNECT_MODES:
         raise validation.invalid(f"parameters: connect-mode must be one of {sorted(CONNECT_MODES)}")
@@ -241,7 +213,9 @@ def _mutable(params: Mapping[str, str], what: str) -> dict[str, str]:
     values = {}
     for raw_key, value in params.items():
         if _key(raw_key) not in MUTABLE_PARAMETERS:
-            raise validation.invalid(f"{what}: {raw_key!r} cannot be changed (only {sorted(MUTABLE_PARAMETERS)})")
+            raise validation.invalid(
+                f"{what}: {raw_key!r} cannot be changed (only {sorted(MUTABLE_PARAMETERS)})"
+            )
         values[_key(raw_key)] = value
     return values
 
@@ -352,22 +326,6 @@ def _anon_id(value: object, what: str) -> int | None:
     raise validation.invalid(f"{what} must be a non-negative whole number")
 
 
-def split_mount_options(text: str) -> list[str]:
-    """The options of a ``mount-options`` value (``hard,nconnect=4``), each stripped of blanks."""
-    return [item.strip() for item in text.split(",")] if text.strip() else []
-
-
-def parse_extra_labels(text: str) -> dict[str, str]:
-    """``--extra-labels``: labels as in a StorageClass, none of them one the driver sets itself."""
-    labels = parse_labels(text, "--extra-labels")
-    reserved = sorted(set(labels) & {LABEL_CREATED_BY, LABEL_CLUSTER_NAME, LABEL_CLUSTER_LOCATION, *METADATA_LABELS.values()})
-    if reserved:
-        raise validation.invalid(f"--extra-labels: label(s) {reserved} are set by the driver itself")
-    return labels
-
-
-
-
 def _multishare(values: Mapping[str, str]) -> bool:
     """Whether the parameters ask for multishare; its label is then required and checked."""
     flag = values.get(P_MULTISHARE, "false").lower()
@@ -406,89 +364,3 @@ def _max_volume_gib(values: Mapping[str, str]) -> int:
             + ", ".join(f"'{gib}Gi'" for gib in MAX_VOLUME_SIZES_GIB)
         )
     return size // GIB
-
-
-def parse_labels(text: str, field: str = "parameters") -> dict[str, str]:
-    """``k1=v1,k2=v2`` checked against GCP's label rules; errors name ``field``."""
-    labels: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not LABEL_KEY.match(key) or not LABEL_VALUE.match(value):
-            raise validation.invalid(
-                f"{field}: label {item!r} is not key=value with a lowercase key of at most 63 "
-                "characters [a-z0-9_-] starting with a letter, and a value of at most 63 [a-z0-9_-]"
-            )
-        if key in labels:
-            raise validation.invalid(f"{field}: label {key!r} is given twice")
-        labels[key] = value
-    if len(labels) > MAX_LABELS:
-        raise validation.invalid(f"{field}: more than {MAX_LABELS} labels")
-    return labels
-
-
-def cluster_labels(name: str, zone: str, regional: bool) -> dict[str, str]:
-    """``--gke-cluster-name`` (may be empty) and the cluster's location (its zone; its region with
-    ``--is-regional``) as multishare instance labels, as gcp-filestore-csi-driver sets them.
-
-    Both are always set: they are how a controller tells its own cluster's instances (see
-    :data:`MULTISHARE_MATCH_LABELS`), and an instance without them is never one of them.
-    """
-    if not LABEL_VALUE.match(name):
-        raise validation.invalid(f"--gke-cluster-name {name!r} is not a label value (at most 63 [a-z0-9_-])")
-    return {LABEL_CLUSTER_NAME: name, LABEL_CLUSTER_LOCATION: region_of(zone) if regional else zone}
-
-
-def created_by(driver_name: str) -> str:
-    """The value of LABEL_CREATED_BY on the instances this driver creates."""
-    return label_value(driver_name.replace(".", "_"))
-
-
-def label_value(text: str) -> str:
-    """A metadata value (a Kubernetes name) made into a valid label value."""
-    return re.sub(r"[^a-z0-9_-]", "-", text.lower())[:63]
-
-
-def is_cidr(text: str) -> bool:
-    """Whether ``text`` is an address block written with a prefix length (``10.0.0.0/24``)."""
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return "/" in text
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotParams:
-    """A VolumeSnapshotClass's parameters, checked: the backup's region (None: the volume's own)
-    and the labels the backup carries."""
-
-    location: str | None
-    labels: Mapping[str, str]
-
-
-def check_snapshot_params(params: Mapping[str, str], driver_name: str, snapshot_name: str) -> SnapshotParams:
-    """Check CreateSnapshot parameters: ``type: backup``, ``location`` (a region), ``labels`` and
-    the snapshotter's metadata.  Labels are the driver's, the user's and the snapshot's name."""
-    validation.check_map(params, "parameters")
-    location = None
-    labels = {LABEL_CREATED_BY: created_by(driver_name), LABEL_SNAPSHOT_NAME: label_value(snapshot_name)}
-    user_labels: dict[str, str] = {}
-    for key, value in params.items():
-        lowered = key.lower()
-        if lowered == P_SNAPSHOT_TYPE:
-            if value.lower() != "backup":
-                raise validation.invalid("parameters: only snapshots of type 'backup' are supported")
-        elif lowered == P_SNAPSHOT_LOCATION:
-            if not value or region_of(value) != value or not LOCATION.match(value):
-                raise validation.invalid(f"parameters: location {value!r} must be a region, e.g. us-central1")
-            location = value
-        elif lowered == P_LABELS:
-            user_labels = parse_labels(value)
-        elif lowered not in SNAPSHOT_METADATA:
-            raise validation.invalid(f"parameters: unknown parameter {key!r}")
-    for key in user_labels:
-        if key in labels:
-            raise validation.invalid(f"parameters: label {key!r} is reserved for the driver")
-    labels.update(user_labels)
-    return SnapshotParams(location, labels)

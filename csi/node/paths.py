@@ -23,40 +23,6 @@ from mountkit.errors import MountError, is_corrupted
 from mountkit.probe import run_with_deadline
 from mountkit.safepath import open_beneath
 
-#: where kubelet asks a CSI driver to publish a pod's volume, below its root: pods/<pod uid>/volumes/
-#: kubernetes.io~csi/<volume>/mount (None: any name)
-PUBLISH_TARGET = ("pods", None, "volumes", "kubernetes.io~csi", None, "mount")
-#: kubelet's directory of the plugins' own paths (a CSI volume's staging path among them), below its root
-KUBELET_PLUGINS = "plugins"
-
-
-def publish_target(root: str, pod_uid: str, volume: str) -> str:
-    """The path kubelet hands NodePublishVolume for ``volume`` of pod ``pod_uid`` (:data:`PUBLISH_TARGET`)."""
-    names = iter((pod_uid, volume))
-    return os.path.join(root, *(part if part is not None else next(names) for part in PUBLISH_TARGET))
-
-
-def is_publish_target(root: str, path: str) -> bool:
-    """May the mount at ``path`` be a volume's publish target (for a SINGLE_NODE_SINGLE_WRITER check)?
-
-    Beneath kubelet's pods dir, only its layout (:data:`PUBLISH_TARGET`) is one: kubelet binds a
-    ``subPath`` at ``pods/<uid>/volume-subpaths/...``, and on NFS, which shows every mount's root as
-    "/", such a bind has the same (device, root) as the volume itself.  Beneath kubelet's plugins dir
-    are staging paths, not targets.  Any other path beneath ``root`` is where another CO (csi-sanity,
-    a CO that is not kubelet) published the volume, so it is one; nothing outside ``root`` is.
-    """
-    prefix = root.rstrip("/") + "/"
-    if not path.startswith(prefix):
-        return False
-    parts = path[len(prefix) :].split("/")
-    if parts[0] == KUBELET_PLUGINS:
-        return False
-    if parts[0] != PUBLISH_TARGET[0]:
-        return True
-    return len(parts) == len(PUBLISH_TARGET) and all(
-        want is None or want == got for want, got in zip(PUBLISH_TARGET, parts, strict=True)
-    )
-
 
 def _invalid(what: str, path: str, why: str) -> CsiError:
     return CsiError(grpc.StatusCode.INVALID_ARGUMENT, f"{what} {path!r} {why}")

@@ -61,8 +61,14 @@ class NsmStatus:
 
 
 def rpc_call(
-    program: int, version: int, procedure: int, args: bytes = b"", *,
-    host: str = LOOPBACK, port: int = RPCBIND_PORT, timeout: float = 1.0,
+    program: int,
+    version: int,
+    procedure: int,
+    args: bytes = b"",
+    *,
+    host: str = LOOPBACK,
+    port: int = RPCBIND_PORT,
+    timeout: float = 1.0,
 ) -> bytes:
     """One ONC RPC call over UDP (one datagram each way, no record marking: RFC 5531 §10), framed by
     :mod:`csi.lockrelease.oncrpc`; the reply's result bytes, or :class:`RpcError`."""
@@ -78,18 +84,27 @@ def rpc_call(
                 if reply[:4] == oncrpc.pack_uint(xid):  # a late answer to an earlier call is skipped
                     break
         except OSError as exc:  # ECONNREFUSED from an ICMP port unreachable, or a timeout
-            raise RpcError(exc.errno, f"RPC program {program} at {host}:{port}: {exc.strerror or exc}") from None
+            raise RpcError(
+                exc.errno, f"RPC program {program} at {host}:{port}: {exc.strerror or exc}"
+            ) from None
     try:
         return oncrpc.parse_reply(xid, reply)
     except RpcError as exc:
         raise RpcError(f"RPC program {program} at {host}:{port}: {exc}") from None
 
 
-def getport(program: int, version: int, *, host: str = LOOPBACK, port: int = RPCBIND_PORT, timeout: float = 1.0) -> int:
+def getport(
+    program: int, version: int, *, host: str = LOOPBACK, port: int = RPCBIND_PORT, timeout: float = 1.0
+) -> int:
     """The UDP port rpcbind has for ``program``/``version`` (0: not registered); RpcError: no rpcbind."""
     result = rpc_call(
-        PMAP_PROGRAM, PMAP_VERSION, PMAPPROC_GETPORT, struct.pack(">4I", program, version, IPPROTO_UDP, 0),
-        host=host, port=port, timeout=timeout,
+        PMAP_PROGRAM,
+        PMAP_VERSION,
+        PMAPPROC_GETPORT,
+        struct.pack(">4I", program, version, IPPROTO_UDP, 0),
+        host=host,
+        port=port,
+        timeout=timeout,
     )
     if len(result) < 4:
         raise RpcError("rpcbind: short GETPORT reply")
@@ -229,7 +244,9 @@ class StatdSupervisor:
         if path is None:
             raise RuntimeError(f"{self.sm_notify} is not installed (Debian: apt-get install nfs-common)")
         # -f: sm-notify's own once-per-boot guard lives in /run, which a container does not keep.
-        subprocess.run([path, "-f", "-P", self.state_dir], check=True, stdin=subprocess.DEVNULL, timeout=self.timeout)
+        subprocess.run(
+            [path, "-f", "-P", self.state_dir], check=True, stdin=subprocess.DEVNULL, timeout=self.timeout
+        )
         with open(marker + ".tmp", "w") as f:
             f.write(boot + "\n")
         os.replace(marker + ".tmp", marker)
@@ -253,9 +270,13 @@ def run_nsm(argv: Sequence[str]) -> int:
     """``filestore-csi-driver nsm``: the DaemonSet's nfs-services container."""
     parser = argparse.ArgumentParser(
         prog="filestore-csi-driver nsm",
-        description="Keep rpc.statd (NFSv3 lock recovery) running on this node: the host's if it runs one, else ours.",
+        description=(
+            "Keep rpc.statd (NFSv3 lock recovery) running on this node: the host's if it runs one, else ours."
+        ),
     )
-    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="statd's records; keep it on the node (hostPath)")
+    parser.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help="statd's records; keep it on the node (hostPath)"
+    )
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between checks")
     add_log_level(parser)
     args = parser.parse_args(argv)

@@ -20,45 +20,36 @@ is not ours to delete.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 
-from csi import paths
 from csi.errors import CsiError
 from csi.filestore import (
     CTX_IP,
-    CTX_MOUNT_OPTIONS,
-    CTX_PROTOCOL,
     CTX_SUPPORT_LOCK_RELEASE,
-    CTX_VOLUME,
-    DEFAULT_PROTOCOL,
     LOCK_RELEASE_PROTOCOL,
     NFS_VERSIONS,
-    SHARE_NAME_MAX_LEN,
     TOPOLOGY_KEY_ZONE,
-    is_share_name,
 )
 from csi.locks import VolumeLocks
-from csi.nsm import NsmStatus
-from csi.params import split_mount_options
-from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.node import kubelet, paths
+from csi.node.nsm import NsmStatus
+from csi.node.unimplemented import NodeUnimplemented
+from csi.node.volume_context import share_mount
+from csi.proto import csi_pb2
 from csi.validation import (
-    MAX_INCOMING_ID_BYTES,
     check_capability,
-    check_map,
-    check_mount_flags,
+    check_id,
     check_string,
     invalid,
     is_readonly,
 )
-from csi.volume_id import ShareRef
 from mountkit.errors import CorruptedMountError, MountError, is_corrupted
 from mountkit.mounter import MountInterface
 from mountkit.nfs import uses_nlm
@@ -96,73 +87,7 @@ _Usage = csi_pb2.VolumeUsage
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
 
-def nfs_share(context: Mapping[str, str], volume_id: str = "") -> tuple[str, str | None]:
-    """``(source, nfs version)`` for a volume_context: ``ip``, ``volume``, optional ``fileProtocol``
-    (the version is None when the context names no protocol: see :func:`nfs_options`).
-
-    A multishare volume's share is the last part of its id (``modeMultishare/.../<share>``), as
-    gcp-filestore-csi-driver reads it; its volume_context need not name it.
-    """
-    check_map(context, "volume_context")
-    share_ref = ShareRef.parse(volume_id)
-    ip = context.get(CTX_IP, "")
-    share = share_ref.share if share_ref else context.get(CTX_VOLUME, "")
-    if not ip:
-        raise invalid("volume_context.ip is required")
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        raise invalid(f"volume_context.ip {ip!r} is not an IPv4 or IPv6 address") from None
-    if not share:
-        raise invalid("volume_context.volume is required")
-    if not is_share_name(share):
-        raise invalid(
-            f"volume_context.volume {share!r} is not a file share name "
-            f"([a-z][a-z0-9_]*, at most {SHARE_NAME_MAX_LEN} characters)"
-        )
-    protocol = context.get(CTX_PROTOCOL, "")
-    if protocol and protocol not in NFS_VERSIONS:
-        raise invalid(f"volume_context.fileProtocol {protocol!r} is not one of {', '.join(NFS_VERSIONS)}")
-    host = f"[{addr}]" if addr.version == 6 else str(addr)
-    return f"{host}:/{share}", NFS_VERSIONS[protocol] if protocol else None
-
-
-def context_mount_flags(context: Mapping[str, str]) -> list[str]:
-    """The StorageClass's ``mount-options`` carried in volume_context, checked like mount flags.
-
-    A static PersistentVolume's volume_context is written by hand, so the node checks it again.
-    """
-    flags = split_mount_options(context.get(CTX_MOUNT_OPTIONS, ""))
-    check_mount_flags(flags, f"volume_context.{CTX_MOUNT_OPTIONS}")
-    return flags
-
-
-def nfs_version(version: str | None, mount_flags: list[str]) -> str:
-    """The NFS version to mount with, given the volume_context's (``version``) and the mount flags
-    (the StorageClass's, then the PV's).
-
-    It is the volume_context's fileProtocol when it names one (the flags may not
-    contradict it); else the one the flags ask for, as static PVs written for
-    gcp-filestore-csi-driver say it (``mountOptions: [nfsvers=4.1]``, no fileProtocol); else
-    Filestore's default protocol.  Flags asking for two different versions are refused.
-    """
-    asked = {
-        value.strip()
-        for flag in mount_flags
-        for key, _, value in (item.partition("=") for item in flag.split(","))
-        if key.strip() in ("vers", "nfsvers")
-    }
-    if version is None and len(asked) > 1:
-        raise invalid(f"the mount options ask for NFS versions {sorted(asked)}; give one")
-    if version is not None and asked - {version}:
-        raise invalid(
-            f"the mount options ask for NFS version {min(asked - {version})!r}, "
-            f"but the volume's fileProtocol means {version!r}"
-        )
-    return version or next(iter(asked), None) or NFS_VERSIONS[DEFAULT_PROTOCOL]
-
-
-class NodeServicer(csi_pb2_grpc.NodeServicer):
+class NodeServicer(NodeUnimplemented):
     """Node RPCs over a mountkit mounter (the kernel's, or a FakeMounter in tests)."""
 
     def __init__(
@@ -238,14 +163,14 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         CSI's table for a second NodePublishVolume of a SINGLE_NODE_SINGLE_WRITER volume on one node:
         another target is FAILED_PRECONDITION. The answer comes from the kernel's mount table (the
         other mounts of the staging mount's filesystem and root that may be publish targets: not
-        kubelet's subPath binds nor staging paths, :func:`paths.is_publish_target`), so it survives a
+        kubelet's subPath binds nor staging paths, :func:`kubelet.is_publish_target`), so it survives a
         driver restart; the same target is left to the bind's idempotency check.
         """
         root = os.path.realpath(self.kubelet_root)  # the table spells paths with symlinks resolved
-        here = root + target[len(self.kubelet_root):]
-        staged = root + staging[len(self.kubelet_root):]
+        here = root + target[len(self.kubelet_root) :]
+        staged = root + staging[len(self.kubelet_root) :]
         refs = self.mounter.refs(staged)
-        others = [p for p in refs if p not in (here, staged) and paths.is_publish_target(root, p)]
+        others = [p for p in refs if p not in (here, staged) and kubelet.is_publish_target(root, p)]
         if others:
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -253,7 +178,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                 f"on this node at {others[0]}; unpublish it there first",
             )
 
-    def _check_lock_recovery(self, volume_id: str, options: list[str]) -> None:
+    def _check_lock_recovery(self, volume_id: str, options: Iterable[str]) -> None:
         """FAILED_PRECONDITION (or a warning) when the mount's locks need a statd and none answers.
 
         Without NSM the kernel still grants NLM locks, and they are lost without a word when the
@@ -293,7 +218,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeStageVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeStageVolumeResponse:
         """Mount the share at the staging path (once per node); a repeat with the same share is OK."""
-        volume_id = check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        volume_id = check_id(request.volume_id, "volume_id")
         staging = self._path(request.staging_target_path, "staging_target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
@@ -302,28 +227,37 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         return csi_pb2.NodeStageVolumeResponse()
 
     def _stage(
-        self, volume_id: str, staging: str, capability: csi_pb2.VolumeCapability, volume_context: Mapping[str, str]
+        self,
+        volume_id: str,
+        staging: str,
+        capability: csi_pb2.VolumeCapability,
+        volume_context: Mapping[str, str],
     ) -> None:
         """NFS-mount the share at ``staging``, first detaching a dead mount found there."""
-        source, version = nfs_share(volume_context, volume_id)
-        flags = [*context_mount_flags(volume_context), *capability.mount.mount_flags]
-        version = nfs_version(version, flags)
-        options = [f"vers={version}", *flags]
-        fstype = "nfs4" if version.startswith("4") else "nfs"
-        self._check_lock_recovery(volume_id, options)
+        share = share_mount(volume_context, volume_id, capability.mount.mount_flags)
+        self._check_lock_recovery(volume_id, share.options)
         with self.locks.acquire(volume_id):
             created = self._ensure_dir(staging, "staging_target_path")
             try:
                 if not created:
                     self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
-                log.warning("%s: stale staging mount (%s); unmounting it to mount %s again", staging, exc, source)
-                self._deadline(lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging)
+                log.warning(
+                    "%s: stale staging mount (%s); unmounting it to mount %s again",
+                    staging,
+                    exc,
+                    share.source,
+                )
+                self._deadline(
+                    lambda: self.mounter.unmount(staging, lazy=True, force=True), "unmount", staging
+                )
             returned = threading.Event()
 
             def mount() -> None:
                 try:
-                    self.mounter.mount(source, staging, fstype, options, beneath=self.kubelet_root)
+                    self.mounter.mount(
+                        share.source, staging, share.fstype, share.options, beneath=self.kubelet_root
+                    )
                 finally:
                     returned.set()
 
@@ -340,7 +274,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
                     raise
                 paths.raise_if_redirected(exc, "staging_target_path")
                 raise  # ENODEV: mountkit's message says the node's kernel has no NFS client
-            if self.lock_info is not None and _supports_lock_release(volume_context, version):
+            if self.lock_info is not None and _supports_lock_release(volume_context, share.version):
                 # After the mount, as GFD does; within the volume's lock, so an unstage cannot interleave.
                 self.lock_info.record(volume_id, volume_context[CTX_IP])
 
@@ -348,7 +282,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeUnstageVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeUnstageVolumeResponse:
         """Unmount the staging path and remove its (empty) directory; already gone is OK."""
-        volume_id = check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        volume_id = check_id(request.volume_id, "volume_id")
         staging = self._path(request.staging_target_path, "staging_target_path")
         with self.locks.acquire(volume_id):
             if paths.check_parents(self.kubelet_root, staging, "staging_target_path", missing_ok=True):
@@ -361,7 +295,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodePublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodePublishVolumeResponse:
         """Bind the staged share onto the pod's target path, read-only from the first instant if asked."""
-        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        check_id(request.volume_id, "volume_id")
         target = self._path(request.target_path, "target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
@@ -370,7 +304,8 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             # CSI spec, NodePublishVolume errors: "Staging target path not set" is FAILED_PRECONDITION.
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; stage the volume first",
+                "staging_target_path is required: this plugin has STAGE_UNSTAGE_VOLUME; "
+                "stage the volume first",
             )
         staging = self._path(request.staging_target_path, "staging_target_path")
         if staging == target:
@@ -380,10 +315,13 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         # A single-writer volume is also locked by its staging path, so two publishes of it at two
         # targets cannot both find the other absent.
         with self.locks.acquire(*((target, staging) if single_writer else (target,))):
-            try:  # one probe: is it mounted, and does it answer (a bind of a dead share hands the pod a dead mount)
+            # one probe: is it mounted, and does it answer (a bind of a dead share hands the pod a dead mount)
+            try:
                 staged = self.mounter.is_live_mountpoint(staging)
             except CorruptedMountError as exc:
-                log.warning("%s: the staged share is dead (%s); staging it again before publishing", staging, exc)
+                log.warning(
+                    "%s: the staged share is dead (%s); staging it again before publishing", staging, exc
+                )
                 self._stage(request.volume_id, staging, request.volume_capability, request.volume_context)
                 staged = True
             if not staged:
@@ -414,7 +352,7 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeUnpublishVolumeRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeUnpublishVolumeResponse:
         """Unmount the pod's target path and remove its (empty) directory; already gone is OK."""
-        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        check_id(request.volume_id, "volume_id")
         target = self._path(request.target_path, "target_path")
         with self.locks.acquire(target):
             if paths.check_parents(self.kubelet_root, target, "target_path", missing_ok=True):
@@ -425,11 +363,13 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         self, request: csi_pb2.NodeGetVolumeStatsRequest, context: grpc.ServicerContext
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
         """Bytes and inodes of the mounted share, and its condition; a dead share is abnormal, not a hang."""
-        check_string(request.volume_id, "volume_id", max_bytes=MAX_INCOMING_ID_BYTES)
+        check_id(request.volume_id, "volume_id")
         check_string(request.volume_path, "volume_path", max_bytes=4096)
         path = request.volume_path
         if not os.path.isabs(path):  # never staged or published there: CSI's "volume does not exist"
-            raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume_path {path!r} does not exist (not an absolute path)")
+            raise CsiError(
+                grpc.StatusCode.NOT_FOUND, f"volume_path {path!r} does not exist (not an absolute path)"
+            )
         try:
             found = paths.exists(path, self.probe_timeout)
         except CorruptedMountError as exc:  # hung: answer now rather than wait out a second probe
@@ -439,7 +379,9 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
         path = self._path(path, "volume_path")
         try:
             if not self.mounter.is_mountpoint(path):
-                raise CsiError(grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id} is not mounted at {path}")
+                raise CsiError(
+                    grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id} is not mounted at {path}"
+                )
             st = self._deadline(lambda: os.statvfs(path), "statvfs", path)
             # statfs can still answer on a replaced export; reading the root shows ESTALE.
             self._deadline(lambda: next(os.scandir(path), None), "readdir", path)
@@ -466,12 +408,6 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             ],
             volume_condition=csi_pb2.VolumeCondition(abnormal=False, message="volume is healthy"),
         )
-
-    def NodeExpandVolume(
-        self, request: csi_pb2.NodeExpandVolumeRequest, context: grpc.ServicerContext
-    ) -> csi_pb2.NodeExpandVolumeResponse:
-        """A Filestore share grows on the server; there is nothing to do on the node (not advertised)."""
-        raise CsiError(grpc.StatusCode.UNIMPLEMENTED, "NodeExpandVolume is not supported: shares grow server-side")
 
     def NodeGetCapabilities(
         self, request: csi_pb2.NodeGetCapabilitiesRequest, context: grpc.ServicerContext
