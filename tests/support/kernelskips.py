@@ -20,7 +20,8 @@ MOUNT_ID_NOT_REUSED = "the kernel gave the new bind another mount id: nothing to
 
 KERNEL_SKIPS = (NO_STATMOUNT, NO_MOVE_MOUNT_BENEATH, NO_FANOTIFY_MOUNT_EVENTS, HAS_NFS_CLIENT, MOUNT_ID_NOT_REUSED)
 
-_SUMMARY = re.compile(r"^=+ (.*) in [\d.]+s.* =+$", re.MULTILINE)
+#: "=== 97 passed, 2 skipped in 182.67s (0:03:02) ===", or without the bars under -q
+_SUMMARY = re.compile(r"^(?:=+ )?(\d+ \w+(?:, \d+ \w+)*) in [\d.]+s\b.*$", re.MULTILINE)
 _COUNT = re.compile(r"(\d+) (\w+)")
 _SKIPPED = re.compile(r"^SKIPPED \[(\d+)\] (\S+): (.*)$", re.MULTILINE)
 

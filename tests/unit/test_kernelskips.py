@@ -40,6 +40,11 @@ def test_all_passed_is_a_pass() -> None:
     assert RunSummary.parse(_out("99 passed")).problems() == []
 
 
+def test_the_summary_of_a_quiet_run_has_no_bars() -> None:
+    quiet = CI_BEFORE.replace("============= 97 passed, 2 skipped in 182.67s (0:03:02) =============", "97 passed, 2 skipped in 5.36s")
+    assert RunSummary.parse(quiet).counts == {"passed": 97, "skipped": 2}
+
+
 def test_kernel_skips_are_accepted_and_listed() -> None:
     out = _out(
         "96 passed, 3 skipped",
