@@ -82,14 +82,33 @@ def _new_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...],
         raise
 
 
-def _fs_context_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...], at: _Spot) -> None:
-    """fsopen; the source, superblock flags and each option one fsconfig call; create; fsmount with the
-    per-mount attributes; move_mount onto the pinned ``at``.  Errors name the step that refused."""
+def require_filesystem(kind: str) -> None:
+    """Raise MountError(ENODEV) now if this kernel has no filesystem type ``kind``.
+
+    An fsopen, closed at once (the kernel loads the module where it can, as for a mount).  Run
+    before a mount's slow or network steps (an NFS server's name, the route behind
+    ``clientaddr=``), so a kernel without the filesystem reads ENODEV whatever the network.  A
+    kernel without fsopen (before 5.2) is not asked: there mount(2) is the first to know.
+    """
     try:
-        fd = _sys.fsopen(kind, FSOPEN_CLOEXEC)
+        fd = _fsopen(kind)
+    except UnsupportedError:
+        return
+    os.close(fd)
+
+
+def _fsopen(kind: str) -> int:
+    try:
+        return _sys.fsopen(kind, FSOPEN_CLOEXEC)
     except MountError as exc:  # ENODEV: no filesystem type of that name (module not loaded)
         exc.step = f"fsopen {kind} ({_NEW_API})"
         raise
+
+
+def _fs_context_mount(src: str, kind: str, opts: ParsedOptions, words: tuple[str, ...], at: _Spot) -> None:
+    """fsopen; the source, superblock flags and each option one fsconfig call; create; fsmount with the
+    per-mount attributes; move_mount onto the pinned ``at``.  Errors name the step that refused."""
+    fd = _fsopen(kind)
     try:
         _sys.fsconfig(fd, _SET_STRING, "source", src)
         for flag, key in SB_FLAG_KEYS:

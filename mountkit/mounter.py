@@ -30,11 +30,11 @@ from mountkit.errors import (
     UnsupportedError,
 )
 from mountkit.flags import AT_FDCWD, MNT, MS
-from mountkit.fscontext import _new_mount, _reconfigure
+from mountkit.fscontext import _new_mount, _reconfigure, require_filesystem
 from mountkit.interface import MountInterface
 from mountkit.mountpoint import _is_mountpoint, _probe, _spot_is_mountpoint, is_mountpoint
 from mountkit.nfs import NFS_FAMILY as _NFS_FAMILY
-from mountkit.nfs import NfsSource, build_mount, other_source
+from mountkit.nfs import NfsSource, other_source, parse_mount, resolve_mount
 from mountkit.options import parse_options
 from mountkit.pinning import _spot
 from mountkit.propagation import _propagate
@@ -82,7 +82,9 @@ class Mounter(Binder):
 
         ``options`` are mount(8) words; ``sensitive_options`` reach the kernel
         and nothing else.  ``nfs``/``nfs4`` data is built by
-        :func:`mountkit.nfs.build_mount` (no mount.nfs helper).
+        :func:`mountkit.nfs.build_mount`'s two steps (no mount.nfs helper), and between them the
+        kernel is asked for the filesystem type, so a node without an NFS client gets ENODEV
+        whatever its network, before any name or route lookup.
         Where the kernel has fsopen (5.2), each option is its own fsconfig
         call, so no option can smuggle in another through a comma, and a
         refusal carries the kernel's message (``tmpfs: Unknown parameter
@@ -104,7 +106,9 @@ class Mounter(Binder):
             if opts.flags & (MS.BIND | MS.REMOUNT | MS.MOVE):
                 raise InvalidOptionError("mount", "bind, remount and move have verbs of their own", tgt)
             if fstype in _NFS_FAMILY:
-                spec = build_mount(source, opts.data)  # secrets stay out of its error messages
+                request = parse_mount(source, opts.data)  # secrets stay out of its error messages
+                require_filesystem(request.fstype)  # no NFS client: ENODEV, before any name or route lookup
+                spec = resolve_mount(request)
                 src, kind = spec.source, spec.fstype
                 words = tuple(spec.data.split(","))  # its words are validated: none holds a comma
             else:

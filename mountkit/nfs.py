@@ -313,24 +313,29 @@ def _protocol(key: str, value: str, ipv6: bool) -> str:
     return value + "6" if ipv6 and not value.endswith("6") else value
 
 
-def build_mount(
-    source: str | NfsSource,
-    options: Iterable[str] | str = (),
-    *,
-    resolve: Resolver = resolve_host,
-    clientaddr: ClientAddress | str | None = None,
-) -> NfsMountSpec:
-    """Turn ``host:/export`` (or an :class:`NfsSource`) and NFS data options into mount(2)'s source,
-    fstype and data.
+@dataclasses.dataclass(frozen=True, slots=True)
+class NfsRequest:
+    """An NFS mount as asked, its source and options validated, nothing looked up yet."""
 
-    ``options`` are filesystem data options only (``ro`` and other flags
-    belong to :mod:`mountkit.options`).  ``vers``/``nfsvers`` may be 3, 4,
-    4.0, 4.1 or 4.2 (default 3); ``addr``, ``clientaddr`` and ``mountaddr``
-    are set here and refused from the caller; ``clientaddr`` may instead be
-    given as the keyword, a fixed address or a function of the server address
-    (by default :func:`mountkit.nfsroute.client_address`, the kernel's route).
-    Raises :class:`InvalidOptionError` for a bad source, an unknown option or
-    a bad value, and :class:`MountError` when the host does not resolve.
+    host: str
+    export: str
+    version: str
+    options: tuple[tuple[str, str | None], ...]
+
+    @property
+    def fstype(self) -> str:
+        """The filesystem type the kernel must have: ``nfs4`` for every NFSv4 version, else ``nfs``."""
+        return fstype(self.version)
+
+
+def parse_mount(source: str | NfsSource, options: Iterable[str] | str = ()) -> NfsRequest:
+    """Validate ``host:/export`` (or an :class:`NfsSource`) and the NFS data options, without
+    touching the network.
+
+    Apart from :func:`resolve_mount` so that a caller can first ask the kernel for
+    :attr:`NfsRequest.fstype`: a node without an NFS client then learns that, not that the
+    server's name or route could not be looked up.  Raises :class:`InvalidOptionError` (see
+    :func:`build_mount`).
     """
     parsed = source_of(source)
     version, minor = DEFAULT_VERSION, None
@@ -353,29 +358,62 @@ def build_mount(
     if minor is not None and version == "3":
         raise InvalidOptionError(_OPTIONS_OP, "minorversion needs vers=4")
     version = _version(version, minor)
-    kind = fstype(version)
-    v4 = kind == "nfs4"
+    if fstype(version) == "nfs4":
+        for key, _ in rest:
+            if key in _V3_ONLY:
+                raise InvalidOptionError(_OPTIONS_OP, f"{key} is for NFSv3 only, not vers={version}")
+    return NfsRequest(parsed.host, parsed.export, version, tuple(rest))
 
+
+def resolve_mount(
+    request: NfsRequest, *, resolve: Resolver = resolve_host, clientaddr: ClientAddress | str | None = None
+) -> NfsMountSpec:
+    """The lookups of :func:`build_mount`: the server's address, and ``clientaddr=`` for v4.0/v4.1.
+
+    Raises :class:`InvalidOptionError` for a transport that does not fit the server's address
+    family or the version, and :class:`MountError` when the host does not resolve or has no route.
+    """
+    kind = request.fstype
+    v4 = kind == "nfs4"
     try:
-        server = ipaddress.ip_address(parsed.host)
+        server = ipaddress.ip_address(request.host)
     except ValueError:
-        server = _address(resolve(parsed.host), "resolved host")
+        server = _address(resolve(request.host), "resolved host")
     ipv6 = server.version == 6
-    data = [f"vers={version}", f"addr={server}"]
-    if version in ("4", "4.0", "4.1"):
+    data = [f"vers={request.version}", f"addr={server}"]
+    if request.version in ("4", "4.0", "4.1"):
         if clientaddr is None:
             clientaddr = _route_lookup()
         local = clientaddr if isinstance(clientaddr, str) else clientaddr(str(server))
         data.append(f"clientaddr={_address(local, 'client address')}")
-    for key, value in rest:
-        if v4 and key in _V3_ONLY:
-            raise InvalidOptionError(_OPTIONS_OP, f"{key} is for NFSv3 only, not vers={version}")
+    for key, value in request.options:
         if key in _PROTOCOLS and value is not None:
             value = _protocol(key, value, ipv6)
             if v4 and value.startswith("udp"):
                 raise InvalidOptionError(_OPTIONS_OP, f"{key}={value}: NFSv4 needs tcp or rdma")
         data.append(key if value is None else f"{key}={value}")
-    return NfsMountSpec(str(NfsSource(str(server), parsed.export)), kind, ",".join(data))
+    return NfsMountSpec(str(NfsSource(str(server), request.export)), kind, ",".join(data))
+
+
+def build_mount(
+    source: str | NfsSource,
+    options: Iterable[str] | str = (),
+    *,
+    resolve: Resolver = resolve_host,
+    clientaddr: ClientAddress | str | None = None,
+) -> NfsMountSpec:
+    """Turn ``host:/export`` (or an :class:`NfsSource`) and NFS data options into mount(2)'s source,
+    fstype and data: :func:`parse_mount` then :func:`resolve_mount`.
+
+    ``options`` are filesystem data options only (``ro`` and other flags belong to
+    :mod:`mountkit.options`).  ``vers``/``nfsvers`` may be 3, 4, 4.0, 4.1 or 4.2 (default 3);
+    ``addr``, ``clientaddr`` and ``mountaddr`` are set here and refused from the caller;
+    ``clientaddr`` may instead be given as the keyword, a fixed address or a function of the
+    server address (by default :func:`mountkit.nfsroute.client_address`, the kernel's route).
+    Raises :class:`InvalidOptionError` for a bad source, an unknown option or a bad value, and
+    :class:`MountError` when the host does not resolve.
+    """
+    return resolve_mount(parse_mount(source, options), resolve=resolve, clientaddr=clientaddr)
 
 
 def _route_lookup() -> Callable[[str], str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
 import sys
 
@@ -14,7 +15,9 @@ import pytest
 
 from mountkit import _sys
 from mountkit.errors import NFS_CLIENT_MISSING, MountConflictError, MountError
+from mountkit.flags import CLONE_NEWNET
 from mountkit.mounter import Mounter
+from tests.support.kernelskips import HAS_NFS_CLIENT
 
 pytestmark = pytest.mark.privileged
 
@@ -110,24 +113,45 @@ def _has_nfs_client() -> bool:
         return any(line.split()[-1] in ("nfs", "nfs4") for line in f if line.strip())
 
 
+def _assert_no_nfs_client(exc: MountError, source: str, target: str, step: str) -> None:
+    """ENODEV with the hint, naming the source and target as asked and the step that found no client."""
+    assert (exc.errno, exc.operation, exc.filename, exc.filename2) == (errno.ENODEV, "mount", source, target)
+    assert exc.step == step
+    text = str(exc)
+    assert text.startswith(f"mount {source} -> {target}: No such device (ENODEV): ") and "modprobe nfs" in text
+    assert text.endswith(NFS_CLIENT_MISSING)
+
+
 @pytest.mark.mount_ns
 @pytest.mark.parametrize("fstype", ["nfs", "nfs4"])
 @pytest.mark.parametrize("api", ["fsopen", "mount2"])
 def test_nfs_without_a_client_says_so_and_names_the_paths(ns_scratch: str, fstype: str, api: str) -> None:
     if _has_nfs_client():
-        pytest.skip("this kernel has an NFS client (nfs in /proc/filesystems): no ENODEV to see")
-    if (os.environ.get("container") or os.path.exists("/run/.containerenv")) and fstype == "nfs4":
-        # Known open: in the image's test container (podman --network none) fsopen("nfs4") answers ENETUNREACH,
-        # not ENODEV, though the same kernel answers ENODEV outside it; the cause is not found yet.
-        pytest.skip("inside the image's container nfs4 gives ENETUNREACH, not ENODEV (open, see the closing note)")
+        pytest.skip(HAS_NFS_CLIENT)
     if api == "mount2":
         _sys.mark_unsupported("fsopen")
     [t] = _dirs(ns_scratch, "t")
+    # versions that need no clientaddr=: a kernel without fsopen is asked only by mount(2), after the lookups
     exc = _raised(Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.2" if fstype == "nfs4" else "vers=3"])
-    assert (exc.errno, exc.operation, exc.filename, exc.filename2) == (errno.ENODEV, "mount", "127.0.0.1:/share", t)
-    text = str(exc)
-    assert text.startswith(f"mount 127.0.0.1:/share -> {t}: No such device (ENODEV): ") and "modprobe nfs" in text
-    assert text.endswith(NFS_CLIENT_MISSING)
+    step = f"fsopen {fstype} (new mount API)" if api == "fsopen" else "mount(2) with a data string (this kernel has no fsopen)"
+    _assert_no_nfs_client(exc, "127.0.0.1:/share", t, step)
+
+
+@pytest.mark.mount_ns
+@pytest.mark.parametrize("source", ["10.0.0.1:/share", "filestore.invalid:/share"])
+@pytest.mark.parametrize(("fstype", "vers"), [("nfs", "3"), ("nfs4", "4"), ("nfs4", "4.1")])
+def test_nfs_without_a_client_says_so_whatever_the_network(ns_scratch: str, source: str, fstype: str, vers: str) -> None:
+    """In a network namespace of the test's own (lo down: no route, no resolver), where the server's name
+    and the route behind v4.0/4.1's clientaddr= cannot be looked up: the missing client is what is said."""
+    if _has_nfs_client():
+        pytest.skip(HAS_NFS_CLIENT)
+    _sys.unshare(CLONE_NEWNET)  # this forked child only
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, pytest.raises(OSError) as unreachable:
+        probe.connect(("10.0.0.1", 2049))
+    assert unreachable.value.errno == errno.ENETUNREACH  # the lookups would fail here
+    [t] = _dirs(ns_scratch, "t")
+    exc = _raised(Mounter().mount, source, t, fstype, [f"vers={vers}"])
+    _assert_no_nfs_client(exc, source, t, f"fsopen {fstype} (new mount API)")
 
 
 def _cli(*argv: str) -> subprocess.CompletedProcess[str]:

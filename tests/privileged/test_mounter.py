@@ -23,6 +23,7 @@ from mountkit.flags import AT, AT_FDCWD, MOVE_MOUNT, MS, OPEN_TREE, STATX
 from mountkit.mounter import Mounter, is_mountpoint
 from mountkit.table import MountTable
 from tests.support import hangfs
+from tests.support.kernelskips import NO_MOVE_MOUNT_BENEATH
 
 pytestmark = pytest.mark.privileged
 
@@ -170,7 +171,7 @@ def _refs_under_stack(scratch: str) -> tuple[list[str], list[str]] | None:
 def test_refs_starts_from_the_visible_mount_of_a_stack(in_ns) -> None:  # type: ignore[no-untyped-def]
     result = in_ns(_refs_under_stack)
     if result is None:
-        pytest.skip("no MOVE_MOUNT_BENEATH (6.5+)")
+        pytest.skip(NO_MOVE_MOUNT_BENEATH)
     refs, whole = result
     assert [os.path.basename(p) for p in whole] == ["q"]
     assert refs == whole

@@ -19,6 +19,7 @@ from mountkit import _sys
 from mountkit.errors import UnsupportedError
 from mountkit.flags import MS
 from mountkit.table import MountInfo, MountTable, find_mount
+from tests.support.kernelskips import NO_STATMOUNT
 
 pytestmark = pytest.mark.privileged
 
@@ -142,7 +143,7 @@ def _both_backends(scratch: str) -> tuple[list[MountInfo], list[MountInfo]] | No
 def test_statmount_backend_agrees_with_mountinfo(in_ns) -> None:  # type: ignore[no-untyped-def]
     result = in_ns(_both_backends)
     if result is None:
-        pytest.skip("kernel has no listmount/statmount (6.8+)")
+        pytest.skip(NO_STATMOUNT)
     mountinfo, statmount = result
     assert len(mountinfo) > len(NAMES)
     for a, b in zip(mountinfo, statmount, strict=True):
@@ -168,7 +169,7 @@ def _threads_and_vanished(scratch: str) -> tuple[list[MountInfo], list[MountInfo
 def test_statmount_threads_skip_vanished_mounts_and_keep_kernel_order(in_ns) -> None:  # type: ignore[no-untyped-def]
     result = in_ns(_threads_and_vanished)
     if result is None:
-        pytest.skip("kernel has no listmount/statmount (6.8+)")
+        pytest.skip(NO_STATMOUNT)
     mountinfo, by_ids, threaded = result
     assert len(mountinfo) > 1400
     assert by_ids == mountinfo
@@ -241,7 +242,7 @@ def _by_device(scratch: str) -> list[tuple[tuple[int, int], list[MountInfo], lis
 def test_read_dev_is_the_mountinfo_table_picked_by_device(in_ns) -> None:  # type: ignore[no-untyped-def]
     result = in_ns(_by_device)
     if result is None:
-        pytest.skip("kernel has no listmount/statmount (6.8+)")
+        pytest.skip(NO_STATMOUNT)
     assert len(result) > len(NAMES)  # every awkward tmpfs is a device of its own
     for dev, picked, expected in result:
         assert expected, dev

@@ -19,6 +19,7 @@ import pytest
 from mountkit import _sys
 from mountkit.flags import MS, STATX
 from mountkit.table import find_mount
+from tests.support.kernelskips import MOUNT_ID_NOT_REUSED
 from tests.support.watchutil import (
     BURST,
     LIFECYCLE,
@@ -88,7 +89,7 @@ def _id_reused_during_rescan(scratch: str) -> tuple[bool, list[tuple[str, str, s
 def test_fanotify_rescan_with_an_id_reused_during_its_read(in_ns: Any) -> None:
     reused, events = in_ns(_id_reused_during_rescan)
     if not reused:
-        pytest.skip("the kernel gave the new bind another mount id: nothing to confuse")
+        pytest.skip(MOUNT_ID_NOT_REUSED)
     assert sorted(events) == [("attach", "/new", "rw"), ("change", "/a", "ro"), ("detach", "/old", "rw")]
 
 

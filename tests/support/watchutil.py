@@ -19,6 +19,7 @@ from mountkit.errors import UnsupportedError
 from mountkit.flags import MS, STATX
 from mountkit.table import MountInfo
 from mountkit.watcher import EventKind, MountEvent, MountWatcher
+from tests.support.kernelskips import NO_FANOTIFY_MOUNT_EVENTS
 
 BURST = int(os.environ.get("MOUNTKIT_WATCH_BURST", "1000"))
 
@@ -35,7 +36,7 @@ def open_watcher(under: str | None, backend: str) -> MountWatcher:
     try:
         return mountkit.watch(under, backend=backend)  # type: ignore[arg-type]
     except UnsupportedError as exc:
-        pytest.skip(f"no fanotify mount events on this kernel (6.15+): {exc}")
+        pytest.skip(f"{NO_FANOTIFY_MOUNT_EVENTS}: {exc}")
 
 
 def read_until(w: MountWatcher, done: Callable[[list[MountEvent]], bool], timeout: float = 30.0) -> list[MountEvent]:

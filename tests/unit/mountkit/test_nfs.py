@@ -20,6 +20,7 @@ from mountkit.nfs import (
     NfsSource,
     Resolver,
     build_mount,
+    parse_mount,
     parse_source,
     resolve_host,
 )
@@ -91,6 +92,29 @@ def test_ipv6_server_gets_brackets_and_ipv6_transports() -> None:
     spec = build("[fd00::1]:/export", ["proto=udp", "mountproto=tcp"])
     assert spec.data == "vers=3,addr=fd00::1,proto=udp6,mountproto=tcp6"
     assert build("[fd00:0::1]:/e", ["proto=tcp6"]).data == "vers=3,addr=fd00::1,proto=tcp6"
+
+
+@pytest.mark.parametrize(
+    ("options", "fstype"),
+    [([], "nfs"), (["vers=4"], "nfs4"), (["vers=4.0"], "nfs4"), (["nfsvers=4", "minorversion=1"], "nfs4")],
+)
+def test_parse_mount_names_the_filesystem_before_any_lookup(
+    monkeypatch: pytest.MonkeyPatch, options: list[str], fstype: str
+) -> None:
+    """What the mounter asks the kernel for before the name and route lookups a v4.0/4.1 host name needs."""
+
+    def no_network(*args: object, **kw: object) -> object:
+        raise AssertionError("parse_mount looked something up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(nfs, "_route_lookup", no_network)
+    request = parse_mount("filestore.invalid:/share", options)
+    assert (request.fstype, request.host, request.export) == (fstype, "filestore.invalid", "/share")
+
+
+def test_parse_mount_refuses_v3_options_for_v4_before_any_lookup() -> None:
+    with pytest.raises(InvalidOptionError, match="mountport is for NFSv3 only, not vers=4.1"):
+        parse_mount("filestore.invalid:/share", ["vers=4.1", "mountport=20048"])
 
 
 def test_host_names_resolve_through_the_injected_resolver() -> None:
