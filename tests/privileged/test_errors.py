@@ -68,7 +68,10 @@ def test_move_names_source_then_target(ns_scratch: str) -> None:
     src, dst = _dirs(ns_scratch, "src", "dst")
     gone = os.path.join(ns_scratch, "gone")
     exc = _raised(m.move, src, dst)  # nothing mounted at the source
-    assert str(exc) == f"move {src} -> {dst}: source {src}: Invalid argument (EINVAL): nothing is mounted at the source"
+    assert (
+        str(exc)
+        == f"move {src} -> {dst}: source {src}: Invalid argument (EINVAL): nothing is mounted at the source"
+    )
     m.mount("mk-src", src, "tmpfs")
     exc = _raised(m.move, src, gone)
     assert (exc.operation, exc.filename, exc.filename2, exc.role) == ("move", src, gone, "target")
@@ -117,16 +120,29 @@ def test_nfs_without_a_client_says_so_and_names_the_paths(ns_scratch: str, fstyp
     if _has_nfs_client():
         pytest.skip("this kernel has an NFS client (nfs in /proc/filesystems): no ENODEV to see")
     if (os.environ.get("container") or os.path.exists("/run/.containerenv")) and fstype == "nfs4":
-        # Known open: in the image's test container (podman --network none) fsopen("nfs4") answers ENETUNREACH,
-        # not ENODEV, though the same kernel answers ENODEV outside it; the cause is not found yet.
-        pytest.skip("inside the image's container nfs4 gives ENETUNREACH, not ENODEV (open, see the closing note)")
+        # Known open: in the image's test container (podman --network none) fsopen("nfs4") answers
+        # ENETUNREACH, not ENODEV, though the same kernel answers ENODEV outside it; the cause is not found
+        # yet.
+        pytest.skip(
+            "inside the image's container nfs4 gives ENETUNREACH, not ENODEV (open, see the closing note)"
+        )
     if api == "mount2":
         _sys.mark_unsupported("fsopen")
     [t] = _dirs(ns_scratch, "t")
-    exc = _raised(Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.2" if fstype == "nfs4" else "vers=3"])
-    assert (exc.errno, exc.operation, exc.filename, exc.filename2) == (errno.ENODEV, "mount", "127.0.0.1:/share", t)
+    exc = _raised(
+        Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.2" if fstype == "nfs4" else "vers=3"]
+    )
+    assert (exc.errno, exc.operation, exc.filename, exc.filename2) == (
+        errno.ENODEV,
+        "mount",
+        "127.0.0.1:/share",
+        t,
+    )
     text = str(exc)
-    assert text.startswith(f"mount 127.0.0.1:/share -> {t}: No such device (ENODEV): ") and "modprobe nfs" in text
+    assert (
+        text.startswith(f"mount 127.0.0.1:/share -> {t}: No such device (ENODEV): ")
+        and "modprobe nfs" in text
+    )
     assert text.endswith(NFS_CLIENT_MISSING)
 
 
@@ -143,10 +159,14 @@ def test_cli_errors_in_the_namespace(ns_scratch: str) -> None:
     gone = os.path.join(ns_scratch, "gone")
     done = _cli("bind", gone, there)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith(f"mountkit: bind {gone} -> {there}: source {gone}: No such file or directory")
+    assert done.stderr.startswith(
+        f"mountkit: bind {gone} -> {there}: source {gone}: No such file or directory"
+    )
     assert done.stderr.count("\n") == 1
     done = _cli("rbind", there, gone)
-    assert done.stderr.startswith(f"mountkit: rbind {there} -> {gone}: target {gone}: No such file or directory")
+    assert done.stderr.startswith(
+        f"mountkit: rbind {there} -> {gone}: target {gone}: No such file or directory"
+    )
     assert _cli("refs", gone).returncode == 1 and _cli("list", "--target", gone).returncode == 1
     assert _cli("list", "--target", ns_scratch).returncode == 0  # the scratch tmpfs itself
 
@@ -160,6 +180,6 @@ def test_list_into_head_exits_0_quietly(ns_scratch: str) -> None:
         os.mkdir(point)
         m.mount(f"mk-{i}", point, "tmpfs")
     for argv in ("list", "list --json"):
-        script = f"{sys.executable} -m mountkit.cli {argv} | head -1; echo \"status=${{PIPESTATUS[0]}}\""
+        script = f'{sys.executable} -m mountkit.cli {argv} | head -1; echo "status=${{PIPESTATUS[0]}}"'
         done = subprocess.run(["bash", "-c", script], check=False, capture_output=True, text=True, timeout=60)
         assert done.stdout.splitlines()[-1] == "status=0" and done.stderr == "", (argv, done.stderr)
