@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Row, in_private_ns, kubelet_binds, measure, record, report, timing_row
 
 # the bare-syscall rows time the kernel alone, which only the private bindings reach (no public API)
