@@ -38,12 +38,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 import common
 
+from csi.node import kubelet  # loads no grpc: safe before the fork
+from csi.version import DEFAULT_DRIVER_NAME
+from mountkit import Mounter
+
 #: how the driver is started: as deployed, node mode, default log level
 DRIVER = ("-m", "csi.main", "--mode", "node", "--node-id", "bench-node", "--zone", "us-central1-c")
-#: what csi-pubbench sends (its README): a modeInstance volume, published read-only
 #: the pod count a kubelet admits per node by default: the burst when all of them start at once
 BURST = 110
 
@@ -223,132 +227,102 @@ def _checked_burst(pubbench: str, sock: str, staging: str, base: str, n: int) ->
     return ro, note
 
 
-def _bench(
-    scratch: str,
-    existing: int,
-    pubbench: str,
-    workers: int,
-    pairs: int,
-    blocks: int,
-    bursts: int,
-    sizes: list[int],
-) -> tuple[list[common.Row], list[tuple[int, list[common.Row]]]]:
-    from csi.node import kubelet
-    from csi.version import DEFAULT_DRIVER_NAME
-    from mountkit import _sys
-
-    start = time.monotonic()
-    common.kubelet_binds(scratch, existing)
-    built = time.monotonic() - start
+def _stage(scratch: str, existing: int) -> tuple[str, str, float]:
+    """The node before the driver starts: ``existing`` kubelet binds and one staged share beneath the
+    kubelet root; (kubelet root, staging path, seconds the binds took)."""
+    built = common.timed(lambda: common.kubelet_binds(scratch, existing))
     root = os.path.join(scratch, common.KUBELET_ROOT)
     staging = kubelet.staging_path(root, DEFAULT_DRIVER_NAME, "bench")
     os.makedirs(staging)
-    _sys.mount("share", staging, "tmpfs", 0, "size=1m")
+    Mounter().mount("share", staging, "tmpfs", "size=1m")
+    return root, staging, built
 
-    node = _Node(scratch, root, pubbench, workers)
+
+def _pair_rows(
+    node: _Node, pubbench: str, staging: str, target: str, pairs: int, blocks: int
+) -> list[common.Row]:
+    """Sequential publish+unpublish pairs and no-op RPCs, in alternating blocks: this server, then the
+    Go no-op server; p50 and p99 of each against the transport beneath it."""
+    os.makedirs(os.path.dirname(target))
+    pair: list[float] = []
+    caps: list[float] = []
+    go_caps: list[float] = []
+    for _ in range(blocks):
+        got = _run(pubbench, node.sock, staging, target, str(pairs))
+        pair += _ms(got["total"])
+        caps += _ms(got["caps"])
+        go_caps += _ms(_run(pubbench, node.go_sock, staging, target, str(pairs), "caps")["caps"])
     rows: list[common.Row] = []
-    sweep: list[tuple[int, list[common.Row]]] = []
+    quantiles: tuple[tuple[str, Callable[[list[float]], float], str], ...] = (
+        ("p50", statistics.median, "goal <= 1.15x"),
+        ("p99", lambda v: _p(v, 0.99), "goal <= 2x"),
+    )
+    for label, pick, goal in quantiles:
+        rows += [
+            common.Row(f"{GO_CAPS} {label}", pick(go_caps) * 1e6),
+            common.Row(f"{CAPS} {label}", pick(caps) * 1e6, baseline=f"{GO_CAPS} {label}"),
+            common.Row(f"{PAIR} {label}", pick(pair) * 1e6, baseline=f"{CAPS} {label}", note=goal),
+        ]
+    return rows
+
+
+def _burst_rows(node: _Node, pubbench: str, staging: str, bases: list[str], n: int) -> list[common.Row]:
+    """One burst of ``n`` publishes, then ``n`` unpublishes, at each of ``bases``: median walls, failures."""
+    walls: list[tuple[float, float]] = []
+    failures: list[str] = []
+    for base in bases:
+        got = _burst(pubbench, node.sock, staging, base, n)
+        if isinstance(got, str):
+            failures.append(got)
+        else:
+            walls.append(got)
+    rows: list[common.Row] = []
+    for name, ms in ((PUBLISH_WALL, [w[0] for w in walls]), (UNPUBLISH_WALL, [w[1] for w in walls])):
+        if ms:
+            note = f"median of {len(ms)}; max {max(ms):.1f} ms"
+            rows.append(common.Row(name, statistics.median(ms) * 1e6, note=note))
+    first = f"; first: {failures[0]}" if failures else ""
+    rows.append(common.Row(ERRORS, len(failures), "", note=f"of {len(bases)}{first}"))
+    return rows
+
+
+def _bench(
+    scratch: str, existing: int, sweep_here: bool, args: argparse.Namespace, pubbench: str
+) -> tuple[list[common.Row], common.Sweep]:
+    """One run at ``existing`` mounts: the pairs and the burst-size sweep only where ``sweep_here``."""
+    # imported in the namespace's child: csi's modules load grpc, which must not be loaded before the fork
+
+    def bases(tag: str) -> list[str]:  # a pod of its own for each burst
+        return [kubelet.publish_target(root, f"burst-{tag}-{run}", "pvc-b") for run in range(args.bursts)]
+
+    root, staging, built = _stage(scratch, existing)
+    node = _Node(scratch, root, pubbench, args.workers)
+    rows: list[common.Row] = []
+    sweep: common.Sweep = []
     try:
         busy = common.settle()
-        if pairs:  # sequential pairs in alternating blocks: this server, then the Go no-op server
+        if sweep_here and args.pairs:
             target = kubelet.publish_target(root, "seq", "pvc-seq")
-            os.makedirs(os.path.dirname(target))
-            pair: list[float] = []
-            caps: list[float] = []
-            go_caps: list[float] = []
-            for _ in range(blocks):
-                got = _run(pubbench, node.sock, staging, target, str(pairs))
-                pair += _ms(got["total"])
-                caps += _ms(got["caps"])
-                go_caps += _ms(_run(pubbench, node.go_sock, staging, target, str(pairs), "caps")["caps"])
-            ms = 1e6
-            rows += [
-                common.Row(f"{GO_CAPS} p50", statistics.median(go_caps) * ms),
-                common.Row(f"{CAPS} p50", statistics.median(caps) * ms, baseline=f"{GO_CAPS} p50"),
-                common.Row(
-                    f"{PAIR} p50", statistics.median(pair) * ms, baseline=f"{CAPS} p50", note="goal <= 1.15x"
-                ),
-                common.Row(f"{GO_CAPS} p99", _p(go_caps, 0.99) * ms),
-                common.Row(f"{CAPS} p99", _p(caps, 0.99) * ms, baseline=f"{GO_CAPS} p99"),
-                common.Row(f"{PAIR} p99", _p(pair, 0.99) * ms, baseline=f"{CAPS} p99", note="goal <= 2x"),
-            ]
-
-        def bursts_of(n: int, tag: str) -> list[common.Row]:
-            walls: list[tuple[float, float]] = []
-            failures: list[str] = []
-            for run in range(bursts):
-                got = _burst(
-                    pubbench, node.sock, staging, kubelet.publish_target(root, f"burst-{tag}-{run}", "pvc-b"), n
-                )
-                if isinstance(got, str):
-                    failures.append(got)
-                else:
-                    walls.append(got)
-            out = [
-                common.Row(
-                    ERRORS,
-                    len(failures),
-                    "",
-                    note=f"of {bursts}{'; first: ' + failures[0] if failures else ''}",
-                )
-            ]
-            if walls:
-                pub, unpub = [w[0] for w in walls], [w[1] for w in walls]
-                out[:0] = [
-                    common.Row(
-                        PUBLISH_WALL,
-                        statistics.median(pub) * 1e6,
-                        note=f"median of {len(pub)}; max {max(pub):.1f} ms",
-                    ),
-                    common.Row(
-                        UNPUBLISH_WALL,
-                        statistics.median(unpub) * 1e6,
-                        note=f"median of {len(unpub)}; max {max(unpub):.1f} ms",
-                    ),
-                ]
-            return out
-
-        if bursts:
-            rows += [
-                common.Row(f"{r.name} ({BURST})", r.value, r.unit, note=r.note)
-                for r in bursts_of(BURST, "main")
-            ]
+            rows += _pair_rows(node, pubbench, staging, target, args.pairs, args.blocks)
+        if args.bursts:
+            main = _burst_rows(node, pubbench, staging, bases("main"), BURST)
+            rows += [common.Row(f"{r.name} ({BURST})", r.value, r.unit, note=r.note) for r in main]
             rows.append(common.Row(RSS, node.rss_mib(), "MiB", note="goal <= 40 MB"))
-            ro, note = _checked_burst(
-                pubbench, node.sock, staging, kubelet.publish_target(root, "burst-checked", "pvc-b"), BURST
-            )
+            checked = kubelet.publish_target(root, "burst-checked", "pvc-b")
+            ro, note = _checked_burst(pubbench, node.sock, staging, checked, BURST)
             rows.append(common.Row(f"{READONLY} ({BURST})", ro, "", note=note))
-            for n in sizes:
-                sweep.append((n, bursts_of(n, f"n{n}")))
+            for n in args.sizes if sweep_here else []:
+                sweep.append((n, _burst_rows(node, pubbench, staging, bases(f"n{n}"), n)))
     finally:
         node.stop()
-    common.report(
-        f"the node service from the Go client, {existing:,} mounts on the node "
-        f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)",
-        rows,
-    )
-    for n, srows in sweep:
-        common.report(
-            f"a burst of {n} publishes, then {n} unpublishes, {existing:,} mounts on the node", srows
-        )
+    bursts = [(f"a burst of {n} publishes, then {n} unpublishes", n_rows) for n, n_rows in sweep]
+    common.report_node("the node service from the Go client", existing, built, busy, rows, bursts)
     return rows, sweep
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.node_parser(__doc__, "the mount count with the sequential pairs and the burst-size sweep")
     parser.add_argument("--pubbench", help="the csi-pubbench binary (default: see the module docstring)")
-    parser.add_argument(
-        "--mounts",
-        type=common.int_list,
-        default=[100, 1_000, 10_000, 30_000],
-        help="kubelet binds made beforehand, one run per count (comma-separated)",
-    )
-    parser.add_argument(
-        "--sweep-at",
-        type=int,
-        default=10_000,
-        help="the mount count with the sequential pairs and the burst-size sweep",
-    )
     parser.add_argument("--pairs", type=int, default=500, help="sequential pairs per block (0: none)")
     parser.add_argument("--blocks", type=int, default=4, help="alternating blocks of pairs")
     parser.add_argument("--bursts", type=int, default=5, help="timed bursts per size and mount count")
@@ -362,37 +336,20 @@ def main() -> int:
         "--workers", type=int, default=10, help="the driver's gRPC worker threads (--workers)"
     )
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench_kubelet: needs root (a private mount namespace and real mounts)", file=sys.stderr)
+    if not common.is_root("bench_kubelet"):
         return 1
     with tempfile.TemporaryDirectory(prefix="csi-pubbench-") as unpack_to:
-        return _main(args, find_pubbench(args.pubbench, unpack_to))
-
-
-def _main(args: argparse.Namespace, pubbench: str | None) -> int:
-    if pubbench is None:
-        print(
-            "bench_kubelet: skipped: no csi-pubbench binary (give --pubbench, set CSI_PUBBENCH or "
-            "CSI_PUBBENCH_XZ, or put it on PATH; see ../shared/tools/csi-pubbench/README.md)"
+        pubbench = find_pubbench(args.pubbench, unpack_to)
+        if pubbench is None:
+            print(
+                "bench_kubelet: skipped: no csi-pubbench binary (give --pubbench, set CSI_PUBBENCH or "
+                "CSI_PUBBENCH_XZ, or put it on PATH; see ../shared/tools/csi-pubbench/README.md)"
+            )
+            return 0
+        print(f"bench_kubelet: Go client {pubbench}")
+        common.per_mount_count(
+            _bench, args.mounts, args.sweep_at, ("kubelet", "kubelet-burst", "burst"), args, pubbench
         )
-        return 0
-    print(f"bench_kubelet: Go client {pubbench}")
-    for existing in args.mounts:
-        here = existing == args.sweep_at
-        rows, sweep = common.in_private_ns(
-            _bench,
-            existing,
-            pubbench,
-            args.workers,
-            args.pairs if here else 0,
-            args.blocks,
-            args.bursts,
-            args.sizes if here else [],
-            timeout=1800,
-        )
-        common.record("kubelet", "mounts", existing, rows)
-        for n, srows in sweep:
-            common.record("kubelet-burst", "burst", n, srows)
     return 0
 
 

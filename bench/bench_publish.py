@@ -27,6 +27,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import common
+import psutil
+
+from csi.node import kubelet  # loads no grpc: safe before the fork
+from csi.version import DEFAULT_DRIVER_NAME
+
+# the kernel's row times the bare syscalls, which only the private bindings reach (no public API)
+from mountkit import Mounter, _sys
+from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
 
 SERVER = """
 import sys
@@ -46,167 +54,113 @@ REFERENCE = "reference: mount -o bind; mount -o bind,remount,ro; umount"
 BARE = "kernel: mkdir, open_tree + mount_setattr + move_mount, umount2, rmdir (bare)"
 
 
-Sweep = list[tuple[int, list[common.Row]]]
-
-
-def _bench(
-    scratch: str,
-    existing: int,
-    repeats: int,
-    reference_repeats: int,
-    volumes: int,
-    workers: int,
-    concurrency: list[int],
-) -> tuple[list[common.Row], Sweep]:
-    # grpc is imported only here, in the namespace's child: it must not be loaded before the fork
-    import grpc
-    import psutil
-
-    from csi.node import kubelet
-    from csi.proto import csi_pb2, csi_pb2_grpc
-    from csi.version import DEFAULT_DRIVER_NAME
-    from mountkit import _sys
-    from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
-
-    start = time.monotonic()
-    common.kubelet_binds(scratch, existing)
-    built = time.monotonic() - start
+def _stage(scratch: str, existing: int, volumes: int) -> tuple[str, list[str], float]:
+    """The node before the driver starts: ``existing`` kubelet binds and ``volumes`` staged shares
+    beneath the kubelet root; (kubelet root, staging paths, seconds the binds took)."""
+    built = common.timed(lambda: common.kubelet_binds(scratch, existing))
     root = os.path.join(scratch, common.KUBELET_ROOT)
+    mounter = Mounter()
     stagings = []
-    for i in range(volumes if concurrency else 1):  # staged shares: one, or one per published volume
+    for i in range(volumes):
         staging = kubelet.staging_path(root, DEFAULT_DRIVER_NAME, f"v{i:05d}")
         os.makedirs(staging)
-        _sys.mount(f"share-{i}", staging, "tmpfs", 0, "size=1m")
+        mounter.mount(f"share-{i}", staging, "tmpfs", "size=1m")
         stagings.append(staging)
+    return root, stagings, built
 
-    sock = os.path.join(scratch, "csi.sock")
-    driver = subprocess.Popen([sys.executable, "-c", SERVER, sock, root, str(workers)])
-    channel = grpc.insecure_channel(f"unix://{sock}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=60)
-        stub = csi_pb2_grpc.NodeStub(channel)
-        cap = csi_pb2.VolumeCapability(
+
+class _Driver:
+    """The driver serving the node service on a unix socket in this namespace, and a client of it."""
+
+    def __init__(self, scratch: str, root: str, stagings: list[str], workers: int) -> None:
+        # grpc and csi (which loads grpc) only here, in the namespace's child: not loaded before the fork
+        import grpc
+
+        from csi.proto import csi_pb2, csi_pb2_grpc
+
+        self.pb, self.error, self.root, self.stagings = csi_pb2, grpc.RpcError, root, stagings
+        self._publish_target = kubelet.publish_target
+        sock = os.path.join(scratch, "csi.sock")
+        self.process = subprocess.Popen([sys.executable, "-c", SERVER, sock, root, str(workers)])
+        self.channel = grpc.insecure_channel(f"unix://{sock}")
+        grpc.channel_ready_future(self.channel).result(timeout=60)
+        self.stub = csi_pb2_grpc.NodeStub(self.channel)
+        self.cap = csi_pb2.VolumeCapability(
             mount=csi_pb2.VolumeCapability.MountVolume(),
             access_mode=csi_pb2.VolumeCapability.AccessMode(
                 mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
             ),
         )
 
-        def target(pod: str, i: int) -> str:
-            path = kubelet.publish_target(root, pod, f"pvc-b{i:05d}")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            return path
+    def target(self, pod: str, i: int) -> str:
+        """Volume ``i``'s publish target in pod ``pod``, its parent made."""
+        path = self._publish_target(self.root, pod, f"pvc-b{i:05d}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
 
-        def publish(i: int, path: str) -> None:
-            stub.NodePublishVolume(
-                csi_pb2.NodePublishVolumeRequest(
-                    volume_id=f"v{i}",
-                    staging_target_path=stagings[i],
-                    target_path=path,
-                    volume_capability=cap,
-                    readonly=True,
-                ),
-                timeout=60,
-            )
-
-        def unpublish(i: int, path: str) -> None:
-            stub.NodeUnpublishVolume(
-                csi_pb2.NodeUnpublishVolumeRequest(volume_id=f"v{i}", target_path=path), timeout=60
-            )
-
-        one = target("timed", 0)
-
-        def driver_cycle() -> None:
-            publish(0, one)
-            unpublish(0, one)
-
-        def reference_cycle() -> None:
-            os.makedirs(one, exist_ok=True)
-            subprocess.run(["mount", "-o", "bind", stagings[0], one], check=True)
-            subprocess.run(["mount", "-o", "bind,remount,ro", one], check=True)
-            subprocess.run(["umount", one], check=True)
-
-        def noop_cycle() -> None:  # the transport alone: two RPCs that do no work
-            stub.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest(), timeout=60)
-            stub.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest(), timeout=60)
-
-        bare = target("bare", 0)
-
-        def bare_cycle() -> None:  # the kernel alone: what the driver asks of it, with no checks
-            os.mkdir(bare)
-            fd = _sys.open_tree(stagings[0], int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC))
-            try:
-                _sys.mount_setattr(fd, "", int(AT.EMPTY_PATH), int(MOUNT_ATTR.RDONLY))
-                _sys.move_mount(fd, "", AT_FDCWD, bare, int(MOVE_MOUNT.F_EMPTY_PATH))
-            finally:
-                os.close(fd)
-            _sys.umount2(bare, int(MNT.UMOUNT_NOFOLLOW))
-            os.rmdir(bare)
-
-        busy = common.settle()
-        timings = common.measure_together(
-            {NOOP: noop_cycle, "driver": driver_cycle, BARE: bare_cycle}, repeats=repeats, warmup=50
+    def publish(self, i: int, path: str) -> None:
+        request = self.pb.NodePublishVolumeRequest(
+            volume_id=f"v{i}",
+            staging_target_path=self.stagings[i],
+            target_path=path,
+            volume_capability=self.cap,
+            readonly=True,
         )
-        noop, drv, kernel = (timings[name] for name in (NOOP, "driver", BARE))
-        ref = common.measure(
-            reference_cycle, repeats=reference_repeats
-        )  # apart: its three processes slow what follows
+        self.stub.NodePublishVolume(request, timeout=60)
 
-        sweep: list[tuple[int, list[common.Row]]] = []
-        rss = 0
-        for clients in concurrency:
-            targets = [target(f"pod-c{clients}-{i:05d}", i) for i in range(volumes)]
-            latencies: list[int] = []
-            errors: list[str] = []
+    def unpublish(self, i: int, path: str) -> None:
+        self.stub.NodeUnpublishVolume(
+            self.pb.NodeUnpublishVolumeRequest(volume_id=f"v{i}", target_path=path), timeout=60
+        )
 
-            def publish_one(
-                i: int,
-                targets: list[str] = targets,
-                errors: list[str] = errors,
-                latencies: list[int] = latencies,
-            ) -> None:
-                t0 = time.perf_counter_ns()
-                try:
-                    publish(i, targets[i])
-                except grpc.RpcError as exc:
-                    errors.append(f"{exc.code().name}: {exc.details()}")
-                latencies.append(time.perf_counter_ns() - t0)
+    def noop(self) -> None:
+        self.stub.NodeGetCapabilities(self.pb.NodeGetCapabilitiesRequest(), timeout=60)
 
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=clients) as pool:
-                list(pool.map(publish_one, range(volumes)))
-            elapsed = time.perf_counter() - t0
-            rss = max(rss, psutil.Process(driver.pid).memory_info().rss)
-            published = sum(1 for t in targets if os.path.ismount(t))
-            with ThreadPoolExecutor(max_workers=clients) as pool:
-                list(pool.map(lambda i, targets=targets: unpublish(i, targets[i]), range(volumes)))
-            left = sum(1 for t in targets if os.path.exists(t))
-            latencies.sort()
-            sweep.append(
-                (
-                    clients,
-                    [
-                        common.Row("publish p50", latencies[len(latencies) // 2]),
-                        common.Row(
-                            "publish p99", latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]
-                        ),
-                        common.Row(
-                            "publishes/s",
-                            volumes / elapsed,
-                            "/s",
-                            note=f"{len(errors)} errors{'; first: ' + errors[0] if errors else ''}; "
-                            f"{published} mounted; {left} targets left after unpublish",
-                        ),
-                        common.Row("errors", len(errors), ""),
-                    ],
-                )
-            )
-    finally:
-        channel.close()
-        driver.terminate()
-        driver.wait(timeout=30)
+    def rss(self) -> int:
+        return int(psutil.Process(self.process.pid).memory_info().rss)
 
-    rows = [
+    def close(self) -> None:
+        self.channel.close()
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def _cycle_rows(driver: _Driver, repeats: int, reference_repeats: int) -> list[common.Row]:
+    """A publish + unpublish cycle through the driver, against the transport, the bare syscalls and the
+    reference's three processes (see the module docstring)."""
+    source, one, bare = driver.stagings[0], driver.target("timed", 0), driver.target("bare", 0)
+
+    def driver_cycle() -> None:
+        driver.publish(0, one)
+        driver.unpublish(0, one)
+
+    def noop_cycle() -> None:  # the transport alone: two RPCs that do no work
+        driver.noop()
+        driver.noop()
+
+    def bare_cycle() -> None:  # the kernel alone: what the driver asks of it, with no checks
+        os.mkdir(bare)
+        fd = _sys.open_tree(source, int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC))
+        try:
+            _sys.mount_setattr(fd, "", int(AT.EMPTY_PATH), int(MOUNT_ATTR.RDONLY))
+            _sys.move_mount(fd, "", AT_FDCWD, bare, int(MOVE_MOUNT.F_EMPTY_PATH))
+        finally:
+            os.close(fd)
+        _sys.umount2(bare, int(MNT.UMOUNT_NOFOLLOW))
+        os.rmdir(bare)
+
+    def reference_cycle() -> None:
+        os.makedirs(one, exist_ok=True)
+        subprocess.run(["mount", "-o", "bind", source, one], check=True)
+        subprocess.run(["mount", "-o", "bind,remount,ro", one], check=True)
+        subprocess.run(["umount", one], check=True)
+
+    timings = common.measure_together(
+        {NOOP: noop_cycle, "driver": driver_cycle, BARE: bare_cycle}, repeats=repeats, warmup=50
+    )
+    noop, drv, kernel = (timings[name] for name in (NOOP, "driver", BARE))
+    ref = common.measure(reference_cycle, repeats=reference_repeats)  # apart: its processes slow what follows
+    return [
         common.timing_row(REFERENCE, ref),
         common.timing_row(NOOP, noop),
         common.timing_row(
@@ -226,32 +180,80 @@ def _bench(
         common.Row("transport: 2x no-op RPC p99", noop.p99_ns),
         common.Row("kernel: bare syscalls p99", kernel.p99_ns),
     ]
+
+
+def _concurrent_rows(driver: _Driver, clients: int) -> tuple[list[common.Row], int]:
+    """Every staged volume published at once by ``clients`` concurrent clients, then unpublished; the
+    rows, and the driver's RSS with all of them published."""
+    volumes = len(driver.stagings)
+    targets = [driver.target(f"pod-c{clients}-{i:05d}", i) for i in range(volumes)]
+    latencies: list[int] = []
+    errors: list[str] = []
+
+    def publish_one(i: int) -> None:
+        t0 = time.perf_counter_ns()
+        try:
+            driver.publish(i, targets[i])
+        except driver.error as exc:
+            errors.append(f"{exc.code().name}: {exc.details()}")
+        latencies.append(time.perf_counter_ns() - t0)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(publish_one, range(volumes)))
+    elapsed = time.perf_counter() - t0
+    rss = driver.rss()
+    published = sum(1 for t in targets if os.path.ismount(t))
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(lambda i: driver.unpublish(i, targets[i]), range(volumes)))
+    left = sum(1 for t in targets if os.path.exists(t))
+    latencies.sort()
+    first = f"; first: {errors[0]}" if errors else ""
+    rows = [
+        common.Row("publish p50", latencies[len(latencies) // 2]),
+        common.Row("publish p99", latencies[min(len(latencies) - 1, round(0.99 * len(latencies)))]),
+        common.Row(
+            "publishes/s",
+            volumes / elapsed,
+            "/s",
+            note=f"{len(errors)} errors{first}; {published} mounted; {left} targets left after unpublish",
+        ),
+        common.Row("errors", len(errors), ""),
+    ]
+    return rows, rss
+
+
+def _bench(
+    scratch: str, existing: int, sweep_here: bool, args: argparse.Namespace
+) -> tuple[list[common.Row], common.Sweep]:
+    """One run at ``existing`` mounts: the concurrency sweep only where ``sweep_here``."""
+    levels = args.concurrency if sweep_here else []
+    root, stagings, built = _stage(scratch, existing, args.volumes if levels else 1)
+    driver = _Driver(scratch, root, stagings, args.workers)
+    sweep: common.Sweep = []
+    rss = 0
+    try:
+        busy = common.settle()
+        rows = _cycle_rows(driver, args.repeats, args.reference_repeats)
+        for clients in levels:
+            level_rows, level_rss = _concurrent_rows(driver, clients)
+            sweep.append((clients, level_rows))
+            rss = max(rss, level_rss)
+    finally:
+        driver.close()
     if sweep:
         rows.append(
             common.Row(
                 "driver RSS after the concurrent publishes", rss / 2**20, "MiB", note="target <= 60 MB"
             )
         )
-    common.report(
-        f"NodePublish(ro)+NodeUnpublish over gRPC with {existing:,} mounts on the node "
-        f"(built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)",
-        rows,
-    )
-    for clients, crows in sweep:
-        common.report(
-            f"{volumes:,} publishes by {clients} concurrent client(s), {existing:,} mounts on the node", crows
-        )
+    by_clients = [(f"{args.volumes:,} publishes by {n} concurrent client(s)", n_rows) for n, n_rows in sweep]
+    common.report_node("NodePublish(ro)+NodeUnpublish over gRPC", existing, built, busy, rows, by_clients)
     return rows, sweep
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--mounts",
-        type=common.int_list,
-        default=[100, 1_000, 10_000, 30_000],
-        help="kubelet binds made beforehand, one run per count (comma-separated)",
-    )
+    parser = common.node_parser(__doc__, "the mount count with the concurrency sweep")
     parser.add_argument(
         "--repeats",
         type=int,
@@ -268,27 +270,12 @@ def main() -> int:
         default=[1, 4, 16, 64],
         help="concurrent clients, swept at --sweep-at mounts (comma-separated)",
     )
-    parser.add_argument("--sweep-at", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=10, help="the driver's gRPC worker threads")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench_publish: needs root (a private mount namespace and real mounts)", file=sys.stderr)
+    if not common.is_root("bench_publish"):
         return 1
-    for existing in args.mounts:
-        levels = args.concurrency if existing == args.sweep_at else []
-        rows, sweep = common.in_private_ns(
-            _bench,
-            existing,
-            args.repeats,
-            args.reference_repeats,
-            args.volumes,
-            args.workers,
-            levels,
-            timeout=1800,
-        )
-        common.record("publish", "mounts", existing, rows)
-        for clients, crows in sweep:
-            common.record("publish-concurrency", "clients", clients, crows)
+    figures = ("publish", "publish-concurrency", "clients")
+    common.per_mount_count(_bench, args.mounts, args.sweep_at, figures, args)
     return 0
 
 

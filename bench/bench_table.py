@@ -43,9 +43,8 @@ from common import (
     timing_row,
 )
 
-from mountkit import Mounter, _sys
+from mountkit import Mounter
 from mountkit.errors import UnsupportedError
-from mountkit.flags import MS
 from mountkit.table import MountTable, find_mount
 
 #: the row of the kernel floor: read(2) into one reused buffer
@@ -149,10 +148,10 @@ def _bench(scratch: str, n: int, repeats: int, kernel_floor: str) -> list[Row]:
     share_binds = [os.path.join(scratch, "share-pod-a"), os.path.join(scratch, "share-pod-b")]
     for path in (share, *share_binds):
         os.mkdir(path)
-    _sys.mount("share", share, "tmpfs", 0, "size=1m")
-    for path in share_binds:
-        _sys.mount(share, path, None, MS.BIND, None)
     mounter = Mounter()
+    mounter.mount("share", share, "tmpfs", "size=1m")
+    for path in share_binds:
+        mounter.bind(share, path)
     entries = len(MountTable.read())
     # another process in this namespace: find_mount(pid=...) cannot use statx there, so it scans
     sleeper = subprocess.Popen(["sleep", "600"])

@@ -31,7 +31,8 @@ from typing import Protocol
 
 from common import Row, in_private_ns, kubelet_binds, record, report
 
-from mountkit import _sys
+# the burst's binds are bare syscalls, the kernel's pace with no checks between them (no public API)
+from mountkit import Mounter, _sys
 from mountkit.errors import UnsupportedError
 from mountkit.flags import MS
 from mountkit.table import Backend, MountInfo, MountTable, read_mountinfo
@@ -182,10 +183,11 @@ class _FullTableDiff:
 
 def _cycles(target: str, w: _Watcher) -> list[float]:
     """CPU seconds from each change (mount, remount read-only, unmount) until reported and quiet."""
+    mounter = Mounter()
     changes: tuple[Callable[[], None], ...] = (
-        lambda: _sys.mount("tmpfs", target, "tmpfs", 0, "size=1m"),
-        lambda: _sys.mount(None, target, None, MS.REMOUNT | MS.BIND | MS.RDONLY, None),
-        lambda: _sys.umount2(target),
+        lambda: mounter.mount("tmpfs", target, "tmpfs", "size=1m"),
+        lambda: mounter.remount(target, "ro"),
+        lambda: mounter.unmount(target),
     )
     costs = []
     for _ in range(CYCLES):

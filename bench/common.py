@@ -10,9 +10,11 @@ little across runs.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from csi.node import kubelet
-from mountkit import _sys
-from mountkit.flags import MS
+from mountkit import Mounter
 from mountkit.testing import run_in_private_ns
 
 T = TypeVar("T")
@@ -43,9 +44,10 @@ def kubelet_binds(scratch: str, n: int, *, per_pod: int = 1) -> list[str]:
     non-recursive bind gets slower as its *source* mount gains children (ARCHITECTURE notes), so
     binding from the scratch tmpfs itself would make building 10,000 mounts quadratic.
     """
+    mounter = Mounter()
     staging = os.path.join(scratch, "staging")
     os.mkdir(staging)
-    _sys.mount("tmpfs", staging, "tmpfs", 0, "size=1m,mode=755")
+    mounter.mount("tmpfs", staging, "tmpfs", "size=1m,mode=755")
     targets = []
     pod = ""
     for i in range(n):
@@ -53,7 +55,7 @@ def kubelet_binds(scratch: str, n: int, *, per_pod: int = 1) -> list[str]:
             pod = str(uuid.UUID(int=i + 1))
         target = kubelet.publish_target(os.path.join(scratch, KUBELET_ROOT), pod, f"pvc-{i:05d}")
         os.makedirs(target)
-        _sys.mount(staging, target, None, MS.BIND, None)
+        mounter.bind(staging, target)
         targets.append(target)
     return targets
 
@@ -146,6 +148,10 @@ class Row:
     note: str = ""
 
 
+#: a figure set per swept value: (the value, e.g. a burst size, and its rows)
+Sweep = list[tuple[int, list[Row]]]
+
+
 def timing_row(name: str, timing: Timing, baseline: str | None = None, note: str = "") -> Row:
     """A row for a timing (its median; the p99 goes into the note)."""
     p99 = f"p99 {fmt_ns(timing.p99_ns)}"
@@ -191,3 +197,66 @@ def record(bench: str, x_name: str, x: float, rows: Sequence[Row]) -> None:
 def int_list(text: str) -> list[int]:
     """A comma-separated list of counts, as the benchmarks' sweep flags take it (``100,1000,10000``)."""
     return [int(v) for v in text.split(",") if v]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn()`` took (once; for the set-up figures a report names, not for measurements)."""
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+def node_parser(doc: str, sweep_at_help: str) -> argparse.ArgumentParser:
+    """The flags of the node benchmarks (bench_kubelet, bench_publish): ``--mounts`` made beforehand,
+    one run per count, and ``--sweep-at``, the count at which the sweep runs; add their own to it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--mounts",
+        type=int_list,
+        default=[100, 1_000, 10_000, 30_000],
+        help="kubelet binds made beforehand, one run per count (comma-separated)",
+    )
+    parser.add_argument("--sweep-at", type=int, default=10_000, help=sweep_at_help)
+    return parser
+
+
+def is_root(bench: str) -> bool:
+    """Root, else False with a line on stderr: the benchmarks make a private namespace and real mounts."""
+    if os.geteuid() == 0:
+        return True
+    print(f"{bench}: needs root (a private mount namespace and real mounts)", file=sys.stderr)
+    return False
+
+
+def per_mount_count(
+    bench: Callable[..., tuple[list[Row], Sweep]],
+    mounts: Sequence[int],
+    sweep_at: int,
+    figures: tuple[str, str, str],
+    *args: Any,
+) -> None:
+    """``bench(scratch, existing, sweep, *args)`` in a private namespace of its own for each count of
+    ``mounts`` (``sweep``: is it ``sweep_at``); its rows recorded as bench ``figures[0]`` against the
+    mount count, its sweep as bench ``figures[1]`` against ``figures[2]``."""
+    name, sweep_name, sweep_x = figures
+    for existing in mounts:
+        rows, sweep = in_private_ns(bench, existing, existing == sweep_at, *args, timeout=1800)
+        record(name, "mounts", existing, rows)
+        for x, sweep_rows in sweep:
+            record(sweep_name, sweep_x, x, sweep_rows)
+
+
+def report_node(
+    what: str,
+    existing: int,
+    built: float,
+    busy: float,
+    rows: Sequence[Row],
+    sweep: Sequence[tuple[str, list[Row]]],
+) -> None:
+    """Report a node benchmark's run at ``existing`` mounts (made in ``built`` s, the CPUs ``busy`` % before
+    timing): ``rows`` under ``what``, then each (title, rows) of its sweep."""
+    on_node = f"{existing:,} mounts on the node"
+    report(f"{what}, {on_node} (built in {built:.1f} s; CPUs {busy:.0f}% busy before timing)", rows)
+    for title, sweep_rows in sweep:
+        report(f"{title}, {on_node}", sweep_rows)

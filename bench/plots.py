@@ -14,12 +14,14 @@ import csv
 import os
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from common import RESULTS_DIR
+from matplotlib.figure import Figure
 
 Series = dict[str, list[tuple[float, float]]]
 
@@ -75,6 +77,67 @@ VERSUS = (
 )
 
 
+MOUNTS_X = "kubelet-like bind mounts in the namespace"
+NODE_X = "kubelet-like bind mounts on the node"
+
+
+@dataclass(frozen=True, slots=True)
+class Growth:
+    """One plot of figures against the swept value (log-log): ``file`` from bench ``bench``'s ``figures``."""
+
+    file: str
+    bench: str
+    figures: dict[str, str]  # the figure's name in the CSV -> its label
+    title: str
+    xlabel: str
+    unit_ns: float = 1e6
+    ylabel: str = "median time"
+
+
+GROWTH = (
+    Growth("table.png", "table", TABLE, "Mount table operations against the number of mounts", MOUNTS_X),
+    Growth(
+        "kernel.png",
+        "table",
+        KERNEL,
+        "The kernel's own cost per mount (C, nothing of mountkit's)",
+        MOUNTS_X,
+        1e3,
+        "median time per mount",
+    ),
+    Growth("probe.png", "probe", PROBE, "Mount point checks against the number of mounts", MOUNTS_X, 1e3),
+    Growth(
+        "publish.png",
+        "publish",
+        PUBLISH,
+        "NodePublish(ro)+NodeUnpublish against the number of mounts",
+        NODE_X,
+    ),
+    Growth(
+        "burst-mounts.png",
+        "kubelet",
+        KUBELET_BURST,
+        "A 110-pod burst from the Go client against the number of mounts",
+        NODE_X,
+        ylabel="wall",
+    ),
+    Growth(
+        "burst-size.png",
+        "kubelet-burst",
+        KUBELET_SIZE,
+        "A burst from the Go client against its size (10,000 mounts)",
+        "concurrent publishes (pods starting at once)",
+        ylabel="wall",
+    ),
+)
+
+
+def _save(fig: Figure, out: str) -> None:
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def load(path: str) -> dict[str, Series]:
     """bench -> figure -> [(x, value)], the last value measured at each x."""
     data: dict[str, dict[str, dict[float, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -84,31 +147,21 @@ def load(path: str) -> dict[str, Series]:
     return {b: {fig: sorted(points.items()) for fig, points in figs.items()} for b, figs in data.items()}
 
 
-def growth(
-    series: Series,
-    names: dict[str, str],
-    title: str,
-    xlabel: str,
-    out: str,
-    unit_ns: float = 1e6,
-    ylabel: str = "median time",
-) -> None:
+def growth(series: Series, plot: Growth, out: str) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=90)
-    for key, label in names.items():
+    for key, label in plot.figures.items():
         points = series.get(key)
         if points:
-            ax.plot([x for x, _ in points], [v / unit_ns for _, v in points], marker="o", label=label)
+            ax.plot([x for x, _ in points], [v / plot.unit_ns for _, v in points], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"{ylabel}, " + {1e6: "ms", 1e3: "µs"}[unit_ns])
-    ax.set_title(title)
+    ax.set_xlabel(plot.xlabel)
+    ax.set_ylabel(f"{plot.ylabel}, " + {1e6: "ms", 1e3: "µs"}[plot.unit_ns])
+    ax.set_title(plot.title)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def concurrency(series: Series, out: str) -> None:
@@ -128,9 +181,7 @@ def concurrency(series: Series, out: str) -> None:
     more = twin.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
     ax.set_title("Publish latency and throughput against concurrent publishes (10,000 mounts)")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def versus(data: dict[str, Series], out: str) -> None:
@@ -152,63 +203,16 @@ def versus(data: dict[str, Series], out: str) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("times faster than the alternative (log scale; 10,000 mounts; < 1: slower)")
     ax.set_title("mountkit against the alternatives")
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def main() -> int:
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(RESULTS_DIR, "results.csv")
     data = load(path)
     here = os.path.dirname(os.path.abspath(path))
-    growth(
-        data.get("table", {}),
-        TABLE,
-        "Mount table operations against the number of mounts",
-        "kubelet-like bind mounts in the namespace",
-        os.path.join(here, "table.png"),
-    )
-    growth(
-        data.get("table", {}),
-        KERNEL,
-        "The kernel's own cost per mount (C, nothing of mountkit's)",
-        "kubelet-like bind mounts in the namespace",
-        os.path.join(here, "kernel.png"),
-        unit_ns=1e3,
-        ylabel="median time per mount",
-    )
-    growth(
-        data.get("probe", {}),
-        PROBE,
-        "Mount point checks against the number of mounts",
-        "kubelet-like bind mounts in the namespace",
-        os.path.join(here, "probe.png"),
-        unit_ns=1e3,
-    )
-    growth(
-        data.get("publish", {}),
-        PUBLISH,
-        "NodePublish(ro)+NodeUnpublish against the number of mounts",
-        "kubelet-like bind mounts on the node",
-        os.path.join(here, "publish.png"),
-    )
+    for plot in GROWTH:
+        growth(data.get(plot.bench, {}), plot, os.path.join(here, plot.file))
     concurrency(data.get("publish-concurrency", {}), os.path.join(here, "concurrency.png"))
-    growth(
-        data.get("kubelet", {}),
-        KUBELET_BURST,
-        "A 110-pod burst from the Go client against the number of mounts",
-        "kubelet-like bind mounts on the node",
-        os.path.join(here, "burst-mounts.png"),
-        ylabel="wall",
-    )
-    growth(
-        data.get("kubelet-burst", {}),
-        KUBELET_SIZE,
-        "A burst from the Go client against its size (10,000 mounts)",
-        "concurrent publishes (pods starting at once)",
-        os.path.join(here, "burst-size.png"),
-        ylabel="wall",
-    )
     versus(data, os.path.join(here, "versus.png"))
     print(f"plots written to {here}")
     return 0

@@ -80,25 +80,18 @@ class Mounter(Binder):
     ) -> None:
         """Mount ``source`` (of type ``fstype``) on ``target``.
 
-        ``options`` are mount(8) words; ``sensitive_options`` reach the kernel
-        and nothing else.  ``nfs``/``nfs4`` data is built by
-        :func:`mountkit.nfs.build_mount`'s two steps (no mount.nfs helper), and between them the
-        kernel is asked for the filesystem type, so a node without an NFS client gets ENODEV
-        whatever its network, before any name or route lookup.
-        Where the kernel has fsopen (5.2), each option is its own fsconfig
-        call, so no option can smuggle in another through a comma, and a
-        refusal carries the kernel's message (``tmpfs: Unknown parameter
-        'bogus'``); else mount(2) with a data string, which the error then names.
-        Already done — ``target`` is the root of a mount of the same source and
-        filesystem family (nfs ≡ nfs4), compared as the kernel shows them, with
-        the same read-only state (and NFS version): no-op.  Something else
-        mounted there, or the same made otherwise: MountConflictError naming
-        both (:func:`mountkit.rules.mount_conflict`).
-        With ``beneath``, ``target`` is resolved beneath that directory without
-        following any symlink (:func:`mountkit.safepath.open_beneath`) and the
-        mount is made onto the resolved descriptor, so swapping a component for
-        a symlink meanwhile cannot move the mount elsewhere (a symlink on the
-        way: MountError(ELOOP)).
+        ``options`` are mount(8) words; ``sensitive_options`` reach the kernel and nothing else.
+        ``nfs``/``nfs4`` data comes from :func:`mountkit.nfs.build_mount`'s two steps (no mount.nfs helper);
+        between them the kernel is asked for the filesystem, so a node without an NFS client reads ENODEV
+        before any name or route lookup.
+        With fsopen (5.2+) each option is its own fsconfig call, so no option smuggles in another
+        through a comma and a refusal carries the kernel's message; else mount(2) with a data string.
+        Already done — ``target`` is the root of a mount of the same source and filesystem family
+        (nfs ≡ nfs4) with the same read-only state (and NFS version): no-op.  Something else there,
+        or the same made otherwise: MountConflictError naming both.
+        ``beneath``: ``target`` is resolved beneath that directory, no symlink followed, and the
+        mount is made onto the resolved descriptor, so a component swapped for a symlink meanwhile
+        cannot move it (a symlink on the way: MountError(ELOOP)).
         """
         tgt = os.fsdecode(target)
         with _as_verb("mount", str(source), tgt, new_fs=True, nfs=fstype in _NFS_FAMILY):
@@ -136,18 +129,14 @@ class Mounter(Binder):
     ) -> None:
         """Bind ``source`` onto ``target`` (with its child mounts when ``recursive``).
 
-        A read-only bind is never visible writable at ``target``: the detached
-        clone is made read-only before it is attached (open_tree +
-        mount_setattr + move_mount, recursively with ``recursive``).  Kernels
-        without that API get MS_BIND + MS_REMOUNT|MS_BIND|MS_RDONLY at a hidden
-        staging sibling, then a bind of that onto ``target`` (only the top mount
-        is read-only there, and the staging sibling is briefly writable).
-        Already done — ``target`` is a mount root showing the same inode as
-        ``source`` with the asked read-only state: no-op.  Another mount there,
-        or the other read-only state: MountConflictError.
-        With ``beneath``, both ``source`` and ``target`` are resolved beneath it
-        without following symlinks and the bind goes descriptor to descriptor
-        (see :meth:`mount`), the staging sibling of the legacy path included.
+        A read-only bind is never writable at ``target``: the detached clone is made read-only
+        before it is attached (open_tree + mount_setattr + move_mount).  Kernels without that API
+        bind and remount read-only at a hidden staging sibling, then bind that onto ``target``
+        (only the top mount is read-only there).
+        Already done — ``target`` is a mount root showing ``source``'s inode with the asked
+        read-only state: no-op.  Another mount there, or the other read-only state:
+        MountConflictError.
+        ``beneath``: both paths are resolved beneath it, no symlink followed, as in :meth:`mount`.
         Errors read ``bind <source> -> <target>: ...``, naming the path an errno is about.
         """
         self._bind("bind", source, target, readonly, recursive, options, beneath)

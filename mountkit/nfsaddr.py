@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from .errors import InvalidOptionError
+from mountkit.errors import InvalidOptionError
 
 #: the operation an error about NFS options names
 OPTIONS_OP = "nfs options"

@@ -12,8 +12,8 @@ import socket
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .errors import MountError
-from .nfsaddr import ip_address as _address
+from mountkit.errors import MountError
+from mountkit.nfsaddr import ip_address as _address
 
 
 def client_address(server_ip: str) -> str:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from .errors import InvalidOptionError
-from .flags import MOUNT_ATTR, MOUNT_ATTR_ATIME_MASK, MS
+from mountkit.errors import InvalidOptionError
+from mountkit.flags import MOUNT_ATTR, MOUNT_ATTR_ATIME_MASK, MS
 
 _NONE = MS(0)
 ATIME_MODES = MS.NOATIME | MS.RELATIME | MS.STRICTATIME

@@ -1,27 +1,18 @@
 """Deadline-bounded probes of filesystems that may be dead.
 
-A stat on a hung NFS or FUSE filesystem sleeps uninterruptibly: no signal
-frees it, and a thread stuck in it cannot be cancelled.  So a probe runs on a
-worker thread and the caller waits only until the deadline; after that the
-worker is *abandoned* (it finishes, or not, on its own; being a daemon it
-never holds up interpreter exit) and the caller gets a
-:class:`~mountkit.errors.CorruptedMountError` with ``ETIMEDOUT``.  Abandoned
-probes are counted so that an operator (metrics, logs) can see threads piling
-up behind a dead server.
+A stat on a hung NFS or FUSE filesystem sleeps uninterruptibly and no signal frees it, so a probe
+runs on a worker and the caller waits only until the deadline; then the worker is abandoned (a
+daemon thread: it never holds up exit), counted (:func:`abandoned_probes`, :func:`hung_probes`)
+so that operators see threads piling up behind a dead server, and the caller gets
+:class:`~mountkit.errors.CorruptedMountError` with ``ETIMEDOUT``.
 
-Starting a thread per probe costs about 200 µs, forty times the statx it
-guards; so the workers are long-lived and shared.  The hot probes (is it a
-mount root, does it answer statfs) and the deadline-bounded unmount skip Python
-altogether: they run on the C pool of ``cext/sys/probe.c`` (:func:`mountkit._sys.probe`),
-which hands over without the GIL, and whose mount-root question needs no
-hand-off at all when the dentry cache holds the whole path (openat2
-RESOLVE_CACHED, then a statx that asks the filesystem nothing; see
-``cext/sys/sys.h``); this pool runs any other callable.  The pool is elastic: a probe
-that finds no idle worker starts one, so a worker stuck on a dead share is
-replaced by the next probe that needs one and the pool never drains; an
-abandoned worker that gets its answer at last rejoins the pool, and a worker
-idle for :data:`IDLE_SECONDS` exits.  After ``fork`` the child starts with an
-empty pool (the parent's threads do not exist there).
+A thread per probe would cost some forty times the statx it guards, so workers are long-lived and
+shared.  The hot probes (is it a mount root, does it answer statfs) and the bounded unmount run on
+the C pool of ``cext/sys/probe.c`` (:func:`mountkit._sys.probe`: no GIL, and no hand-off at all for
+a mount root whose path the dentry cache holds); this pool runs any other callable.  It is
+elastic: a probe that finds no idle worker starts one, so a worker stuck on a dead share never
+drains it; an abandoned worker that gets its answer rejoins it, and one idle for
+:data:`IDLE_SECONDS` exits.  After ``fork`` the child starts with an empty pool.
 """
 
 from __future__ import annotations

@@ -1,21 +1,17 @@
 """The mount table: ``/proc/<pid>/mountinfo`` (or listmount/statmount) as :class:`MountInfo` records.
 
-Reading the table is dominated by the kernel generating the text; what this module adds must stay
-small next to that, even at 10,000 mounts.  So a :class:`MountTable` is compact: the C parser
-(``cext/common/mountinfo.c``) undoes the kernel's octal escapes into one ``bytes`` buffer and records, per
-entry, the numbers and the offsets of each field in uint32 columns (about 48 bytes an entry plus
-the text).  :meth:`MountTable.read` parses each piece of text as read(2) hands it over, straight
-into those two buffers (``cext/table/mountinfo_read.c``), so it costs about what reading the text
-does.  Lookups (``find``, ``find_all``, ``under``, ``refs``, ``children``) scan the columns in C
-and build :class:`MountInfo` objects only for the entries they return;
-indexing and iteration build a fresh :class:`MountInfo` per access (not cached: keep the ones you
-need).  Paths are decoded like :func:`os.fsdecode` (surrogateescape), so a non-UTF-8 name
-round-trips through :func:`os.fsencode`.
+The kernel generating the text dominates a read, and what this module adds must stay small next to
+it even at 10,000 mounts.  So a :class:`MountTable` is compact: one ``bytes`` buffer of the
+unescaped text plus uint32 columns of numbers and field offsets (about 48 bytes an entry), filled
+by a C parser (``cext/common/mountinfo.c``) as read(2) hands the text over
+(``cext/table/mountinfo_read.c``).  Lookups (``find``, ``find_all``, ``under``, ``refs``,
+``children``) scan the columns in C and build :class:`MountInfo` objects only for what they return;
+indexing and iteration build a fresh one per access (not cached: keep those you need).  Paths are
+decoded like :func:`os.fsdecode` (surrogateescape), so a non-UTF-8 name round-trips.
 
-:func:`find_mount` answers for one mount point, mostly without a table: statx settles a path that is not a
-mount root in O(1) (5.8+), and on kernels with statmount and ``STATX_MNT_ID_UNIQUE`` (6.8+) a mount
-root costs one statx and one statmount; otherwise it reads the compact table (no slower than reading
-the text) and builds only the entry it returns.
+:func:`find_mount` answers for one mount point mostly without a table: statx settles a path that is
+not a mount root in O(1) (5.8+), and with statmount and ``STATX_MNT_ID_UNIQUE`` (6.8+) a mount root
+costs one statx and one statmount; otherwise it reads the compact table and builds one entry.
 """
 
 from __future__ import annotations

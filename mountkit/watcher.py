@@ -1,35 +1,23 @@
 """Watch the mount namespace: attach, detach and change events, optionally under one path.
 
-Two backends, chosen by :func:`watch` (``backend="auto"``):
+:func:`watch` picks one of two backends (``backend="auto"``):
 
 ``fanotify`` (Linux 6.15+)
-    A ``FAN_REPORT_MNT`` group with a ``FAN_MARK_MNTNS`` mark on this process's mount namespace
-    reports every attach and detach with the mount's unique 64-bit id, in order; the queue is
-    unlimited, so a burst loses nothing (an overflow, possible only when the kernel refused the
-    unlimited queue, is answered with a full resynchronisation).  Each attached mount is
-    described with statmount(2) when its event is read.  fanotify has no "change" event: a move
-    (ATTACH|DETACH on one id) is reported as a change, and other changes (a remount read-only,
-    new propagation, the submounts a move carried along) are found because they also wake
-    ``poll(POLLPRI)`` on ``/proc/self/mountinfo``; such a wake-up re-describes, once the fanotify
-    queue is quiet (so a burst is not slowed by rescans), the known mounts at or below the
-    watched path and those below a place a mount moved away from, and reports those that differ.
-    Other mounts are not re-described (the wake-up does not say which mount changed, and a
-    change elsewhere is not reported), so a change costs statmounts of the watched subtree, not
-    of the namespace (a watch of the whole namespace reads mountinfo's text instead and compares
-    the lines that changed, as the poll backend does: cheaper than a statmount of every mount);
-    the ``previous`` of a mount moved in from elsewhere is as last described.
+    ``FAN_REPORT_MNT`` with a ``FAN_MARK_MNTNS`` mark reports every attach and detach in order,
+    with the mount's unique id; the queue is unlimited, so a burst loses nothing (an overflow is
+    answered with a full resynchronisation).  fanotify has no change event: a move (ATTACH|DETACH
+    on one id) is reported as a change, and other changes (remount, propagation, the submounts a
+    move carried) are found through ``poll(POLLPRI)`` on mountinfo, which re-describes only the
+    watched subtree, once the queue is quiet, by statmount (a whole-namespace watch diffs
+    mountinfo's text instead, as ``poll`` does: cheaper than a statmount of every mount).
 ``poll`` (any kernel; the 6.1 test guest)
-    ``poll(POLLPRI)`` on ``/proc/self/mountinfo`` wakes on every change of the namespace; each
-    wake-up reads the table again and diffs it with the last one, by mount id.  It reports every
-    mount that is in the table at one of its reads, and every option change it sees; a mount
-    attached and detached again between two reads is never seen (the kernel keeps no history).
-    A mount id reused for a different filesystem or root is a detach and an attach; reused for
-    the same filesystem and root at another place, it reads as a move (a change).  The diff
-    works on the raw text and parses only the lines that differ: beyond the kernel writing the
-    text, a change costs a few memcmps of it, not a record of each mount.
+    Each ``poll(POLLPRI)`` wake-up on ``/proc/self/mountinfo`` diffs the text with the last one by
+    mount id, parsing only the lines that differ.  A mount attached and detached again between two
+    reads is never seen; a mount id reused for another filesystem or root is a detach and an
+    attach, for the same one elsewhere a move.
 
-Like libmount's ``mnt_monitor`` (which says *that* the table changed), but each event names
-the mount and what it was before.
+Unlike libmount's ``mnt_monitor``, which says *that* the table changed, each event names the mount
+and what it was before.
 """
 
 from __future__ import annotations
@@ -297,13 +285,12 @@ class MountWatcher:
         return found
 
     def _rescan_text(self) -> list[MountEvent]:
-        """:meth:`_rescan` of the whole namespace: from mountinfo's text, not a statmount of each mount.
+        """:meth:`_rescan` of the whole namespace, from mountinfo's changed lines: every mount is a
+        suspect, and a line costs the kernel less than a statmount of its fields.
 
-        Every known mount is a suspect here, and the kernel writes a mountinfo line for less than a
-        statmount of the same fields costs; the lines that changed since the last rescan are
-        compared with what is known.  They are matched by mountinfo's mount id, which the kernel
-        reuses, so the text must agree with the known mounts: fanotify events queued during the
-        read mean it may not, and they are handled first, the rescan waiting for the next quiet.
+        Lines are matched to known mounts by mountinfo's mount id, which the kernel reuses, so
+        fanotify events queued during the read are handled first and the rescan waits for the
+        next quiet.
         """
         new = read_mountinfo()
         queued = self._drain()

@@ -54,4 +54,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "privileged" in item.keywords and not IS_ROOT:
             item.add_marker(skip_root)
-

@@ -45,7 +45,8 @@ def start_node(tmp_path: Path, kube_api: kubeapi.KubeApi, *extra: str) -> subpro
     sock = tmp_path / "csi.sock"
     argv = [
         sys.executable, "-m", "csi.main", f"--endpoint=unix://{sock}", "--grace=1", "--mode=node",
-        "--node-id=gke-pool-1-abcd", "--zone=us-central1-a", "--project=my-project", f"--kubelet-root={tmp_path}",
+        "--node-id=gke-pool-1-abcd", "--zone=us-central1-a", "--project=my-project",
+        f"--kubelet-root={tmp_path}",
         "--feature-lock-release", f"--kubeconfig={kube_api.kubeconfig(tmp_path / 'kubeconfig')}",
         "--lock-release-sync-period=1s", "--leader-election-lease-duration=3s",
         "--leader-election-renew-deadline=2s", "--leader-election-retry-period=500ms", *extra,
@@ -77,7 +78,9 @@ def stop(driver: subprocess.Popen[str]) -> str:
 
 @pytest.fixture
 def node_metadata(metadata_server: MetadataServer) -> MetadataServer:
-    metadata_server.values.update({"instance/id": "4815162342", "instance/network-interfaces/0/ip": "10.128.0.7"})
+    metadata_server.values.update(
+        {"instance/id": "4815162342", "instance/network-interfaces/0/ip": "10.128.0.7"}
+    )
     return metadata_server
 
 
@@ -119,7 +122,9 @@ def test_a_standalone_node_runs_no_controller(
     finally:
         err = stop(driver)
     assert PASS_LOG not in err and "now leads" not in err
-    assert node_metadata.requests.count("/computeMetadata/v1/instance/id") == 1  # the node still records (its identity at start)
+    assert (
+        node_metadata.requests.count("/computeMetadata/v1/instance/id") == 1
+    )  # the node still records (its identity at start)
 
 
 def test_the_kubeconfig_is_what_the_driver_reaches(

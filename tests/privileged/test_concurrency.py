@@ -26,7 +26,6 @@ if shutil.which("nsenter") is None or shutil.which("findmnt") is None:
     pytest.skip("needs util-linux nsenter and findmnt", allow_module_level=True)
 
 
-
 @pytest.fixture(scope="module")
 def driver() -> Iterator[tuple[NsDriver, csi_pb2_grpc.NodeStub]]:
     d = NsDriver("node")
@@ -66,15 +65,22 @@ def test_64_racing_calls_on_one_target(driver: tuple[NsDriver, csi_pb2_grpc.Node
     [staging] = staged(d, ["race"])
     target = target_of(d, "racer", "race")
     publish = csi_pb2.NodePublishVolumeRequest(
-        volume_id="race", staging_target_path=staging, target_path=target, volume_capability=CAP)
+        volume_id="race", staging_target_path=staging, target_path=target, volume_capability=CAP
+    )
     unpublish = csi_pb2.NodeUnpublishVolumeRequest(volume_id="race", target_path=target)
     with ThreadPoolExecutor(64) as pool:
         codes = Counter(pool.map(lambda _: code(node.NodePublishVolume, publish), range(64)))
         assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.ABORTED}, codes
         assert d.mounts().count(target) == 1
-        mixed = Counter(pool.map(
-            lambda i: code(node.NodeUnpublishVolume if i % 2 else node.NodePublishVolume,
-                           unpublish if i % 2 else publish), range(64)))
+        mixed = Counter(
+            pool.map(
+                lambda i: code(
+                    node.NodeUnpublishVolume if i % 2 else node.NodePublishVolume,
+                    unpublish if i % 2 else publish,
+                ),
+                range(64),
+            )
+        )
         assert set(mixed) <= {grpc.StatusCode.OK, grpc.StatusCode.ABORTED}, mixed
         assert d.mounts().count(target) <= 1
     assert code(node.NodeUnpublishVolume, unpublish) == grpc.StatusCode.OK
@@ -88,8 +94,9 @@ def test_many_volumes_published_in_parallel(driver: tuple[NsDriver, csi_pb2_grpc
     names = [f"many{i}" for i in range(count)]
     stagings = staged(d, names)
     requests = [
-        csi_pb2.NodePublishVolumeRequest(volume_id=n, staging_target_path=s, target_path=target_of(d, f"p{n}", n),
-                                         volume_capability=CAP)
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=n, staging_target_path=s, target_path=target_of(d, f"p{n}", n), volume_capability=CAP
+        )
         for n, s in zip(names, stagings)
     ]
     with ThreadPoolExecutor(32) as pool:
@@ -97,8 +104,15 @@ def test_many_volumes_published_in_parallel(driver: tuple[NsDriver, csi_pb2_grpc
         assert codes == {grpc.StatusCode.OK: count}, codes
         table = Counter(d.mounts())
         assert all(table[r.target_path] == 1 for r in requests)
-        undo = Counter(pool.map(lambda r: code(node.NodeUnpublishVolume, csi_pb2.NodeUnpublishVolumeRequest(
-            volume_id=r.volume_id, target_path=r.target_path)), requests))
+        undo = Counter(
+            pool.map(
+                lambda r: code(
+                    node.NodeUnpublishVolume,
+                    csi_pb2.NodeUnpublishVolumeRequest(volume_id=r.volume_id, target_path=r.target_path),
+                ),
+                requests,
+            )
+        )
         assert undo == {grpc.StatusCode.OK: count}, undo
     assert not any(r.target_path in d.mounts() for r in requests)
     report("concurrency.parallel", volumes=count, ok=codes[grpc.StatusCode.OK], mounts_leaked=0)
@@ -117,7 +131,8 @@ def test_soak_keeps_memory_and_fds_flat(driver: tuple[NsDriver, csi_pb2_grpc.Nod
     [staging] = staged(d, ["soak"])
     target = target_of(d, "soaker", "soak")
     publish = csi_pb2.NodePublishVolumeRequest(
-        volume_id="soak", staging_target_path=staging, target_path=target, volume_capability=CAP)
+        volume_id="soak", staging_target_path=staging, target_path=target, volume_capability=CAP
+    )
     unpublish = csi_pb2.NodeUnpublishVolumeRequest(volume_id="soak", target_path=target)
 
     def cycle() -> None:
@@ -134,8 +149,16 @@ def test_soak_keeps_memory_and_fds_flat(driver: tuple[NsDriver, csi_pb2_grpc.Nod
         cycles += 1
         time.sleep(max(0.0, 0.02 - (time.monotonic() - started)))  # a steady ~50 cycles/s at most
     fds_after, rss_after = len(os.listdir(f"/proc/{pid}/fd")), _rss_kib(pid)
-    report("concurrency.soak", seconds=seconds, cycles=cycles, rss_kib_before=rss, rss_kib_after=rss_after,
-           fds_before=fds, fds_after=fds_after, mounts_leaked=d.mounts().count(target))
+    report(
+        "concurrency.soak",
+        seconds=seconds,
+        cycles=cycles,
+        rss_kib_before=rss,
+        rss_kib_after=rss_after,
+        fds_before=fds,
+        fds_after=fds_after,
+        mounts_leaked=d.mounts().count(target),
+    )
     assert d.mounts().count(target) == 0
     assert fds_after <= fds + 2, (fds, fds_after)
     assert rss_after - rss < 8 * 1024, (rss, rss_after)

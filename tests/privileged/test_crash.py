@@ -63,8 +63,12 @@ def until_ok(d: NsDriver, call: Callable[..., Any], request: Any, stats: Counter
             return
         except grpc.RpcError as exc:
             stats["retries"] += 1
-            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED,
-                                  grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED):
+            if exc.code() not in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.ABORTED,
+                grpc.StatusCode.CANCELLED,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ):
                 raise
             if not d.alive():
                 d.kill()
@@ -88,8 +92,13 @@ def test_random_sigkills_converge(driver: NsDriver) -> None:
         sums.append(checksums(share))
         stagings.append(os.path.join(driver.root, "plugins", f"pv{v}", "globalmount"))
         os.makedirs(os.path.dirname(stagings[-1]))
-    targets = [[os.path.join(driver.root, "pods", f"pod{p}", "volumes", "kubernetes.io~csi", f"pv{v}", "mount")
-                for p in range(2)] for v in range(VOLUMES)]
+    targets = [
+        [
+            os.path.join(driver.root, "pods", f"pod{p}", "volumes", "kubernetes.io~csi", f"pv{v}", "mount")
+            for p in range(2)
+        ]
+        for v in range(VOLUMES)
+    ]
     for pair in targets:
         for target in pair:
             os.makedirs(os.path.dirname(target))
@@ -117,8 +126,11 @@ def test_random_sigkills_converge(driver: NsDriver) -> None:
             stats["kills"] += 1
             for p, target in enumerate(targets[v]):
                 request = csi_pb2.NodePublishVolumeRequest(
-                    volume_id=f"pv{v}", staging_target_path=staging, target_path=target,
-                    volume_capability=CAP, readonly=p == 1,
+                    volume_id=f"pv{v}",
+                    staging_target_path=staging,
+                    target_path=target,
+                    volume_capability=CAP,
+                    readonly=p == 1,
                 )
                 until_ok(driver, node.NodePublishVolume, request, stats)
             killer.join()
@@ -127,15 +139,25 @@ def test_random_sigkills_converge(driver: NsDriver) -> None:
             table = Counter(driver.mounts())
             assert table == Counter([staging, *targets[v]]), f"cycle {cycle}: {table}"
             for target in targets[v]:
-                assert checksums(os.path.join(f"/proc/{driver.holder.pid}/root", target.lstrip("/"))) == sums[v]
+                assert (
+                    checksums(os.path.join(f"/proc/{driver.holder.pid}/root", target.lstrip("/"))) == sums[v]
+                )
             killer = threading.Timer(rng.uniform(0.0, 0.05), driver.kill)
             killer.start()
             stats["kills"] += 1
             for target in [*targets[v], precious]:
-                until_ok(driver, node.NodeUnpublishVolume,
-                         csi_pb2.NodeUnpublishVolumeRequest(volume_id=f"pv{v}", target_path=target), stats)
-            until_ok(driver, node.NodeUnstageVolume,
-                     csi_pb2.NodeUnstageVolumeRequest(volume_id=f"pv{v}", staging_target_path=staging), stats)
+                until_ok(
+                    driver,
+                    node.NodeUnpublishVolume,
+                    csi_pb2.NodeUnpublishVolumeRequest(volume_id=f"pv{v}", target_path=target),
+                    stats,
+                )
+            until_ok(
+                driver,
+                node.NodeUnstageVolume,
+                csi_pb2.NodeUnstageVolumeRequest(volume_id=f"pv{v}", staging_target_path=staging),
+                stats,
+            )
             killer.join()
             if not driver.alive():
                 driver.start()
@@ -145,9 +167,18 @@ def test_random_sigkills_converge(driver: NsDriver) -> None:
                 assert inp.read() == "keep me"
             for share, expected in zip(shares, sums):
                 got = checksums(share)
-                bytes_lost += sum(os.path.getsize(os.path.join(share, n)) for n in expected if got.get(n) != expected[n])
+                bytes_lost += sum(
+                    os.path.getsize(os.path.join(share, n)) for n in expected if got.get(n) != expected[n]
+                )
             assert bytes_lost == 0
     finally:
         channel.close()
-    report("crash", seed=rng_seed, faults_injected=stats["kills"], driver_restarts=driver.starts - 1,
-           retries=stats["retries"], mounts_leaked=len(driver.mounts()), bytes_lost=bytes_lost)
+    report(
+        "crash",
+        seed=rng_seed,
+        faults_injected=stats["kills"],
+        driver_restarts=driver.starts - 1,
+        retries=stats["retries"],
+        mounts_leaked=len(driver.mounts()),
+        bytes_lost=bytes_lost,
+    )

@@ -71,7 +71,10 @@ def test_move_names_source_then_target(ns_scratch: str) -> None:
     src, dst = _dirs(ns_scratch, "src", "dst")
     gone = os.path.join(ns_scratch, "gone")
     exc = _raised(m.move, src, dst)  # nothing mounted at the source
-    assert str(exc) == f"move {src} -> {dst}: source {src}: Invalid argument (EINVAL): nothing is mounted at the source"
+    assert (
+        str(exc)
+        == f"move {src} -> {dst}: source {src}: Invalid argument (EINVAL): nothing is mounted at the source"
+    )
     m.mount("mk-src", src, "tmpfs")
     exc = _raised(m.move, src, gone)
     assert (exc.operation, exc.filename, exc.filename2, exc.role) == ("move", src, gone, "target")
@@ -118,7 +121,9 @@ def _assert_no_nfs_client(exc: MountError, source: str, target: str, step: str) 
     assert (exc.errno, exc.operation, exc.filename, exc.filename2) == (errno.ENODEV, "mount", source, target)
     assert exc.step == step
     text = str(exc)
-    assert text.startswith(f"mount {source} -> {target}: No such device (ENODEV): ") and "modprobe nfs" in text
+    assert (
+        text.startswith(f"mount {source} -> {target}: No such device (ENODEV): ") and "modprobe nfs" in text
+    )
     assert text.endswith(NFS_CLIENT_MISSING)
 
 
@@ -132,15 +137,23 @@ def test_nfs_without_a_client_says_so_and_names_the_paths(ns_scratch: str, fstyp
         _sys.mark_unsupported("fsopen")
     [t] = _dirs(ns_scratch, "t")
     # versions that need no clientaddr=: a kernel without fsopen is asked only by mount(2), after the lookups
-    exc = _raised(Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.2" if fstype == "nfs4" else "vers=3"])
-    step = f"fsopen {fstype} (new mount API)" if api == "fsopen" else "mount(2) with a data string (this kernel has no fsopen)"
+    exc = _raised(
+        Mounter().mount, "127.0.0.1:/share", t, fstype, ["vers=4.2" if fstype == "nfs4" else "vers=3"]
+    )
+    step = (
+        f"fsopen {fstype} (new mount API)"
+        if api == "fsopen"
+        else "mount(2) with a data string (this kernel has no fsopen)"
+    )
     _assert_no_nfs_client(exc, "127.0.0.1:/share", t, step)
 
 
 @pytest.mark.mount_ns
 @pytest.mark.parametrize("source", ["10.0.0.1:/share", "filestore.invalid:/share"])
 @pytest.mark.parametrize(("fstype", "vers"), [("nfs", "3"), ("nfs4", "4"), ("nfs4", "4.1")])
-def test_nfs_without_a_client_says_so_whatever_the_network(ns_scratch: str, source: str, fstype: str, vers: str) -> None:
+def test_nfs_without_a_client_says_so_whatever_the_network(
+    ns_scratch: str, source: str, fstype: str, vers: str
+) -> None:
     """In a network namespace of the test's own (lo down: no route, no resolver), where the server's name
     and the route behind v4.0/4.1's clientaddr= cannot be looked up: the missing client is what is said."""
     if _has_nfs_client():
@@ -167,10 +180,14 @@ def test_cli_errors_in_the_namespace(ns_scratch: str) -> None:
     gone = os.path.join(ns_scratch, "gone")
     done = _cli("bind", gone, there)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith(f"mountkit: bind {gone} -> {there}: source {gone}: No such file or directory")
+    assert done.stderr.startswith(
+        f"mountkit: bind {gone} -> {there}: source {gone}: No such file or directory"
+    )
     assert done.stderr.count("\n") == 1
     done = _cli("rbind", there, gone)
-    assert done.stderr.startswith(f"mountkit: rbind {there} -> {gone}: target {gone}: No such file or directory")
+    assert done.stderr.startswith(
+        f"mountkit: rbind {there} -> {gone}: target {gone}: No such file or directory"
+    )
     assert _cli("refs", gone).returncode == 1 and _cli("list", "--target", gone).returncode == 1
     assert _cli("list", "--target", ns_scratch).returncode == 0  # the scratch tmpfs itself
 
@@ -184,6 +201,6 @@ def test_list_into_head_exits_0_quietly(ns_scratch: str) -> None:
         os.mkdir(point)
         m.mount(f"mk-{i}", point, "tmpfs")
     for argv in ("list", "list --json"):
-        script = f"{sys.executable} -m mountkit.cli {argv} | head -1; echo \"status=${{PIPESTATUS[0]}}\""
+        script = f'{sys.executable} -m mountkit.cli {argv} | head -1; echo "status=${{PIPESTATUS[0]}}"'
         done = subprocess.run(["bash", "-c", script], check=False, capture_output=True, text=True, timeout=60)
         assert done.stdout.splitlines()[-1] == "status=0" and done.stderr == "", (argv, done.stderr)

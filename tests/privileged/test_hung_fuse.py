@@ -73,8 +73,10 @@ def _probe_a_sick_mount(scratch: str) -> dict[str, Any]:
             abandoned = probe.abandoned_probes()
             took, result = timed(lambda: is_mountpoint(mnt, timeout=PROBE))  # the path is in the dcache
             seen[f"{mode} is_mountpoint cached"] = (took, result, probe.abandoned_probes() - abandoned)
-            for name, fn in (("is_mountpoint", lambda: is_mountpoint(mnt, timeout=PROBE)),
-                             ("check", lambda: mounter.check(mnt))):
+            for name, fn in (
+                ("is_mountpoint", lambda: is_mountpoint(mnt, timeout=PROBE)),
+                ("check", lambda: mounter.check(mnt)),
+            ):
                 took, result = timed(fn)
                 seen[f"{mode} {name}"] = (took, type(result).__name__, getattr(result, "errno", None))
         # a name beneath the share is not in the dentry cache: the probe goes to a worker, which hangs
@@ -87,7 +89,11 @@ def _probe_a_sick_mount(scratch: str) -> dict[str, Any]:
         seen["hang cleanup_mountpoint"] = (took, type(result).__name__, getattr(result, "errno", None))
         if result is not None:
             took, result = timed(lambda: mounter.cleanup_mountpoint(mnt, lazy=True, force=True))
-            seen["hang cleanup_mountpoint lazy+force"] = (took, type(result).__name__, getattr(result, "errno", None))
+            seen["hang cleanup_mountpoint lazy+force"] = (
+                took,
+                type(result).__name__,
+                getattr(result, "errno", None),
+            )
         with open("/proc/self/mountinfo") as f:
             seen["left mounted"] = any(line.split()[4] == mnt for line in f)
     finally:
@@ -139,8 +145,10 @@ def _stuck_probe_workers(scratch: str) -> dict[str, Any]:
     try:
         hangfs.set_mode(control, "hang")
         results: list[Any] = []
-        threads = [threading.Thread(target=lambda: results.append(timed(lambda: mounter.check(mnt))[1]))
-                   for _ in range(STUCK)]
+        threads = [
+            threading.Thread(target=lambda: results.append(timed(lambda: mounter.check(mnt))[1]))
+            for _ in range(STUCK)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -186,7 +194,9 @@ def sick_share(driver: Driver, staging: str) -> Iterator[str]:
     os.makedirs(staging, exist_ok=True)
     daemon = subprocess.Popen(
         ["nsenter", f"--mount=/proc/{driver.pid}/ns/mnt", "--", sys.executable, HANGFS, staging, control],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 15
@@ -196,8 +206,13 @@ def sick_share(driver: Driver, staging: str) -> Iterator[str]:
         yield control
     finally:
         hangfs.set_mode(control, "ok")
-        driver.ns(sys.executable, "-c", f"import sys; sys.path.insert(0, {os.path.dirname(HANGFS)!r}); "
-                  f"import hangfs\ntry: hangfs.abort({staging!r})\nexcept StopIteration: pass", check=False)
+        driver.ns(
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {os.path.dirname(HANGFS)!r}); "
+            f"import hangfs\ntry: hangfs.abort({staging!r})\nexcept StopIteration: pass",
+            check=False,
+        )
         daemon.kill()  # our own daemon, by PID
         daemon.wait()
 
@@ -208,19 +223,29 @@ SHARE_CONTEXT = {"ip": "127.0.0.1", "volume": "vol1"}
 
 def stats(driver: Driver, volume_id: str, path: str) -> Any:
     return driver.node.NodeGetVolumeStats(
-        csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume_id, volume_path=path), timeout=30)
+        csi_pb2.NodeGetVolumeStatsRequest(volume_id=volume_id, volume_path=path), timeout=30
+    )
 
 
-def publish(driver: Driver, volume_id: str, staging: str, target: str, context: dict[str, str] | None = None) -> Any:
-    return driver.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-        volume_id=volume_id, staging_target_path=staging, target_path=target, volume_capability=CAP,
-        volume_context=context,
-    ), timeout=30)
+def publish(
+    driver: Driver, volume_id: str, staging: str, target: str, context: dict[str, str] | None = None
+) -> Any:
+    return driver.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume_id,
+            staging_target_path=staging,
+            target_path=target,
+            volume_capability=CAP,
+            volume_context=context,
+        ),
+        timeout=30,
+    )
 
 
 def unpublish(driver: Driver, volume_id: str, target: str) -> Any:
     return driver.node.NodeUnpublishVolume(
-        csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target), timeout=30)
+        csi_pb2.NodeUnpublishVolumeRequest(volume_id=volume_id, target_path=target), timeout=30
+    )
 
 
 def healthy_p50(driver: Driver, staging: str, target: str, rounds: int = 15) -> float:
@@ -256,8 +281,12 @@ def test_a_hung_volume_blocks_no_worker_and_slows_no_healthy_volume() -> None:
             for mode in ("hang", *DEAD_MODES):
                 hangfs.set_mode(control, mode)
                 calls = 3 * WORKERS  # more than the server has workers
-                futures = [driver.node.NodeGetVolumeStats.future(csi_pb2.NodeGetVolumeStatsRequest(
-                    volume_id="sick", volume_path=path), timeout=30) for path in [sick_target, sick] * (calls // 2)]
+                futures = [
+                    driver.node.NodeGetVolumeStats.future(
+                        csi_pb2.NodeGetVolumeStatsRequest(volume_id="sick", volume_path=path), timeout=30
+                    )
+                    for path in [sick_target, sick] * (calls // 2)
+                ]
                 start = time.monotonic()
                 answers = [f.result() for f in futures]
                 wall = time.monotonic() - start
@@ -272,8 +301,12 @@ def test_a_hung_volume_blocks_no_worker_and_slows_no_healthy_volume() -> None:
                 figures[mode] = (calls, round(wall, 2), round(took, 3), min(messages))
 
             hangfs.set_mode(control, "hang")
-            background = [driver.node.NodeGetVolumeStats.future(csi_pb2.NodeGetVolumeStatsRequest(
-                volume_id="sick", volume_path=sick_target), timeout=30) for _ in range(WORKERS // 2)]
+            background = [
+                driver.node.NodeGetVolumeStats.future(
+                    csi_pb2.NodeGetVolumeStatsRequest(volume_id="sick", volume_path=sick_target), timeout=30
+                )
+                for _ in range(WORKERS // 2)
+            ]
             during = healthy_p50(driver, well, well_target)
             for f in background:
                 assert f.result().volume_condition.abnormal
@@ -286,19 +319,28 @@ def test_a_hung_volume_blocks_no_worker_and_slows_no_healthy_volume() -> None:
             staged_after_publish = os.path.relpath(sick, driver.root) in mounts_under(driver)
             took_unpub, unpub = timed(lambda: unpublish(driver, "sick", sick_target))
             took_unpub2, unpub2 = timed(lambda: unpublish(driver, "sick", other))
-            took_unstage, unstage = timed(lambda: driver.node.NodeUnstageVolume(
-                csi_pb2.NodeUnstageVolumeRequest(volume_id="sick", staging_target_path=sick), timeout=30))
+            took_unstage, unstage = timed(
+                lambda: driver.node.NodeUnstageVolume(
+                    csi_pb2.NodeUnstageVolumeRequest(volume_id="sick", staging_target_path=sick), timeout=30
+                )
+            )
             left = mounts_under(driver)
             after = healthy_p50(driver, well, well_target)
 
-        print(f"\nhealthy publish+unpublish p50: before {before * 1e3:.1f} ms, during the hang "
-              f"{during * 1e3:.1f} ms, after the sick unmounts {after * 1e3:.1f} ms")
+        print(
+            f"\nhealthy publish+unpublish p50: before {before * 1e3:.1f} ms, during the hang "
+            f"{during * 1e3:.1f} ms, after the sick unmounts {after * 1e3:.1f} ms"
+        )
         for mode, (calls, wall, took, message) in figures.items():
-            print(f"{mode}: {calls} stats calls in {wall} s (all abnormal), healthy stats then {took * 1e3:.1f} ms; "
-                  f"message: {message}")
-        print(f"hung publish {took_pub:.2f} s -> {code(pub).name}; unpublish {took_unpub:.2f} s -> "
-              f"{code(unpub).name}, {took_unpub2:.2f} s -> {code(unpub2).name}; "
-              f"unstage {took_unstage:.2f} s -> {code(unstage).name}; mounts left {left}")
+            print(
+                f"{mode}: {calls} stats calls in {wall} s (all abnormal), "
+                f"healthy stats then {took * 1e3:.1f} ms; message: {message}"
+            )
+        print(
+            f"hung publish {took_pub:.2f} s -> {code(pub).name}; unpublish {took_unpub:.2f} s -> "
+            f"{code(unpub).name}, {took_unpub2:.2f} s -> {code(unpub2).name}; "
+            f"unstage {took_unstage:.2f} s -> {code(unstage).name}; mounts left {left}"
+        )
 
         assert during < before * 3 + 0.05 and after < before * 3 + 0.05
         for took in (took_pub, took_unpub, took_unpub2, took_unstage):
@@ -319,12 +361,22 @@ def test_a_stale_staging_mount_is_detached_before_staging_again() -> None:
         staging = driver.staging("stale")
         with sick_share(driver, staging) as control:
             hangfs.set_mode(control, "ESTALE")
-            took, result = timed(lambda: driver.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-                volume_id="stale", staging_target_path=staging, volume_capability=CAP,
-                volume_context=SHARE_CONTEXT), timeout=30))
+            took, result = timed(
+                lambda: driver.node.NodeStageVolume(
+                    csi_pb2.NodeStageVolumeRequest(
+                        volume_id="stale",
+                        staging_target_path=staging,
+                        volume_capability=CAP,
+                        volume_context=SHARE_CONTEXT,
+                    ),
+                    timeout=30,
+                )
+            )
             left = mounts_under(driver)
-        print(f"\nstage over an ESTALE staging mount: {took:.2f} s -> {code(result).name}: "
-              f"{result.details() if isinstance(result, grpc.RpcError) else ''}; mounts left {left}")
+        print(
+            f"\nstage over an ESTALE staging mount: {took:.2f} s -> {code(result).name}: "
+            f"{result.details() if isinstance(result, grpc.RpcError) else ''}; mounts left {left}"
+        )
         assert os.path.relpath(staging, driver.root) not in left, "the stale mount was not detached"
         assert took < 5 * PROBE + SLACK
         if isinstance(result, grpc.RpcError) and "no NFS client" in (result.details() or ""):

@@ -63,7 +63,9 @@ def test_volume_lifecycle_through_the_whole_driver(driver: Driver) -> None:
         nfs_ok = False
         details = exc.details() or ""
         if "no NFS client" in details:
-            assert exc.code() == grpc.StatusCode.INTERNAL and f"{context['ip']}:/{context['volume']}" in details
+            assert (
+                exc.code() == grpc.StatusCode.INTERNAL and f"{context['ip']}:/{context['volume']}" in details
+            )
         else:
             assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL), details
         assert _mounted(driver) == {} and not os.path.exists(staging)  # a failed stage leaves no directory

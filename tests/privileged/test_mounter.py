@@ -248,7 +248,9 @@ def _hammer_ro_binds(scratch: str, legacy: bool) -> dict[str, int]:
             os._exit(0)
     try:
         start, rounds = time.monotonic(), 0
-        while (time.monotonic() < start + 1.0 or rounds < 300 or not seen[0]) and time.monotonic() < start + 60:
+        while (
+            time.monotonic() < start + 1.0 or rounds < 300 or not seen[0]
+        ) and time.monotonic() < start + 60:
             m.bind(src, tgt, readonly=True)
             m.unmount(tgt, lazy=True)  # the hammer may hold a file open on it
             rounds += 1
@@ -275,7 +277,8 @@ def test_read_only_bind_is_never_writable(in_ns, legacy: bool) -> None:  # type:
 
 
 def _legacy_file_binds(scratch: str, beneath: bool) -> dict[str, Any]:
-    """Read-only binds of a file where the kernel has no open_tree: the one legacy helper, by name or pinned."""
+    """Read-only binds of a file where the kernel has no open_tree: the one legacy helper, by name or
+    pinned."""
     _sys.mark_unsupported("open_tree")
     m = Mounter()
     [pods] = _dirs(scratch, "pods")
@@ -325,17 +328,21 @@ def _tree_verbs(scratch: str, legacy: bool) -> dict[str, Any]:
     m.mount("mk-deep", os.path.join(child, "deep"), "tmpfs")
     m.rbind(src, copy, readonly=True)
     m.rbind(src, copy, readonly=True)  # done already: no-op
-    under = [(e.mount_point[len(scratch):], e.readonly) for e in MountTable.read().under(copy)]
+    under = [(e.mount_point[len(scratch) :], e.readonly) for e in MountTable.read().under(copy)]
     m.move(copy, moved)
     m.move(copy, moved)  # done already: no-op
-    after_move = [e.mount_point[len(scratch):] for e in MountTable.read().under(scratch) if e.mount_point != scratch]
+    after_move = [
+        e.mount_point[len(scratch) :] for e in MountTable.read().under(scratch) if e.mount_point != scratch
+    ]
     r: dict[str, Any] = {"under": under, "after_move": after_move}
     r["move_nothing"] = _err(m.move, copy, elsewhere)[:2]
     r["move_conflict"] = _err(m.move, src, moved)[:2]
     r["busy"] = _err(m.unmount, moved)[:2]
     m.unmount(moved, recursive=True)
     m.unmount(moved, recursive=True)  # nothing left: success
-    r["left"] = [e.mount_point[len(scratch):] for e in MountTable.read().under(scratch) if e.mount_point != scratch]
+    r["left"] = [
+        e.mount_point[len(scratch) :] for e in MountTable.read().under(scratch) if e.mount_point != scratch
+    ]
     return r
 
 
@@ -346,7 +353,14 @@ def test_rbind_move_and_recursive_unmount(in_ns, legacy: bool) -> None:  # type:
         assert r["under"][0] == ("/copy", True) and len(r["under"]) == 3
     else:  # the detached clone is read-only throughout before it is attached
         assert r["under"] == [("/copy", True), ("/copy/child", True), ("/copy/child/deep", True)]
-    assert r["after_move"] == ["/src", "/src/child", "/src/child/deep", "/moved", "/moved/child", "/moved/child/deep"]
+    assert r["after_move"] == [
+        "/src",
+        "/src/child",
+        "/src/child/deep",
+        "/moved",
+        "/moved/child",
+        "/moved/child/deep",
+    ]
     assert r["move_nothing"] == ("MountError", errno.EINVAL)
     assert r["move_conflict"] == ("MountConflictError", errno.EBUSY)
     assert r["busy"] == ("MountError", errno.EBUSY)
@@ -406,7 +420,9 @@ def _loop_ext4(scratch: str) -> tuple[str, str, str]:
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/loop-control"), reason="no /dev/loop-control (loop devices)")
-@pytest.mark.skipif(not shutil.which("mkfs.ext4") or not shutil.which("losetup"), reason="needs e2fsprogs, losetup")
+@pytest.mark.skipif(
+    not shutil.which("mkfs.ext4") or not shutil.which("losetup"), reason="needs e2fsprogs, losetup"
+)
 def test_loop_mounted_ext4(in_ns) -> None:  # type: ignore[no-untyped-def]
     fs_type, source, noatime = in_ns(_loop_ext4)
     assert fs_type == "ext4" and source.startswith("/dev/loop") and noatime == "noatime"
@@ -426,7 +442,12 @@ def _overlay(scratch: str) -> tuple[str, str, bool, str]:
         f.write("to upper")
     e = MountTable.read().find(merged)
     assert e is not None
-    return seen, e.fs_type, os.path.exists(os.path.join(upper, "g")), str(len(MountTable.read().find_all(merged)))
+    return (
+        seen,
+        e.fs_type,
+        os.path.exists(os.path.join(upper, "g")),
+        str(len(MountTable.read().find_all(merged))),
+    )
 
 
 def test_overlay(in_ns) -> None:  # type: ignore[no-untyped-def]
@@ -610,8 +631,17 @@ def _no_subprocess(scratch: str) -> str:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"Mounter spawned a process: {args!r}")
 
-    for mod, name in [(os, "fork"), (os, "posix_spawn"), (os, "posix_spawnp"), (os, "execv"), (os, "execve"),
-                      (os, "system"), (os, "popen"), (subprocess, "Popen"), (subprocess, "run")]:
+    for mod, name in [
+        (os, "fork"),
+        (os, "posix_spawn"),
+        (os, "posix_spawnp"),
+        (os, "execv"),
+        (os, "execve"),
+        (os, "system"),
+        (os, "popen"),
+        (subprocess, "Popen"),
+        (subprocess, "run"),
+    ]:
         setattr(mod, name, refuse)
     m = Mounter()
     src, tgt, t = _dirs(scratch, "src", "tgt", "t")
@@ -629,4 +659,3 @@ def _no_subprocess(scratch: str) -> str:
 
 def test_mounter_never_spawns_a_process(in_ns) -> None:  # type: ignore[no-untyped-def]
     assert in_ns(_no_subprocess) in ("MountError", "UnsupportedError", "")
-

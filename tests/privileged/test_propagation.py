@@ -29,14 +29,19 @@ Snapshot = dict[str, tuple[frozenset[str], frozenset[str], str]]
 
 def _kinds(fields: tuple[str, ...]) -> frozenset[str]:
     """mountinfo's optional fields as findmnt's words (it adds "private" to whatever is not shared)."""
-    kinds = {"shared" if f.startswith("shared:") else "slave" if f.startswith("master:") else f for f in fields}
+    kinds = {
+        "shared" if f.startswith("shared:") else "slave" if f.startswith("master:") else f for f in fields
+    }
     return frozenset(kinds & {"shared", "slave", "unbindable"})
 
 
 def _snapshot(scratch: str, names: tuple[str, ...]) -> Snapshot:
     """path -> (findmnt's words, mountkit's words, mountkit's peer/master fields) for each name."""
     out = subprocess.run(
-        ["findmnt", "-n", "-r", "-o", "TARGET,PROPAGATION", "-R", scratch], check=True, capture_output=True, text=True
+        ["findmnt", "-n", "-r", "-o", "TARGET,PROPAGATION", "-R", scratch],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     findmnt = dict(line.split(" ", 1) for line in out.splitlines())
     table = MountTable.read()
@@ -123,11 +128,21 @@ def _cli(scratch: str) -> dict[str, Any]:
         main(["make-unbindable", sub]),
     ]
     shared = _snapshot(scratch, ("a", "a/sub"))
-    codes += [main(["make-private", a, "--recursive"]), main(["rbind", a, copy, "--ro"]), main(["move", copy, moved])]
-    tree = [(e.mount_point[len(scratch):], e.readonly) for e in MountTable.read().under(scratch)][1:]
+    codes += [
+        main(["make-private", a, "--recursive"]),
+        main(["rbind", a, copy, "--ro"]),
+        main(["move", copy, moved]),
+    ]
+    tree = [(e.mount_point[len(scratch) :], e.readonly) for e in MountTable.read().under(scratch)][1:]
     codes.append(main(["umount", moved, "--recursive"]))
-    left = [e.mount_point[len(scratch):] for e in MountTable.read().under(scratch)][1:]
-    return {"codes": codes, "shared": shared, "private": _snapshot(scratch, ("a", "a/sub")), "tree": tree, "left": left}
+    left = [e.mount_point[len(scratch) :] for e in MountTable.read().under(scratch)][1:]
+    return {
+        "codes": codes,
+        "shared": shared,
+        "private": _snapshot(scratch, ("a", "a/sub")),
+        "tree": tree,
+        "left": left,
+    }
 
 
 def test_the_command_line_verbs(in_ns: Any) -> None:

@@ -31,9 +31,11 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NsDriver,
     for name in HELPERS:
         path = os.path.join(fakebin, name)
         with open(path, "w") as out:
-            out.write(f"#!/bin/sh\necho {name} \"$@\" >> {called}\nexit 1\n")
+            out.write(f'#!/bin/sh\necho {name} "$@" >> {called}\nexit 1\n')
         os.chmod(path, 0o755)
-    d = NsDriver("all", env={**os.environ, "PATH": f"{fakebin}:{os.environ.get('PATH', '')}"}, log_level="DEBUG")
+    d = NsDriver(
+        "all", env={**os.environ, "PATH": f"{fakebin}:{os.environ.get('PATH', '')}"}, log_level="DEBUG"
+    )
     try:
         d.start()
         yield d, called
@@ -62,23 +64,62 @@ def test_no_secrets_logged_socket_0660_paths_confined_no_helpers(driver: tuple[N
         node = csi_pb2_grpc.NodeStub(channel)  # type: ignore[no-untyped-call]
         ctl = csi_pb2_grpc.ControllerStub(channel)  # type: ignore[no-untyped-call]
         calls = [
-            (ctl.CreateVolume, csi_pb2.CreateVolumeRequest(name="pvc-sec", volume_capabilities=[cap(flags)],
-                                                           secrets=secrets)),
-            (ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id="modeInstance/us-central1-a/x/vol1",
-                                                           secrets=secrets)),
-            (ctl.CreateSnapshot, csi_pb2.CreateSnapshotRequest(name="s", source_volume_id="v", secrets=secrets)),
-            (node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
-                volume_id="pv", staging_target_path=staging, volume_capability=cap(flags),
-                volume_context={"ip": "127.0.0.1", "volume": "vol1"}, secrets=secrets)),
-            (node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(
-                volume_id="pv", staging_target_path=staging, target_path=target, volume_capability=cap(flags),
-                secrets=secrets)),
-            (node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(
-                volume_id="pv", staging_target_path=staging, target_path="/etc/evil", volume_capability=cap([]))),
-            (node.NodeUnpublishVolume, csi_pb2.NodeUnpublishVolumeRequest(volume_id="pv", target_path="/etc")),
-            (node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
-                volume_id="pv", staging_target_path=d.root + "/../../etc", volume_capability=cap([]),
-                volume_context={"ip": "127.0.0.1", "volume": "vol1"})),
+            (
+                ctl.CreateVolume,
+                csi_pb2.CreateVolumeRequest(
+                    name="pvc-sec", volume_capabilities=[cap(flags)], secrets=secrets
+                ),
+            ),
+            (
+                ctl.DeleteVolume,
+                csi_pb2.DeleteVolumeRequest(volume_id="modeInstance/us-central1-a/x/vol1", secrets=secrets),
+            ),
+            (
+                ctl.CreateSnapshot,
+                csi_pb2.CreateSnapshotRequest(name="s", source_volume_id="v", secrets=secrets),
+            ),
+            (
+                node.NodeStageVolume,
+                csi_pb2.NodeStageVolumeRequest(
+                    volume_id="pv",
+                    staging_target_path=staging,
+                    volume_capability=cap(flags),
+                    volume_context={"ip": "127.0.0.1", "volume": "vol1"},
+                    secrets=secrets,
+                ),
+            ),
+            (
+                node.NodePublishVolume,
+                csi_pb2.NodePublishVolumeRequest(
+                    volume_id="pv",
+                    staging_target_path=staging,
+                    target_path=target,
+                    volume_capability=cap(flags),
+                    secrets=secrets,
+                ),
+            ),
+            (
+                node.NodePublishVolume,
+                csi_pb2.NodePublishVolumeRequest(
+                    volume_id="pv",
+                    staging_target_path=staging,
+                    target_path="/etc/evil",
+                    volume_capability=cap([]),
+                ),
+            ),
+            (
+                node.NodeUnpublishVolume,
+                csi_pb2.NodeUnpublishVolumeRequest(volume_id="pv", target_path="/etc"),
+            ),
+            (
+                node.NodeStageVolume,
+                csi_pb2.NodeStageVolumeRequest(
+                    volume_id="pv",
+                    staging_target_path=d.root + "/../../etc",
+                    volume_capability=cap([]),
+                    volume_context={"ip": "127.0.0.1", "volume": "vol1"},
+                ),
+            ),
         ]
         for call, request in calls:
             try:
@@ -94,5 +135,12 @@ def test_no_secrets_logged_socket_0660_paths_confined_no_helpers(driver: tuple[N
     assert "NodeStageVolume" in log  # the calls were logged, redacted
     assert SECRET not in log
     assert not os.path.exists(called), "a mount helper was spawned"
-    report("security", rpcs=len(calls), secrets_planted=len(calls[:5]) * 2, secrets_logged=log.count(SECRET),
-           helpers_spawned=0, socket_mode="0660", log_bytes=len(log))
+    report(
+        "security",
+        rpcs=len(calls),
+        secrets_planted=len(calls[:5]) * 2,
+        secrets_logged=log.count(SECRET),
+        helpers_spawned=0,
+        socket_mode="0660",
+        log_bytes=len(log),
+    )

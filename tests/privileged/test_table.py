@@ -87,7 +87,8 @@ def _populate(scratch: str) -> dict[str, str]:
 
 
 def _findmnt_view(e: MountInfo) -> dict[str, Any]:
-    """What findmnt -J shows for an entry: libmount unescapes; PROPAGATION is shared|private[,slave][,unbindable]."""
+    """What findmnt -J shows for an entry: libmount unescapes; PROPAGATION is
+    shared|private[,slave][,unbindable]."""
     fields = e.optional_fields
     words = ["shared" if any(f.startswith("shared:") for f in fields) else "private"]
     if any(f.startswith("master:") for f in fields):

@@ -20,7 +20,7 @@ from mountkit.testing import unshare_argv
 
 pytestmark = pytest.mark.privileged
 
-INNER = '''
+INNER = """
 import os
 
 import pytest
@@ -66,7 +66,7 @@ def test_leak_fails(in_ns, tmp_path):
 def test_fake_mounter(fake_mounter):
     fake_mounter.mount("tmpfs", "/fake/a", "tmpfs")
     assert fake_mounter.is_mountpoint("/fake/a")
-'''
+"""
 
 
 def _inner(*prefix: str) -> subprocess.CompletedProcess[str]:
@@ -76,8 +76,22 @@ def _inner(*prefix: str) -> subprocess.CompletedProcess[str]:
         path = os.path.join(tmp, "test_inner.py")
         with open(path, "w") as f:
             f.write(textwrap.dedent(INNER))
-        argv = [*prefix, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA", "--rootdir", tmp, path]
-        return subprocess.run(unshare_argv(argv), capture_output=True, text=True, timeout=300, cwd=tmp, check=False)
+        argv = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rA",
+            "--rootdir",
+            tmp,
+            path,
+        ]
+        return subprocess.run(
+            unshare_argv(argv), capture_output=True, text=True, timeout=300, cwd=tmp, check=False
+        )
 
 
 def test_plugin_runs_marks_skips_and_catches_leaks() -> None:
@@ -102,7 +116,9 @@ def test_without_root_uses_a_user_namespace_or_skips() -> None:
     if shutil.which("setpriv") is None:
         pytest.skip("needs util-linux setpriv to drop root")
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    userns = subprocess.run([*nobody, "unshare", "--user", "--map-root-user", "--mount", "true"], check=False, capture_output=True)
+    userns = subprocess.run(
+        [*nobody, "unshare", "--user", "--map-root-user", "--mount", "true"], check=False, capture_output=True
+    )
     result = _inner(*nobody)
     out = result.stdout
     if userns.returncode == 0:

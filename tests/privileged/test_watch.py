@@ -83,7 +83,9 @@ def _id_reused_during_rescan(scratch: str) -> tuple[bool, list[tuple[str, str, s
             events += w.read(0.3)
         finally:
             watcher.read_mountinfo = real_read  # type: ignore[assignment]
-    return reused[0], [(e.kind.value, e.mount.mount_point[len(scratch) :], e.mount.options[0]) for e in events if e.mount]
+    return reused[0], [
+        (e.kind.value, e.mount.mount_point[len(scratch) :], e.mount.options[0]) for e in events if e.mount
+    ]
 
 
 def test_fanotify_rescan_with_an_id_reused_during_its_read(in_ns: Any) -> None:

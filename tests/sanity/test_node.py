@@ -41,8 +41,13 @@ _Service = C.PluginCapability.Service
 def test_node_get_capabilities_should_return_appropriate_capabilities(sc: TestContext) -> None:
     caps = sc.node.NodeGetCapabilities(C.NodeGetCapabilitiesRequest()).capabilities
     allowed = {
-        _RPC.UNKNOWN, _RPC.STAGE_UNSTAGE_VOLUME, _RPC.GET_VOLUME_STATS, _RPC.EXPAND_VOLUME,
-        _RPC.VOLUME_CONDITION, _RPC.SINGLE_NODE_MULTI_WRITER, _RPC.VOLUME_MOUNT_GROUP,
+        _RPC.UNKNOWN,
+        _RPC.STAGE_UNSTAGE_VOLUME,
+        _RPC.GET_VOLUME_STATS,
+        _RPC.EXPAND_VOLUME,
+        _RPC.VOLUME_CONDITION,
+        _RPC.SINGLE_NODE_MULTI_WRITER,
+        _RPC.VOLUME_MOUNT_GROUP,
     }
     assert caps and all(cap.rpc.type in allowed for cap in caps)
 
@@ -59,7 +64,9 @@ def test_node_get_info_should_return_appropriate_values(sc: TestContext) -> None
 
 
 def test_node_publish_volume_should_fail_when_no_volume_id_is_provided(sc: TestContext) -> None:
-    assert code_of(sc.node.NodePublishVolume, C.NodePublishVolumeRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code_of(sc.node.NodePublishVolume, C.NodePublishVolumeRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_node_publish_volume_should_fail_when_no_target_path_is_provided(sc: TestContext) -> None:
@@ -76,7 +83,7 @@ def test_node_publish_volume_should_fail_when_no_volume_capability_is_provided(s
 def test_node_publish_volume_should_fail_when_a_single_node_single_writer_volume_is_already_mounted_at_a_different_target_path(
     sc: TestContext,
 ) -> None:
-    """"with single node multi writer capability": the second target is outside kubelet's layout
+    """ "with single node multi writer capability": the second target is outside kubelet's layout
     (``<mountdir>/other_target``), and must be FAILED_PRECONDITION with nothing left there."""
     caps = sc.node.NodeGetCapabilities(C.NodeGetCapabilitiesRequest()).capabilities
     assert _RPC.SINGLE_NODE_MULTI_WRITER in {cap.rpc.type for cap in caps}
@@ -92,7 +99,10 @@ def test_node_publish_volume_should_fail_when_a_single_node_single_writer_volume
 
 
 def test_node_unpublish_volume_should_fail_when_no_volume_id_is_provided(sc: TestContext) -> None:
-    assert code_of(sc.node.NodeUnpublishVolume, C.NodeUnpublishVolumeRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code_of(sc.node.NodeUnpublishVolume, C.NodeUnpublishVolumeRequest())
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_node_unpublish_volume_should_fail_when_no_target_path_is_provided(sc: TestContext) -> None:
@@ -117,7 +127,9 @@ def test_node_unpublish_volume_should_remove_target_path(sc: TestContext) -> Non
 
 def test_node_stage_volume_should_fail_when_no_volume_id_is_provided(sc: TestContext) -> None:
     request = C.NodeStageVolumeRequest(
-        staging_target_path=sc.staging_path, volume_capability=capability(), publish_context={"device": "/dev/mock"}
+        staging_target_path=sc.staging_path,
+        volume_capability=capability(),
+        publish_context={"device": "/dev/mock"},
     )
     assert code_of(sc.node.NodeStageVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
 
@@ -130,11 +142,15 @@ def test_node_stage_volume_should_fail_when_no_staging_target_path_is_provided(s
 
 
 def test_node_stage_volume_should_fail_when_no_volume_capability_is_provided(sc: TestContext) -> None:
-    volume = sc.must_create_volume(C.CreateVolumeRequest(
-        name=unique_string("sanity-node-stage-nocaps"), volume_capabilities=[capability()]
-    )).volume
+    volume = sc.must_create_volume(
+        C.CreateVolumeRequest(
+            name=unique_string("sanity-node-stage-nocaps"), volume_capabilities=[capability()]
+        )
+    ).volume
     request = C.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, staging_target_path=sc.staging_path, publish_context={"device": "/dev/mock"},
+        volume_id=volume.volume_id,
+        staging_target_path=sc.staging_path,
+        publish_context={"device": "/dev/mock"},
     )
     assert code_of(sc.node.NodeStageVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
     assert mount_rows(sc.driver) == {}
@@ -168,7 +184,9 @@ def test_node_get_volume_stats_should_fail_when_volume_is_not_found(sc: TestCont
     assert code_of(sc.node.NodeGetVolumeStats, request) == grpc.StatusCode.NOT_FOUND
 
 
-def test_node_get_volume_stats_should_fail_when_volume_does_not_exist_on_the_specified_path(sc: TestContext) -> None:
+def test_node_get_volume_stats_should_fail_when_volume_does_not_exist_on_the_specified_path(
+    sc: TestContext,
+) -> None:
     volume = create_for_node(sc, unique_string("sanity-node-get-volume-stats"))
     node_stage(sc, volume)
     node_publish(sc, volume)

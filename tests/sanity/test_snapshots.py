@@ -52,7 +52,8 @@ def _three_snapshots(sc: TestContext, tag: str) -> C.CreateSnapshotResponse:
 
 def test_list_snapshots_should_return_appropriate_values_no_optional_values_added(sc: TestContext) -> None:
     sc.must_create_snapshot_from_volume_request(
-        make_create_volume_req(unique_string("listSnapshots-volume-0")), unique_string("listSnapshots-snapshot-0")
+        make_create_volume_req(unique_string("listSnapshots-volume-0")),
+        unique_string("listSnapshots-snapshot-0"),
     )
     snapshots = _list(sc)
     assert snapshots
@@ -68,11 +69,15 @@ def test_list_snapshots_should_return_snapshots_that_match_the_specified_snapsho
     assert snapshots[0].snapshot_id == target.snapshot.snapshot_id
 
 
-def test_list_snapshots_should_return_empty_when_the_specified_snapshot_id_does_not_exist(sc: TestContext) -> None:
+def test_list_snapshots_should_return_empty_when_the_specified_snapshot_id_does_not_exist(
+    sc: TestContext,
+) -> None:
     assert _list(sc, snapshot_id="none-exist-id") == []
 
 
-def test_list_snapshots_should_return_snapshots_that_match_the_specified_source_volume_id(sc: TestContext) -> None:
+def test_list_snapshots_should_return_snapshots_that_match_the_specified_source_volume_id(
+    sc: TestContext,
+) -> None:
     target = _three_snapshots(sc, "v")
     snapshots = _list(sc, source_volume_id=target.snapshot.source_volume_id)
     assert len(snapshots) == 1
@@ -89,7 +94,8 @@ def test_list_snapshots_should_return_empty_when_the_specified_source_volume_id_
 def test_list_snapshots_check_the_presence_of_new_snapshots_in_the_snapshot_list(sc: TestContext) -> None:
     total = len(_list(sc))
     snapshot, _ = sc.must_create_snapshot_from_volume_request(
-        make_create_volume_req(unique_string("listSnapshots-volume-3")), unique_string("listSnapshots-snapshot-3")
+        make_create_volume_req(unique_string("listSnapshots-volume-3")),
+        unique_string("listSnapshots-snapshot-3"),
     )
     verify_snapshot_info(snapshot.snapshot)
     assert len(_list(sc)) == total + 1
@@ -118,7 +124,9 @@ def test_list_snapshots_should_return_next_token_when_a_limited_number_of_entrie
 
 
 def test_delete_snapshot_should_fail_when_no_snapshot_id_is_provided(sc: TestContext) -> None:
-    assert code_of(sc.controller.DeleteSnapshot, C.DeleteSnapshotRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code_of(sc.controller.DeleteSnapshot, C.DeleteSnapshotRequest()) == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_delete_snapshot_should_succeed_when_an_invalid_snapshot_id_is_used(sc: TestContext) -> None:
@@ -171,7 +179,9 @@ def test_create_snapshot_should_fail_when_requesting_to_create_a_snapshot_with_a
     assert code_of(sc.create_snapshot, request) == grpc.StatusCode.ALREADY_EXISTS
 
 
-def test_create_snapshot_should_succeed_when_creating_snapshot_with_maximum_length_name(sc: TestContext) -> None:
+def test_create_snapshot_should_succeed_when_creating_snapshot_with_maximum_length_name(
+    sc: TestContext,
+) -> None:
     volume = sc.must_create_volume(make_create_volume_req(unique_string("CreateSnapshot-volume-maxlen-name")))
     name = unique_string_with_length("CreateSnapshot-snapshot-maxlen", MAX_NAME_LENGTH)
     request = make_create_snapshot_req(name, volume.volume.volume_id)
@@ -183,7 +193,9 @@ def test_create_snapshot_should_succeed_when_creating_snapshot_with_maximum_leng
 
 
 def test_expand_volume_should_fail_if_no_volume_id_is_given(sc: TestContext) -> None:
-    request = C.ControllerExpandVolumeRequest(capacity_range=C.CapacityRange(required_bytes=TEST_VOLUME_EXPAND_SIZE))
+    request = C.ControllerExpandVolumeRequest(
+        capacity_range=C.CapacityRange(required_bytes=TEST_VOLUME_EXPAND_SIZE)
+    )
     assert code_of(sc.controller.ControllerExpandVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -199,9 +211,12 @@ def test_expand_volume_should_work(sc: TestContext) -> None:
         capacity_range=C.CapacityRange(required_bytes=TEST_VOLUME_SIZE),
     )
     volume = sc.must_create_volume(request).volume
-    response = sc.controller.ControllerExpandVolume(C.ControllerExpandVolumeRequest(
-        volume_id=volume.volume_id,
-        capacity_range=C.CapacityRange(required_bytes=TEST_VOLUME_EXPAND_SIZE),
-        volume_capability=capability(),
-    ), timeout=120)
+    response = sc.controller.ControllerExpandVolume(
+        C.ControllerExpandVolumeRequest(
+            volume_id=volume.volume_id,
+            capacity_range=C.CapacityRange(required_bytes=TEST_VOLUME_EXPAND_SIZE),
+            volume_capability=capability(),
+        ),
+        timeout=120,
+    )
     assert response.capacity_bytes == TEST_VOLUME_EXPAND_SIZE

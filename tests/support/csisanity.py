@@ -1,4 +1,5 @@
-"""The community conformance suite, csi-sanity (kubernetes-csi/csi-test v5.5.0): find it, run it, read its report.
+"""The community conformance suite, csi-sanity (kubernetes-csi/csi-test v5.5.0): find it, run it, read its
+report.
 
 The binary ships xz-packed beside the project (``../shared/tools/csi-sanity/``, or ``$CSI_SANITY_DIR``)
 with a SHA256SUMS file; :func:`binary` unpacks it once into the user's cache and checks the sum, so a
@@ -25,7 +26,8 @@ class Unavailable(RuntimeError):
 
 
 def tools_dir() -> Path:
-    """Where the packed binary lives: ``$CSI_SANITY_DIR``, else ``../shared/tools/csi-sanity`` beside the tree."""
+    """Where the packed binary lives: ``$CSI_SANITY_DIR``, else ``../shared/tools/csi-sanity`` beside the
+    tree."""
     return Path(os.environ.get("CSI_SANITY_DIR") or ROOT.parent / "shared" / "tools" / "csi-sanity")
 
 

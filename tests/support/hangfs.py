@@ -63,11 +63,29 @@ def serve(mountpoint: str, control: str) -> None:
 
         def statfs(self, path: str) -> dict[str, int]:
             self._gate()
-            return {"f_bsize": 4096, "f_frsize": 4096, "f_blocks": 1000, "f_bfree": 600, "f_bavail": 500,
-                    "f_files": 100, "f_ffree": 40, "f_favail": 40, "f_namemax": 255}
+            return {
+                "f_bsize": 4096,
+                "f_frsize": 4096,
+                "f_blocks": 1000,
+                "f_bfree": 600,
+                "f_bavail": 500,
+                "f_files": 100,
+                "f_ffree": 40,
+                "f_favail": 40,
+                "f_namemax": 255,
+            }
 
-    fuse.FUSE(HangFS(), mountpoint, foreground=True, nothreads=False, attr_timeout=0, entry_timeout=0,
-              negative_timeout=0, fsname="hangfs", subtype="hangfs")
+    fuse.FUSE(
+        HangFS(),
+        mountpoint,
+        foreground=True,
+        nothreads=False,
+        attr_timeout=0,
+        entry_timeout=0,
+        negative_timeout=0,
+        fsname="hangfs",
+        subtype="hangfs",
+    )
 
 
 def start(mountpoint: str, control: str, timeout: float = 10.0) -> int:

@@ -104,7 +104,8 @@ class KubeApi:
         d = self.workdir
         path.write_text(json.dumps({
             "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "test", "cluster": {"server": self.url, "certificate-authority": str(d / "ca.crt")}}],
+            "clusters": [{"name": "test", "cluster": {"server": self.url,
+                                                      "certificate-authority": str(d / "ca.crt")}}],
             "users": [{"name": "admin", "user": {"client-certificate": str(d / "admin.crt"),
                                                   "client-key": str(d / "admin.key")}}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
@@ -151,7 +152,8 @@ def start() -> KubeApi:
         with open(d / "apiserver.log", "wb") as log:
             api.processes.append(subprocess.Popen(
                 [str(binary), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-                 "--advertise-address=127.0.0.1", f"--secure-port={api_port}", "--endpoint-reconciler-type=none",
+                 "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+                 "--endpoint-reconciler-type=none",
                  "--service-cluster-ip-range=10.96.0.0/16", f"--cert-dir={d}",
                  f"--tls-cert-file={d}/apiserver.crt", f"--tls-private-key-file={d}/apiserver.key",
                  f"--client-ca-file={d}/ca.crt", f"--service-account-key-file={d}/sa.pub",

@@ -1,12 +1,13 @@
 """A loopback stand-in for a Filestore instance's lock-release service, speaking ONC RPC over TCP.
 
-Two listeners on ``host`` (127.0.0.1 unless given), each on a port the kernel picks: a portmapper (program 100000 v2; GETPORT
-of NLM 100021 v4 over TCP answers the second listener's port, anything else 0) and the lock-release
-program 200002 v1 (procedure 1, RELEASE_ALL_LOCKS: one XDR uint, the node's IPv4 address). Both
-answer NULL (procedure 0); an unknown program gets PROG_UNAVAIL, an unknown version PROG_MISMATCH, an
-unknown procedure PROC_UNAVAIL, arguments of the wrong size GARBAGE_ARGS, a credential other than
-AUTH_NONE/AUTH_SYS a denied AUTH_ERROR. Messages are decoded and built here with ``struct`` alone,
-independently of the client's codec, so the two check each other.
+Two listeners on ``host`` (127.0.0.1 unless given), each on a port the kernel picks: a portmapper
+(program 100000 v2; GETPORT of NLM 100021 v4 over TCP answers the second listener's port, anything
+else 0) and the lock-release program 200002 v1 (procedure 1, RELEASE_ALL_LOCKS: one XDR uint, the
+node's IPv4 address). Both answer NULL (procedure 0); an unknown program gets PROG_UNAVAIL, an
+unknown version PROG_MISMATCH, an unknown procedure PROC_UNAVAIL, arguments of the wrong size
+GARBAGE_ARGS, a credential other than AUTH_NONE/AUTH_SYS a denied AUTH_ERROR. Messages are decoded
+and built here with ``struct`` alone, independently of the client's codec, so the two check each
+other.
 
 ``released`` lists the node addresses of every RELEASE_ALL_LOCKS received; ``status`` is the status
 word the next ones answer; ``on_release`` (if set) runs before the answer, where a guest test makes

@@ -15,7 +15,8 @@ from pathlib import Path
 # Channel options for a driver that is being restarted: gRPC's default first reconnect backoff is
 # 1 s, longer than a restart takes.
 FAST_RECONNECT = [
-    ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+    ("grpc.initial_reconnect_backoff_ms", 50),
+    ("grpc.min_reconnect_backoff_ms", 50),
     ("grpc.max_reconnect_backoff_ms", 250),
 ]
 FIGURES = str(Path(__file__).resolve().parents[2] / ".reliability" / "figures.txt")
@@ -49,7 +50,10 @@ class DriverProcess:
     """
 
     def __init__(
-        self, mode: str = "node", env: dict[str, str] | None = None, log_level: str = "INFO",
+        self,
+        mode: str = "node",
+        env: dict[str, str] | None = None,
+        log_level: str = "INFO",
         flags: tuple[str, ...] = (),
     ) -> None:
         import tempfile
@@ -69,8 +73,14 @@ class DriverProcess:
         from tests.support.csiutil import driver_argv
 
         return driver_argv(
-            self.root, self.sock, f"--mode={self.mode}", "--cloud=emulator", "--probe-timeout=3",
-            f"--log-level={self.log_level}", "--grace=1", *self.flags,
+            self.root,
+            self.sock,
+            f"--mode={self.mode}",
+            "--cloud=emulator",
+            "--probe-timeout=3",
+            f"--log-level={self.log_level}",
+            "--grace=1",
+            *self.flags,
         )
 
     def start(self) -> int:
@@ -93,7 +103,9 @@ class DriverProcess:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 with open(self.log, errors="replace") as log:
                     tail = log.read()[-3000:]
-                raise RuntimeError(f"driver start #{self.starts} did not serve (rc={self.proc.poll()}):\n{tail}")
+                raise RuntimeError(
+                    f"driver start #{self.starts} did not serve (rc={self.proc.poll()}):\n{tail}"
+                )
 
     def kill(self) -> bool:
         """SIGKILL the driver (no cleanup of any kind) and reap it; whether it was alive."""
@@ -132,7 +144,9 @@ class NsDriver(DriverProcess):
     holder at :meth:`close`.
     """
 
-    def __init__(self, mode: str = "node", env: dict[str, str] | None = None, log_level: str = "INFO") -> None:
+    def __init__(
+        self, mode: str = "node", env: dict[str, str] | None = None, log_level: str = "INFO"
+    ) -> None:
         super().__init__(mode, env, log_level)
         self.holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"]

@@ -52,7 +52,9 @@ INVALID_VOLUME_ID = "fake-vol-id"  # DefaultIDGenerator.GenerateInvalidVolumeID
 
 def capability(mode: _Mode.Mode = SINGLE_NODE_WRITER) -> csi_pb2.VolumeCapability:
     """TestVolumeCapabilityWithAccessType (mount access, the default test volume access type)."""
-    return csi_pb2.VolumeCapability(mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=mode))
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=mode)
+    )
 
 
 def code_of(call: Any, request: Any) -> grpc.StatusCode:
@@ -133,13 +135,23 @@ class TestContext:
         """Resources.Cleanup: LIFO; node calls OK or NOT_FOUND, the deletes OK."""
         for kind, resource_id in reversed(self._resources):
             if kind == "snapshot":
-                self.controller.DeleteSnapshot(csi_pb2.DeleteSnapshotRequest(snapshot_id=resource_id), timeout=120)
+                self.controller.DeleteSnapshot(
+                    csi_pb2.DeleteSnapshotRequest(snapshot_id=resource_id), timeout=120
+                )
                 continue
             for call, request in (
-                (self.node.NodeUnpublishVolume, csi_pb2.NodeUnpublishVolumeRequest(
-                    volume_id=resource_id, target_path=self.target_path + "/target")),
-                (self.node.NodeUnstageVolume, csi_pb2.NodeUnstageVolumeRequest(
-                    volume_id=resource_id, staging_target_path=self.staging_path)),
+                (
+                    self.node.NodeUnpublishVolume,
+                    csi_pb2.NodeUnpublishVolumeRequest(
+                        volume_id=resource_id, target_path=self.target_path + "/target"
+                    ),
+                ),
+                (
+                    self.node.NodeUnstageVolume,
+                    csi_pb2.NodeUnstageVolumeRequest(
+                        volume_id=resource_id, staging_target_path=self.staging_path
+                    ),
+                ),
             ):
                 try:
                     call(request, timeout=120)
@@ -169,8 +181,6 @@ def make_create_snapshot_req(name: str, source_volume_id: str) -> csi_pb2.Create
     return csi_pb2.CreateSnapshotRequest(name=name, source_volume_id=source_volume_id)
 
 
-
-
 @contextmanager
 def sanity_context(driver: Driver) -> Iterator[TestContext]:
     """One test's context: Setup (mkdir of the mount and staging dirs beneath the kubelet root), then
@@ -196,11 +206,16 @@ def sanity_context(driver: Driver) -> Iterator[TestContext]:
 
 
 def create_for_node(
-    sc: TestContext, name: str, topology: csi_pb2.Topology | None = None, mode: _Mode.Mode = SINGLE_NODE_WRITER
+    sc: TestContext,
+    name: str,
+    topology: csi_pb2.Topology | None = None,
+    mode: _Mode.Mode = SINGLE_NODE_WRITER,
 ) -> csi_pb2.Volume:
-    """The node cases' volume: single node writer (or ``mode``), the test size, the node's topology if given."""
+    """The node cases' volume: single node writer (or ``mode``), the test size, the node's topology if
+    given."""
     request = csi_pb2.CreateVolumeRequest(
-        name=name, volume_capabilities=[capability(mode)],
+        name=name,
+        volume_capabilities=[capability(mode)],
         capacity_range=csi_pb2.CapacityRange(required_bytes=TEST_VOLUME_SIZE),
     )
     if topology is not None:
@@ -209,14 +224,20 @@ def create_for_node(
 
 
 def node_stage(
-    sc: TestContext, volume: csi_pb2.Volume, count: int = 1, *, stand_in: bool = True,
+    sc: TestContext,
+    volume: csi_pb2.Volume,
+    count: int = 1,
+    *,
+    stand_in: bool = True,
     mode: _Mode.Mode = SINGLE_NODE_WRITER,
 ) -> None:
     """NodeStageVolume ``count`` times at the staging dir.  With ``stand_in``, a kernel without an NFS
     client must fail the first one clearly (INTERNAL naming the share, nothing mounted), and a tmpfs
     stand-in is then mounted at the staging path in the driver's namespace."""
     request = csi_pb2.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, volume_capability=capability(mode), staging_target_path=sc.staging_path,
+        volume_id=volume.volume_id,
+        volume_capability=capability(mode),
+        staging_target_path=sc.staging_path,
         volume_context=volume.volume_context,
     )
     for _ in range(count):
@@ -237,10 +258,16 @@ def node_publish(
     sc: TestContext, volume: csi_pb2.Volume, mode: _Mode.Mode = SINGLE_NODE_WRITER, target: str = "target"
 ) -> None:
     """NodePublishVolume at ``<mountdir>/<target>``, as csi-sanity's nodePublishVolumeWithCapability."""
-    sc.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-        volume_id=volume.volume_id, target_path=f"{sc.target_path}/{target}", staging_target_path=sc.staging_path,
-        volume_capability=capability(mode), volume_context=volume.volume_context,
-    ), timeout=120)
+    sc.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume.volume_id,
+            target_path=f"{sc.target_path}/{target}",
+            staging_target_path=sc.staging_path,
+            volume_capability=capability(mode),
+            volume_context=volume.volume_context,
+        ),
+        timeout=120,
+    )
 
 
 def run_controller_test(sc: TestContext, count: int, *, stand_in: bool = True) -> None:

@@ -39,7 +39,9 @@ def open_watcher(under: str | None, backend: str) -> MountWatcher:
         pytest.skip(f"{NO_FANOTIFY_MOUNT_EVENTS}: {exc}")
 
 
-def read_until(w: MountWatcher, done: Callable[[list[MountEvent]], bool], timeout: float = 30.0) -> list[MountEvent]:
+def read_until(
+    w: MountWatcher, done: Callable[[list[MountEvent]], bool], timeout: float = 30.0
+) -> list[MountEvent]:
     """Read events until ``done(events)`` or ``timeout`` seconds without any."""
     events: list[MountEvent] = []
     while not done(events):
@@ -175,7 +177,9 @@ def burst_concurrent(scratch: str, backend: str, *, between_phases: bool = False
         os.close(wfd)
         events = []
         if between_phases:
-            events = read_until(w, lambda ev: sum(e.kind is EventKind.ATTACH for e in ev) >= BURST, timeout=10)
+            events = read_until(
+                w, lambda ev: sum(e.kind is EventKind.ATTACH for e in ev) >= BURST, timeout=10
+            )
             os.write(go_w, b"g")
         events += read_until(w, lambda ev: sum(e.kind is EventKind.DETACH for e in ev) >= BURST, timeout=10)
         os.waitpid(pid, 0)
@@ -191,17 +195,27 @@ def burst_concurrent(scratch: str, backend: str, *, between_phases: bool = False
         return sorted(e.unique_id for e in events if e.kind is kind and e.unique_id is not None)
 
     return Burst(
-        targets, sorted(made), points(EventKind.ATTACH), points(EventKind.DETACH),
-        ids(EventKind.ATTACH), ids(EventKind.DETACH),
+        targets,
+        sorted(made),
+        points(EventKind.ATTACH),
+        points(EventKind.DETACH),
+        ids(EventKind.ATTACH),
+        ids(EventKind.DETACH),
     )
 
 
-
-#: what whole_namespace() reports: (kind, mount point, previous mount point, ro/rw, fs size), paths under scratch
+#: what whole_namespace() reports: (kind, mount point, previous mount point, ro/rw, fs size), paths
+#: under scratch
 WHOLE_NAMESPACE = [
     ("attach", "/a", None, "rw", "size=1024k"),
     ("change", "/a", "/a", "ro", "size=1024k"),  # remount read-only
-    ("change", "/a", "/a", "rw", "size=2048k"),  # the filesystem's options (a remount sets the mount's flags too)
+    (
+        "change",
+        "/a",
+        "/a",
+        "rw",
+        "size=2048k",
+    ),  # the filesystem's options (a remount sets the mount's flags too)
     ("attach", "/a/c", None, "rw", None),
     ("change", "/b", "/a", "rw", "size=2048k"),  # a move, with its submount
     ("change", "/b/c", "/a/c", "rw", None),

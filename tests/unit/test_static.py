@@ -1,4 +1,5 @@
-"""The public API stays typed and the tree lint-clean: mypy (strict, per pyproject) and ruff, as CI sees them."""
+"""The public API stays typed and the tree lint-clean: mypy (strict, per pyproject) and ruff, as CI sees
+them."""
 
 from __future__ import annotations
 

@@ -58,11 +58,15 @@ def _tool(name: str) -> str | None:
 def kernel_version() -> str | None:
     """The newest installed kernel that has both an image and its modules."""
     mods = Path("/lib/modules")
-    found = [
-        v.name
-        for v in mods.iterdir()
-        if (v / "modules.dep").exists() and Path(f"/boot/vmlinuz-{v.name}").exists()
-    ] if mods.is_dir() else []
+    found = (
+        [
+            v.name
+            for v in mods.iterdir()
+            if (v / "modules.dep").exists() and Path(f"/boot/vmlinuz-{v.name}").exists()
+        ]
+        if mods.is_dir()
+        else []
+    )
     if not found:
         return None
     return max(found, key=lambda v: [int(x) if x.isdigit() else x for x in v.replace("-", ".").split(".")])
@@ -71,7 +75,10 @@ def kernel_version() -> str | None:
 def missing_packages() -> list[str]:
     missing = sorted({pkg for tool, pkg in PACKAGES.items() if _tool(tool) is None})
     busybox = Path("/bin/busybox")
-    if not busybox.exists() or subprocess.run(["ldd", str(busybox)], check=False, capture_output=True).returncode == 0:
+    if (
+        not busybox.exists()
+        or subprocess.run(["ldd", str(busybox)], check=False, capture_output=True).returncode == 0
+    ):
         missing.append("busybox-static")
     if kernel_version() is None:
         missing.append("linux-image-amd64")
@@ -110,7 +117,9 @@ def _initramfs(kver: str, scratch: Path) -> Path:
     shutil.copy2("/bin/busybox", root / "bin/busybox")
     deps = subprocess.run(
         ["modprobe", "-S", kver, "--show-depends", "-a", *INITRAMFS_MODULES],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     order: list[str] = []
     for line in deps.splitlines():
@@ -181,20 +190,52 @@ def run(
             ("cwd", cwd, "security_model=passthrough,multidevs=remap"),
             ("ctl", str(scratch), "security_model=passthrough"),
         ):
-            fsdev += ["-fsdev", f"local,id={tag},path={path.replace(',', ',,')},{opts}",
-                      "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
+            fsdev += [
+                "-fsdev",
+                f"local,id={tag},path={path.replace(',', ',,')},{opts}",
+                "-device",
+                f"virtio-9p-pci,fsdev={tag},mount_tag={tag}",
+            ]
         qemu = [
-            "qemu-system-x86_64", "-M", "q35", "-nodefaults", "-no-user-config", "-display", "none",
-            "-no-reboot", "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
-            "-m", str(mem_mb), "-smp", str(cpus),
-            "-kernel", str(_vmlinux(kver)), "-initrd", str(initrd),
-            "-append", "console=ttyS0 quiet panic=-1",
-            "-serial", f"file:{console}", *fsdev,
-            "-device", "virtio-serial-pci",
-            "-chardev", f"file,id=out,path={out_path}", "-device", "virtserialport,chardev=out,name=out",
-            "-chardev", f"file,id=err,path={err_path}", "-device", "virtserialport,chardev=err,name=err",
+            "qemu-system-x86_64",
+            "-M",
+            "q35",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-accel",
+            accel,
+            "-cpu",
+            "host" if accel == "kvm" else "max",
+            "-m",
+            str(mem_mb),
+            "-smp",
+            str(cpus),
+            "-kernel",
+            str(_vmlinux(kver)),
+            "-initrd",
+            str(initrd),
+            "-append",
+            "console=ttyS0 quiet panic=-1",
+            "-serial",
+            f"file:{console}",
+            *fsdev,
+            "-device",
+            "virtio-serial-pci",
+            "-chardev",
+            f"file,id=out,path={out_path}",
+            "-device",
+            "virtserialport,chardev=out,name=out",
+            "-chardev",
+            f"file,id=err,path={err_path}",
+            "-device",
+            "virtserialport,chardev=err,name=err",
         ]
-        proc = subprocess.Popen(qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            qemu, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         stop = threading.Event()
         streamer = threading.Thread(target=_echo, args=(out_path, stop), daemon=True) if echo else None
         if streamer:
@@ -213,13 +254,17 @@ def run(
             tail = console.read_text(errors="replace").splitlines()[-40:] if console.exists() else []
             stderr += (
                 f"\nnfsguest: {reason or 'the guest reported no exit status'} (qemu rc={proc.returncode})\n"
-                + qemu_out + "\n".join(tail) + "\n"
+                + qemu_out
+                + "\n".join(tail)
+                + "\n"
             )
             rc = 125
     return GuestResult(rc, stdout, stderr, time.monotonic() - started)
 
 
-def _supervise(proc: subprocess.Popen[bytes], started: Path, boot_timeout: float, timeout: float) -> str | None:
+def _supervise(
+    proc: subprocess.Popen[bytes], started: Path, boot_timeout: float, timeout: float
+) -> str | None:
     """Wait for qemu; kill it (our own child, by PID) when it does not boot or finish in time."""
     begin = time.monotonic()
     while proc.poll() is None:

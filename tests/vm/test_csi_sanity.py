@@ -36,7 +36,9 @@ def test_csi_sanity_in_guest(monkeypatch: pytest.MonkeyPatch) -> None:
     print(result.stdout)
     print(result.stderr, file=sys.stderr)
     print(f"csi-sanity in the guest: {time.monotonic() - started:.1f} s (boot included)")
-    assert result.returncode == 0, f"guest pytest exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"guest pytest exited {result.returncode}:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) == 2, f"guest did not run both orders: {summary!r}"

@@ -48,7 +48,9 @@ def _pytest_in_guest(what: str, *args: str) -> None:
     print(result.stdout)
     print(result.stderr, file=sys.stderr)
     print(f"{what}: {time.monotonic() - started:.1f} s (boot included)")
-    assert result.returncode == 0, f"guest pytest exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"guest pytest exited {result.returncode}:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) > 0, f"guest ran no test: {summary!r}"

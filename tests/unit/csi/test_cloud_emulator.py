@@ -52,7 +52,7 @@ def test_create_get_list_expand_delete(cloud: GcpFilestore) -> None:
 
     for n in ("vol-b", "vol-c", "vol-d"):
         cloud.create_instance(_inst(n), wait=10)
-    listed = cloud.list_instances()            # page_size=2: the pager follows next_page_token
+    listed = cloud.list_instances()  # page_size=2: the pager follows next_page_token
     assert [i.name for i in listed] == ["vol-a", "vol-b", "vol-c", "vol-d"]
     assert len({i.ip for i in listed}) == 4
     assert [i.name for i in cloud.list_instances(ZONE)] == ["vol-a", "vol-b", "vol-c", "vol-d"]
@@ -100,7 +100,9 @@ def test_already_exists_and_validation(cloud: GcpFilestore) -> None:
         ({"tier": "ZONAL", "share_name": "s" * 64}, False),
     ],
 )
-def test_emulator_enforces_the_filestore_facts(cloud: GcpFilestore, changes: dict[str, object], ok: bool) -> None:
+def test_emulator_enforces_the_filestore_facts(
+    cloud: GcpFilestore, changes: dict[str, object], ok: bool
+) -> None:
     """The emulator refuses exactly what csi.filestore says Filestore refuses."""
     wanted = _inst("vol-f", **changes)
     if ok:
@@ -141,7 +143,7 @@ def test_injected_errors(cloud: GcpFilestore, state: EmulatorState) -> None:
     with pytest.raises(CloudError) as err:
         cloud.create_instance(_inst("vol-a"), wait=10)
     assert err.value.kind is ErrorKind.PERMISSION_DENIED
-    assert cloud.create_instance(_inst("vol-a"), wait=10).state == "READY"   # the fault was used up
+    assert cloud.create_instance(_inst("vol-a"), wait=10).state == "READY"  # the fault was used up
 
     # GetInstance is retried on UNAVAILABLE by the client's default policy: one fault is absorbed.
     state.inject("GetInstance", grpc.StatusCode.UNAVAILABLE, count=1)
@@ -187,11 +189,11 @@ def test_operation_pending_then_done() -> None:
         assert err.value.kind is ErrorKind.DEADLINE_EXCEEDED
         assert "/operations/operation-" in err.value.operation
         assert cloud.get_instance(ZONE, "slow").state == "CREATING"
-        with pytest.raises(CloudError) as refused:      # not READY yet: refused before any operation
+        with pytest.raises(CloudError) as refused:  # not READY yet: refused before any operation
             cloud.expand_instance(ZONE, "slow", 2048, wait=10)
         assert refused.value.kind is ErrorKind.FAILED_PRECONDITION
         time.sleep(0.6)
-        assert cloud.get_instance(ZONE, "slow").state == "READY"   # the operation went on
+        assert cloud.get_instance(ZONE, "slow").state == "READY"  # the operation went on
         with pytest.raises(OperationPending):
             cloud.delete_instance(ZONE, "slow", wait=0)
         assert cloud.get_instance(ZONE, "slow").state == "DELETING"
@@ -202,7 +204,9 @@ def test_operation_pending_then_done() -> None:
 
 def test_export_dirs_follow_instances_and_backups(tmp_path: Path) -> None:
     created: list[str] = []
-    state = EmulatorState(op_delay=0.0, export_root=tmp_path, on_instance_created=lambda i: created.append(i.name))
+    state = EmulatorState(
+        op_delay=0.0, export_root=tmp_path, on_instance_created=lambda i: created.append(i.name)
+    )
     server, endpoint = start_emulator(state=state)
     cloud = GcpFilestore("proj", endpoint=endpoint, poll_initial=0.02)
     try:
@@ -230,7 +234,8 @@ def test_loopback_only() -> None:
 def test_module_runs_alone() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "csi.emulator", "--port", "0", "--op-delay", "0"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -264,7 +269,9 @@ def test_no_rpc_sees_an_instance_whose_hook_has_not_returned() -> None:
         deleting = threading.Thread(target=cloud.delete_instance, args=(ZONE, "a"), kwargs={"wait": 10})
         deleting.start()
         assert entered.wait(10)
-        creating = threading.Thread(target=lambda: results.update(c=cloud.create_instance(_inst("c"), wait=10)))
+        creating = threading.Thread(
+            target=lambda: results.update(c=cloud.create_instance(_inst("c"), wait=10))
+        )
         creating.start()
         creating.join(0.5)
         assert creating.is_alive() and not results  # waits for a's teardown, not RESOURCE_EXHAUSTED

@@ -23,7 +23,9 @@ Expand = csi_pb2.ControllerExpandVolumeRequest
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[Driver]:
-    with running_driver(tmp_path, resource_tags={"123456789012/env": "dev", "123456789012/team": "infra"}) as d:
+    with running_driver(
+        tmp_path, resource_tags={"123456789012/env": "dev", "123456789012/team": "infra"}
+    ) as d:
         yield d
 
 
@@ -57,19 +59,28 @@ def test_create_with_performance(driver: Driver) -> None:
     assert instance_of(driver, dense).performance == Performance(iops_per_tb=4000)
     # a VolumeAttributesClass's mutable_parameters at creation, overriding the StorageClass
     vac = create(
-        driver, "vac", capacity_range=size(2),
-        parameters={"tier": "regional", "max-iops": "5000"}, mutable_parameters={"max-iops": "6000"},
+        driver,
+        "vac",
+        capacity_range=size(2),
+        parameters={"tier": "regional", "max-iops": "5000"},
+        mutable_parameters={"max-iops": "6000"},
     )
     assert instance_of(driver, vac).performance == Performance(fixed_iops=6000)
     # the class's setting replaces the StorageClass's whole performance setting, of either kind
     per_tb = create(
-        driver, "vac-per-tb", capacity_range=size(1),
-        parameters={"tier": "zonal", "max-iops": "3000"}, mutable_parameters={"max-iops-per-tb": "4000"},
+        driver,
+        "vac-per-tb",
+        capacity_range=size(1),
+        parameters={"tier": "zonal", "max-iops": "3000"},
+        mutable_parameters={"max-iops-per-tb": "4000"},
     )
     assert instance_of(driver, per_tb).performance == Performance(iops_per_tb=4000)
     fixed_over_per_tb = create(
-        driver, "vac-fixed", capacity_range=size(1),
-        parameters={"tier": "zonal", "max_iops_per_tb": "5000"}, mutable_parameters={"MAX_IOPS": "20000"},
+        driver,
+        "vac-fixed",
+        capacity_range=size(1),
+        parameters={"tier": "zonal", "max_iops_per_tb": "5000"},
+        mutable_parameters={"MAX_IOPS": "20000"},
     )
     assert instance_of(driver, fixed_over_per_tb).performance == Performance(fixed_iops=20000)
     plain = zonal(driver, "plain")
@@ -101,8 +112,11 @@ def test_create_refuses_performance_the_tier_does_not_allow(
     error = fails(
         driver.ctl.CreateVolume,
         csi_pb2.CreateVolumeRequest(
-            name="perf", capacity_range=size(tib), volume_capabilities=[mount_cap()],
-            parameters={"tier": tier, **parameters}, mutable_parameters=mutable,
+            name="perf",
+            capacity_range=size(tib),
+            volume_capabilities=[mount_cap()],
+            parameters={"tier": tier, **parameters},
+            mutable_parameters=mutable,
         ),
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -114,8 +128,12 @@ def test_emulator_refuses_what_the_driver_refuses(driver: Driver) -> None:
     """The API itself validates performance_config, so a driver bug could not slip past the tests."""
     from csi.cloud import Instance
 
-    bad = Instance(name="raw", location=ZONE, tier="ZONAL", capacity_gib=1024, performance=Performance(fixed_iops=2050))
-    with pytest.raises(Exception, match="INVALID_ARGUMENT: performance_config: max IOPS must be a multiple of 100"):
+    bad = Instance(
+        name="raw", location=ZONE, tier="ZONAL", capacity_gib=1024, performance=Performance(fixed_iops=2050)
+    )
+    with pytest.raises(
+        Exception, match="INVALID_ARGUMENT: performance_config: max IOPS must be a multiple of 100"
+    ):
         driver.cloud.create_instance(bad, wait=5)
 
 
@@ -146,7 +164,10 @@ def test_modify_volume_applies_and_validates(driver: Driver) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     missing = Modify(volume_id=f"modeInstance/{ZONE}/nope/vol1", mutable_parameters={"max-iops": "3000"})
     assert fails(modify, missing).code() == grpc.StatusCode.NOT_FOUND
-    assert fails(modify, Modify(mutable_parameters={"max-iops": "3000"})).code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        fails(modify, Modify(mutable_parameters={"max-iops": "3000"})).code()
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_update_running_is_aborted_until_it_ends(driver: Driver) -> None:
@@ -193,9 +214,14 @@ def test_expand_stays_in_the_band(driver: Driver) -> None:
         driver.cloud.expand_instance(ZONE, "small", 10 * 1024, wait=5)
 
     regional = create(driver, "reg", capacity_range=size(9), parameters={"tier": "regional"})
-    grown = expand(Expand(volume_id=regional.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=10239 * GIB)))
+    grown = expand(
+        Expand(volume_id=regional.volume_id, capacity_range=csi_pb2.CapacityRange(required_bytes=10239 * GIB))
+    )
     assert grown.capacity_bytes == 10239 * GIB
-    assert fails(expand, Expand(volume_id=regional.volume_id, capacity_range=size(10))).code() == grpc.StatusCode.OUT_OF_RANGE
+    assert (
+        fails(expand, Expand(volume_id=regional.volume_id, capacity_range=size(10))).code()
+        == grpc.StatusCode.OUT_OF_RANGE
+    )
 
 
 def test_expand_keeps_performance_valid(driver: Driver) -> None:
@@ -211,11 +237,13 @@ def test_expand_keeps_performance_valid(driver: Driver) -> None:
 
 
 def test_resource_tags_from_storage_class_and_flag(driver: Driver) -> None:
-    vol = create(driver, "tagged", parameters={"resource-tags": "123456789012/env/prod, my-project/cost/c-42"})
+    vol = create(
+        driver, "tagged", parameters={"resource-tags": "123456789012/env/prod, my-project/cost/c-42"}
+    )
     full = f"projects/proj/locations/{ZONE}/instances/tagged"
     assert driver.state.bound_tags(full) == {
-        "123456789012/env": "prod",           # the StorageClass wins over --resource-tags
-        "123456789012/team": "infra",         # from --resource-tags
+        "123456789012/env": "prod",  # the StorageClass wins over --resource-tags
+        "123456789012/team": "infra",  # from --resource-tags
         "my-project/cost": "c-42",
     }
     assert instance_of(driver, vol).tags == {}  # input only: the API never returns them
@@ -224,11 +252,11 @@ def test_resource_tags_from_storage_class_and_flag(driver: Driver) -> None:
 @pytest.mark.parametrize(
     "tags",
     [
-        "123456789012/env",                      # no value
-        "123456789012/env/prod/x",               # one part too many
-        "Bad_Parent/env/prod",                   # parent is neither an org id nor a project id
-        "123456789012/-env/prod",                # key must start alphanumeric
-        "123456789012/env/pr od",                # value with a space
+        "123456789012/env",  # no value
+        "123456789012/env/prod/x",  # one part too many
+        "Bad_Parent/env/prod",  # parent is neither an org id nor a project id
+        "123456789012/-env/prod",  # key must start alphanumeric
+        "123456789012/env/pr od",  # value with a space
         "123456789012/env/prod,123456789012/env/dev",  # one key, two values
         ",".join(f"123456789012/k{i}/v" for i in range(51)),  # more than 50
     ],
@@ -236,7 +264,9 @@ def test_resource_tags_from_storage_class_and_flag(driver: Driver) -> None:
 def test_bad_resource_tags_fail_before_any_instance(driver: Driver, tags: str) -> None:
     error = fails(
         driver.ctl.CreateVolume,
-        csi_pb2.CreateVolumeRequest(name="t", volume_capabilities=[mount_cap()], parameters={"resource-tags": tags}),
+        csi_pb2.CreateVolumeRequest(
+            name="t", volume_capabilities=[mount_cap()], parameters={"resource-tags": tags}
+        ),
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "resource" in (error.details() or "")
     assert driver.cloud.list_instances() == []
@@ -255,8 +285,13 @@ def test_resource_tags_flag_is_checked_at_startup(capsys: pytest.CaptureFixture[
 def test_nfs_export_options_on_create(driver: Driver) -> None:
     rules = [
         {"ipRanges": ["10.0.0.0/24", "10.1.0.5"], "accessMode": "READ_WRITE", "squashMode": "NO_ROOT_SQUASH"},
-        {"ipRanges": ["10.2.0.0/16"], "accessMode": "READ_ONLY", "squashMode": "ROOT_SQUASH",
-         "anonUid": "1003", "anonGid": 1004},
+        {
+            "ipRanges": ["10.2.0.0/16"],
+            "accessMode": "READ_ONLY",
+            "squashMode": "ROOT_SQUASH",
+            "anonUid": "1003",
+            "anonGid": 1004,
+        },
     ]
     vol = zonal(driver, "exports", 1, **{"nfs-export-options-on-create": json.dumps(rules)})
     expected = (
@@ -303,7 +338,8 @@ def test_backup_in_another_region_with_labels(driver: Driver) -> None:
     vol = create(driver, "src")
     snap = driver.ctl.CreateSnapshot(
         csi_pb2.CreateSnapshotRequest(
-            name="snapshot-1", source_volume_id=vol.volume_id,
+            name="snapshot-1",
+            source_volume_id=vol.volume_id,
             parameters={"type": "backup", "location": "us-east1", "labels": "team=storage"},
         )
     ).snapshot
@@ -315,8 +351,13 @@ def test_backup_in_another_region_with_labels(driver: Driver) -> None:
         "storage_gke_io_created-for_csi_snapshot_name": "snapshot-1",
         "team": "storage",
     }
-    restored = create(driver, "restored", volume_content_source=csi_pb2.VolumeContentSource(
-        snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)))
+    restored = create(
+        driver,
+        "restored",
+        volume_content_source=csi_pb2.VolumeContentSource(
+            snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)
+        ),
+    )
     assert restored.content_source.snapshot.snapshot_id == snap.snapshot_id
 
     default = driver.ctl.CreateSnapshot(
@@ -325,6 +366,7 @@ def test_backup_in_another_region_with_labels(driver: Driver) -> None:
     assert default.snapshot_id == f"projects/proj/locations/{REGION}/backups/snapshot-2"
 
     for params in ({"location": "us-east1-b"}, {"location": ""}, {"labels": "storage_gke_io_created-by=x"}):
-        request = csi_pb2.CreateSnapshotRequest(name="snapshot-3", source_volume_id=vol.volume_id, parameters=params)
+        request = csi_pb2.CreateSnapshotRequest(
+            name="snapshot-3", source_volume_id=vol.volume_id, parameters=params
+        )
         assert fails(driver.ctl.CreateSnapshot, request).code() == grpc.StatusCode.INVALID_ARGUMENT
-

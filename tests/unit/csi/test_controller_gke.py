@@ -84,7 +84,9 @@ def test_an_instance_found_in_error_is_deleted_when_ours(driver: Driver) -> None
 def test_an_instance_in_error_not_created_by_us_is_left_alone(driver: Driver) -> None:
     cloud = driver.cloud
     driver.state.fail_next_create()
-    foreign = Instance(name="theirs", location=ZONE, tier="BASIC_HDD", capacity_gib=1024, labels={"owner": "me"})
+    foreign = Instance(
+        name="theirs", location=ZONE, tier="BASIC_HDD", capacity_gib=1024, labels={"owner": "me"}
+    )
     with pytest.raises(CloudError) as info:
         cloud.create_instance(foreign, wait=5)
     assert info.value.kind is ErrorKind.INTERNAL
@@ -100,7 +102,11 @@ def test_extra_labels_go_on_every_instance_and_win_over_storageclass_labels(tmp_
     with running_driver(tmp_path, extra_labels={"cluster": "prod", "team": "platform"}) as d:
         create(d, "labelled", parameters={"labels": "team=storage,app=db"})
         labels = d.cloud.get_instance(ZONE, "labelled").labels
-    assert {k: labels[k] for k in ("cluster", "team", "app")} == {"cluster": "prod", "team": "platform", "app": "db"}
+    assert {k: labels[k] for k in ("cluster", "team", "app")} == {
+        "cluster": "prod",
+        "team": "platform",
+        "app": "db",
+    }
     assert labels["storage_gke_io_created-by"] == "filestore_csi_storage_gke_io"
 
 

@@ -25,30 +25,40 @@ def driver(tmp_path: Path) -> Iterator[Driver]:
 
 
 def _snapshot(d: Driver, name: str, volume: C.Volume) -> C.Snapshot:
-    snapshot: C.Snapshot = d.ctl.CreateSnapshot(C.CreateSnapshotRequest(name=name, source_volume_id=volume.volume_id)).snapshot
+    snapshot: C.Snapshot = d.ctl.CreateSnapshot(
+        C.CreateSnapshotRequest(name=name, source_volume_id=volume.volume_id)
+    ).snapshot
     return snapshot
 
 
 def _from(snapshot: C.Snapshot) -> C.VolumeContentSource:
-    return C.VolumeContentSource(snapshot=C.VolumeContentSource.SnapshotSource(snapshot_id=snapshot.snapshot_id))
+    return C.VolumeContentSource(
+        snapshot=C.VolumeContentSource.SnapshotSource(snapshot_id=snapshot.snapshot_id)
+    )
 
 
 # --- CreateVolume: "Unsupported capacity_range" OUT_OF_RANGE -----------------------------
 
 
 def test_create_volume_from_a_snapshot_no_larger_than_its_limit_is_out_of_range(driver: Driver) -> None:
-    """"The size of the volume MUST NOT be less than the size of the source snapshot"."""
+    """ "The size of the volume MUST NOT be less than the size of the source snapshot"."""
     source = create(driver, "src", capacity_range=C.CapacityRange(required_bytes=TIB))
     snapshot = _snapshot(driver, "snap", source)
     assert snapshot.size_bytes == TIB
     small = C.CreateVolumeRequest(
-        name="small", volume_capabilities=[mount_cap()], volume_content_source=_from(snapshot),
+        name="small",
+        volume_capabilities=[mount_cap()],
+        volume_content_source=_from(snapshot),
         capacity_range=C.CapacityRange(required_bytes=100 * GIB, limit_bytes=500 * GIB),
     )
     assert code_of(driver.ctl.CreateVolume, small) == grpc.StatusCode.OUT_OF_RANGE
     assert driver.ctl.ListVolumes(C.ListVolumesRequest()).entries[0].volume.volume_id == source.volume_id
-    rounded = create(driver, "rounded", volume_content_source=_from(snapshot),
-                     capacity_range=C.CapacityRange(required_bytes=100 * GIB))
+    rounded = create(
+        driver,
+        "rounded",
+        volume_content_source=_from(snapshot),
+        capacity_range=C.CapacityRange(required_bytes=100 * GIB),
+    )
     assert rounded.capacity_bytes == TIB  # a smaller request is rounded up to the snapshot's size
 
 
@@ -77,7 +87,9 @@ def test_validate_volume_capabilities_confirms_only_parameters_it_validated(driv
 
     def request(**fields: object) -> C.ValidateVolumeCapabilitiesRequest:
         return C.ValidateVolumeCapabilitiesRequest(
-            volume_id=volume.volume_id, volume_capabilities=[mount_cap()], **fields  # type: ignore[arg-type]
+            volume_id=volume.volume_id,
+            volume_capabilities=[mount_cap()],
+            **fields,  # type: ignore[arg-type]
         )
 
     ok = validate(request(parameters={"tier": "standard", "network": "default"}))
@@ -95,9 +107,13 @@ def test_validate_volume_capabilities_confirms_only_parameters_it_validated(driv
 def test_validate_volume_capabilities_of_a_malformed_capability_is_invalid_argument(driver: Driver) -> None:
     volume = create(driver, "val")
     no_mode = C.VolumeCapability(mount=C.VolumeCapability.MountVolume())
-    no_type = C.VolumeCapability(access_mode=C.VolumeCapability.AccessMode(mode=C.VolumeCapability.AccessMode.SINGLE_NODE_WRITER))
+    no_type = C.VolumeCapability(
+        access_mode=C.VolumeCapability.AccessMode(mode=C.VolumeCapability.AccessMode.SINGLE_NODE_WRITER)
+    )
     for capability in (no_mode, no_type):
-        request = C.ValidateVolumeCapabilitiesRequest(volume_id=volume.volume_id, volume_capabilities=[capability])
+        request = C.ValidateVolumeCapabilitiesRequest(
+            volume_id=volume.volume_id, volume_capabilities=[capability]
+        )
         assert code_of(driver.ctl.ValidateVolumeCapabilities, request) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -109,7 +125,9 @@ def test_expand_volume_errors_table(driver: Driver) -> None:
     expand = driver.ctl.ControllerExpandVolume
     size = C.CapacityRange(required_bytes=2 * TIB)
     # "Exceeds capabilities": INVALID_ARGUMENT
-    block = C.ControllerExpandVolumeRequest(volume_id=volume.volume_id, capacity_range=size, volume_capability=BLOCK)
+    block = C.ControllerExpandVolumeRequest(
+        volume_id=volume.volume_id, capacity_range=size, volume_capability=BLOCK
+    )
     assert code_of(expand, block) == grpc.StatusCode.INVALID_ARGUMENT
     # "Volume does not exist": NOT_FOUND, for an id not of this driver's form too
     for volume_id in ("garbage", f"modeInstance/{ZONE}/nope/vol1"):
@@ -117,11 +135,16 @@ def test_expand_volume_errors_table(driver: Driver) -> None:
             grpc.StatusCode.NOT_FOUND
         )
     # "Unsupported capacity_range": OUT_OF_RANGE (limit below required, or below the new size)
-    for capacity in (C.CapacityRange(required_bytes=2 * TIB, limit_bytes=TIB),
-                     C.CapacityRange(required_bytes=1500 * GIB, limit_bytes=1400 * GIB)):
+    for capacity in (
+        C.CapacityRange(required_bytes=2 * TIB, limit_bytes=TIB),
+        C.CapacityRange(required_bytes=1500 * GIB, limit_bytes=1400 * GIB),
+    ):
         request = C.ControllerExpandVolumeRequest(volume_id=volume.volume_id, capacity_range=capacity)
         assert code_of(expand, request) == grpc.StatusCode.OUT_OF_RANGE
-    assert driver.ctl.ListVolumes(C.ListVolumesRequest()).entries[0].volume.capacity_bytes == volume.capacity_bytes
+    assert (
+        driver.ctl.ListVolumes(C.ListVolumesRequest()).entries[0].volume.capacity_bytes
+        == volume.capacity_bytes
+    )
 
 
 # --- ControllerModifyVolume: "Volume does not exist" NOT_FOUND --------------------------
@@ -136,21 +159,33 @@ def test_modify_volume_of_a_missing_volume_is_not_found_even_with_nothing_to_cha
     modify(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"max-iops": ""}))
 
 
-def test_modify_volume_with_no_mutable_parameters_checks_the_volume_and_changes_nothing(driver: Driver) -> None:
+def test_modify_volume_with_no_mutable_parameters_checks_the_volume_and_changes_nothing(
+    driver: Driver,
+) -> None:
     """csi-sanity's ModifyVolume specs without --csi.testvolumemutableparameters: an empty map is NOT_FOUND
     for a missing volume (not INVALID_ARGUMENT), and accepted, with nothing changed, for an existing one."""
     modify = driver.ctl.ControllerModifyVolume
     for volume_id in ("non-existing-volume-id", f"modeInstance/{ZONE}/nope/vol1"):
-        assert code_of(modify, C.ControllerModifyVolumeRequest(volume_id=volume_id)) == grpc.StatusCode.NOT_FOUND
+        assert (
+            code_of(modify, C.ControllerModifyVolumeRequest(volume_id=volume_id)) == grpc.StatusCode.NOT_FOUND
+        )
     volume = create(driver, "empty-modify")
     before = driver.cloud.get_instance(ZONE, "empty-modify")
     modify(C.ControllerModifyVolumeRequest(volume_id=volume.volume_id))
     after = driver.cloud.get_instance(ZONE, "empty-modify")
-    assert (after.performance, after.capacity_gib, after.tier) == (before.performance, before.capacity_gib, before.tier)
+    assert (after.performance, after.capacity_gib, after.tier) == (
+        before.performance,
+        before.capacity_gib,
+        before.tier,
+    )
     # unknown keys are still refused, once the volume is found
-    request = C.ControllerModifyVolumeRequest(volume_id=volume.volume_id, mutable_parameters={"XXX_FakeKey": "x"})
+    request = C.ControllerModifyVolumeRequest(
+        volume_id=volume.volume_id, mutable_parameters={"XXX_FakeKey": "x"}
+    )
     assert code_of(modify, request) == grpc.StatusCode.INVALID_ARGUMENT
-    request = C.ControllerModifyVolumeRequest(volume_id="non-existing-volume-id", mutable_parameters={"XXX_FakeKey": "x"})
+    request = C.ControllerModifyVolumeRequest(
+        volume_id="non-existing-volume-id", mutable_parameters={"XXX_FakeKey": "x"}
+    )
     assert code_of(modify, request) == grpc.StatusCode.NOT_FOUND
 
 
@@ -164,8 +199,9 @@ def test_a_snapshot_being_cut_is_not_listed_and_its_delete_is_aborted(driver: Dr
     driver.state.hold()
     backup_name = f"projects/proj/locations/{ZONE.rsplit('-', 1)[0]}/backups/cutting"
     with pytest.raises(OperationPending):
-        driver.cloud.create_backup(ZONE.rsplit("-", 1)[0], "cutting", f"projects/proj/locations/{ZONE}/instances/src",
-                                   "vol1", wait=0)
+        driver.cloud.create_backup(
+            ZONE.rsplit("-", 1)[0], "cutting", f"projects/proj/locations/{ZONE}/instances/src", "vol1", wait=0
+        )
     assert driver.ctl.ListSnapshots(C.ListSnapshotsRequest()).entries == []
     assert driver.ctl.ListSnapshots(C.ListSnapshotsRequest(snapshot_id=backup_name)).entries == []
     delete = C.DeleteSnapshotRequest(snapshot_id=backup_name)
@@ -194,11 +230,13 @@ def test_create_snapshot_blocks_until_the_snapshot_is_cut(driver: Driver) -> Non
 
 
 def test_create_volume_same_name_with_another_content_source_is_already_exists(driver: Driver) -> None:
-    """"Volume already exists but is incompatible" with the request's ``volume_content_source``: a volume
+    """ "Volume already exists but is incompatible" with the request's ``volume_content_source``: a volume
     made empty is not the one asked for from a snapshot, nor the reverse."""
     source = create(driver, "src")
     snapshot = _snapshot(driver, "snap", source)
-    plain = C.CreateVolumeRequest(name="src", volume_capabilities=[mount_cap()], volume_content_source=_from(snapshot))
+    plain = C.CreateVolumeRequest(
+        name="src", volume_capabilities=[mount_cap()], volume_content_source=_from(snapshot)
+    )
     assert code_of(driver.ctl.CreateVolume, plain) == grpc.StatusCode.ALREADY_EXISTS
     restored = create(driver, "restored", volume_content_source=_from(snapshot))
     again = create(driver, "restored", volume_content_source=_from(snapshot))
@@ -208,18 +246,25 @@ def test_create_volume_same_name_with_another_content_source_is_already_exists(d
 
 
 def test_calls_on_a_volume_still_being_created_are_aborted(driver: Driver) -> None:
-    """The spec's general row "Operation pending for volume": ABORTED for DeleteVolume, ControllerExpandVolume,
-    ControllerModifyVolume and CreateSnapshot while the volume's creation runs; each works once it is done."""
+    """The spec's general row "Operation pending for volume": ABORTED for DeleteVolume,
+    ControllerExpandVolume, ControllerModifyVolume and CreateSnapshot while the volume's creation runs;
+    each works once it is done."""
     zonal = {"tier": "zonal"}
     driver.state.hold()
     request = C.CreateVolumeRequest(name="v", volume_capabilities=[mount_cap()], parameters=zonal)
     assert code_of(driver.ctl.CreateVolume, request) == grpc.StatusCode.DEADLINE_EXCEEDED
     volume_id = f"modeInstance/{ZONE}/v/vol1"
     calls = (
-        (driver.ctl.ControllerExpandVolume,
-         C.ControllerExpandVolumeRequest(volume_id=volume_id, capacity_range=C.CapacityRange(required_bytes=2 * TIB))),
-        (driver.ctl.ControllerModifyVolume,
-         C.ControllerModifyVolumeRequest(volume_id=volume_id, mutable_parameters={"max-iops": "4000"})),
+        (
+            driver.ctl.ControllerExpandVolume,
+            C.ControllerExpandVolumeRequest(
+                volume_id=volume_id, capacity_range=C.CapacityRange(required_bytes=2 * TIB)
+            ),
+        ),
+        (
+            driver.ctl.ControllerModifyVolume,
+            C.ControllerModifyVolumeRequest(volume_id=volume_id, mutable_parameters={"max-iops": "4000"}),
+        ),
         (driver.ctl.CreateSnapshot, C.CreateSnapshotRequest(name="s", source_volume_id=volume_id)),
         (driver.ctl.DeleteVolume, C.DeleteVolumeRequest(volume_id=volume_id)),
     )

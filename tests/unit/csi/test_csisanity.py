@@ -1,4 +1,5 @@
-"""tests/support/csisanity.py: the verdict read from Ginkgo's JUnit report, and the binary's checksum check."""
+"""tests/support/csisanity.py: the verdict read from Ginkgo's JUnit report, and the binary's checksum
+check."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ REPORT = """<?xml version="1.0" encoding="UTF-8"?>
     <testcase name="[It] GetCapacity should return capacity" status="skipped" time="0">
       <skipped message="skipped - GetCapacity not supported"></skipped>
     </testcase>
-    <testcase name="[It] ListVolumes pagination" status="pending" time="0"><skipped message="pending"></skipped></testcase>
-    <testcase name="[BeforeSuite]" status="panicked" time="0"><error message="boom" type="panicked"></error></testcase>
+    <testcase name="[It] ListVolumes pagination" status="pending" time="0">
+      <skipped message="pending"></skipped>
+    </testcase>
+    <testcase name="[BeforeSuite]" status="panicked" time="0">
+      <error message="boom" type="panicked"></error>
+    </testcase>
   </testsuite>
 </testsuites>
 """
@@ -42,7 +47,9 @@ def test_read_junit_counts_every_status(tmp_path: Path) -> None:
     assert report.summary() == "1 passed, 2 failed, 2 skipped"
 
 
-def test_binary_is_refused_when_it_does_not_match_its_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_binary_is_refused_when_it_does_not_match_its_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     tools = tmp_path / "tools"
     tools.mkdir()
     with lzma.open(tools / "csi-sanity.xz", "wb") as packed:
@@ -55,7 +62,9 @@ def test_binary_is_refused_when_it_does_not_match_its_checksum(tmp_path: Path, m
     assert not list((tmp_path / "cache").rglob("csi-sanity-*"))  # nothing unverified is left to run
 
 
-def test_binary_missing_names_where_it_was_looked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_binary_missing_names_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CSI_SANITY_DIR", str(tmp_path / "absent"))
     with pytest.raises(Unavailable, match="absent"):
         binary()

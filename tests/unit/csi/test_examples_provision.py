@@ -70,8 +70,11 @@ def _request(name: str, storage_class: str, attributes_class: str | None) -> csi
         mutable = vac["parameters"]
     size = 100 * (1 << 30) if parameters.get("multishare") == "true" else TIB
     return csi_pb2.CreateVolumeRequest(
-        name=f"pvc-{name}", parameters=parameters, mutable_parameters=mutable,
-        volume_capabilities=[mount_cap()], capacity_range=csi_pb2.CapacityRange(required_bytes=size),
+        name=f"pvc-{name}",
+        parameters=parameters,
+        mutable_parameters=mutable,
+        volume_capabilities=[mount_cap()],
+        capacity_range=csi_pb2.CapacityRange(required_bytes=size),
     )
 
 
@@ -97,7 +100,9 @@ def test_every_example_storage_class_provisions(driver: Driver, storage_class: s
 
 @pytest.mark.parametrize("attributes_class", sorted(ATTRIBUTE_CLASSES))
 @pytest.mark.parametrize("storage_class", sorted(STORAGE_CLASSES))
-def test_every_example_pair_with_an_attributes_class(driver: Driver, storage_class: str, attributes_class: str) -> None:
+def test_every_example_pair_with_an_attributes_class(
+    driver: Driver, storage_class: str, attributes_class: str
+) -> None:
     request = _request("vac", storage_class, attributes_class)
     refusal = WITH_ATTRIBUTES_CLASS[storage_class]
     if refusal is None:

@@ -43,7 +43,23 @@ def test_go_durations(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["60", "", "s", "1x", "1d", "1 m", " 60s", "60s ", "1m-30s", "-5s", "+5s", "1.2.3s", "one minute", "1M", "5S"],
+    [
+        "60",
+        "",
+        "s",
+        "1x",
+        "1d",
+        "1 m",
+        " 60s",
+        "60s ",
+        "1m-30s",
+        "-5s",
+        "+5s",
+        "1.2.3s",
+        "one minute",
+        "1M",
+        "5S",
+    ],
 )
 def test_what_go_refuses_is_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="is not a duration"):
@@ -57,7 +73,8 @@ def test_a_zero_duration_is_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "flag", ["--lock-release-sync-period", "--leader-election-lease-duration", "--leader-election-retry-period"]
+    "flag",
+    ["--lock-release-sync-period", "--leader-election-lease-duration", "--leader-election-retry-period"],
 )
 @pytest.mark.parametrize("command", [main, standalone.main], ids=["driver", "standalone"])
 def test_a_bad_duration_stops_either_command_naming_the_flag(
@@ -76,9 +93,18 @@ NODE = ["--cloud", "emulator", "--mode", "node", "--feature-lock-release"]
 @pytest.mark.parametrize(
     ("durations", "message"),
     [
-        (["--leader-election-lease-duration", "10s"], "--leader-election-lease-duration must be greater than"),
-        (["--leader-election-renew-deadline", "20s"], "--leader-election-lease-duration must be greater than"),
-        (["--leader-election-retry-period", "9s"], "--leader-election-renew-deadline must be greater than 1.2 times"),
+        (
+            ["--leader-election-lease-duration", "10s"],
+            "--leader-election-lease-duration must be greater than",
+        ),
+        (
+            ["--leader-election-renew-deadline", "20s"],
+            "--leader-election-lease-duration must be greater than",
+        ),
+        (
+            ["--leader-election-retry-period", "9s"],
+            "--leader-election-renew-deadline must be greater than 1.2 times",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["driver", "standalone"])
@@ -96,7 +122,9 @@ def test_leader_election_durations_client_go_refuses_stop_the_start(
 
 
 @pytest.mark.parametrize(
-    "extra", [["--feature-lock-release-standalone"], ["--mode", "controller"]], ids=["standalone", "controller"]
+    "extra",
+    [["--feature-lock-release-standalone"], ["--mode", "controller"]],
+    ids=["standalone", "controller"],
 )
 def test_where_nothing_elects_the_durations_are_not_checked(
     extra: list[str], capsys: pytest.CaptureFixture[str]
@@ -107,7 +135,9 @@ def test_where_nothing_elects_the_durations_are_not_checked(
         main([*NODE, *extra, "--leader-election-lease-duration", "1s", "--gke-cluster-name", "Bad"])
     assert info.value.code == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert error == "filestore-csi-driver: error: --gke-cluster-name 'Bad' is not a label value (at most 63 [a-z0-9_-])"
+    assert error == (
+        "filestore-csi-driver: error: --gke-cluster-name 'Bad' is not a label value (at most 63 [a-z0-9_-])"
+    )
 
 
 def test_standalone_without_the_feature_is_a_warned_no_op(caplog: pytest.LogCaptureFixture) -> None:

@@ -38,7 +38,9 @@ def test_the_test_server_speaks_the_protocol(metadata_server: MetadataServer) ->
         urllib.request.urlopen(_url(metadata_server, "instance/name"), timeout=5)
     assert refused.value.code == 403
     assert refused.value.headers["Metadata-Flavor"] == "Google"
-    request = urllib.request.Request(_url(metadata_server, "instance/name"), headers={"Metadata-Flavor": "Google"})
+    request = urllib.request.Request(
+        _url(metadata_server, "instance/name"), headers={"Metadata-Flavor": "Google"}
+    )
     with urllib.request.urlopen(request, timeout=5) as answer:
         assert answer.read() == b"vm-1" and answer.headers["Metadata-Flavor"] == "Google"
     assert metadata_server.host.startswith("127.0.0.1:")
@@ -53,7 +55,11 @@ def test_zone_project_and_name(metadata_server: MetadataServer) -> None:
     assert metadata.project() == "my-project"
     assert metadata.instance_name() == "gke-node-7"
     assert metadata_server.refused == []  # google-auth sent Metadata-Flavor: Google every time
-    assert metadata_server.requests == [f"{ROOT}instance/zone", f"{ROOT}project/project-id", f"{ROOT}instance/name"]
+    assert metadata_server.requests == [
+        f"{ROOT}instance/zone",
+        f"{ROOT}project/project-id",
+        f"{ROOT}instance/name",
+    ]
 
 
 def test_a_503_is_retried(metadata_server: MetadataServer) -> None:
@@ -103,7 +109,9 @@ def test_flags_win_and_nothing_is_asked(metadata_server: MetadataServer) -> None
     assert metadata_server.requests == []
 
 
-def test_node_reads_its_zone_and_name(metadata_server: MetadataServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_node_reads_its_zone_and_name(
+    metadata_server: MetadataServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NODE_ID", raising=False)
     metadata_server.values.update({"instance/zone": ZONE_ANSWER, "instance/name": "gke-node-7"})
     where = _resolve(metadata_server, controller=False, node=True)
@@ -125,7 +133,5 @@ def test_controller_reads_its_project_and_location(metadata_server: MetadataServ
 def test_the_emulator_never_asks(metadata_server: MetadataServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NODE_ID", raising=False)
     where = _resolve(metadata_server, "--cloud=emulator", controller=True, node=True)
-    assert (where.project, where.zone, where.node_id) == (
-        EMULATOR_PROJECT, EMULATOR_ZONE, emulator_node_id()
-    )
+    assert (where.project, where.zone, where.node_id) == (EMULATOR_PROJECT, EMULATOR_ZONE, emulator_node_id())
     assert metadata_server.requests == []

@@ -75,10 +75,20 @@ def test_package_and_services() -> None:
     assert csi_pb2.DESCRIPTOR.package == "csi.v1"
     services = csi_pb2.DESCRIPTOR.services_by_name
     assert set(services) == {"Identity", "Controller", "Node"}
-    assert [m.name for m in services["Identity"].methods] == ["GetPluginInfo", "GetPluginCapabilities", "Probe"]
+    assert [m.name for m in services["Identity"].methods] == [
+        "GetPluginInfo",
+        "GetPluginCapabilities",
+        "Probe",
+    ]
     assert {m.name for m in services["Node"].methods} == {
-        "NodeStageVolume", "NodeUnstageVolume", "NodePublishVolume", "NodeUnpublishVolume",
-        "NodeGetVolumeStats", "NodeExpandVolume", "NodeGetCapabilities", "NodeGetInfo",
+        "NodeStageVolume",
+        "NodeUnstageVolume",
+        "NodePublishVolume",
+        "NodeUnpublishVolume",
+        "NodeGetVolumeStats",
+        "NodeExpandVolume",
+        "NodeGetCapabilities",
+        "NodeGetInfo",
     }
     assert "ControllerModifyVolume" in services["Controller"].methods_by_name
     assert hasattr(csi_pb2_grpc, "add_NodeServicer_to_server")
@@ -86,15 +96,29 @@ def test_package_and_services() -> None:
 
 def test_node_publish_wire_numbers() -> None:
     assert _fields(csi_pb2.NodePublishVolumeRequest) == {
-        "volume_id": 1, "publish_context": 2, "staging_target_path": 3, "target_path": 4,
-        "volume_capability": 5, "readonly": 6, "secrets": 7, "volume_context": 8,
+        "volume_id": 1,
+        "publish_context": 2,
+        "staging_target_path": 3,
+        "target_path": 4,
+        "volume_capability": 5,
+        "readonly": 6,
+        "secrets": 7,
+        "volume_context": 8,
     }
     assert _fields(csi_pb2.NodeStageVolumeRequest) == {
-        "volume_id": 1, "publish_context": 2, "staging_target_path": 3,
-        "volume_capability": 4, "secrets": 5, "volume_context": 6,
+        "volume_id": 1,
+        "publish_context": 2,
+        "staging_target_path": 3,
+        "volume_capability": 4,
+        "secrets": 5,
+        "volume_context": 6,
     }
     assert _fields(csi_pb2.CreateVolumeRequest)["mutable_parameters"] == 8
-    assert _fields(csi_pb2.VolumeCapability.MountVolume) == {"fs_type": 1, "mount_flags": 2, "volume_mount_group": 3}
+    assert _fields(csi_pb2.VolumeCapability.MountVolume) == {
+        "fs_type": 1,
+        "mount_flags": 2,
+        "volume_mount_group": 3,
+    }
     # A hand-encoded message: field 4 (target_path), wire type 2.
     msg = csi_pb2.NodePublishVolumeRequest.FromString(b"\x22\x02/t")
     assert msg.target_path == "/t"
@@ -114,7 +138,14 @@ def test_extension_numbers() -> None:
     assert ext["csi_secret"].number == 1059
     extendee = ext["csi_secret"].containing_type
     assert extendee is not None and extendee.full_name == "google.protobuf.FieldOptions"
-    for name in ("alpha_field", "alpha_message", "alpha_method", "alpha_service", "alpha_enum", "alpha_enum_value"):
+    for name in (
+        "alpha_field",
+        "alpha_message",
+        "alpha_method",
+        "alpha_service",
+        "alpha_enum",
+        "alpha_enum_value",
+    ):
         assert ext[name].number == 1060
 
 
@@ -133,11 +164,19 @@ def test_secrets_carry_csi_secret() -> None:
     assert _secret_fields() == {
         f"{m}.secrets"
         for m in (
-            "CreateVolumeRequest", "DeleteVolumeRequest", "ControllerPublishVolumeRequest",
-            "ControllerUnpublishVolumeRequest", "ValidateVolumeCapabilitiesRequest",
-            "ControllerModifyVolumeRequest", "CreateSnapshotRequest", "DeleteSnapshotRequest",
-            "ListSnapshotsRequest", "ControllerExpandVolumeRequest", "NodeStageVolumeRequest",
-            "NodePublishVolumeRequest", "NodeExpandVolumeRequest",
+            "CreateVolumeRequest",
+            "DeleteVolumeRequest",
+            "ControllerPublishVolumeRequest",
+            "ControllerUnpublishVolumeRequest",
+            "ValidateVolumeCapabilitiesRequest",
+            "ControllerModifyVolumeRequest",
+            "CreateSnapshotRequest",
+            "DeleteSnapshotRequest",
+            "ListSnapshotsRequest",
+            "ControllerExpandVolumeRequest",
+            "NodeStageVolumeRequest",
+            "NodePublishVolumeRequest",
+            "NodeExpandVolumeRequest",
         )
     }
 
@@ -145,6 +184,11 @@ def test_secrets_carry_csi_secret() -> None:
 def test_options_survive_serialized_descriptor() -> None:
     proto = descriptor_pb2.FileDescriptorProto()
     csi_pb2.DESCRIPTOR.CopyToProto(proto)
-    secrets = next(f for m in proto.message_type if m.name == "NodePublishVolumeRequest" for f in m.field
-                   if f.name == "secrets")
+    secrets = next(
+        f
+        for m in proto.message_type
+        if m.name == "NodePublishVolumeRequest"
+        for f in m.field
+        if f.name == "secrets"
+    )
     assert secrets.options.Extensions[CSI_SECRET] is True

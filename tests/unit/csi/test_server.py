@@ -1,4 +1,5 @@
-"""The gRPC server: endpoints, the interceptor (logging with redaction, metrics, error mapping), metrics HTTP."""
+"""The gRPC server: endpoints, the interceptor (logging with redaction, metrics, error mapping), metrics
+HTTP."""
 
 from __future__ import annotations
 
@@ -166,7 +167,9 @@ def test_redacted_is_text_format_on_one_line() -> None:
         mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=["a\nb", f"password={SECRET}"]),
         access_mode=csi_pb2.VolumeCapability.AccessMode(mode=3),
     )
-    request = csi_pb2.NodePublishVolumeRequest(volume_id="v\n1", target_path="/t", volume_capability=cap, readonly=True)
+    request = csi_pb2.NodePublishVolumeRequest(
+        volume_id="v\n1", target_path="/t", volume_capability=cap, readonly=True
+    )
     text = redacted(request)
     assert "\n" not in text and SECRET not in text
     assert text == (

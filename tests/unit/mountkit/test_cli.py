@@ -125,7 +125,9 @@ def test_remount_and_unmount_verbs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["unmount", "/pods/b/mount"], mounter=fake) == 0  # umount's other name
     assert fake.calls[-1][:2] == ("unmount", "/pods/b/mount")
     assert main(["remount", "/pods", "-o", "ro"], mounter=fake) == 2
-    assert capsys.readouterr().err == "mountkit: remount /pods: Invalid argument (EINVAL): not a mount point\n"
+    assert (
+        capsys.readouterr().err == "mountkit: remount /pods: Invalid argument (EINVAL): not a mount point\n"
+    )
     fake.mount("tmpfs", "/staging/sub", "tmpfs")
     assert main(["umount", "/staging"], mounter=fake) == 2  # the mount below keeps it busy
     assert capsys.readouterr().err.startswith("mountkit: unmount /staging: Device or resource busy (EBUSY)")

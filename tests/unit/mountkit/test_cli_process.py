@@ -19,7 +19,9 @@ def _closed_pipe_run(*argv: str) -> subprocess.CompletedProcess[bytes]:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return subprocess.run([*MOUNTKIT, *argv], stdout=write_end, stderr=subprocess.PIPE, timeout=60, check=False)
+        return subprocess.run(
+            [*MOUNTKIT, *argv], stdout=write_end, stderr=subprocess.PIPE, timeout=60, check=False
+        )
     finally:
         os.close(write_end)
 
@@ -36,7 +38,10 @@ def test_nothing_found_exits_1_like_findmnt() -> None:
         done = subprocess.run([*MOUNTKIT, *argv], check=False, capture_output=True, text=True, timeout=60)
         assert done.returncode == 1 and done.stderr == "", argv
     if shutil.which("findmnt") is not None:  # the tool these codes follow, on the same path
-        assert subprocess.run(["findmnt", "--mountpoint", missing], check=False, capture_output=True).returncode == 1
+        assert (
+            subprocess.run(["findmnt", "--mountpoint", missing], check=False, capture_output=True).returncode
+            == 1
+        )
 
 
 def test_version() -> None:

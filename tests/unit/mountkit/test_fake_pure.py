@@ -49,7 +49,9 @@ SCRIPT = textwrap.dedent(
 
 
 def test_fake_mounter_needs_neither_the_extension_nor_pyroute2() -> None:
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=False, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=False, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     # reading the kernel's table is what still needs the extension, and it says so
     assert "read: mountinfo read" in result.stdout and "compiled extension is not built" in result.stdout
@@ -57,4 +59,7 @@ def test_fake_mounter_needs_neither_the_extension_nor_pyroute2() -> None:
 
 def test_fake_mounter_fixture(fake_mounter) -> None:  # type: ignore[no-untyped-def]
     fake_mounter.mount("tmpfs", "/t", "tmpfs")
-    assert fake_mounter.is_mountpoint("/t") and fake_mounter.calls == [("mount", "tmpfs", "/t", "tmpfs", ""), ("is_mountpoint", "/t")]
+    assert fake_mounter.is_mountpoint("/t") and fake_mounter.calls == [
+        ("mount", "tmpfs", "/t", "tmpfs", ""),
+        ("is_mountpoint", "/t"),
+    ]

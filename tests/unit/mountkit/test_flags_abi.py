@@ -19,8 +19,16 @@ import pytest
 from mountkit import flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-HEADERS = ("fcntl.h", "sched.h", "sys/mount.h", "linux/mount.h", "linux/openat2.h", "linux/stat.h",
-           "sys/statvfs.h", "sys/fanotify.h")
+HEADERS = (
+    "fcntl.h",
+    "sched.h",
+    "sys/mount.h",
+    "linux/mount.h",
+    "linux/openat2.h",
+    "linux/stat.h",
+    "sys/statvfs.h",
+    "sys/fanotify.h",
+)
 #: flags.py class -> the C prefix of its members (FAN_INIT.CLOEXEC is FAN_CLOEXEC)
 PREFIX = {"FAN_INIT": "FAN", "FAN_EVENT": "FAN"}
 #: module-level names whose C spelling differs, or that the uapi headers do not carry
@@ -64,8 +72,9 @@ def c_values(names: list[str], extra: dict[str, str]) -> dict[str, int]:
         work = pathlib.Path(tmp)
         while True:
             (work / "consts.c").write_text(_program(wanted, extra))
-            built = subprocess.run([cc, "-o", work / "consts", work / "consts.c"], check=False, capture_output=True,
-                                   text=True)
+            built = subprocess.run(
+                [cc, "-o", work / "consts", work / "consts.c"], check=False, capture_output=True, text=True
+            )
             if built.returncode == 0:
                 break
             undeclared = set(re.findall(r"‘(\w+)’ undeclared|'(\w+)' undeclared", built.stderr))
@@ -90,13 +99,30 @@ def _program(names: list[str], extra: dict[str, str]) -> str:
 def test_flags_match_the_kernel_headers() -> None:
     ours = python_constants()
     theirs = c_values(sorted(ours), {})
-    mismatched = {py: (value, theirs[c]) for c, (py, value) in ours.items()
-                  if c in theirs and theirs[c] != value & 0xFFFFFFFFFFFFFFFF}
+    mismatched = {
+        py: (value, theirs[c])
+        for c, (py, value) in ours.items()
+        if c in theirs and theirs[c] != value & 0xFFFFFFFFFFFFFFFF
+    }
     assert mismatched == {}, "flags.py name: (flags.py value, header value)"
     compared = {py.split(".")[0] for c, (py, _) in ours.items() if c in theirs}
     # every group the installed headers have had for years is compared, not only some
-    assert {"MS", "MNT", "AT", "OPEN_TREE", "MOVE_MOUNT", "MOUNT_ATTR", "FSCONFIG", "FSPICK", "STATX",
-            "RESOLVE", "AT_FDCWD", "CLONE_NEWNS", "FAN_INIT", "FAN_MARK_ADD"} <= compared
+    assert {
+        "MS",
+        "MNT",
+        "AT",
+        "OPEN_TREE",
+        "MOVE_MOUNT",
+        "MOUNT_ATTR",
+        "FSCONFIG",
+        "FSPICK",
+        "STATX",
+        "RESOLVE",
+        "AT_FDCWD",
+        "CLONE_NEWNS",
+        "FAN_INIT",
+        "FAN_MARK_ADD",
+    } <= compared
 
 
 def test_cext_copies_of_kernel_flags_match_flags_py() -> None:

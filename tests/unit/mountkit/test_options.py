@@ -60,10 +60,27 @@ SPEC: dict[str, dict[MS, bool]] = {
     "noiversion": {MS.I_VERSION: False},
     "defaults": {},
 }
-_BASE_PROPAGATION = {"shared": MS.SHARED, "private": MS.PRIVATE, "slave": MS.SLAVE, "unbindable": MS.UNBINDABLE}
+_BASE_PROPAGATION = {
+    "shared": MS.SHARED,
+    "private": MS.PRIVATE,
+    "slave": MS.SLAVE,
+    "unbindable": MS.UNBINDABLE,
+}
 PROPAGATION = _BASE_PROPAGATION | {f"r{word}": flag | MS.REC for word, flag in _BASE_PROPAGATION.items()}
-USERSPACE = ["auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "nofail",
-             "comment=systemd.automount", "x-systemd.device-timeout=10", "X-mount.mkdir"]
+USERSPACE = [
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "owner",
+    "group",
+    "_netdev",
+    "nofail",
+    "comment=systemd.automount",
+    "x-systemd.device-timeout=10",
+    "X-mount.mkdir",
+]
 DATA = ["vers=3", "size=10m", "mode=0755", "uid=1000", "user=alice", "context=system_u:object_r:t:s0"]
 
 
@@ -197,12 +214,30 @@ def test_sensitive_words_are_data_even_when_they_look_like_flags() -> None:
     ("options", "expected"),
     [
         ("", (0, 0)),
-        ("ro,nosuid,nodev,noexec,nosymfollow,nodiratime",
-         (MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC
-          | MOUNT_ATTR.NOSYMFOLLOW | MOUNT_ATTR.NODIRATIME, 0)),
-        ("rw,suid,dev,exec,symfollow,diratime",
-         (0, MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC
-          | MOUNT_ATTR.NOSYMFOLLOW | MOUNT_ATTR.NODIRATIME)),
+        (
+            "ro,nosuid,nodev,noexec,nosymfollow,nodiratime",
+            (
+                MOUNT_ATTR.RDONLY
+                | MOUNT_ATTR.NOSUID
+                | MOUNT_ATTR.NODEV
+                | MOUNT_ATTR.NOEXEC
+                | MOUNT_ATTR.NOSYMFOLLOW
+                | MOUNT_ATTR.NODIRATIME,
+                0,
+            ),
+        ),
+        (
+            "rw,suid,dev,exec,symfollow,diratime",
+            (
+                0,
+                MOUNT_ATTR.RDONLY
+                | MOUNT_ATTR.NOSUID
+                | MOUNT_ATTR.NODEV
+                | MOUNT_ATTR.NOEXEC
+                | MOUNT_ATTR.NOSYMFOLLOW
+                | MOUNT_ATTR.NODIRATIME,
+            ),
+        ),
         ("noatime", (MOUNT_ATTR.NOATIME, MOUNT_ATTR_ATIME_MASK)),
         ("strictatime", (MOUNT_ATTR.STRICTATIME, MOUNT_ATTR_ATIME_MASK)),
         ("relatime", (MOUNT_ATTR.RELATIME, MOUNT_ATTR_ATIME_MASK)),
@@ -236,8 +271,10 @@ def test_any_sequence_of_known_words_folds_like_the_reference(words: list[str]) 
 @given(st.lists(KNOWN, max_size=30), st.lists(st.sampled_from(DATA), max_size=3))
 def test_round_trips(words: list[str], secrets: list[str]) -> None:
     parsed = parse_options(words, sensitive=secrets)
-    again = parse_options(flags_to_options(parsed.flags, parsed.clear, parsed.propagation) + list(parsed.data),
-                          sensitive=parsed.sensitive)
+    again = parse_options(
+        flags_to_options(parsed.flags, parsed.clear, parsed.propagation) + list(parsed.data),
+        sensitive=parsed.sensitive,
+    )
     assert again == parsed
     assert parse_options(parsed.redacted()).flags == parsed.flags
     kernel_data = parsed.data_string()
@@ -251,7 +288,9 @@ def test_arbitrary_text_only_ever_raises_invalid_option(text: str) -> None:
     except InvalidOptionError:
         return
     assert all(item and not set(item) & set(",\0\n") for item in parsed.data)
-    assert parse_options(flags_to_options(parsed.flags, parsed.clear, parsed.propagation)).flags == parsed.flags
+    assert (
+        parse_options(flags_to_options(parsed.flags, parsed.clear, parsed.propagation)).flags == parsed.flags
+    )
 
 
 @given(st.lists(st.text(max_size=20), max_size=5), st.text(max_size=20), st.text(max_size=20))

@@ -93,7 +93,9 @@ def test_built_entries_stay_out_of_the_cycle_collector() -> None:
     """Only ints, strs and tuples of strs: no cycle possible, so nothing for the GC to traverse."""
     for entry in MountTable.parse(LINES):
         assert not gc.is_tracked(entry)
-        assert not any(gc.is_tracked(items) for items in (entry.options, entry.optional_fields, entry.super_options))
+        assert not any(
+            gc.is_tracked(items) for items in (entry.options, entry.optional_fields, entry.super_options)
+        )
 
 
 @given(name)
@@ -103,12 +105,14 @@ def test_non_utf8_names_round_trip_through_fsencode(raw: bytes) -> None:
     assert os.fsencode(entry.mount_point) == b"/mnt/" + raw
 
 
-LINES = b"""\
-22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw
-25 1 8:1 /data /srv/a\\040b ro,relatime master:1 propagate_from:2 unbindable - ext4 /dev/sda1 rw,errors=remount-ro
-26 1 0:50 / /home/u/remote rw,nosuid,nodev - fuse.sshfs u@host:/x\\134y rw,user_id=0,group_id=0
-27 1 0:51 / /empty rw - tmpfs none
-28 1 0:52 / /empty2 rw - tmpfs none \n"""
+LINES = (
+    b"22 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:5 - proc proc rw\n"
+    b"25 1 8:1 /data /srv/a\\040b ro,relatime master:1 propagate_from:2 unbindable - ext4 /dev/sda1 "
+    b"rw,errors=remount-ro\n"
+    b"26 1 0:50 / /home/u/remote rw,nosuid,nodev - fuse.sshfs u@host:/x\\134y rw,user_id=0,group_id=0\n"
+    b"27 1 0:51 / /empty rw - tmpfs none\n"
+    b"28 1 0:52 / /empty2 rw - tmpfs none \n"
+)
 
 
 def test_optional_fields_subtype_and_empty_super_options() -> None:
@@ -309,14 +313,18 @@ chunks = st.sampled_from([1, 2, 3, 7, 64, _sys.MI_CHUNK])
 
 
 @given(st.lists(entries, max_size=8), chunks, st.booleans())
-def test_reading_in_chunks_parses_like_the_whole_text(records: list[MountInfo], chunk: int, newline: bool) -> None:
+def test_reading_in_chunks_parses_like_the_whole_text(
+    records: list[MountInfo], chunk: int, newline: bool
+) -> None:
     text = b"".join(render(e) for e in records)
     text = text if newline else text.removesuffix(b"\n")
     assert read_in_chunks(text, chunk) == _sys.mountinfo_parse(text)
 
 
 @given(st.lists(entries, min_size=1, max_size=4), st.data(), chunks)
-def test_malformed_text_fails_alike_in_chunks(records: list[MountInfo], data: st.DataObject, chunk: int) -> None:
+def test_malformed_text_fails_alike_in_chunks(
+    records: list[MountInfo], data: st.DataObject, chunk: int
+) -> None:
     """A byte inserted anywhere: the chunked read raises the same error (same line, same field)."""
     text = b"".join(render(e) for e in records)
     at = data.draw(st.integers(0, len(text)))

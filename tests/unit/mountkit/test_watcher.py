@@ -33,7 +33,11 @@ def test_line_diff_is_the_whole_table_diff(old: list[MountInfo], data: st.DataOb
         elif fate == "reuse":  # the id of a gone mount, given to another (or the same) filesystem
             new.append(dataclasses.replace(data.draw(entries), mount_id=e.mount_id))
     ids = {e.mount_id for e in new}
-    new += [e for e in data.draw(st.lists(entries, max_size=4, unique_by=lambda e: e.mount_id)) if e.mount_id not in ids]
+    new += [
+        e
+        for e in data.draw(st.lists(entries, max_size=4, unique_by=lambda e: e.mount_id))
+        if e.mount_id not in ids
+    ]
     if data.draw(st.booleans()):
         new = data.draw(st.permutations(new))
     old_text, new_text = _text(old), _text(new)

@@ -55,8 +55,10 @@ def _lifecycle(driver: Driver, filestore: Filestore) -> None:
     stage(driver, va, sa)  # a repeat is a no-op
     print(f"NodeStageVolume x3: {time.monotonic() - t:.1f} s")
 
-    writer, reader, other = driver.target("writer", "pvc-a"), driver.target("reader", "pvc-a"), driver.target(
-        "other", "pvc-b"
+    writer, reader, other = (
+        driver.target("writer", "pvc-a"),
+        driver.target("reader", "pvc-a"),
+        driver.target("other", "pvc-b"),
     )
     t = time.monotonic()
     publish(driver, va, sa, writer)
@@ -106,18 +108,24 @@ def _lifecycle(driver: Driver, filestore: Filestore) -> None:
 
 def test_volume_lifecycle_over_real_nfs(filestore: Filestore) -> None:
     started = time.monotonic()
-    with run_driver("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5") as driver:
+    with run_driver(
+        "--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5"
+    ) as driver:
         print(f"driver up: {time.monotonic() - started:.1f} s")
         _lifecycle(driver, filestore)
     print(f"lifecycle total: {time.monotonic() - started:.1f} s")
 
 
 def _multishare_volume(driver: Driver, name: str) -> Any:
-    return until_done(driver.controller.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=100 << 30),
-        volume_capabilities=[CAP],
-        parameters={"multishare": "true", "instance-storageclass-label": "sc-ms", "tier": "enterprise"},
-    )).volume
+    return until_done(
+        driver.controller.CreateVolume,
+        csi_pb2.CreateVolumeRequest(
+            name=name,
+            capacity_range=csi_pb2.CapacityRange(required_bytes=100 << 30),
+            volume_capabilities=[CAP],
+            parameters={"multishare": "true", "instance-storageclass-label": "sc-ms", "tier": "enterprise"},
+        ),
+    ).volume
 
 
 def test_multishare_volumes_over_real_nfs(filestore: Filestore) -> None:

@@ -1,4 +1,5 @@
-"""The driver against failing Filestore servers: a replaced export (ESTALE) and a stopped nfsd (hang, v3 and v4.1).
+"""The driver against failing Filestore servers: a replaced export (ESTALE) and a stopped nfsd (hang, v3
+and v4.1).
 
 The driver runs with a short probe timeout so that a dead share turns into an answer (abnormal
 condition, a detached mount) instead of a hung RPC, and a healthy volume keeps being served.
@@ -127,8 +128,14 @@ def test_dead_server_answers_in_time_and_comes_back(filestore: Filestore, versio
         assert not worker.is_alive(), "the RPCs on the dead volume hung"
         stats_s, stats = answers["stats"]
         unpublish_s, _ = answers["unpublish"]
-        print(f"{version} dead volume: NodeGetVolumeStats {stats_s:.2f} s, NodeUnpublishVolume {unpublish_s:.2f} s")
-        print(f"{version} healthy volume meanwhile: {len(live_latency)} publishes, max {max(live_latency):.2f} s")
+        print(
+            f"{version} dead volume: NodeGetVolumeStats {stats_s:.2f} s, "
+            f"NodeUnpublishVolume {unpublish_s:.2f} s"
+        )
+        print(
+            f"{version} healthy volume meanwhile: {len(live_latency)} publishes, "
+            f"max {max(live_latency):.2f} s"
+        )
         assert stats.volume_condition.abnormal and stats.volume_condition.message
         # Each is bounded by the probe deadlines it runs (a few), not by the server.
         assert stats_s < 4 * PROBE + 5 and unpublish_s < 4 * PROBE + 5

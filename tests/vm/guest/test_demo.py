@@ -12,7 +12,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 
 def test_the_demo_runs_its_whole_lifecycle_on_real_nfs() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.vm.guest.demo"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "tests.vm.guest.demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     print(done.stdout, done.stderr)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

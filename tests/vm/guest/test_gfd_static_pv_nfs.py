@@ -60,10 +60,17 @@ def _examples() -> list[Example]:
             flags, version, fstype = MOUNT_OPTIONS[options]
             spec = static_pv(source, flags)["spec"]
             csi = spec["csi"]
-            examples.append(Example(
-                f"{source} [{options}]", csi["volumeHandle"], pv_capability(spec),
-                {**csi["volumeAttributes"], "ip": SERVER_IP}, csi.get("readOnly", False), version, fstype,
-            ))
+            examples.append(
+                Example(
+                    f"{source} [{options}]",
+                    csi["volumeHandle"],
+                    pv_capability(spec),
+                    {**csi["volumeAttributes"], "ip": SERVER_IP},
+                    csi.get("readOnly", False),
+                    version,
+                    fstype,
+                )
+            )
     return examples
 
 
@@ -73,17 +80,29 @@ def _in_driver(driver: Driver, path: str) -> str:
 
 
 def _stage(driver: Driver, example: Example, staging: str) -> None:
-    driver.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-        volume_id=example.volume_id, staging_target_path=staging, volume_capability=example.capability,
-        volume_context=example.context,
-    ), timeout=120)
+    driver.node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=example.volume_id,
+            staging_target_path=staging,
+            volume_capability=example.capability,
+            volume_context=example.context,
+        ),
+        timeout=120,
+    )
 
 
 def _publish(driver: Driver, example: Example, staging: str, target: str, readonly: bool) -> None:
-    driver.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-        volume_id=example.volume_id, staging_target_path=staging, target_path=target,
-        volume_capability=example.capability, volume_context=example.context, readonly=readonly,
-    ), timeout=60)
+    driver.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=example.volume_id,
+            staging_target_path=staging,
+            target_path=target,
+            volume_capability=example.capability,
+            volume_context=example.context,
+            readonly=readonly,
+        ),
+        timeout=60,
+    )
 
 
 def _check_and_tear_down(driver: Driver, data_dirs: dict[str, str]) -> None:
@@ -106,11 +125,15 @@ def _check_and_tear_down(driver: Driver, data_dirs: dict[str, str]) -> None:
         target = driver.target(f"pod-ro-{first.share}-v{first.version}", "pv")
         _publish(driver, first, staging, target, readonly=True)
         readonly[target] = (first, staging)
-    print(f"NodeStage x{len(examples)} ({len(groups)} mounts), NodePublish x{len(targets) + len(readonly)}: "
-          f"{time.monotonic() - t:.1f} s")
+    print(
+        f"NodeStage x{len(examples)} ({len(groups)} mounts), NodePublish x{len(targets) + len(readonly)}: "
+        f"{time.monotonic() - t:.1f} s"
+    )
 
     table = MountTable.read(driver.pid)
-    assert sorted(m.mount_point for m in table.under(driver.root)) == sorted((*groups.values(), *targets, *readonly))
+    assert sorted(m.mount_point for m in table.under(driver.root)) == sorted(
+        (*groups.values(), *targets, *readonly)
+    )
     for staging, first in firsts.items():
         staged = table.find(staging)
         assert staged is not None and staged.source == f"{SERVER_IP}:/{first.share}", staged
@@ -145,10 +168,14 @@ def _check_and_tear_down(driver: Driver, data_dirs: dict[str, str]) -> None:
             csi_pb2.NodeUnpublishVolumeRequest(volume_id=example.volume_id, target_path=target), timeout=60
         )
     for example, staging in targets.values():  # kubelet unstages each PV; the group's first one unmounts
-        driver.node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
-            volume_id=example.volume_id, staging_target_path=staging
-        ), timeout=60)
-    print(f"NodeUnpublish x{len(targets) + len(readonly)}, NodeUnstage x{len(targets)}: {time.monotonic() - t:.1f} s")
+        driver.node.NodeUnstageVolume(
+            csi_pb2.NodeUnstageVolumeRequest(volume_id=example.volume_id, staging_target_path=staging),
+            timeout=60,
+        )
+    print(
+        f"NodeUnpublish x{len(targets) + len(readonly)}, NodeUnstage x{len(targets)}: "
+        f"{time.monotonic() - t:.1f} s"
+    )
     assert MountTable.read(driver.pid).under(driver.root) == []
     assert not any(os.path.exists(path) for path in (*groups.values(), *targets, *readonly))
 

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.privileged
 
 
 def test_node_service_should_work_and_be_idempotent_over_real_nfs(filestore: Filestore) -> None:
-    with run_driver("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5") as driver:
+    with run_driver(
+        "--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5"
+    ) as driver:
         for count in (1, IDEMPOTENT_COUNT):
             with sanity_context(driver) as sc:
                 run_controller_test(sc, count, stand_in=False)
