@@ -96,12 +96,11 @@ def check_capability_shape(capability: csi_pb2.VolumeCapability, field: str = "v
 
 
 def exceeded_reason(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> str | None:
-    """Why no volume of this driver can serve a well-formed capability (block access, an unknown
-    mode): the spec's "Exceeds capabilities" row; None when it can."""
+    """Why no volume of this driver can serve a valid capability (block access): the spec's
+    "Exceeds capabilities" row; None when it can.  A mode the spec does not define is no capability
+    at all, but an invalid field."""
     if capability.WhichOneof("access_type") == "block":
         return f"{field}: block access is not supported: Filestore is file storage"
-    if capability.access_mode.mode not in SUPPORTED_ACCESS_MODES:
-        return f"{field}: access mode {capability.access_mode.mode} is not supported"
     return None
 
 
@@ -110,6 +109,8 @@ def unsupported_reason(capability: csi_pb2.VolumeCapability, field: str = "volum
     reason = exceeded_reason(capability, field)
     if reason:
         return reason
+    if capability.access_mode.mode not in SUPPORTED_ACCESS_MODES:
+        return f"{field}: access mode {capability.access_mode.mode} is not supported"
     try:
         check_string(capability.mount.fs_type, f"{field}.mount.fs_type", required=False)
         check_mount_flags(capability.mount.mount_flags, f"{field}.mount.mount_flags")
