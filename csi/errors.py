@@ -9,7 +9,9 @@ given failure to the same code.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 
 import grpc
 
@@ -65,7 +67,17 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, NotImplementedError):
         return grpc.StatusCode.UNIMPLEMENTED, "method not implemented"
     log.error("internal error", exc_info=exc)
+    if isinstance(exc, OSError) and exc.errno:
+        # A system call failed (mkdir under a read-only kubelet dir...): the spec wants a readable
+        # message, and the errno and path say what went wrong without showing any internals.
+        return grpc.StatusCode.INTERNAL, _os_message(exc)
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+
+
+def _os_message(exc: OSError) -> str:
+    errno_name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    where = f": {exc.filename}" if exc.filename is not None else ""
+    return f"internal error: {os.strerror(exc.errno or 0)} ({errno_name}){where}"
 
 
 def _mount_code(exc: MountError) -> grpc.StatusCode:

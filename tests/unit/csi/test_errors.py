@@ -50,6 +50,13 @@ def test_unexpected_errors_are_internal_and_generic() -> None:
     assert "secret-internal-detail" not in message
 
 
+def test_a_failed_system_call_is_internal_naming_errno_and_path() -> None:
+    """The spec's Error Scheme: a readable message; a bare OSError (mkdir under a read-only dir) says what."""
+    code, message = to_status(OSError(errno.EROFS, "Read-only file system", "/var/lib/kubelet/pods/x"))
+    assert code == grpc.StatusCode.INTERNAL
+    assert "EROFS" in message and "/var/lib/kubelet/pods/x" in message
+
+
 def test_corrupted_message_names_the_path() -> None:
     assert (
         "/var/lib/kubelet/x"
