@@ -18,6 +18,7 @@ import grpc
 from csi.cloud import CloudError, OperationPending
 from csi.lockrelease import LockInfoError
 from mountkit.errors import (
+    SOURCE,
     CorruptedMountError,
     InvalidOptionError,
     MountConflictError,
@@ -91,4 +92,8 @@ def _mount_code(exc: MountError) -> grpc.StatusCode:
     if isinstance(exc, CorruptedMountError):
         # A dead or hung share: transient from the CO's point of view, it retries.
         return grpc.StatusCode.UNAVAILABLE
+    if exc.errno == errno.ENOENT and exc.role == SOURCE:
+        # The server has no such share (NFSv4 says so for any path, v3 beneath an export; a v3 path
+        # outside every export is EACCES): the node tables' "Volume does not exist".
+        return grpc.StatusCode.NOT_FOUND
     return grpc.StatusCode.INTERNAL

@@ -57,6 +57,16 @@ def test_a_failed_system_call_is_internal_naming_errno_and_path() -> None:
     assert "EROFS" in message and "/var/lib/kubelet/pods/x" in message
 
 
+def test_a_share_the_server_does_not_have_is_not_found() -> None:
+    """NodeStageVolume's "Volume does not exist": the NFS mount's ENOENT about its source (measured on
+    the guest's 6.1 kernel: v4.x for any missing path, v3 beneath an export); other ENOENTs stay INTERNAL."""
+    missing = MountError(errno.ENOENT, "mount", "10.0.0.2:/gone", "/var/lib/kubelet/x", role="source")
+    assert to_status(missing)[0] == grpc.StatusCode.NOT_FOUND
+    assert to_status(MountError(errno.ENOENT, "mount", "10.0.0.2:/gone", "/x", role="target"))[0] == (
+        grpc.StatusCode.INTERNAL
+    )
+
+
 def test_corrupted_message_names_the_path() -> None:
     assert (
         "/var/lib/kubelet/x"
