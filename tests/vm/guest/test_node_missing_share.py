@@ -18,7 +18,9 @@ pytestmark = pytest.mark.privileged
 
 @pytest.fixture
 def driver() -> Iterator[Driver]:
-    with run_driver("--mode=node", "--probe-timeout=5", timeout=120) as running:
+    """A long probe timeout (the mount's deadline is three of them): NFSv4 answers a missing path
+    only after mounting the server's root and walking it, which outlasted 60 s under the emulated CPU."""
+    with run_driver("--mode=node", "--probe-timeout=60", timeout=300) as running:
         yield running
 
 
@@ -30,7 +32,7 @@ def test_stage_of_a_missing_share_is_not_found_and_leaves_nothing(driver: Driver
         driver.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
             volume_id="vol", staging_target_path=staging, volume_capability=CAP,
             volume_context={"ip": SERVER, "volume": "no_such_share", "fileProtocol": "NFS_V4_1"},
-        ), timeout=120)
+        ), timeout=400)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.details()
     assert "no_such_share" in (info.value.details() or "")
     assert mount_rows(driver) == {} and not os.path.lexists(staging)
