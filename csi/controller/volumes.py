@@ -155,7 +155,11 @@ class VolumeRpcs(ShareVolumes):
         """
         ours = created_by(self._driver_name)
         for found in self._cloud.list_instances("-"):
-            if found.name == instance_id and found.location != location and found.labels.get(LABEL_CREATED_BY) == ours:
+            if (
+                found.name == instance_id
+                and found.location != location
+                and found.labels.get(LABEL_CREATED_BY) == ours
+            ):
                 raise CsiError(
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"volume {name} exists in {found.location}; this request would make it in {location}",

@@ -25,10 +25,12 @@ if shutil.which("nsenter") is None or shutil.which("findmnt") is None:
     pytest.skip("needs util-linux nsenter and findmnt", allow_module_level=True)
 
 _Mode = csi_pb2.VolumeCapability.AccessMode
-MOUNT = csi_pb2.VolumeCapability(mount=csi_pb2.VolumeCapability.MountVolume(),
-                                 access_mode=_Mode(mode=_Mode.SINGLE_NODE_MULTI_WRITER))
-BLOCK = csi_pb2.VolumeCapability(block=csi_pb2.VolumeCapability.BlockVolume(),
-                                 access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER))
+MOUNT = csi_pb2.VolumeCapability(
+    mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_MULTI_WRITER)
+)
+BLOCK = csi_pb2.VolumeCapability(
+    block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
+)
 #: nothing serves NFS on the loopback of the driver's namespace: a stage there always fails
 CONTEXT = {"ip": "127.0.0.1", "volume": "vol1"}
 
@@ -53,16 +55,24 @@ def refused(call: Any, request: Any) -> grpc.StatusCode:
     return refusal(call, request)[0]
 
 
-def stage_request(staging: str, capability: csi_pb2.VolumeCapability = MOUNT) -> csi_pb2.NodeStageVolumeRequest:
+def stage_request(
+    staging: str, capability: csi_pb2.VolumeCapability = MOUNT
+) -> csi_pb2.NodeStageVolumeRequest:
     return csi_pb2.NodeStageVolumeRequest(
-        volume_id="vol", staging_target_path=staging, volume_capability=capability, volume_context=CONTEXT)
+        volume_id="vol", staging_target_path=staging, volume_capability=capability, volume_context=CONTEXT
+    )
 
 
-def publish_request(staging: str, target: str, capability: csi_pb2.VolumeCapability = MOUNT,
-                    readonly: bool = False) -> csi_pb2.NodePublishVolumeRequest:
+def publish_request(
+    staging: str, target: str, capability: csi_pb2.VolumeCapability = MOUNT, readonly: bool = False
+) -> csi_pb2.NodePublishVolumeRequest:
     return csi_pb2.NodePublishVolumeRequest(
-        volume_id="vol", staging_target_path=staging, target_path=target, volume_capability=capability,
-        readonly=readonly)
+        volume_id="vol",
+        staging_target_path=staging,
+        target_path=target,
+        volume_capability=capability,
+        readonly=readonly,
+    )
 
 
 def stand_in(driver: Driver, name: str) -> str:
@@ -102,10 +112,13 @@ def test_stage_at_a_bad_target_is_refused_before_anything_is_made(driver: Driver
     os.makedirs(os.path.dirname(link_parent), exist_ok=True)
     os.symlink(outside, link_parent)
     for staging, code in (
-        (str(outside / "globalmount"), grpc.StatusCode.INVALID_ARGUMENT),           # outside the kubelet root
+        (str(outside / "globalmount"), grpc.StatusCode.INVALID_ARGUMENT),  # outside the kubelet root
         (os.path.join(link_parent, "globalmount"), grpc.StatusCode.INVALID_ARGUMENT),  # a symlink leads out
         (driver.root + "/plugins/../../x/globalmount", grpc.StatusCode.INVALID_ARGUMENT),  # not normal form
-        (os.path.join(driver.root, "plugins", "no-such-dir", "globalmount"), grpc.StatusCode.FAILED_PRECONDITION),
+        (
+            os.path.join(driver.root, "plugins", "no-such-dir", "globalmount"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
     ):
         assert refused(driver.node.NodeStageVolume, stage_request(staging)) == code, staging
     assert list(outside.iterdir()) == [] and mount_rows(driver) == {}
@@ -114,7 +127,10 @@ def test_stage_at_a_bad_target_is_refused_before_anything_is_made(driver: Driver
 
 def test_stage_exceeding_capabilities_makes_nothing(driver: Driver) -> None:
     staging = driver.staging("pv-block")
-    assert refused(driver.node.NodeStageVolume, stage_request(staging, BLOCK)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        refused(driver.node.NodeStageVolume, stage_request(staging, BLOCK))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert mount_rows(driver) == {} and not os.path.lexists(staging)
 
 
@@ -152,12 +168,18 @@ def test_publish_refusals_mount_and_make_nothing(driver: Driver, tmp_path: Any) 
     link = driver.target("pod-link", "pv-pub")
     os.symlink(outside, os.path.dirname(link) + "/link")
     for request, code in (
-        (publish_request(unstaged, target), grpc.StatusCode.FAILED_PRECONDITION),        # not staged
-        (publish_request("", target), grpc.StatusCode.FAILED_PRECONDITION),              # staging path not set
-        (publish_request(staging, target, BLOCK), grpc.StatusCode.FAILED_PRECONDITION),  # exceeds capabilities
+        (publish_request(unstaged, target), grpc.StatusCode.FAILED_PRECONDITION),  # not staged
+        (publish_request("", target), grpc.StatusCode.FAILED_PRECONDITION),  # staging path not set
+        (
+            publish_request(staging, target, BLOCK),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),  # exceeds capabilities
         (publish_request(staging, "/tmp/errtable-outside"), grpc.StatusCode.INVALID_ARGUMENT),
         (publish_request(staging, os.path.dirname(link) + "/link/mount"), grpc.StatusCode.INVALID_ARGUMENT),
-        (publish_request(staging, driver.root + "/pods/none/volumes/x/mount"), grpc.StatusCode.FAILED_PRECONDITION),
+        (
+            publish_request(staging, driver.root + "/pods/none/volumes/x/mount"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
     ):
         assert refused(driver.node.NodePublishVolume, request) == code, request
         assert set(mount_rows(driver)) == {staging} and not os.path.lexists(target)
@@ -166,7 +188,10 @@ def test_publish_refusals_mount_and_make_nothing(driver: Driver, tmp_path: Any) 
 
     with open(target, "w") as out:  # a file where the target should be: refused, the file untouched
         out.write("keep")
-    assert refused(driver.node.NodePublishVolume, publish_request(staging, target)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        refused(driver.node.NodePublishVolume, publish_request(staging, target))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
     with open(target) as inp:
         assert inp.read() == "keep"
     os.unlink(target)

@@ -49,28 +49,40 @@ def refused(call: Callable[..., Any], request: Any) -> tuple[grpc.StatusCode, st
 # --- the general rules ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rpc, request_type", [
-    ("ControllerPublishVolume", csi_pb2.ControllerPublishVolumeRequest),
-    ("ControllerUnpublishVolume", csi_pb2.ControllerUnpublishVolumeRequest),
-    ("GetCapacity", csi_pb2.GetCapacityRequest),
-    ("ControllerGetVolume", csi_pb2.ControllerGetVolumeRequest),
-])
+@pytest.mark.parametrize(
+    "rpc, request_type",
+    [
+        ("ControllerPublishVolume", csi_pb2.ControllerPublishVolumeRequest),
+        ("ControllerUnpublishVolume", csi_pb2.ControllerUnpublishVolumeRequest),
+        ("GetCapacity", csi_pb2.GetCapacityRequest),
+        ("ControllerGetVolume", csi_pb2.ControllerGetVolumeRequest),
+    ],
+)
 def test_unadvertised_controller_rpcs_are_unimplemented(sc: TestContext, rpc: str, request_type: Any) -> None:
-    """"Call not implemented": UNIMPLEMENTED, and the capability is not advertised."""
-    code, _ = refused(getattr(sc.controller, rpc), request_type(volume_id="v", node_id="n") if "Publish" in rpc
-                      else request_type())
+    """ "Call not implemented": UNIMPLEMENTED, and the capability is not advertised."""
+    code, _ = refused(
+        getattr(sc.controller, rpc),
+        request_type(volume_id="v", node_id="n") if "Publish" in rpc else request_type(),
+    )
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    advertised = {c.rpc.type for c in sc.controller.ControllerGetCapabilities(
-        csi_pb2.ControllerGetCapabilitiesRequest()).capabilities}
+    advertised = {
+        c.rpc.type
+        for c in sc.controller.ControllerGetCapabilities(
+            csi_pb2.ControllerGetCapabilitiesRequest()
+        ).capabilities
+    }
     _RPC = csi_pb2.ControllerServiceCapability.RPC
     assert not advertised & {_RPC.PUBLISH_UNPUBLISH_VOLUME, _RPC.GET_CAPACITY, _RPC.GET_VOLUME}
 
 
 def test_node_expand_volume_is_unimplemented(sc: TestContext) -> None:
-    code, _ = refused(sc.node.NodeExpandVolume, csi_pb2.NodeExpandVolumeRequest(
-        volume_id="v", volume_path=sc.target_path))
+    code, _ = refused(
+        sc.node.NodeExpandVolume, csi_pb2.NodeExpandVolumeRequest(volume_id="v", volume_path=sc.target_path)
+    )
     assert code == grpc.StatusCode.UNIMPLEMENTED
-    advertised = {c.rpc.type for c in sc.node.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest()).capabilities}
+    advertised = {
+        c.rpc.type for c in sc.node.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest()).capabilities
+    }
     assert csi_pb2.NodeServiceCapability.RPC.EXPAND_VOLUME not in advertised
 
 
@@ -78,7 +90,7 @@ def test_node_expand_volume_is_unimplemented(sc: TestContext) -> None:
 
 
 def test_create_volume_cloning_a_volume_is_invalid_argument(sc: TestContext) -> None:
-    """"Source incompatible or not supported": INVALID_ARGUMENT (CLONE_VOLUME is not advertised)."""
+    """ "Source incompatible or not supported": INVALID_ARGUMENT (CLONE_VOLUME is not advertised)."""
     request = make_create_volume_req(unique_string("errtable-clone"))
     request.volume_content_source.volume.volume_id = "modeInstance/us-central1-a/some/vol1"
     code, message = refused(sc.controller.CreateVolume, request)
@@ -86,12 +98,14 @@ def test_create_volume_cloning_a_volume_is_invalid_argument(sc: TestContext) -> 
 
 
 def test_create_volume_existing_name_with_other_parameters_is_already_exists(sc: TestContext) -> None:
-    """"Volume already exists but is incompatible" with the parameters (another tier) or the
+    """ "Volume already exists but is incompatible" with the parameters (another tier) or the
     accessibility requirements (another zone): ALREADY_EXISTS, and no second volume of the name."""
     name = unique_string("errtable-params")
     sc.must_create_volume(make_create_volume_req(name))
     other = csi_pb2.CreateVolumeRequest(
-        name=name, volume_capabilities=[capability()], parameters={"tier": "enterprise"},
+        name=name,
+        volume_capabilities=[capability()],
+        parameters={"tier": "enterprise"},
         capacity_range=csi_pb2.CapacityRange(required_bytes=TIB),
     )
     elsewhere = make_create_volume_req(name)
@@ -103,13 +117,18 @@ def test_create_volume_existing_name_with_other_parameters_is_already_exists(sc:
     assert _volume_count(sc) == before, "a second volume of one name was made"
 
 
-@pytest.mark.parametrize("required, limit", [
-    (1 << 50, 0),                                  # above the tier's largest size
-    (TEST_VOLUME_SIZE, TEST_VOLUME_SIZE // 2),     # limit below required
-    (TEST_VOLUME_SIZE // 2, TEST_VOLUME_SIZE // 2),  # the tier's band starts above the limit
-])
-def test_create_volume_unsupported_capacity_range_is_out_of_range(sc: TestContext, required: int, limit: int) -> None:
-    """"Unsupported capacity_range": OUT_OF_RANGE, before any instance is made."""
+@pytest.mark.parametrize(
+    "required, limit",
+    [
+        (1 << 50, 0),  # above the tier's largest size
+        (TEST_VOLUME_SIZE, TEST_VOLUME_SIZE // 2),  # limit below required
+        (TEST_VOLUME_SIZE // 2, TEST_VOLUME_SIZE // 2),  # the tier's band starts above the limit
+    ],
+)
+def test_create_volume_unsupported_capacity_range_is_out_of_range(
+    sc: TestContext, required: int, limit: int
+) -> None:
+    """ "Unsupported capacity_range": OUT_OF_RANGE, before any instance is made."""
     request = make_create_volume_req(unique_string("errtable-range"))
     request.capacity_range.CopyFrom(csi_pb2.CapacityRange(required_bytes=required, limit_bytes=limit))
     before = _volume_count(sc)
@@ -149,9 +168,13 @@ def test_create_volume_invalid_or_unsupported_field_is_invalid_argument(
 # --- ListVolumes, ListSnapshots, CreateSnapshot -------------------------------------------------
 
 
-@pytest.mark.parametrize("rpc, request_type", [
-    ("ListVolumes", csi_pb2.ListVolumesRequest), ("ListSnapshots", csi_pb2.ListSnapshotsRequest),
-])
+@pytest.mark.parametrize(
+    "rpc, request_type",
+    [
+        ("ListVolumes", csi_pb2.ListVolumesRequest),
+        ("ListSnapshots", csi_pb2.ListSnapshotsRequest),
+    ],
+)
 def test_list_invalid_starting_token_is_aborted_and_negative_max_entries_invalid(
     sc: TestContext, rpc: str, request_type: Any
 ) -> None:
@@ -162,8 +185,10 @@ def test_list_invalid_starting_token_is_aborted_and_negative_max_entries_invalid
 
 def test_create_snapshot_of_a_missing_volume_is_not_found(sc: TestContext) -> None:
     for source in ("modeInstance/us-central1-a/errtable-gone/vol1", "not-our-id"):
-        code, _ = refused(sc.controller.CreateSnapshot, csi_pb2.CreateSnapshotRequest(
-            name=unique_string("errtable-snap"), source_volume_id=source))
+        code, _ = refused(
+            sc.controller.CreateSnapshot,
+            csi_pb2.CreateSnapshotRequest(name=unique_string("errtable-snap"), source_volume_id=source),
+        )
         assert code == grpc.StatusCode.NOT_FOUND
 
 
@@ -176,19 +201,30 @@ def test_expand_volume_errors_table(sc: TestContext) -> None:
     volume = sc.must_create_volume(make_create_volume_req(unique_string("errtable-expand"))).volume
     grow = csi_pb2.CapacityRange(required_bytes=TEST_VOLUME_SIZE * 2)
     expand = sc.controller.ControllerExpandVolume
-    code, _ = refused(expand, csi_pb2.ControllerExpandVolumeRequest(
-        volume_id=volume.volume_id, capacity_range=grow, volume_capability=BLOCK))
+    code, _ = refused(
+        expand,
+        csi_pb2.ControllerExpandVolumeRequest(
+            volume_id=volume.volume_id, capacity_range=grow, volume_capability=BLOCK
+        ),
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     for missing in ("modeInstance/us-central1-a/errtable-gone/vol1", "not-our-id"):
-        code, _ = refused(expand, csi_pb2.ControllerExpandVolumeRequest(volume_id=missing, capacity_range=grow))
+        code, _ = refused(
+            expand, csi_pb2.ControllerExpandVolumeRequest(volume_id=missing, capacity_range=grow)
+        )
         assert code == grpc.StatusCode.NOT_FOUND
-    for bad in (csi_pb2.CapacityRange(required_bytes=1 << 50),
-                csi_pb2.CapacityRange(required_bytes=TEST_VOLUME_SIZE * 2, limit_bytes=TEST_VOLUME_SIZE)):
-        code, _ = refused(expand, csi_pb2.ControllerExpandVolumeRequest(volume_id=volume.volume_id, capacity_range=bad))
+    for bad in (
+        csi_pb2.CapacityRange(required_bytes=1 << 50),
+        csi_pb2.CapacityRange(required_bytes=TEST_VOLUME_SIZE * 2, limit_bytes=TEST_VOLUME_SIZE),
+    ):
+        code, _ = refused(
+            expand, csi_pb2.ControllerExpandVolumeRequest(volume_id=volume.volume_id, capacity_range=bad)
+        )
         assert code == grpc.StatusCode.OUT_OF_RANGE
     listed = sc.controller.ListVolumes(csi_pb2.ListVolumesRequest()).entries
     assert [e.volume.capacity_bytes for e in listed if e.volume.volume_id == volume.volume_id] == [
-        volume.capacity_bytes], "a refused expansion changed the volume"
+        volume.capacity_bytes
+    ], "a refused expansion changed the volume"
 
 
 # --- the node ----------------------------------------------------------------------------------
@@ -204,25 +240,40 @@ def test_node_stage_exceeding_capabilities_is_failed_precondition(sc: TestContex
     """NodeStageVolume "Exceeds capabilities" (block access on a file volume): FAILED_PRECONDITION."""
     volume = create_for_node(sc, unique_string("errtable-stage-block"))
     staging = os.path.join(sc.staging_path, "block")
-    code, message = refused(sc.node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, staging_target_path=staging, volume_capability=BLOCK,
-        volume_context=volume.volume_context))
+    code, message = refused(
+        sc.node.NodeStageVolume,
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=volume.volume_id,
+            staging_target_path=staging,
+            volume_capability=BLOCK,
+            volume_context=volume.volume_context,
+        ),
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "block" in message
     _nothing_left(sc, staging)
 
 
-@pytest.mark.parametrize("context, field", [
-    ({"volume": "vol1"}, "volume_context.ip"),
-    ({"ip": "192.0.2.1"}, "volume_context.volume"),
-    ({"ip": "192.0.2.1", "volume": "vol1", "fileProtocol": "SMB"}, "fileProtocol"),
-])
+@pytest.mark.parametrize(
+    "context, field",
+    [
+        ({"volume": "vol1"}, "volume_context.ip"),
+        ({"ip": "192.0.2.1"}, "volume_context.volume"),
+        ({"ip": "192.0.2.1", "volume": "vol1", "fileProtocol": "SMB"}, "fileProtocol"),
+    ],
+)
 def test_node_stage_invalid_volume_context_is_invalid_argument(
     sc: TestContext, context: dict[str, str], field: str
 ) -> None:
     staging = os.path.join(sc.staging_path, "bad-context")
-    code, message = refused(sc.node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
-        volume_id="errtable-vol", staging_target_path=staging, volume_capability=capability(),
-        volume_context=context))
+    code, message = refused(
+        sc.node.NodeStageVolume,
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id="errtable-vol",
+            staging_target_path=staging,
+            volume_capability=capability(),
+            volume_context=context,
+        ),
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and field in message
     _nothing_left(sc, staging)
 
@@ -235,8 +286,11 @@ def test_node_publish_errors_table(sc: TestContext) -> None:
 
     def publish(**fields: Any) -> csi_pb2.NodePublishVolumeRequest:
         args: dict[str, Any] = {
-            "volume_id": volume.volume_id, "target_path": target, "staging_target_path": sc.staging_path,
-            "volume_capability": capability(), "volume_context": volume.volume_context,
+            "volume_id": volume.volume_id,
+            "target_path": target,
+            "staging_target_path": sc.staging_path,
+            "volume_capability": capability(),
+            "volume_context": volume.volume_context,
         }
         args.update(fields)
         return csi_pb2.NodePublishVolumeRequest(**args)
@@ -244,12 +298,18 @@ def test_node_publish_errors_table(sc: TestContext) -> None:
     # Not staged yet: FAILED_PRECONDITION, the target not made.
     assert refused(sc.node.NodePublishVolume, publish())[0] == grpc.StatusCode.FAILED_PRECONDITION
     _nothing_left(sc, target)
-    assert refused(sc.node.NodePublishVolume, publish(staging_target_path=""))[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        refused(sc.node.NodePublishVolume, publish(staging_target_path=""))[0]
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
     _nothing_left(sc, target)
 
     node_stage(sc, volume)
     staged = mount_rows(sc.driver)
-    assert refused(sc.node.NodePublishVolume, publish(volume_capability=BLOCK))[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        refused(sc.node.NodePublishVolume, publish(volume_capability=BLOCK))[0]
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert mount_rows(sc.driver) == staged and not os.path.lexists(target)
 
     sc.node.NodePublishVolume(publish(), timeout=120)
@@ -260,10 +320,15 @@ def test_node_publish_errors_table(sc: TestContext) -> None:
 
 
 def test_node_unpublish_and_unstage_of_what_is_not_there_are_ok(sc: TestContext) -> None:
-    """"Volume does not exist" there: the spec's idempotency rule answers OK, and nothing is made."""
+    """ "Volume does not exist" there: the spec's idempotency rule answers OK, and nothing is made."""
     target = sc.target_path + "/never"
-    sc.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id="errtable-vol", target_path=target),
-                                timeout=120)
-    sc.node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
-        volume_id="errtable-vol", staging_target_path=sc.staging_path + "/never"), timeout=120)
+    sc.node.NodeUnpublishVolume(
+        csi_pb2.NodeUnpublishVolumeRequest(volume_id="errtable-vol", target_path=target), timeout=120
+    )
+    sc.node.NodeUnstageVolume(
+        csi_pb2.NodeUnstageVolumeRequest(
+            volume_id="errtable-vol", staging_target_path=sc.staging_path + "/never"
+        ),
+        timeout=120,
+    )
     _nothing_left(sc, target, sc.staging_path + "/never")

@@ -29,10 +29,15 @@ def test_stage_of_a_missing_share_is_not_found_and_leaves_nothing(driver: Driver
     export with EACCES, indistinguishable from an export that refuses this client: that stays INTERNAL.)"""
     staging = driver.staging("pv-missing")
     with pytest.raises(grpc.RpcError) as info:
-        driver.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-            volume_id="vol", staging_target_path=staging, volume_capability=CAP,
-            volume_context={"ip": SERVER, "volume": "no_such_share", "fileProtocol": "NFS_V4_1"},
-        ), timeout=400)
+        driver.node.NodeStageVolume(
+            csi_pb2.NodeStageVolumeRequest(
+                volume_id="vol",
+                staging_target_path=staging,
+                volume_capability=CAP,
+                volume_context={"ip": SERVER, "volume": "no_such_share", "fileProtocol": "NFS_V4_1"},
+            ),
+            timeout=400,
+        )
     assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.details()
     assert "no_such_share" in (info.value.details() or "")
     assert mount_rows(driver) == {} and not os.path.lexists(staging)
