@@ -9,13 +9,16 @@ given failure to the same code.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 
 import grpc
 
 from csi.cloud import CloudError, OperationPending
 from csi.lockrelease import LockInfoError
 from mountkit.errors import (
+    SOURCE,
     CorruptedMountError,
     InvalidOptionError,
     MountConflictError,
@@ -65,7 +68,17 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, NotImplementedError):
         return grpc.StatusCode.UNIMPLEMENTED, "method not implemented"
     log.error("internal error", exc_info=exc)
+    if isinstance(exc, OSError) and exc.errno:
+        # A system call failed (mkdir under a read-only kubelet dir...): the spec wants a readable
+        # message, and the errno and path say what went wrong without showing any internals.
+        return grpc.StatusCode.INTERNAL, _os_message(exc)
     return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+
+
+def _os_message(exc: OSError) -> str:
+    errno_name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    where = f": {exc.filename}" if exc.filename is not None else ""
+    return f"internal error: {os.strerror(exc.errno or 0)} ({errno_name}){where}"
 
 
 def _mount_code(exc: MountError) -> grpc.StatusCode:
@@ -79,4 +92,8 @@ def _mount_code(exc: MountError) -> grpc.StatusCode:
     if isinstance(exc, CorruptedMountError):
         # A dead or hung share: transient from the CO's point of view, it retries.
         return grpc.StatusCode.UNAVAILABLE
+    if exc.errno == errno.ENOENT and exc.role == SOURCE:
+        # The server has no such share (NFSv4 says so for any path, v3 beneath an export; a v3 path
+        # outside every export is EACCES): the node tables' "Volume does not exist".
+        return grpc.StatusCode.NOT_FOUND
     return grpc.StatusCode.INTERNAL

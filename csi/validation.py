@@ -95,10 +95,20 @@ def check_capability_shape(capability: csi_pb2.VolumeCapability, field: str = "v
         raise invalid(f"{field}: access_mode is required")
 
 
-def unsupported_reason(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> str | None:
-    """Why a well-formed capability cannot be served (block access, unknown mode, bad flags), or None."""
+def exceeded_reason(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> str | None:
+    """Why no volume of this driver can serve a valid capability (block access): the spec's
+    "Exceeds capabilities" row; None when it can.  A mode the spec does not define is no capability
+    at all, but an invalid field."""
     if capability.WhichOneof("access_type") == "block":
         return f"{field}: block access is not supported: Filestore is file storage"
+    return None
+
+
+def unsupported_reason(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> str | None:
+    """Why a well-formed capability cannot be served (block access, unknown mode, bad flags), or None."""
+    reason = exceeded_reason(capability, field)
+    if reason:
+        return reason
     if capability.access_mode.mode not in SUPPORTED_ACCESS_MODES:
         return f"{field}: access mode {capability.access_mode.mode} is not supported"
     try:
@@ -115,6 +125,16 @@ def check_capability(capability: csi_pb2.VolumeCapability, field: str = "volume_
     reason = unsupported_reason(capability, field)
     if reason:
         raise invalid(reason)
+
+
+def check_node_capability(capability: csi_pb2.VolumeCapability, field: str = "volume_capability") -> None:
+    """NodeStageVolume's and NodePublishVolume's capability: their Errors tables make one the volume
+    cannot serve "Exceeds capabilities", FAILED_PRECONDITION; a malformed one stays INVALID_ARGUMENT."""
+    check_capability_shape(capability, field)
+    reason = exceeded_reason(capability, field)
+    if reason:
+        raise CsiError(grpc.StatusCode.FAILED_PRECONDITION, reason)
+    check_capability(capability, field)
 
 
 def check_capabilities(

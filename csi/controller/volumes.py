@@ -108,6 +108,7 @@ class VolumeRpcs(ShareVolumes):
             )
             instance = self._find_instance(location, ref.instance)
             if instance is None:
+                self._refuse_if_elsewhere(name, ref.instance, location)
                 instance = self._create(wanted, volume_params.reserved_ipv4_cidr)
             self._check_compatible(name, instance, wanted, capacity_range)
             self._check_ready(name, instance)
@@ -143,6 +144,26 @@ class VolumeRpcs(ShareVolumes):
                 grpc.StatusCode.UNAVAILABLE, f"snapshot {ref.snapshot_id} is {backup.state}, not READY"
             )
         return backup
+
+    def _refuse_if_elsewhere(self, name: str, instance_id: str, location: str) -> None:
+        """ALREADY_EXISTS when this volume name already has our instance in another location.
+
+        The instance id comes from the name alone, so a repeat asking for another tier (zonal
+        against regional) or another zone would otherwise make a second volume of one name; the
+        spec makes that "Volume already exists but is incompatible".  One list call, only before a
+        create (the caller holds the name's lock: ``ref.instance`` whatever the location).
+        """
+        ours = created_by(self._driver_name)
+        for found in self._cloud.list_instances("-"):
+            if (
+                found.name == instance_id
+                and found.location != location
+                and found.labels.get(LABEL_CREATED_BY) == ours
+            ):
+                raise CsiError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"volume {name} exists in {found.location}; this request would make it in {location}",
+                )
 
     def _create(self, wanted: Instance, cidr: str | None) -> Instance:
         with self._reserved_ips.reserve(wanted, cidr) as ip_range:

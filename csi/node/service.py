@@ -44,8 +44,8 @@ from csi.node.unimplemented import NodeUnimplemented
 from csi.node.volume_context import share_mount
 from csi.proto import csi_pb2
 from csi.validation import (
-    check_capability,
     check_id,
+    check_node_capability,
     check_string,
     invalid,
     is_readonly,
@@ -222,7 +222,7 @@ class NodeServicer(NodeUnimplemented):
         staging = self._path(request.staging_target_path, "staging_target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
-        check_capability(request.volume_capability)
+        check_node_capability(request.volume_capability)
         self._stage(volume_id, staging, request.volume_capability, request.volume_context)
         return csi_pb2.NodeStageVolumeResponse()
 
@@ -299,7 +299,7 @@ class NodeServicer(NodeUnimplemented):
         target = self._path(request.target_path, "target_path")
         if not request.HasField("volume_capability"):
             raise invalid("volume_capability is required")
-        check_capability(request.volume_capability)
+        check_node_capability(request.volume_capability)
         if not request.staging_target_path:
             # CSI spec, NodePublishVolume errors: "Staging target path not set" is FAILED_PRECONDITION.
             raise CsiError(

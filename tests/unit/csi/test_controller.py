@@ -103,9 +103,10 @@ def test_create_incompatible_existing_is_already_exists(driver: Driver) -> None:
     other_tier = csi_pb2.CreateVolumeRequest(
         name="pvc-3", volume_capabilities=[mount_cap()], parameters={"tier": "enterprise"}
     )
-    # enterprise lives in the region: another location, so no clash there, but a different instance id is not
-    # created for the same name in the zone either.
-    assert driver.ctl.CreateVolume(other_tier).volume.volume_id == "modeInstance/us-central1/pvc-3/vol1"
+    # enterprise lives in the region, another location than the zonal instance of the same name: not a
+    # second volume of one name, but the spec's "Volume already exists but is incompatible".
+    assert code_of(driver.ctl.CreateVolume, other_tier) == grpc.StatusCode.ALREADY_EXISTS
+    assert [i.location for i in driver.cloud.list_instances("-") if i.name == "pvc-3"] == [ZONE]
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,23 @@ def test_unexpected_errors_are_internal_and_generic() -> None:
     assert "secret-internal-detail" not in message
 
 
+def test_a_failed_system_call_is_internal_naming_errno_and_path() -> None:
+    """The spec's Error Scheme: a readable message; a bare OSError (mkdir under a read-only dir) says what."""
+    code, message = to_status(OSError(errno.EROFS, "Read-only file system", "/var/lib/kubelet/pods/x"))
+    assert code == grpc.StatusCode.INTERNAL
+    assert "EROFS" in message and "/var/lib/kubelet/pods/x" in message
+
+
+def test_a_share_the_server_does_not_have_is_not_found() -> None:
+    """NodeStageVolume's "Volume does not exist": the NFS mount's ENOENT about its source (measured on
+    the guest's 6.1 kernel: v4.x for any missing path, v3 beneath an export); other ENOENTs stay INTERNAL."""
+    missing = MountError(errno.ENOENT, "mount", "10.0.0.2:/gone", "/var/lib/kubelet/x", role="source")
+    assert to_status(missing)[0] == grpc.StatusCode.NOT_FOUND
+    assert to_status(MountError(errno.ENOENT, "mount", "10.0.0.2:/gone", "/x", role="target"))[0] == (
+        grpc.StatusCode.INTERNAL
+    )
+
+
 def test_corrupted_message_names_the_path() -> None:
     assert (
         "/var/lib/kubelet/x"

@@ -189,7 +189,6 @@ def test_paths_outside_the_kubelet_root_are_invalid_argument(node: Node, path_of
 @pytest.mark.parametrize("capability", [
     csi_pb2.VolumeCapability(), csi_pb2.VolumeCapability(mount=csi_pb2.VolumeCapability.MountVolume()),
     cap(mode=_Mode.UNKNOWN), cap(mode=9999), cap(("x" * 5000,)),
-    csi_pb2.VolumeCapability(block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=1)),  # type: ignore[arg-type]
 ])
 def test_bad_capabilities_are_invalid_argument(node: Node, capability: csi_pb2.VolumeCapability) -> None:
     rejected(node, "NodeStageVolume", csi_pb2.NodeStageVolumeRequest(

@@ -167,9 +167,6 @@ def test_stage_merges_the_storageclass_mount_options_before_the_capability_flags
         ({"volume_id": ""}, "volume_id"),
         ({"staging_target_path": ""}, "staging_target_path"),
         ({"volume_capability": None}, "volume_capability"),
-        ({"volume_capability": csi_pb2.VolumeCapability(
-            block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
-        )}, "block"),
         ({"volume_context": {"volume": "vol1"}}, "volume_context.ip"),
         ({"volume_context": {"ip": "filer.example.com", "volume": "vol1"}}, "volume_context.ip"),
         ({"volume_context": {"ip": "10.0.0.2"}}, "volume_context.volume"),
@@ -202,6 +199,16 @@ def test_stage_rejects_bad_requests_naming_the_field(node: Node, fields: dict[st
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert names in message
     assert not [c for c in node.mounter.calls if c[0] == "mount"]
+
+
+def test_stage_of_a_block_capability_exceeds_capabilities(node: Node) -> None:
+    """NodeStageVolume's Errors table: a capability the volume cannot serve is FAILED_PRECONDITION."""
+    block = csi_pb2.VolumeCapability(
+        block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
+    )
+    code, message = status(lambda: node.stage(volume_capability=block))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "block" in message
+    assert not node.mounter.calls and not os.path.exists(node.staging)
 
 
 def test_stage_refuses_dot_dot_and_symlinks(node: Node) -> None:
@@ -363,7 +370,7 @@ def test_publish_with_the_other_read_only_state_is_already_exists(node: Node) ->
         ({"staging_target_path": ""}, grpc.StatusCode.FAILED_PRECONDITION, "staging_target_path"),
         ({"volume_capability": csi_pb2.VolumeCapability(
             block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
-        )}, grpc.StatusCode.INVALID_ARGUMENT, "block"),
+        )}, grpc.StatusCode.FAILED_PRECONDITION, "block"),  # the spec's "Exceeds capabilities"
     ],
 )
 def test_publish_rejects_bad_requests(node: Node, fields: dict[str, Any], code: grpc.StatusCode, names: str) -> None:
