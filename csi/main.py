@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or deleted by it (default: none, no such label)",
     )
     parser.add_argument(
+        "--enable-multishare",
+        action="store_true",
+        help="controller: serve multishare volumes (StorageClass multishare: \"true\"), "
+        "gcp-filestore-csi-driver's flag; with --cloud gcp it needs --gke-cluster-name; "
+        "--cloud emulator always serves them",
+    )
+    parser.add_argument(
         "--is-regional",
         action="store_true",
         help="a regional cluster: its location label is the zone's region",
@@ -195,6 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_node = args.mode in ("node", "all")
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if run_controller and args.enable_multishare and args.cloud == "gcp" and not args.gke_cluster_name:
+        # as gcp-filestore-csi-driver does: without a name, every nameless cluster's instances would be ours
+        parser.error(
+            "--enable-multishare needs --gke-cluster-name: the controller packs shares onto, resizes and "
+            "deletes only the multishare instances labelled with its cluster's name and location; without a "
+            "name, every other cluster in the location started without one would share (and delete) them"
+        )
     resource_tags = _checked_flag(
         parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags")
     )
@@ -219,12 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = _checked_flag(
         parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional)
     )
-    if run_controller and not args.gke_cluster_name and args.cloud == "gcp":
-        log.warning(
-            "no --gke-cluster-name: multishare instances are shared with every other controller in %s "
-            "that has none either (gcp-filestore-csi-driver requires the flag for multishare)",
-            cluster[labels.LABEL_CLUSTER_LOCATION],
-        )
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()
@@ -244,7 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 operation_timeout=args.operation_timeout,
                 resource_tags=resource_tags,
                 extra_labels=extra_labels,
-                multishare=GcpMultishare(cloud),
+                # the emulator serves multishare whatever the flag says (tests and the demo use it)
+                multishare=(
+                    GcpMultishare(cloud) if args.enable_multishare or args.cloud == "emulator" else None
+                ),
                 cluster_labels=cluster,
                 lock_release=args.feature_lock_release,
             )

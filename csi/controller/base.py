@@ -122,7 +122,7 @@ class ControllerBase(csi_pb2_grpc.ControllerServicer):
         if self._shares is None:
             raise CsiError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"volume {volume_id}: multishare volumes need a controller with the Filestore v1beta1 API",
+                f"volume {volume_id}: multishare volumes need a controller started with --enable-multishare",
             )
         return self._shares
 

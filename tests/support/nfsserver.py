@@ -5,7 +5,8 @@ A Filestore instance is a server of its own at its own address, and the CSI node
 kernel NFS server cannot tell requests apart by the address they were sent to, so each instance gets
 a network namespace (nfsd is per network namespace) joined to the guest by a veth pair, and a mount
 namespace in which its data directory is bound at ``/<share>`` and its own rpcbind, mountd and
-export table run. The guest, which has no network device, is the only thing on these links.
+export table run; and a PID namespace, whose every process (the daemons among them) ends with the
+server's :meth:`NfsServer.close`. The guest, which has no network device, is the only thing on these links.
 
 A multishare instance starts with no export; each of its shares, when created, is bound at
 ``/<share>`` and exported under an fsid of its own, and unexported when deleted.
@@ -14,6 +15,7 @@ A multishare instance starts with no export; each of its shares, when created, i
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,13 +41,21 @@ class NfsServer:
     share: str = "vol1"
     fsid: int = 1
     _init: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _holder: int = field(default=0, repr=False)
 
     @property
     def _link(self) -> str:
         return f"v{abs(hash(self.name)) % 10**8}"
 
     def start(self) -> None:
-        """Create the namespaces and the link, then start rpcbind, mountd and nfsd inside."""
+        """Create the namespaces and the link, then start rpcbind, mountd and nfsd inside; undone on failure."""
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
         os.makedirs(self.data_dir, exist_ok=True)
         _sh("ip", "netns", "add", self.name)
         host, peer = self._link + "h", self._link + "n"
@@ -59,17 +69,27 @@ class NfsServer:
         _sh("ip", "-n", self.name, "addr", "add", f"{self.ip}/32", "dev", peer)
         _sh("ip", "-n", self.name, "link", "set", peer, "up")
         _sh("ip", "-n", self.name, "route", "add", f"{CLIENT_ADDR}/32", "dev", peer)
-        # A long-lived shell holds the server's mount namespace; commands later enter it by PID.
+        # The holder, a long-lived shell, is the init of a PID namespace of its own: rpcbind, rpc.statd,
+        # nfsdcld and rpc.mountd daemonize (their parent exits), and the kernel kills every process of a PID
+        # namespace when its init dies, so none outlives close(). Commands later enter its namespaces by PID.
         self._init = subprocess.Popen(
-            ["ip", "netns", "exec", self.name, "unshare", "--mount", "--propagation", "private",
-             "bash", "-c", _SERVER_SCRIPT, "nfsserver", self.ip, self.data_dir, self.share, str(self.fsid)],
+            ["ip", "netns", "exec", self.name, "unshare", "--mount", "--propagation", "private", "--pid",
+             "--kill-child", "bash", "-c", _SERVER_SCRIPT, "nfsserver", self.ip, self.data_dir, self.share,
+             str(self.fsid)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         assert self._init.stdout is not None
         line = self._init.stdout.readline().decode().strip()
-        if line != "ready":
+        word, _, holder = line.partition(" ")
+        if word != "ready" or not holder.isdigit():
             rest = self._init.stdout.read().decode(errors="replace") if self._init.poll() is not None else ""
             raise RuntimeError(f"NFS server {self.name} did not start: {line} {rest}")
+        self._holder = int(holder)
+
+    @property
+    def holder(self) -> int:
+        """PID of the process holding the server's namespaces (the init of its PID namespace); 0 when stopped."""
+        return self._holder
 
     def run(self, script: str) -> str:
         """Run a shell script inside the server's network and mount namespaces."""
@@ -78,7 +98,7 @@ class NfsServer:
 
     def _inside(self, script: str) -> list[str]:
         assert self._init is not None
-        return ["nsenter", "-t", str(self._init.pid), "-m", "-n", "bash", "-c", script]
+        return ["nsenter", "-t", str(self._holder), "-m", "-n", "bash", "-c", script]
 
     def restart_after_crash(self) -> None:
         """Come back as a crashed server does: NLM locks forgotten, a new NLM grace period.
@@ -142,14 +162,19 @@ class NfsServer:
         )
 
     def close(self) -> None:
-        """Stop the server and remove its namespace and link (the data directory stays)."""
+        """Stop the server, end every process it started, and remove its namespace and link (the data
+        directory stays). Idempotent; also undoes a :meth:`start` that failed half-way."""
         if self._init is not None:
             try:
-                self.run("rpc.nfsd 0; exportfs -ua; true")
+                if self._holder:
+                    self.run("rpc.nfsd 0; exportfs -ua; true")
             finally:
-                self._init.kill()  # our own child, by PID; daemons in its namespaces die with the netns
+                # By PID: the holder (the PID namespace's init; the kernel then kills the daemons), else our child
+                # unshare (--kill-child); unshare exits only after its child, and the child's exit waits for the
+                # whole namespace to be gone.
+                os.kill(self._holder or self._init.pid, signal.SIGKILL)
                 self._init.wait()
-                self._init = None
+                self._init, self._holder = None, 0
         subprocess.run(["ip", "netns", "delete", self.name], check=False, capture_output=True)
         subprocess.run(["ip", "link", "delete", self._link + "h"], check=False, capture_output=True)
 
@@ -226,6 +251,7 @@ def filestore_emulator(export_root: str) -> Iterator[Filestore]:
 _SERVER_SCRIPT = r"""
 set -e
 ip=$1 data=$2 share=$3 fsid=$4
+read -r holder _ < /proc/self/stat  # this shell's PID outside its PID namespace (whose /proc this is)
 mount -t tmpfs nfsstate /var/lib/nfs
 mkdir -p /var/lib/nfs/v4recovery /var/lib/nfs/rpc_pipefs /var/lib/nfs/sm /var/lib/nfs/sm.bak
 mount -t tmpfs nfsrun /run
@@ -248,6 +274,6 @@ rpc.mountd
 rpc.nfsd --host "$ip" 4
 (echo Y > /proc/fs/nfsd/v4_end_grace) 2>/dev/null || true
 echo Y > /proc/fs/lockd/nlm_end_grace  # a new instance has no locks to be reclaimed
-echo ready
+echo "ready $holder"
 exec sleep infinity
 """

@@ -62,6 +62,34 @@ def test_a_cluster_name_that_is_no_label_value_stops_the_driver(name: str, capsy
     assert "--gke-cluster-name" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("mode", ["controller", "all"])
+def test_multishare_on_gcp_without_a_cluster_name_stops_the_driver(
+    mode: str, capsys: pytest.CaptureFixture[str], metadata_server: MetadataServer
+) -> None:
+    """As gcp-filestore-csi-driver: unlabelled, its instances would be shared with every nameless cluster."""
+    with pytest.raises(SystemExit) as info:
+        main(["--mode", mode, "--enable-multishare", "--project", "p", "--zone", "us-central1-a"])
+    assert info.value.code == 2
+    assert "--enable-multishare needs --gke-cluster-name" in capsys.readouterr().err
+    assert metadata_server.requests == []  # refused before anything is asked
+
+
+def test_multishare_on_the_emulator_needs_no_cluster_name(tmp_path: Path) -> None:
+    """The emulator serves multishare volumes without a name (and without the flag: tests and the demo)."""
+    sock = tmp_path / "csi.sock"
+    parameters = {"multishare": "true", "instance-storageclass-label": "sc", "tier": "enterprise"}
+    volumes = []
+    for flags in (["--enable-multishare"], []):
+        driver = _start(["--mode", "controller", "--cloud", "emulator", *flags], sock)
+        try:
+            with grpc.insecure_channel(f"unix:{sock}") as channel:
+                request = csi_pb2.CreateVolumeRequest(name="shared", volume_capabilities=[_CAP], parameters=parameters)
+                volumes.append(csi_pb2_grpc.ControllerStub(channel).CreateVolume(request, timeout=60).volume)
+        finally:
+            _stop(driver)
+    assert [v.volume_id.split("/")[:2] for v in volumes] == [["modeMultishare", "sc"]] * 2
+
+
 def _start(argv: list[str], sock: Path) -> subprocess.Popen[str]:
     driver = subprocess.Popen(
         [sys.executable, "-m", "csi.main", f"--endpoint=unix://{sock}", "--grace=1", *argv],

@@ -476,11 +476,12 @@ def test_the_multishare_overlay_labels_instances_with_the_cluster_name_the_opera
     from csi.errors import CsiError
 
     args = _args(_driver(_rendered("overlays/multishare"), "Deployment"))
-    assert args.gke_cluster_name == "CLUSTER_NAME"
+    assert args.enable_multishare and args.gke_cluster_name == "CLUSTER_NAME"
     # the placeholder stops the driver at startup instead of labelling instances with it
     with pytest.raises(CsiError):
         cluster_labels(args.gke_cluster_name, "us-central1-a", args.is_regional)
-    assert _args(_driver(_rendered("overlays/stable"), "Deployment")).gke_cluster_name == ""
+    stable = _args(_driver(_rendered("overlays/stable"), "Deployment"))
+    assert (stable.enable_multishare, stable.gke_cluster_name) == (False, "")
 
 
 @needs_kubectl

@@ -731,3 +731,20 @@ def test_a_share_on_another_clusters_instance_is_not_grown_into_or_retired(tmp_p
         assert [(verb, _own(labels, alpha)) for verb, _, labels in alpha.cloud.touched] == [
             ("create-share", True), ("resize-share", False),
         ]
+
+
+def test_a_controller_without_enable_multishare_refuses_multishare_volumes_naming_the_flag(tmp_path: Path) -> None:
+    """As gcp-filestore-csi-driver without --enable-multishare; GFD answers INVALID_ARGUMENT, ours
+    FAILED_PRECONDITION for CreateVolume and DeleteVolume alike: the request is right, the controller is not."""
+    from tests.support.controllerutil import running_driver
+
+    share = ShareRef("sc-a", "proj", REGION, "fs-1", "pvc_1").volume_id
+    with running_driver(tmp_path) as driver:
+        for call, request in (
+            (driver.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(name="pvc-1", volume_capabilities=[CAP], parameters=sc())),
+            (driver.ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=share)),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                call(request)
+            assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "started with --enable-multishare" in (info.value.details() or "")

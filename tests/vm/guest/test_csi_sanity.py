@@ -109,10 +109,6 @@ def test_csi_sanity_default_order(filestore: Filestore, tmp_path: Path) -> None:
     _run_suite(filestore, tmp_path, [f"--ginkgo.seed={_seed()}"])
 
 
-# Known open (issue 17): with some seeds (771144737 every time) two node specs that stage the first volume of a
-# fresh instance meet ECONNREFUSED from its NFS server at 192.0.2.17; holding hooks under the emulator's lock
-# did not cure it. Not strict: the orders that pass count as passes, the failing ones are reported as xfail.
-@pytest.mark.xfail(reason="csi-sanity shuffled order: ECONNREFUSED staging a fresh instance (issue 17, open)")
 def test_csi_sanity_shuffled(filestore: Filestore, tmp_path: Path) -> None:
     """Every spec shuffled: no spec may depend on what an earlier one left behind."""
     _run_suite(filestore, tmp_path, ["--ginkgo.randomize-all", f"--ginkgo.seed={_seed()}"])
