@@ -50,6 +50,7 @@ from csi.lockrelease.kube import api_client
 from csi.lockrelease.lockinfo import INSTANCE_ID_ANNOTATION, NAMESPACE, LockKey, configmap_name
 from tests.support.lockserver import LockServer
 from tests.support.memkube import MemKube
+from tests.support.nfsserver import server_holds_lock
 
 pytestmark = pytest.mark.privileged
 
@@ -65,7 +66,7 @@ NOTIFY_STATE = 0x7FFFFFFF
 #: how long node B must stay blocked while nothing releases node A's lock
 BLOCKED_WINDOW = 10.0
 #: bounds: a node's start and stage (imports and a mount on the emulated CPU), the grant after the release
-STAGE_TIMEOUT = 240.0
+STAGE_TIMEOUT = 400.0
 GRANT_TIMEOUT = 60.0
 STEP_TIMEOUT = 60.0
 REAP_TIMEOUT = 30.0
@@ -117,10 +118,12 @@ echo Y > /proc/fs/lockd/nlm_end_grace  # a new instance has no locks to be recla
 
 _READY = "\necho ready\nexec sleep infinity\n"
 
-#: A node: stage through the driver (lock release on), then take the lock or wait for it. Each step
-#: prints one line; a blocked F_SETLKW prints nothing until granted.
+#: A node: stage through the driver (lock release on), then take the lock, or (``wait``) read one line
+#: from stdin, try the lock and wait for it. Each step prints one line; a blocked F_SETLKW prints
+#: nothing until granted.
 _NODE = r"""
 import errno, fcntl, os, sys, time
+print("python", flush=True)
 from csi import nsm
 from csi.lockrelease.kube import api_client
 from csi.lockrelease.store import NodeLockInfo
@@ -133,7 +136,7 @@ name, ip, instance_id, kubeconfig, project, zone, volume_id, fs_ip, share, actio
 root = "/run/kubelet"
 staging = os.path.join(root, "plugins", "kubernetes.io", "csi", "filestore.csi.storage.gke.io", "vol", "globalmount")
 os.makedirs(os.path.dirname(staging), exist_ok=True)
-print("started", flush=True)
+print("imported", flush=True)
 lock_info = NodeLockInfo(api_client(kubeconfig), name, project, instance_id, ip)
 node = NodeServicer(name, zone, root, Mounter(), VolumeLocks(), 10.0, lock_info, nsm.probe, "refuse")
 access = csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER)
@@ -146,6 +149,7 @@ nfs = [line.split(" - ")[1].split()[1] for line in open("/proc/self/mountinfo") 
 print("staged", *nfs, flush=True)
 f = open(os.path.join(staging, "db.lock"), "a+")
 if action == "wait":
+    sys.stdin.readline()
     try:
         fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         print("free", flush=True)
@@ -190,6 +194,12 @@ class Lines:
             raise AssertionError(f"{self.what} ended (status {self.proc.poll()}): {err}")
         say(f"{self.what}: {line}")
         return line
+
+    def tell(self, line: str) -> None:
+        """One line to the child's stdin."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
     def silent_for(self, seconds: float) -> bool:
         """True when the child printed nothing for ``seconds`` (and still runs)."""
@@ -272,7 +282,7 @@ class NodeBox(Box):
             proc = subprocess.Popen(
                 self.enter(sys.executable, "-c", _NODE, self.spec.name, self.spec.ip, self.spec.instance_id,
                            str(self.kubeconfig), PROJECT, ZONE, VOLUME_ID, FS_IP, SHARE, action),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
                 env={**env, "PYTHONPATH": ROOT},
             )  # fmt: skip
         self.script = Lines(proc, f"{self.name} ({action})", stderr)
@@ -322,14 +332,6 @@ def notify_reboot(server_ip: str, client_ip: str) -> None:
     args = _xdr_string(client_ip) + struct.pack(">I", NOTIFY_STATE)
     nsm.rpc_call(nsm.NSM_PROGRAM, nsm.NSM_VERSION, SM_NOTIFY, args, host=server_ip, port=port, timeout=5.0)
     say(f"stand-in: SM_NOTIFY for {client_ip} answered by the server's statd")
-
-
-def _server_holds(data_file: str) -> bool:
-    """Does the NFS server's lockd hold a lock on ``data_file`` (its inode on the export, in /proc/locks)?"""
-    st = os.stat(data_file)
-    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
-    with open("/proc/locks") as f:
-        return any(key in line for line in f)
 
 
 def _node_object(spec: NodeSpec) -> client.V1Node:
@@ -412,34 +414,40 @@ def test_a_dead_nodes_lock_goes_to_the_waiting_node_only_after_release_all_locks
     data_file = os.path.join(cluster.data_dir, "db.lock")
     try:
         holder = cluster.node_a.start("hold")
-        assert holder.next(STAGE_TIMEOUT) == "started"
-        assert holder.next(STAGE_TIMEOUT) == f"staged {FS_IP}:/{SHARE}"
-        assert _entries(core, NODE_A) == {_key(NODE_A): FS_IP}  # the stage's record, in GFD's format
+        # Both start now: on the emulated CPU their imports take minutes. B waits for "go" to lock.
+        waiter = cluster.node_b.start("wait")
+        for script in (holder, waiter):
+            assert script.next(STAGE_TIMEOUT) == "python"
+            assert script.next(STAGE_TIMEOUT) == "imported"
+        for script in (holder, waiter):
+            assert script.next(STAGE_TIMEOUT) == f"staged {FS_IP}:/{SHARE}"
+        # The stages' records, in GFD's format.
+        assert _entries(core, NODE_A) == {_key(NODE_A): FS_IP}
+        assert _entries(core, NODE_B) == {_key(NODE_B): FS_IP}
         assert holder.next(STEP_TIMEOUT) == "locked"
-        assert _server_holds(data_file), "the server's lockd holds no lock for node A"
+        assert server_holds_lock(data_file), "the server's lockd holds no lock for node A"
         assert NODE_A.ip in cluster.server.run("ls /var/lib/nfs/sm").split()  # the server's statd watches A
 
         say("node A dies: its cable is pulled, then its process is killed")
         cluster.node_a.set_link(False)
         cluster.node_a.stop_script()
         time.sleep(2)
-        assert _server_holds(data_file), "node A's unlock reached the server: it did not die holding the lock"
+        assert server_holds_lock(data_file), (
+            "node A's unlock reached the server: it did not die holding the lock"
+        )
+        # Its exit sends NLM UNLOCK, which cannot cross the cut link; whether it has ended is printed.
+        say(f"node A's process: {'still exiting' if holder.proc.poll() is None else 'gone'}")
 
-        waiter = cluster.node_b.start("wait")
-        assert waiter.next(STAGE_TIMEOUT) == "started"
-        assert waiter.next(STAGE_TIMEOUT) == f"staged {FS_IP}:/{SHARE}"
-        assert _entries(core, NODE_B) == {_key(NODE_B): FS_IP}
-        assert waiter.next(STEP_TIMEOUT) in (
-            "busy EAGAIN",
-            "busy EACCES",
-        )  # node A's lock stands on the server
+        waiter.tell("go")
+        busy = waiter.next(STEP_TIMEOUT)
+        assert busy in ("busy EAGAIN", "busy EACCES"), busy  # node A's lock stands on the server
 
         say("controller pass with node A's Node still there")
         assert controller.reconcile() == 0
         assert stand_in.released == []
         say(f"negative control: node B stays blocked for {BLOCKED_WINDOW:.0f} s")
         assert waiter.silent_for(BLOCKED_WINDOW), "node B got the lock with nothing released"
-        assert _server_holds(data_file)
+        assert server_holds_lock(data_file)
 
         say("node A's Node is deleted; controller pass")
         core.delete_node(NODE_A.name)
