@@ -118,48 +118,6 @@ echo Y > /proc/fs/lockd/nlm_end_grace  # a new instance has no locks to be recla
 
 _READY = "\necho ready\nexec sleep infinity\n"
 
-#: A node: stage through the driver (lock release on), then take the lock, or (``wait``) read one line
-#: from stdin, try the lock and wait for it. Each step prints one line; a blocked F_SETLKW prints
-#: nothing until granted.
-_NODE = r"""
-import errno, fcntl, os, sys, time
-print("python", flush=True)
-from csi import nsm
-from csi.lockrelease.kube import api_client
-from csi.lockrelease.store import NodeLockInfo
-from csi.locks import VolumeLocks
-from csi.node import NodeServicer
-from csi.proto import csi_pb2
-from mountkit.mounter import Mounter
-
-name, ip, instance_id, kubeconfig, project, zone, volume_id, fs_ip, share, action = sys.argv[1:]
-root = "/run/kubelet"
-staging = os.path.join(root, "plugins", "kubernetes.io", "csi", "filestore.csi.storage.gke.io", "vol", "globalmount")
-os.makedirs(os.path.dirname(staging), exist_ok=True)
-print("imported", flush=True)
-lock_info = NodeLockInfo(api_client(kubeconfig), name, project, instance_id, ip)
-node = NodeServicer(name, zone, root, Mounter(), VolumeLocks(), 10.0, lock_info, nsm.probe, "refuse")
-access = csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER)
-node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-    volume_id=volume_id, staging_target_path=staging,
-    volume_capability=csi_pb2.VolumeCapability(mount=csi_pb2.VolumeCapability.MountVolume(), access_mode=access),
-    volume_context={"ip": fs_ip, "volume": share, "fileProtocol": "NFS_V3", "supportLockRelease": "true"},
-), None)
-nfs = [line.split(" - ")[1].split()[1] for line in open("/proc/self/mountinfo") if " - nfs " in line]
-print("staged", *nfs, flush=True)
-f = open(os.path.join(staging, "db.lock"), "a+")
-if action == "wait":
-    sys.stdin.readline()
-    try:
-        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        print("free", flush=True)
-    except OSError as exc:
-        print("busy", errno.errorcode[exc.errno], flush=True)
-fcntl.lockf(f, fcntl.LOCK_EX)
-print("locked", flush=True)
-time.sleep(3600)
-"""
-
 
 def _sh(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=STEP_TIMEOUT).stdout
@@ -268,7 +226,7 @@ class Box:
 
 
 class NodeBox(Box):
-    """A client node: a Box whose node script (``_NODE``) stages the volume and locks."""
+    """A client node: a Box whose node script (tests/support/locknode.py) stages the volume and locks."""
 
     def __init__(self, spec: NodeSpec, kubeconfig: Path, logs: Path) -> None:
         super().__init__(spec.name, spec.ip, "")
@@ -280,8 +238,8 @@ class NodeBox(Box):
         stderr = self.logs / f"{self.name}.stderr"
         with stderr.open("w") as err:
             proc = subprocess.Popen(
-                self.enter(sys.executable, "-c", _NODE, self.spec.name, self.spec.ip, self.spec.instance_id,
-                           str(self.kubeconfig), PROJECT, ZONE, VOLUME_ID, FS_IP, SHARE, action),
+                self.enter(sys.executable, "-m", "tests.support.locknode", self.spec.name, self.spec.ip,
+                           self.spec.instance_id, str(self.kubeconfig), PROJECT, ZONE, VOLUME_ID, FS_IP, SHARE, action),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
                 env={**env, "PYTHONPATH": ROOT},
             )  # fmt: skip
@@ -417,7 +375,6 @@ def test_a_dead_nodes_lock_goes_to_the_waiting_node_only_after_release_all_locks
         # Both start now: on the emulated CPU their imports take minutes. B waits for "go" to lock.
         waiter = cluster.node_b.start("wait")
         for script in (holder, waiter):
-            assert script.next(STAGE_TIMEOUT) == "python"
             assert script.next(STAGE_TIMEOUT) == "imported"
         for script in (holder, waiter):
             assert script.next(STAGE_TIMEOUT) == f"staged {FS_IP}:/{SHARE}"
