@@ -17,11 +17,11 @@ import os
 import sys
 import time
 
-from csi import nsm
 from csi.lockrelease.kube import api_client
 from csi.lockrelease.store import NodeLockInfo
 from csi.locks import VolumeLocks
-from csi.node import NodeServicer
+from csi.node import nsm
+from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from mountkit.mounter import Mounter
 

@@ -43,11 +43,11 @@ import pytest
 from kubernetes import client
 from pyroute2 import netns
 
-from csi import nsm
 from csi.lockrelease import rpc
 from csi.lockrelease.controller import LockReleaseController
 from csi.lockrelease.kube import api_client
 from csi.lockrelease.lockinfo import INSTANCE_ID_ANNOTATION, NAMESPACE, LockKey, configmap_name
+from csi.node import nsm
 from tests.support.lockserver import LockServer
 from tests.support.memkube import MemKube
 from tests.support.nfsserver import server_holds_lock
