@@ -31,6 +31,18 @@ def _sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
+def server_holds_lock(data_file: str) -> bool:
+    """Does a kernel NFS server's lockd hold a lock on ``data_file`` (its inode on the export, in /proc/locks)?
+
+    The servers run in this kernel, so their locks are this machine's: the export's device and inode
+    name the file whatever path a client used.
+    """
+    st = os.stat(data_file)
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
+    with open("/proc/locks") as f:
+        return any(key in line for line in f)
+
+
 @dataclass
 class NfsServer:
     """An NFS server at ``ip`` exporting ``data_dir`` as ``/<share>`` (v3 and v4.x); no share: none yet."""

@@ -35,7 +35,7 @@ from tests.support.csiutil import (
     unstage,
     until_done,
 )
-from tests.support.nfsserver import Filestore, NfsServer
+from tests.support.nfsserver import Filestore, NfsServer, server_holds_lock
 
 pytestmark = pytest.mark.privileged
 
@@ -102,14 +102,6 @@ def _answer(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     return out.strip()
 
 
-def _server_holds(data_file: str) -> bool:
-    """Does the NFS server's lockd hold a lock on ``data_file`` (its inode on the export, in /proc/locks)?"""
-    st = os.stat(data_file)
-    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
-    with open("/proc/locks") as f:
-        return any(key in line for line in f)
-
-
 def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -158,17 +150,17 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
             holder = _locker(driver, db, 600)
             try:
                 assert holder.stdout is not None and holder.stdout.readline().strip() == "GRANTED"
-                assert _server_holds(data_file)
+                assert server_holds_lock(data_file)
                 assert os.listdir(os.path.join(state_dir, "sm")) == [server.ip]  # our statd watches the server
                 assert _answer(_other_client(server, "db.sqlite", 0)) in REFUSED
 
                 server.restart_after_crash()
-                assert not _server_holds(data_file), "the restarted server still holds the lock"
+                assert not server_holds_lock(data_file), "the restarted server still holds the lock"
                 # Another client asking now, in the grace period, waits; it must never get the lock.
                 second = _other_client(server, "db.sqlite", 0)
                 notify = server.notify_clients()
                 try:
-                    _wait_for("the reclaim of the lock", lambda: _server_holds(data_file), 60)
+                    _wait_for("the reclaim of the lock", lambda: server_holds_lock(data_file), 60)
                     assert notify.wait(timeout=30) == 0, "sm-notify: our statd did not answer"
                 finally:
                     stop(notify)
@@ -176,7 +168,7 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
                 server.end_nlm_grace()
                 assert _answer(second) in REFUSED
                 assert _answer(_other_client(server, "db.sqlite", 0)) in REFUSED
-                assert holder.poll() is None and _server_holds(data_file)  # the holder never lost it
+                assert holder.poll() is None and server_holds_lock(data_file)  # the holder never lost it
 
                 # Negative control: the same restart with no statd on the node. Nothing is reclaimed,
                 # and another client takes the lock the holder still believes it holds.
@@ -186,7 +178,7 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
                 notify = server.notify_clients()  # rpcbind here has no statd: it gives up or retries
                 try:
                     time.sleep(NO_RECLAIM_WINDOW)
-                    assert not _server_holds(data_file), "reclaimed without statd"
+                    assert not server_holds_lock(data_file), "reclaimed without statd"
                 finally:
                     stop(notify)
                 server.end_nlm_grace()
