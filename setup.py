@@ -2,8 +2,9 @@
 
 Two extension modules: ``mountkit._mountkit_sys`` (cffi, API mode: cext/build_sys.py) and
 ``mountkit._mountkit_table`` (the table's reader written against the CPython API, cext/table/:
-cext/table/capi.h says why); cext/common/ is compiled into both. The latter uses CPython internals outside the limited API (member descriptors,
-``_PyBytes_Resize``), so wheels are built per Python version rather than abi3.
+cext/table/capi.h says why); cext/common/ is compiled into both. The latter uses CPython internals
+outside the limited API (member descriptors, ``_PyBytes_Resize``), so wheels are built per Python
+version rather than abi3.
 """
 
 from glob import glob

@@ -65,6 +65,7 @@ def test_privileged_suite_passes_inside_the_image(built: None) -> None:
     assert not problems, "\n".join([*problems, out[-3000:]])
     if run.skips:
         warnings.warn(
-            "skipped in the image for a kernel reason: " + "; ".join(f"{s.where}: {s.reason}" for s in run.skips),
+            "skipped in the image for a kernel reason: "
+            + "; ".join(f"{s.where}: {s.reason}" for s in run.skips),
             stacklevel=1,
         )

@@ -57,7 +57,9 @@ class Node:
 
     def __init__(self, root: Path, lock_info: NodeLockInfo | None) -> None:
         self.root = root
-        self.svc = NodeServicer(NODE, "us-central1-a", str(root), FakeMounter(), VolumeLocks(), 2.0, lock_info)
+        self.svc = NodeServicer(
+            NODE, "us-central1-a", str(root), FakeMounter(), VolumeLocks(), 2.0, lock_info
+        )
         os.makedirs(root / "plugins" / "csi", exist_ok=True)
 
     def staging(self, volume_id: str) -> str:
@@ -68,7 +70,9 @@ class Node:
     def stage(self, volume_id: str, context: dict[str, str]) -> None:
         capability = csi_pb2.VolumeCapability(
             mount=csi_pb2.VolumeCapability.MountVolume(),
-            access_mode=csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER),
+            access_mode=csi_pb2.VolumeCapability.AccessMode(
+                mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+            ),
         )
         request = csi_pb2.NodeStageVolumeRequest(
             volume_id=volume_id, staging_target_path=self.staging(volume_id),
@@ -77,7 +81,9 @@ class Node:
         self.svc.NodeStageVolume(request, None)  # type: ignore[arg-type]
 
     def unstage(self, volume_id: str) -> None:
-        request = csi_pb2.NodeUnstageVolumeRequest(volume_id=volume_id, staging_target_path=self.staging(volume_id))
+        request = csi_pb2.NodeUnstageVolumeRequest(
+            volume_id=volume_id, staging_target_path=self.staging(volume_id)
+        )
         self.svc.NodeUnstageVolume(request, None)  # type: ignore[arg-type]
 
 
@@ -110,7 +116,9 @@ def test_stage_records_and_unstage_removes_in_gfd_format(kube: Any, tmp_path: Pa
         {**V3, "fileProtocol": "NFS_V4_1"},
     ],
 )
-def test_volumes_without_lock_release_are_not_recorded(kube: Any, tmp_path: Path, context: dict[str, str]) -> None:
+def test_volumes_without_lock_release_are_not_recorded(
+    kube: Any, tmp_path: Path, context: dict[str, str]
+) -> None:
     Node(tmp_path, lock_info(kube)).stage(INSTANCE_VOLUME, context)
     assert configmap(kube) is None
 
@@ -151,11 +159,17 @@ def gfd_configmap(api: Any, data: dict[str, str], name: str = CM) -> None:
     client.CoreV1Api(api).create_namespaced_config_map(NAMESPACE, body)
 
 
-def make_node(api: Any, name: str = NODE, instance_id: str | None = "4815162342", ip: str = "10.128.0.7") -> None:
+def make_node(
+    api: Any, name: str = NODE, instance_id: str | None = "4815162342", ip: str = "10.128.0.7"
+) -> None:
     annotations = None if instance_id is None else {"container.googleapis.com/instance_id": instance_id}
     core = client.CoreV1Api(api)
     core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name, annotations=annotations)))
-    status = {"status": {"addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]}}
+    status = {
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}]
+        }
+    }
     core.patch_node_status(name, status)
 
 

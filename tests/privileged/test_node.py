@@ -52,7 +52,11 @@ def capability(mode: _Mode.Mode = _Mode.MULTI_NODE_MULTI_WRITER) -> csi_pb2.Volu
 @pytest.fixture
 def driver() -> Iterator[Driver]:
     """The node service alone (no csi.main, no cloud), started by SERVER in its own namespace."""
-    with run_server(lambda root, sock: [sys.executable, "-c", SERVER, sock, root], prefix="filestore-node-test-", timeout=30) as running:
+    with run_server(
+        lambda root, sock: [sys.executable, "-c", SERVER, sock, root],
+        prefix="filestore-node-test-",
+        timeout=30,
+    ) as running:
         os.makedirs(os.path.join(running.root, "plugins", "staging"))
         os.makedirs(os.path.join(running.root, "pods"))
         yield running
@@ -82,12 +86,21 @@ def pod_target(driver: Driver, pod: str) -> str:
     return driver.target(pod, "pvc-1")
 
 
-def publish(driver: Driver, staging: str, target: str, *, readonly: bool = False,
-            mode: _Mode.Mode = _Mode.MULTI_NODE_MULTI_WRITER) -> None:
+def publish(
+    driver: Driver,
+    staging: str,
+    target: str,
+    *,
+    readonly: bool = False,
+    mode: _Mode.Mode = _Mode.MULTI_NODE_MULTI_WRITER,
+) -> None:
     driver.node.NodePublishVolume(
         csi_pb2.NodePublishVolumeRequest(
-            volume_id="vol", staging_target_path=staging, target_path=target,
-            volume_capability=capability(mode), readonly=readonly,
+            volume_id="vol",
+            staging_target_path=staging,
+            target_path=target,
+            volume_capability=capability(mode),
+            readonly=readonly,
         ),
         timeout=30,
     )
@@ -171,12 +184,16 @@ def test_single_writer_at_a_second_target_is_failed_precondition_from_the_mount_
 
     # A bind this driver process never made (as a previous instance, before a restart, would have
     # left it) counts the same: the answer comes from the mount table, not from memory.
-    driver.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=first), timeout=30)
+    driver.node.NodeUnpublishVolume(
+        csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=first), timeout=30
+    )
     os.mkdir(third)
     driver.ns("mount", "--bind", staging, third)
     assert code_of(lambda: publish(driver, staging, second, mode=ssw)) == grpc.StatusCode.FAILED_PRECONDITION
     assert set(mounts(driver)) == {staging, third} and not os.path.exists(second)
-    driver.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=third), timeout=30)
+    driver.node.NodeUnpublishVolume(
+        csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=third), timeout=30
+    )
     publish(driver, staging, second, mode=ssw)
     assert set(mounts(driver)) == {staging, second}
 
@@ -226,15 +243,23 @@ def test_volume_stats_of_a_published_volume(driver: Driver) -> None:
     unmounted = pod_target(driver, "pod-b")
     os.mkdir(unmounted)
     for missing in (unmounted, pod_target(driver, "pod-c"), "some/path"):  # the last as csi-test sends it
-        assert code_of(lambda: driver.node.NodeGetVolumeStats(
-            csi_pb2.NodeGetVolumeStatsRequest(volume_id="vol", volume_path=missing), timeout=30  # noqa: B023
-        )) == grpc.StatusCode.NOT_FOUND
+        assert (
+            code_of(
+                lambda missing=missing: driver.node.NodeGetVolumeStats(
+                    csi_pb2.NodeGetVolumeStatsRequest(volume_id="vol", volume_path=missing),
+                    timeout=30,
+                )
+            )
+            == grpc.StatusCode.NOT_FOUND
+        )
 
 
 def test_stage_attempts_nfs_and_reports_a_clear_status(driver: Driver) -> None:
     staging = path(driver, "plugins", "staging", "nfs")
     request = csi_pb2.NodeStageVolumeRequest(
-        volume_id="vol", staging_target_path=staging, volume_capability=capability(),
+        volume_id="vol",
+        staging_target_path=staging,
+        volume_capability=capability(),
         volume_context={"ip": "127.0.0.1", "volume": "vol1"},
     )
     start = time.monotonic()

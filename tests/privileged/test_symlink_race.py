@@ -30,7 +30,8 @@ ATTEMPTS = 1500
 
 
 def _start_racer(parent: str, hidden: str, outside: str) -> tuple[int, int]:
-    """A process (no GIL shared with the binds) swapping ``parent`` for a symlink to ``outside`` until SIGTERM."""
+    """A process (no GIL shared with the binds) swapping ``parent`` for a symlink to ``outside`` until
+    SIGTERM."""
     rfd, wfd = os.pipe()
     # SIGTERM stays blocked across the fork until the child's handler is in place: on a loaded machine
     # the parent may be done and stop the racer before the child has run a line, which killed it mute.
@@ -88,7 +89,9 @@ def _race(scratch: str, how: str) -> dict[str, Any]:
     node = NodeServicer("n", "z", root, mounter, VolumeLocks(), 2.0)
     cap = csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(),
-        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(
+            mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+        ),
     )
     ok, refused, errors = 0, 0, set()
     try:
@@ -97,8 +100,11 @@ def _race(scratch: str, how: str) -> dict[str, Any]:
                 if how == "node":
                     node.NodePublishVolume(
                         csi_pb2.NodePublishVolumeRequest(
-                            volume_id="vol", staging_target_path=staging, target_path=t,
-                            volume_capability=cap, readonly=bool(i % 2),
+                            volume_id="vol",
+                            staging_target_path=staging,
+                            target_path=t,
+                            volume_capability=cap,
+                            readonly=bool(i % 2),
                         ),
                         None,  # type: ignore[arg-type]
                     )
@@ -119,15 +125,25 @@ def _race(scratch: str, how: str) -> dict[str, Any]:
     escaped = [m.mount_point for m in mine if not m.mount_point.startswith(root + "/")]
     binds = {m.mount_point for m in mine if m.mount_point.startswith(parent + "/")}
     stray = sorted(os.listdir(outside)) if how == "node" else []
-    return {"swaps": swaps, "ok": ok, "refused": refused, "escaped": escaped, "binds": len(binds),
-            "stray": stray, "errors": sorted(errors)[:4]}
+    return {
+        "swaps": swaps,
+        "ok": ok,
+        "refused": refused,
+        "escaped": escaped,
+        "binds": len(binds),
+        "stray": stray,
+        "errors": sorted(errors)[:4],
+    }
 
 
 @pytest.mark.parametrize("how", ["rw", "ro", "legacy", "node"])
 def test_swapped_parent_never_redirects_a_bind(in_ns: Any, how: str) -> None:
     r = in_ns(_race, how, timeout=300)
-    print(f"\n[{how}] swaps={r['swaps']} attempts={ATTEMPTS} successes={r['ok']} refusals={r['refused']} "
-          f"mounts outside root={len(r['escaped'])} stray dirs outside={len(r['stray'])} sample errors={r['errors']}")
+    print(
+        f"\n[{how}] swaps={r['swaps']} attempts={ATTEMPTS} successes={r['ok']} refusals={r['refused']} "
+        f"mounts outside root={len(r['escaped'])} stray dirs outside={len(r['stray'])} "
+        f"sample errors={r['errors']}"
+    )
     assert r["escaped"] == [] and r["stray"] == []
     assert r["ok"] + r["refused"] == ATTEMPTS and r["binds"] == r["ok"]
     # The race really ran both ways (how many swaps that took depends on the machine's load).

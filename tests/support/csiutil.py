@@ -1,7 +1,7 @@
 """The CO side of driver tests: run the whole driver in its own mount namespace and talk CSI to it.
 
-Used by the privileged and real-NFS guest tests; the driver is a separate process (as in a cluster), so what it
-mounts lives in its namespace and the test looks there through ``nsenter``.
+Used by the privileged and real-NFS guest tests; the driver is a separate process (as in a cluster), so
+what it mounts lives in its namespace and the test looks there through ``nsenter``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,16 @@ CAP = csi_pb2.VolumeCapability(
 )
 
 
-def nsenter(pid: int, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def nsenter(
+    pid: int, *argv: str, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` in the mount namespace of process ``pid`` (where the driver's mounts live)."""
     return subprocess.run(
         ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", *argv],
-        capture_output=True, text=True, check=check, timeout=timeout,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=timeout,
     )
 
 
@@ -46,8 +51,16 @@ def driver_argv(root: str, sock: str, *flags: str) -> list[str]:
     other things than NFSv3 lock recovery; tests of it pass ``--nfs-lock-check=refuse``.
     """
     return [
-        sys.executable, "-m", "csi.main", "--mode=all", "--project=test-project", "--zone=us-central1-a",
-        "--node-id=node-1", f"--kubelet-root={root}", f"--endpoint=unix://{sock}", "--nfs-lock-check=warn",
+        sys.executable,
+        "-m",
+        "csi.main",
+        "--mode=all",
+        "--project=test-project",
+        "--zone=us-central1-a",
+        "--node-id=node-1",
+        f"--kubelet-root={root}",
+        f"--endpoint=unix://{sock}",
+        "--nfs-lock-check=warn",
         *flags,
     ]
 
@@ -109,7 +122,8 @@ def run_server(
         try:
             grpc.channel_ready_future(channel).result(timeout=timeout)
             yield Driver(
-                proc.pid, root,
+                proc.pid,
+                root,
                 csi_pb2_grpc.ControllerStub(channel),  # type: ignore[no-untyped-call]
                 csi_pb2_grpc.NodeStub(channel),  # type: ignore[no-untyped-call]
                 sock,
@@ -155,25 +169,42 @@ def until_done(call: Any, request: Any, timeout: float = 300) -> Any:
 
 def create_volume(driver: Driver, name: str, **parameters: str) -> Any:
     params = {"tier": "standard", "network": "default", **parameters}
-    return until_done(driver.controller.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40),
-        volume_capabilities=[CAP], parameters=params,
-    )).volume
+    return until_done(
+        driver.controller.CreateVolume,
+        csi_pb2.CreateVolumeRequest(
+            name=name,
+            capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40),
+            volume_capabilities=[CAP],
+            parameters=params,
+        ),
+    ).volume
 
 
 def stage(driver: Driver, volume: Any, staging: str, timeout: float = 120) -> None:
-    driver.node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-        volume_id=volume.volume_id, staging_target_path=staging, volume_capability=CAP,
-        volume_context=dict(volume.volume_context),
-    ), timeout=timeout)
+    driver.node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=volume.volume_id,
+            staging_target_path=staging,
+            volume_capability=CAP,
+            volume_context=dict(volume.volume_context),
+        ),
+        timeout=timeout,
+    )
 
 
-def publish(driver: Driver, volume: Any, staging: str, target: str, readonly: bool = False,
-            timeout: float = 60) -> None:
-    driver.node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-        volume_id=volume.volume_id, staging_target_path=staging, target_path=target,
-        volume_capability=CAP, readonly=readonly,
-    ), timeout=timeout)
+def publish(
+    driver: Driver, volume: Any, staging: str, target: str, readonly: bool = False, timeout: float = 60
+) -> None:
+    driver.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=volume.volume_id,
+            staging_target_path=staging,
+            target_path=target,
+            volume_capability=CAP,
+            readonly=readonly,
+        ),
+        timeout=timeout,
+    )
 
 
 def unpublish(driver: Driver, volume: Any, target: str, timeout: float = 60) -> None:
@@ -184,7 +215,8 @@ def unpublish(driver: Driver, volume: Any, target: str, timeout: float = 60) -> 
 
 def unstage(driver: Driver, volume: Any, staging: str, timeout: float = 60) -> None:
     driver.node.NodeUnstageVolume(
-        csi_pb2.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=staging), timeout=timeout
+        csi_pb2.NodeUnstageVolumeRequest(volume_id=volume.volume_id, staging_target_path=staging),
+        timeout=timeout,
     )
 
 

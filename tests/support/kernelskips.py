@@ -18,7 +18,13 @@ NO_FANOTIFY_MOUNT_EVENTS = "no fanotify mount events on this kernel (6.15+)"
 HAS_NFS_CLIENT = "this kernel has an NFS client (nfs in /proc/filesystems): no ENODEV to see"
 MOUNT_ID_NOT_REUSED = "the kernel gave the new bind another mount id: nothing to confuse"
 
-KERNEL_SKIPS = (NO_STATMOUNT, NO_MOVE_MOUNT_BENEATH, NO_FANOTIFY_MOUNT_EVENTS, HAS_NFS_CLIENT, MOUNT_ID_NOT_REUSED)
+KERNEL_SKIPS = (
+    NO_STATMOUNT,
+    NO_MOVE_MOUNT_BENEATH,
+    NO_FANOTIFY_MOUNT_EVENTS,
+    HAS_NFS_CLIENT,
+    MOUNT_ID_NOT_REUSED,
+)
 
 #: "=== 97 passed, 2 skipped in 182.67s (0:03:02) ===", or without the bars under -q
 _SUMMARY = re.compile(r"^(?:=+ )?(\d+ \w+(?:, \d+ \w+)*) in [\d.]+s\b.*$", re.MULTILINE)
@@ -54,7 +60,9 @@ class RunSummary:
         counts = {kind: int(n) for n, kind in _COUNT.findall(lines[-1])}
         skips = tuple(Skip(int(n), where, reason.strip()) for n, where, reason in _SKIPPED.findall(out))
         if sum(s.count for s in skips) != counts.get("skipped", 0):
-            raise ValueError(f"{counts.get('skipped', 0)} skipped but {len(skips)} SKIPPED lines: run it with -rs")
+            raise ValueError(
+                f"{counts.get('skipped', 0)} skipped but {len(skips)} SKIPPED lines: run it with -rs"
+            )
         return cls(counts, skips)
 
     def problems(self) -> list[str]:
@@ -62,5 +70,9 @@ class RunSummary:
         found = [f"{n} {kind}" for kind, n in self.counts.items() if kind not in ("passed", "skipped")]
         if not self.counts.get("passed"):
             found.append("nothing passed")
-        found += [f"skip not for a kernel reason: {s.where}: {s.reason}" for s in self.skips if not is_kernel_skip(s.reason)]
+        found += [
+            f"skip not for a kernel reason: {s.where}: {s.reason}"
+            for s in self.skips
+            if not is_kernel_skip(s.reason)
+        ]
         return found

@@ -1,6 +1,7 @@
 """A client node of the lock-release guest test (tests/vm/guest/test_lock_release.py), run in its namespaces.
 
-    python -m tests.support.locknode NAME IP INSTANCE_ID KUBECONFIG PROJECT ZONE VOLUME_ID FS_IP SHARE hold|wait
+    python -m tests.support.locknode NAME IP INSTANCE_ID KUBECONFIG PROJECT ZONE VOLUME_ID FS_IP SHARE \
+        hold|wait
 
 It stages the NFSv3 volume through the driver's NodeServicer with lock release on (the stage records
 the volume in the node's ConfigMap through the API at KUBECONFIG, and checks the node's statd), then

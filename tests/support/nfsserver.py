@@ -32,7 +32,8 @@ def _sh(*argv: str) -> None:
 
 
 def server_holds_lock(data_file: str) -> bool:
-    """Does a kernel NFS server's lockd hold a lock on ``data_file`` (its inode on the export, in /proc/locks)?
+    """Does a kernel NFS server's lockd hold a lock on ``data_file`` (its inode on the export, in
+    /proc/locks)?
 
     The servers run in this kernel, so their locks are this machine's: the export's device and inode
     name the file whatever path a client used.
@@ -60,7 +61,8 @@ class NfsServer:
         return f"v{abs(hash(self.name)) % 10**8}"
 
     def start(self) -> None:
-        """Create the namespaces and the link, then start rpcbind, mountd and nfsd inside; undone on failure."""
+        """Create the namespaces and the link, then start rpcbind, mountd and nfsd inside; undone on
+        failure."""
         try:
             self._start()
         except BaseException:
@@ -73,7 +75,15 @@ class NfsServer:
         host, peer = self._link + "h", self._link + "n"
         _sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
         _sh("ip", "link", "set", peer, "netns", self.name)
-        if subprocess.run(["ip", "addr", "show", "dev", "lo", "to", CLIENT_ADDR], check=False, capture_output=True, text=True).stdout == "":
+        if (
+            subprocess.run(
+                ["ip", "addr", "show", "dev", "lo", "to", CLIENT_ADDR],
+                check=False,
+                capture_output=True,
+                text=True,
+            ).stdout
+            == ""
+        ):
             _sh("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", "lo")
         _sh("ip", "link", "set", host, "up")
         _sh("ip", "route", "add", f"{self.ip}/32", "dev", host, "src", CLIENT_ADDR)
@@ -85,10 +95,29 @@ class NfsServer:
         # nfsdcld and rpc.mountd daemonize (their parent exits), and the kernel kills every process of a PID
         # namespace when its init dies, so none outlives close(). Commands later enter its namespaces by PID.
         self._init = subprocess.Popen(
-            ["ip", "netns", "exec", self.name, "unshare", "--mount", "--propagation", "private", "--pid",
-             "--kill-child", "bash", "-c", _SERVER_SCRIPT, "nfsserver", self.ip, self.data_dir, self.share,
-             str(self.fsid)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.name,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--pid",
+                "--kill-child",
+                "bash",
+                "-c",
+                _SERVER_SCRIPT,
+                "nfsserver",
+                self.ip,
+                self.data_dir,
+                self.share,
+                str(self.fsid),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         assert self._init.stdout is not None
         line = self._init.stdout.readline().decode().strip()
@@ -100,7 +129,8 @@ class NfsServer:
 
     @property
     def holder(self) -> int:
-        """PID of the process holding the server's namespaces (the init of its PID namespace); 0 when stopped."""
+        """PID of the process holding the server's namespaces (the init of its PID namespace); 0 when
+        stopped."""
         return self._holder
 
     def run(self, script: str) -> str:
@@ -133,7 +163,9 @@ class NfsServer:
         """
         return subprocess.Popen(
             self._inside("exec sm-notify -d -f"),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def end_nlm_grace(self) -> None:
@@ -181,9 +213,9 @@ class NfsServer:
                 if self._holder:
                     self.run("rpc.nfsd 0; exportfs -ua; true")
             finally:
-                # By PID: the holder (the PID namespace's init; the kernel then kills the daemons), else our child
-                # unshare (--kill-child); unshare exits only after its child, and the child's exit waits for the
-                # whole namespace to be gone.
+                # By PID: the holder (the PID namespace's init; the kernel then kills the daemons),
+                # else our child unshare (--kill-child); unshare exits only after its child, and the
+                # child's exit waits for the whole namespace to be gone.
                 os.kill(self._holder or self._init.pid, signal.SIGKILL)
                 self._init.wait()
                 self._init, self._holder = None, 0
@@ -222,8 +254,10 @@ def filestore_emulator(export_root: str) -> Iterator[Filestore]:
     def created(inst: Instance) -> None:
         assert inst.ip is not None
         # A multishare instance (no file share in Filestore v1's view) serves its shares' directories.
-        data_dir = box[0].data_dir(inst.name, inst.share_name) if inst.share_name else os.path.join(
-            export_root, inst.name
+        data_dir = (
+            box[0].data_dir(inst.name, inst.share_name)
+            if inst.share_name
+            else os.path.join(export_root, inst.name)
         )
         server = NfsServer(inst.name, inst.ip, data_dir, inst.share_name)
         server.start()

@@ -41,7 +41,10 @@ def test_all_passed_is_a_pass() -> None:
 
 
 def test_the_summary_of_a_quiet_run_has_no_bars() -> None:
-    quiet = CI_BEFORE.replace("============= 97 passed, 2 skipped in 182.67s (0:03:02) =============", "97 passed, 2 skipped in 5.36s")
+    quiet = CI_BEFORE.replace(
+        "============= 97 passed, 2 skipped in 182.67s (0:03:02) =============",
+        "97 passed, 2 skipped in 5.36s",
+    )
     assert RunSummary.parse(quiet).counts == {"passed": 97, "skipped": 2}
 
 
@@ -49,7 +52,7 @@ def test_kernel_skips_are_accepted_and_listed() -> None:
     out = _out(
         "96 passed, 3 skipped",
         f"SKIPPED [2] tests/privileged/test_table.py:145: {NO_STATMOUNT}",
-        f"SKIPPED [1] tests/support/watchutil.py:38: {NO_FANOTIFY_MOUNT_EVENTS}: fanotify_init: Invalid argument",
+        f"SKIPPED [1] tests/support/watchutil.py:38: {NO_FANOTIFY_MOUNT_EVENTS}: fanotify_init: Invalid argument",  # noqa: E501 (a pytest line, verbatim)
     )
     run = RunSummary.parse(out)
     assert run.problems() == []
@@ -70,7 +73,7 @@ def test_kernel_skips_are_accepted_and_listed() -> None:
         (
             "98 passed, 1 skipped",
             ("SKIPPED [1] tests/privileged/test_node.py:27: needs util-linux nsenter and findmnt",),
-            "skip not for a kernel reason: tests/privileged/test_node.py:27: needs util-linux nsenter and findmnt",
+            "skip not for a kernel reason: tests/privileged/test_node.py:27: needs util-linux nsenter and findmnt",  # noqa: E501 (a pytest line, verbatim)
         ),
         (
             "98 passed, 1 skipped",

@@ -43,7 +43,7 @@ def _pytest_in_guest(what: str, *args: str) -> None:
     result = nfsguest.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args],
         cwd=ROOT,
-        timeout=1500,  # the emulated CPU is ~12x slower; the whole suite took 340-600 s on a busy host
+        timeout=2400,  # the emulated CPU is ~12x slower; the whole suite took 340-600 s on a busy host
     )
     print(result.stdout)
     print(result.stderr, file=sys.stderr)

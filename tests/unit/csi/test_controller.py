@@ -446,8 +446,10 @@ def test_capabilities_and_unimplemented(driver: Driver) -> None:
 
 @pytest.mark.parametrize(
     "mode",
-    [csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER,
-     csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_MULTI_WRITER],
+    [
+        csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_SINGLE_WRITER,
+        csi_pb2.VolumeCapability.AccessMode.SINGLE_NODE_MULTI_WRITER,
+    ],
 )
 def test_finer_single_node_modes_are_provisioned_and_confirmed(
     driver: Driver, mode: csi_pb2.VolumeCapability.AccessMode.Mode

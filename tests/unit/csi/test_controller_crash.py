@@ -40,10 +40,14 @@ PROJECT, ZONE, REGION = "test-project", "us-central1-a", "us-central1"  # csiuti
 OP_DELAY = 0.4
 # external-provisioner's checkError "ProvisioningInBackground" codes (plus a connection error,
 # which reaches the client as UNAVAILABLE); the snapshotter retries the same ones.
-RETRYABLE = frozenset({
-    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED,
-})
+RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.ABORTED,
+    }
+)
 
 
 @pytest.fixture
@@ -51,7 +55,8 @@ def emulator() -> Iterator[str]:
     """A Filestore emulator process on loopback; its ``host:port``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "csi.emulator", "--host=127.0.0.1", "--port=0", f"--op-delay={OP_DELAY}"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -131,7 +136,9 @@ def all_operations(stub: Any) -> Iterator[operations_pb2.Operation]:
     """Every operation the emulator has run or is running, all pages."""
     token = ""
     while True:
-        page = stub.ListOperations(operations_pb2.ListOperationsRequest(name="", page_token=token), timeout=10)
+        page = stub.ListOperations(
+            operations_pb2.ListOperationsRequest(name="", page_token=token), timeout=10
+        )
         yield from page.operations
         token = page.next_page_token
         if not token:
@@ -142,7 +149,9 @@ def create_volume(co: Sidecar, name: str, source: str = "") -> str:
     # The PVC name as external-provisioner --extra-create-metadata passes it: the instance's label
     # then says which claim it was made for, so a second instance for one claim shows.
     request = csi_pb2.CreateVolumeRequest(
-        name=name, capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40), volume_capabilities=[CAP],
+        name=name,
+        capacity_range=csi_pb2.CapacityRange(required_bytes=1 << 40),
+        volume_capabilities=[CAP],
         parameters={"tier": "standard", "network": "default", P_PVC_NAME: name, P_PVC_NAMESPACE: "default"},
     )
     if source:
@@ -206,16 +215,23 @@ def test_controller_sigkills_converge(emulator: str) -> None:
             deletes: list[tuple[str, Any, str]] = []
             if cycle % 4 == 3:
                 restored_id = remember(restored, create_volume(co, restored, source=snapshot_id))
-                deletes.append(("DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=restored_id),
-                                full_name(restored_id)))
+                deletes.append(
+                    (
+                        "DeleteVolume",
+                        csi_pb2.DeleteVolumeRequest(volume_id=restored_id),
+                        full_name(restored_id),
+                    )
+                )
             if cycle % 4 in (1, 3):
-                deletes.append(("DeleteSnapshot", csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot_id),
-                                snapshot_id))
+                deletes.append(
+                    ("DeleteSnapshot", csi_pb2.DeleteSnapshotRequest(snapshot_id=snapshot_id), snapshot_id)
+                )
             else:
                 kept_backups.add(snapshot_id)
             if cycle % 4 in (2, 3):
-                deletes.append(("DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=volume_id),
-                                full_name(volume_id)))
+                deletes.append(
+                    ("DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=volume_id), full_name(volume_id))
+                )
             else:
                 kept_instances.add(full_name(volume_id))
             for method, request, target in deletes:
@@ -252,14 +268,27 @@ def test_controller_sigkills_converge(emulator: str) -> None:
     leaked = len(instance_names - kept_instances) + len(set(backups) - kept_backups)
     duplicated = sum(len(returned) > 1 for returned in ids.values()) + sum(n > 1 for n in made_for.values())
     unasked = sorted(deleted - asked_deleted)
-    report("controller-crash", seed=rng_seed, faults_injected=co.stats["kills"],
-           kills_mid_operation=co.stats["kills_mid_operation"], driver_restarts=driver.starts - 1,
-           retries=co.stats["retries"], calls_converged=co.stats["calls"], leaked=leaked, duplicated=duplicated,
-           unasked_deletes=len(unasked), seconds=round(time.monotonic() - started))
+    report(
+        "controller-crash",
+        seed=rng_seed,
+        faults_injected=co.stats["kills"],
+        kills_mid_operation=co.stats["kills_mid_operation"],
+        driver_restarts=driver.starts - 1,
+        retries=co.stats["retries"],
+        calls_converged=co.stats["calls"],
+        leaked=leaked,
+        duplicated=duplicated,
+        unasked_deletes=len(unasked),
+        seconds=round(time.monotonic() - started),
+    )
     assert instance_names == kept_instances, f"leaked {instance_names - kept_instances}"
     assert set(backups) == kept_backups, f"leaked {set(backups) - kept_backups}"
     assert all(i.state == "READY" for i in instances.values()) and all(
-        b.state == "READY" for b in backups.values())
-    assert duplicated == 0, ({n: r for n, r in ids.items() if len(r) > 1}, {k: n for k, n in made_for.items() if n > 1})
+        b.state == "READY" for b in backups.values()
+    )
+    assert duplicated == 0, (
+        {n: r for n, r in ids.items() if len(r) > 1},
+        {k: n for k, n in made_for.items() if n > 1},
+    )
     assert unasked == [], unasked
     assert co.stats["kills_mid_operation"] > 0, "no kill landed while a cloud operation ran"

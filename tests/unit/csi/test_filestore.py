@@ -143,4 +143,9 @@ def test_the_driver_picks_every_band_edge() -> None:
     for tier, bands in TIER_CAPACITY_GIB.items():
         for low, high in bands:
             assert pick_capacity_gib(tier, csi_pb2.CapacityRange(required_bytes=high * GIB)) == high
-            assert pick_capacity_gib(tier, csi_pb2.CapacityRange(required_bytes=low * GIB, limit_bytes=low * GIB)) == low
+            assert (
+                pick_capacity_gib(
+                    tier, csi_pb2.CapacityRange(required_bytes=low * GIB, limit_bytes=low * GIB)
+                )
+                == low
+            )

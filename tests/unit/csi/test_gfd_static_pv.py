@@ -32,7 +32,9 @@ def test_gfd_static_pv_stages_and_publishes(tmp_path: Path, source: str, options
     csi = spec["csi"]
     capability = pv_capability(spec)
     root = tmp_path / "kubelet"
-    staging = root / "plugins" / "kubernetes.io" / "csi" / "filestore.csi.storage.gke.io" / "hash" / "globalmount"
+    staging = (
+        root / "plugins" / "kubernetes.io" / "csi" / "filestore.csi.storage.gke.io" / "hash" / "globalmount"
+    )
     target = root / "pods" / "uid-1" / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
     os.makedirs(staging.parent)
     os.makedirs(target.parent)
@@ -40,14 +42,26 @@ def test_gfd_static_pv_stages_and_publishes(tmp_path: Path, source: str, options
     node = NodeServicer("node-1", "us-central1-c", str(root), mounter, VolumeLocks(), 2.0)
 
     no_context: Any = None  # the servicer never uses the gRPC context
-    node.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-        volume_id=csi["volumeHandle"], staging_target_path=str(staging), volume_capability=capability,
-        volume_context=csi["volumeAttributes"],
-    ), no_context)
-    node.NodePublishVolume(csi_pb2.NodePublishVolumeRequest(
-        volume_id=csi["volumeHandle"], staging_target_path=str(staging), target_path=str(target),
-        volume_capability=capability, volume_context=csi["volumeAttributes"], readonly=csi.get("readOnly", False),
-    ), no_context)
+    node.NodeStageVolume(
+        csi_pb2.NodeStageVolumeRequest(
+            volume_id=csi["volumeHandle"],
+            staging_target_path=str(staging),
+            volume_capability=capability,
+            volume_context=csi["volumeAttributes"],
+        ),
+        no_context,
+    )
+    node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=csi["volumeHandle"],
+            staging_target_path=str(staging),
+            target_path=str(target),
+            volume_capability=capability,
+            volume_context=csi["volumeAttributes"],
+            readonly=csi.get("readOnly", False),
+        ),
+        no_context,
+    )
 
     share = f"{csi['volumeAttributes']['ip']}:/{csi['volumeAttributes']['volume']}"
     [mount] = [c for c in mounter.calls if c[0] == "mount"]

@@ -56,6 +56,10 @@ def test_shared_modules_import_neither_side() -> None:
 
 
 def test_the_check_sees_a_crossing() -> None:
-    graph = {"csi.node.a": {"csi.filestore"}, "csi.filestore": {"csi.controller.b"}, "csi.controller.b": set()}
+    graph = {
+        "csi.node.a": {"csi.filestore"},
+        "csi.filestore": {"csi.controller.b"},
+        "csi.controller.b": set(),
+    }
     assert _reach(graph, "csi.node.a") == {"csi.filestore", "csi.controller.b"}
     assert _side("csi.controller.b") == "csi.controller" and _side("csi.nodes") is None

@@ -24,7 +24,9 @@ from tests.support.metadata_server import MetadataServer
 
 _CAP = csi_pb2.VolumeCapability(
     mount=csi_pb2.VolumeCapability.MountVolume(),
-    access_mode=csi_pb2.VolumeCapability.AccessMode(mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER),
+    access_mode=csi_pb2.VolumeCapability.AccessMode(
+        mode=csi_pb2.VolumeCapability.AccessMode.MULTI_NODE_MULTI_WRITER
+    ),
 )
 
 
@@ -55,7 +57,9 @@ def test_extra_labels_are_checked_like_labels(labels: str, capsys: pytest.Captur
 
 
 @pytest.mark.parametrize("name", ["Prod", "a" * 64, "prod.east"])
-def test_a_cluster_name_that_is_no_label_value_stops_the_driver(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_cluster_name_that_is_no_label_value_stops_the_driver(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--cloud", "emulator", "--gke-cluster-name", name])
     assert info.value.code == 2
@@ -83,7 +87,9 @@ def test_multishare_on_the_emulator_needs_no_cluster_name(tmp_path: Path) -> Non
         driver = _start(["--mode", "controller", "--cloud", "emulator", *flags], sock)
         try:
             with grpc.insecure_channel(f"unix:{sock}") as channel:
-                request = csi_pb2.CreateVolumeRequest(name="shared", volume_capabilities=[_CAP], parameters=parameters)
+                request = csi_pb2.CreateVolumeRequest(
+                    name="shared", volume_capabilities=[_CAP], parameters=parameters
+                )
                 volumes.append(csi_pb2_grpc.ControllerStub(channel).CreateVolume(request, timeout=60).volume)
         finally:
             _stop(driver)
@@ -227,7 +233,9 @@ def test_help_shows_every_default() -> None:
         elif blocks:
             blocks[-1] += " " + line.strip()
     flags = [b for b in blocks if not b.lstrip().startswith(("-h, --help", "--version"))]
-    assert len(flags) == len([a for a in parser._actions if a.option_strings]) - 2  # all but --help, --version
+    assert (
+        len(flags) == len([a for a in parser._actions if a.option_strings]) - 2
+    )  # all but --help, --version
     for block in flags:
         assert "(default" in block, block
     text = " ".join(flags)
@@ -272,7 +280,9 @@ def test_the_readme_emulator_line_is_ready_without_a_kubelet_root(tmp_path: Path
     assert not os.path.exists(root[1])  # empty again: removed
 
 
-def test_a_node_is_not_ready_until_its_kubelet_root_exists(tmp_path: Path, metadata_server: MetadataServer) -> None:
+def test_a_node_is_not_ready_until_its_kubelet_root_exists(
+    tmp_path: Path, metadata_server: MetadataServer
+) -> None:
     """A node in a DaemonSet (--cloud gcp) whose kubelet root is absent answers ready=false and 503."""
     metadata_server.values.update({"instance/zone": "projects/1/zones/us-east1-c", "instance/name": "vm-1"})
     root, sock, port = tmp_path / "kubelet", tmp_path / "csi.sock", _free_port()

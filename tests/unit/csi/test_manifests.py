@@ -64,8 +64,15 @@ KUSTOMIZATIONS = sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.rglob("kus
 
 def test_the_layout() -> None:
     """The base, the examples, the overlays and the optional components (lockrelease may join)."""
-    assert {"base", "examples", "overlays/stable", "overlays/multishare", "overlays/dev",
-            "components/servicemonitor", "components/service-account-key"} <= set(KUSTOMIZATIONS)
+    assert {
+        "base",
+        "examples",
+        "overlays/stable",
+        "overlays/multishare",
+        "overlays/dev",
+        "components/servicemonitor",
+        "components/service-account-key",
+    } <= set(KUSTOMIZATIONS)
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS)
@@ -98,7 +105,11 @@ def test_csidriver() -> None:
 def test_controller_sidecars_and_their_args() -> None:
     containers = _containers("Deployment")
     assert set(containers) == {
-        "csi-provisioner", "csi-resizer", "csi-snapshotter", "liveness-probe", "filestore-driver",
+        "csi-provisioner",
+        "csi-resizer",
+        "csi-snapshotter",
+        "liveness-probe",
+        "filestore-driver",
     }
     provisioner = containers["csi-provisioner"]["args"]
     assert "--feature-gates=Topology=true" in provisioner
@@ -136,14 +147,17 @@ def test_node_daemonset_is_privileged_host_network_with_bidirectional_kubelet_di
 
 
 def test_nfs_services_keeps_statd_records_on_the_node() -> None:
-    """`nsm` in the driver's image, its state dir on a hostPath (a restarted statd must still know its servers)."""
+    """`nsm` in the driver's image, its state dir on a hostPath (a restarted statd must still know its
+    servers)."""
     pod = _one("DaemonSet")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     containers = _containers("DaemonSet")
     services = containers["nfs-services"]
     assert services["image"] == containers["filestore-driver"]["image"] and services["args"][0] == "nsm"
     (state_dir,) = [a.partition("=")[2] for a in services["args"] if a.startswith("--state-dir=")]
-    mount = next(m for m in services["volumeMounts"] if state_dir.startswith(m["mountPath"].rstrip("/") + "/"))
+    mount = next(
+        m for m in services["volumeMounts"] if state_dir.startswith(m["mountPath"].rstrip("/") + "/")
+    )
     host = volumes[mount["name"]]["hostPath"]["path"].rstrip("/")
     assert host == mount["mountPath"].rstrip("/")  # the same path inside and out
 
@@ -155,7 +169,9 @@ def test_node_registrar_points_the_kubelet_at_the_socket_the_driver_serves() -> 
     registrar = containers["csi-driver-registrar"]
     assert f"--kubelet-registration-path={REGISTRATION_SOCKET}" in registrar["args"]
     registration = _mounts(registrar)["/registration"]
-    assert volumes[registration["name"]]["hostPath"]["path"].rstrip("/") == "/var/lib/kubelet/plugins_registry"
+    assert (
+        volumes[registration["name"]]["hostPath"]["path"].rstrip("/") == "/var/lib/kubelet/plugins_registry"
+    )
     # the socket dir on the host is the directory the kubelet is told to dial
     plugin_dir = _mounts(containers["filestore-driver"])["/csi"]["name"]
     assert volumes[plugin_dir]["hostPath"]["path"].rstrip("/") == os.path.dirname(REGISTRATION_SOCKET)
@@ -203,7 +219,11 @@ def test_each_sidecar_has_its_cluster_role_bound_to_the_controller_account() -> 
 
 
 def test_examples_name_the_driver() -> None:
-    kinds = {"StorageClass": "provisioner", "VolumeSnapshotClass": "driver", "VolumeAttributesClass": "driverName"}
+    kinds = {
+        "StorageClass": "provisioner",
+        "VolumeSnapshotClass": "driver",
+        "VolumeAttributesClass": "driverName",
+    }
     assert {doc["kind"] for doc in EXAMPLES} == set(kinds)
     for doc in EXAMPLES:
         assert doc[kinds[doc["kind"]]] == DRIVER, doc["metadata"]["name"]
@@ -220,8 +240,15 @@ def test_example_parameters_are_accepted_by_the_driver() -> None:
         if doc["kind"] == "StorageClass":
             params = parse_volume_params(parameters, DRIVER)
             if params.performance is not None:  # at the tier's smallest size
-                assert performance_error(params.tier, 1024, fixed_iops=params.performance.fixed_iops,
-                                         iops_per_tb=params.performance.iops_per_tb) is None
+                assert (
+                    performance_error(
+                        params.tier,
+                        1024,
+                        fixed_iops=params.performance.fixed_iops,
+                        iops_per_tb=params.performance.iops_per_tb,
+                    )
+                    is None
+                )
         elif doc["kind"] == "VolumeAttributesClass":
             assert parse_mutable_params(parameters) is not None
         else:
@@ -260,9 +287,8 @@ def test_driver_name_is_the_same_everywhere() -> None:
     assert names == {DRIVER}
 
 
-
-
 # -- resources, metrics, disruption budget, priority classes (the base's own files) --
+
 
 def _mebibytes(quantity: str) -> int:
     assert quantity.endswith("Mi"), f"memory {quantity!r}: the manifests write Mi"
@@ -301,8 +327,7 @@ def test_the_driver_serves_metrics_on_its_named_port_behind_a_service(kind: str)
     every_port = [p["containerPort"] for c in _containers(kind).values() for p in c.get("ports", [])]
     assert len(every_port) == len(set(every_port))
     [service] = [
-        d for d in BASE
-        if d["kind"] == "Service" and _selects(d["spec"]["selector"], _pod_labels(kind))
+        d for d in BASE if d["kind"] == "Service" and _selects(d["spec"]["selector"], _pod_labels(kind))
     ]
     assert [(p["name"], p["targetPort"]) for p in service["spec"]["ports"]] == [("metrics", "metrics")]
 
@@ -321,7 +346,9 @@ def test_the_quota_admits_each_critical_priority_class_the_pods_use() -> None:
     [quota] = [d for d in BASE if d["kind"] == "ResourceQuota"]
     [scope] = quota["spec"]["scopeSelector"]["matchExpressions"]
     assert (scope["scopeName"], scope["operator"]) == ("PriorityClass", "In")
-    used = {_one(kind)["spec"]["template"]["spec"]["priorityClassName"] for kind in ("Deployment", "DaemonSet")}
+    used = {
+        _one(kind)["spec"]["template"]["spec"]["priorityClassName"] for kind in ("Deployment", "DaemonSet")
+    }
     assert used == {"system-cluster-critical", "system-node-critical"} == set(scope["values"])
     assert quota["spec"]["hard"] == {"pods": "1G"}  # GKE's own kube-system limit: never caps the DaemonSet
 
@@ -345,7 +372,9 @@ CRD_KINDS = {
     ("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass"): "external-snapshotter CRD",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator CRD",
 }
-needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed")
+needs_kubectl = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed"
+)
 
 
 @functools.cache
@@ -355,11 +384,18 @@ def _render(directory: str, components: tuple[str, ...] = ()) -> tuple[dict[str,
         target = ROOT / directory
         if components:  # kustomize takes only relative paths to other roots
             rel = functools.partial(os.path.relpath, start=tmp)
-            (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump({
-                "resources": [rel(target)], "components": [rel(ROOT / c) for c in components],
-            }))
+            (Path(tmp) / "kustomization.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "resources": [rel(target)],
+                        "components": [rel(ROOT / c) for c in components],
+                    }
+                )
+            )
             target = Path(tmp)
-        done = subprocess.run(["kubectl", "kustomize", str(target)], check=False, capture_output=True, text=True)
+        done = subprocess.run(
+            ["kubectl", "kustomize", str(target)], check=False, capture_output=True, text=True
+        )
     assert done.returncode == 0, done.stderr
     return tuple(doc for doc in yaml.safe_load_all(done.stdout) if doc)
 
@@ -439,9 +475,17 @@ def test_docs_state_the_supported_kubernetes_versions() -> None:
 
 @needs_kubectl
 def test_the_rendered_base_is_in_the_driver_namespace() -> None:
-    namespaced = [d for d in _rendered("base") if d["kind"] not in {
-        "Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding",
-    }]
+    namespaced = [
+        d
+        for d in _rendered("base")
+        if d["kind"]
+        not in {
+            "Namespace",
+            "CSIDriver",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        }
+    ]
     assert namespaced and all(d["metadata"]["namespace"] == "filestore-csi" for d in namespaced)
 
 
@@ -454,8 +498,12 @@ def test_overlays_set_a_tagged_driver_image_and_args_the_driver_accepts(name: st
         repository, _, tag = driver["image"].rpartition(":")
         assert "/" in repository and tag and tag != "latest", driver["image"]
         _args(driver)
-    images = {c["image"] for d in docs if d["kind"] in {"Deployment", "DaemonSet"}
-              for c in d["spec"]["template"]["spec"]["containers"]}
+    images = {
+        c["image"]
+        for d in docs
+        if d["kind"] in {"Deployment", "DaemonSet"}
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert all(":" in image.rpartition("/")[2] for image in images), images  # no implicit :latest
 
 
@@ -519,9 +567,12 @@ def test_the_service_monitor_scrapes_both_metrics_services() -> None:
     docs = _render("overlays/stable", ("components/servicemonitor",))
     [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
     services = [d for d in docs if d["kind"] == "Service"]
-    selected = [s for s in services if _selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
+    selected = [
+        s for s in services if _selects(monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
+    ]
     assert {s["metadata"]["name"] for s in selected} == {
-        "filestore-csi-controller-metrics", "filestore-csi-node-metrics",
+        "filestore-csi-controller-metrics",
+        "filestore-csi-node-metrics",
     }
     assert monitor["metadata"]["namespace"] == "filestore-csi" == selected[0]["metadata"]["namespace"]
     for endpoint in monitor["spec"]["endpoints"]:

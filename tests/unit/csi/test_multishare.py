@@ -57,7 +57,12 @@ def running(tmp_path: Path, **servicer_options: Any) -> Iterator[Env]:
     cloud = GcpMultishare(v1)
     servicer_options.setdefault("cluster_labels", CLUSTER)
     servicer = ControllerServicer(
-        v1, driver_name=DRIVER, zone=ZONE, locks=VolumeLocks(), operation_timeout=10.0, multishare=cloud,
+        v1,
+        driver_name=DRIVER,
+        zone=ZONE,
+        locks=VolumeLocks(),
+        operation_timeout=10.0,
+        multishare=cloud,
         **servicer_options,
     )
     identity = IdentityServicer(DRIVER, "1.0", controller=True, checks=[])
@@ -132,10 +137,15 @@ def test_two_volumes_share_one_instance_and_it_goes_with_the_last(env: Env) -> N
     assert a.capacity_bytes == 100 * GIB and b.capacity_bytes == 200 * GIB
     [inst] = instances(env)
     assert a.volume_context["ip"] == inst.ip and a.volume_context["fileProtocol"] == "NFS_V3"
-    assert inst.labels[LABEL_STORAGE_CLASS] == "sc-a" and inst.capacity_gib == 1024 and inst.tier == "ENTERPRISE"
+    assert (
+        inst.labels[LABEL_STORAGE_CLASS] == "sc-a" and inst.capacity_gib == 1024 and inst.tier == "ENTERPRISE"
+    )
     assert sorted(s.name for s in shares(env)) == ["pvc_aaaa_1111", "pvc_bbbb_2222"]
     assert env.state.export_root is not None
-    assert sorted(p.name for p in (env.state.export_root / inst.name).iterdir()) == ["pvc_aaaa_1111", "pvc_bbbb_2222"]
+    assert sorted(p.name for p in (env.state.export_root / inst.name).iterdir()) == [
+        "pvc_aaaa_1111",
+        "pvc_bbbb_2222",
+    ]
 
     delete(env, a.volume_id)
     assert [s.name for s in shares(env)] == ["pvc_bbbb_2222"] and len(instances(env)) == 1
@@ -148,13 +158,29 @@ def test_two_volumes_share_one_instance_and_it_goes_with_the_last(env: Env) -> N
 def test_create_is_idempotent_and_checks_what_exists(env: Env) -> None:
     first = create(env, "pvc-1", gib=150)
     assert create(env, "pvc-1", gib=150) == first
-    assert code_of(env.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name="pvc-1", volume_capabilities=[CAP], parameters=sc(),
-        capacity_range=csi_pb2.CapacityRange(required_bytes=500 * GIB),
-    )) == grpc.StatusCode.ALREADY_EXISTS
-    assert code_of(env.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name="pvc-1", volume_capabilities=[CAP], parameters=sc("other-sc"),
-    )) == grpc.StatusCode.ALREADY_EXISTS
+    assert (
+        code_of(
+            env.ctl.CreateVolume,
+            csi_pb2.CreateVolumeRequest(
+                name="pvc-1",
+                volume_capabilities=[CAP],
+                parameters=sc(),
+                capacity_range=csi_pb2.CapacityRange(required_bytes=500 * GIB),
+            ),
+        )
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
+    assert (
+        code_of(
+            env.ctl.CreateVolume,
+            csi_pb2.CreateVolumeRequest(
+                name="pvc-1",
+                volume_capabilities=[CAP],
+                parameters=sc("other-sc"),
+            ),
+        )
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
     assert len(shares(env)) == 1
 
 
@@ -201,36 +227,61 @@ def test_max_volume_size_sets_share_count_and_band(env: Env) -> None:
         'GoogleReservedOverrides={"CustomMultiShareConfig":{"MaxShareCount": 80, "MinShareSizeGB":10}}'
     )
     too_big = csi_pb2.CreateVolumeRequest(
-        name="pvc-big", volume_capabilities=[CAP], parameters=params,
+        name="pvc-big",
+        volume_capabilities=[CAP],
+        parameters=params,
         capacity_range=csi_pb2.CapacityRange(required_bytes=200 * GIB),
     )
     assert code_of(env.ctl.CreateVolume, too_big) == grpc.StatusCode.OUT_OF_RANGE
     # the default form: 100 GiB floor, shares of at most 1 TiB
     assert create(env, "pvc-default", gib=1).capacity_bytes == 100 * GIB
-    assert code_of(env.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name="pvc-huge", volume_capabilities=[CAP], parameters=sc(),
-        capacity_range=csi_pb2.CapacityRange(required_bytes=1025 * GIB),
-    )) == grpc.StatusCode.OUT_OF_RANGE
+    assert (
+        code_of(
+            env.ctl.CreateVolume,
+            csi_pb2.CreateVolumeRequest(
+                name="pvc-huge",
+                volume_capabilities=[CAP],
+                parameters=sc(),
+                capacity_range=csi_pb2.CapacityRange(required_bytes=1025 * GIB),
+            ),
+        )
+        == grpc.StatusCode.OUT_OF_RANGE
+    )
 
 
 @pytest.mark.parametrize(
     "params",
     [
-        {"multishare": "true", "tier": "enterprise"},                              # no label
+        {"multishare": "true", "tier": "enterprise"},  # no label
         {"multishare": "true", "instance-storageclass-label": ""},
         {"multishare": "true", "instance-storageclass-label": "Bad Label"},
         # Filestore (and GFD) make multishare instances on the enterprise tier only
-        *({"multishare": "true", "instance-storageclass-label": "a", "tier": tier}
-          for tier in ("standard", "premium", "basic_hdd", "basic_ssd", "high_scale_ssd", "zonal", "regional")),
+        *(
+            {"multishare": "true", "instance-storageclass-label": "a", "tier": tier}
+            for tier in (
+                "standard",
+                "premium",
+                "basic_hdd",
+                "basic_ssd",
+                "high_scale_ssd",
+                "zonal",
+                "regional",
+            )
+        ),
         # instance-wide settings no share's PVC can own (GFD: "invalid parameter")
-        *(sc(**{key: value}) for key, value in (
-            ("max-iops", "17000"), ("max_iops", "17000"), ("max-iops-per-tb", "5000"),
-            ("resource-tags", "123456/env/prod"),
-            ("nfs-export-options-on-create", '[{"ipRanges": ["10.0.0.0/24"]}]'),
-        )),
+        *(
+            sc(**{key: value})
+            for key, value in (
+                ("max-iops", "17000"),
+                ("max_iops", "17000"),
+                ("max-iops-per-tb", "5000"),
+                ("resource-tags", "123456/env/prod"),
+                ("nfs-export-options-on-create", '[{"ipRanges": ["10.0.0.0/24"]}]'),
+            )
+        ),
         {"multishare": "true", "instance-storageclass-label": "a", "max-volume-size": "300Gi"},
         {"multishare": "yes", "instance-storageclass-label": "a"},
-        {"instance-storageclass-label": "a"},                                       # needs multishare
+        {"instance-storageclass-label": "a"},  # needs multishare
     ],
 )
 def test_bad_multishare_parameters(env: Env, params: dict[str, str]) -> None:
@@ -243,15 +294,27 @@ def test_bad_multishare_parameters(env: Env, params: dict[str, str]) -> None:
     "request_fields",
     [
         {"mutable_parameters": {"max-iops": "17000"}},  # a VolumeAttributesClass: performance again
-        {"volume_content_source": csi_pb2.VolumeContentSource(
-            snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id="projects/proj/locations/us-central1/backups/b"))},
-        {"volume_content_source": csi_pb2.VolumeContentSource(
-            volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id="modeInstance/us-central1-a/i/vol1"))},
+        {
+            "volume_content_source": csi_pb2.VolumeContentSource(
+                snapshot=csi_pb2.VolumeContentSource.SnapshotSource(
+                    snapshot_id="projects/proj/locations/us-central1/backups/b"
+                )
+            )
+        },
+        {
+            "volume_content_source": csi_pb2.VolumeContentSource(
+                volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id="modeInstance/us-central1-a/i/vol1")
+            )
+        },
     ],
     ids=["mutable-performance", "from-snapshot", "clone"],
 )
-def test_multishare_refuses_what_gfd_refuses_beyond_parameters(env: Env, request_fields: dict[str, Any]) -> None:
-    request = csi_pb2.CreateVolumeRequest(name="pvc-x", volume_capabilities=[CAP], parameters=sc(), **request_fields)
+def test_multishare_refuses_what_gfd_refuses_beyond_parameters(
+    env: Env, request_fields: dict[str, Any]
+) -> None:
+    request = csi_pb2.CreateVolumeRequest(
+        name="pvc-x", volume_capabilities=[CAP], parameters=sc(), **request_fields
+    )
     with pytest.raises(grpc.RpcError) as info:
         env.ctl.CreateVolume(request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "multishare" in str(info.value.details())
@@ -306,18 +369,25 @@ def test_a_share_backed_up_as_a_snapshot_and_restored_as_an_instance_volume(env:
     assert listed.entries[0].snapshot.source_volume_id == vol.volume_id
 
     # A multishare volume cannot start from it (as in GFD); an instance volume can, with the share's data.
-    from_snap = csi_pb2.VolumeContentSource(snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id))
+    from_snap = csi_pb2.VolumeContentSource(
+        snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)
+    )
     share_restore = csi_pb2.CreateVolumeRequest(
         name="pvc-restored-share", volume_capabilities=[CAP], parameters=sc(), volume_content_source=from_snap
     )
     assert code_of(env.ctl.CreateVolume, share_restore) == grpc.StatusCode.INVALID_ARGUMENT
-    restored = retried(env.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(
-        name="pvc-restored", volume_capabilities=[CAP], parameters={"tier": "standard"},
-        volume_content_source=from_snap,
-        accessibility_requirements=csi_pb2.TopologyRequirement(
-            preferred=[csi_pb2.Topology(segments={"topology.gke.io/zone": ZONE})]
+    restored = retried(
+        env.ctl.CreateVolume,
+        csi_pb2.CreateVolumeRequest(
+            name="pvc-restored",
+            volume_capabilities=[CAP],
+            parameters={"tier": "standard"},
+            volume_content_source=from_snap,
+            accessibility_requirements=csi_pb2.TopologyRequirement(
+                preferred=[csi_pb2.Topology(segments={"topology.gke.io/zone": ZONE})]
+            ),
         ),
-    )).volume
+    ).volume
     restored_dir = env.state.export_root / restored.volume_id.split("/")[2] / "vol1"
     assert sorted(p.name for p in restored_dir.iterdir()) == ["data.txt"]
     assert (restored_dir / "data.txt").read_text() == "in the share\n"
@@ -330,7 +400,9 @@ def test_a_gfd_volume_is_served_and_its_emptied_instance_deleted(env: Env) -> No
     """A share made as gcp-filestore-csi-driver makes it; a delete whose share is already gone still
     deletes the instance left empty (an interrupted DeleteVolume's retry)."""
     inst = env.cloud.create_multishare_instance(
-        MultishareInstance("fs-gfd", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "gfd-sc", **CLUSTER}),
+        MultishareInstance(
+            "fs-gfd", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "gfd-sc", **CLUSTER}
+        ),
         wait=5,
     )
     env.cloud.create_share(Share("pvc_gfd", "fs-gfd", REGION, 100), wait=5)
@@ -374,7 +446,9 @@ def test_thirty_concurrent_creates_and_deletes(env: Env) -> None:
 
     def make(name: str) -> Any:
         request = csi_pb2.CreateVolumeRequest(
-            name=name, volume_capabilities=[CAP], parameters=sc(),
+            name=name,
+            volume_capabilities=[CAP],
+            parameters=sc(),
             capacity_range=csi_pb2.CapacityRange(required_bytes=100 * GIB),
         )
         return retried(env.ctl.CreateVolume, request).volume
@@ -437,7 +511,9 @@ def test_operations_that_outlast_the_wait_are_picked_up_by_the_retry(env: Env) -
     ops = MultishareOps(env.cloud, CLUSTER, timeout=0.05)
     env.state.op_delay = 0.6
     request = csi_pb2.CreateVolumeRequest(name="pvc-slow", volume_capabilities=[CAP], parameters=sc())
-    spec = multishare_spec("pvc-slow", request, parse_volume_params(request.parameters, DRIVER), [REGION], CLUSTER)
+    spec = multishare_spec(
+        "pvc-slow", request, parse_volume_params(request.parameters, DRIVER), [REGION], CLUSTER
+    )
     outcomes = []
     deadline = time.monotonic() + 30
     found = None
@@ -484,12 +560,19 @@ def test_reserved_ipv4_cidr_picks_instances_inside_it(env: Env) -> None:
 def test_mount_options_reach_the_node_and_instance_only_parameters_are_refused(env: Env) -> None:
     vol = create(env, "pvc-mo", params=sc(**{"mount-options": "hard,timeo=600"}))
     assert vol.volume_context["mountOptions"] == "hard,timeo=600"
-    for extra in ({"max-iops": "17000"}, {"resource-tags": "123456/env/prod"},
-                  {"nfs-export-options-on-create": '[{"ipRanges": ["10.0.0.0/24"]}]'}):
-        request = csi_pb2.CreateVolumeRequest(name="pvc-no", volume_capabilities=[CAP], parameters=sc(**extra))
+    for extra in (
+        {"max-iops": "17000"},
+        {"resource-tags": "123456/env/prod"},
+        {"nfs-export-options-on-create": '[{"ipRanges": ["10.0.0.0/24"]}]'},
+    ):
+        request = csi_pb2.CreateVolumeRequest(
+            name="pvc-no", volume_capabilities=[CAP], parameters=sc(**extra)
+        )
         with pytest.raises(grpc.RpcError) as info:
             env.ctl.CreateVolume(request)
-        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "multishare" in str(info.value.details())
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "multishare" in str(
+            info.value.details()
+        )
 
 
 def test_the_v1beta1_client_reads_every_page(env: Env) -> None:
@@ -499,13 +582,17 @@ def test_the_v1beta1_client_reads_every_page(env: Env) -> None:
     paged = GcpMultishare(env.cloud._v1, page_size=1)
     assert [s.name for s in paged.list_shares(REGION, "-")] == [s.name for s in shares(env)]
     assert len(paged.list_shares(REGION, "-")) == 4
-    assert sorted(i.name for i in paged.list_multishare_instances("-")) == sorted(i.name for i in instances(env))
+    assert sorted(i.name for i in paged.list_multishare_instances("-")) == sorted(
+        i.name for i in instances(env)
+    )
     assert len(paged.list_multishare_instances(REGION)) == 2
 
 
 def test_modify_volume_of_a_share_is_refused(env: Env) -> None:
     vol = create(env, "pvc-mod")
-    request = csi_pb2.ControllerModifyVolumeRequest(volume_id=vol.volume_id, mutable_parameters={"max-iops": "17000"})
+    request = csi_pb2.ControllerModifyVolumeRequest(
+        volume_id=vol.volume_id, mutable_parameters={"max-iops": "17000"}
+    )
     assert code_of(env.ctl.ControllerModifyVolume, request) == grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -518,14 +605,17 @@ def test_multishare_instances_carry_the_cluster_labels_as_gfd_sets_them(tmp_path
         assert instance.labels["storage_gke_io_cluster_location"] == REGION  # regional: the zone's region
         assert instance.labels["storage_gke_io_created-by"] == "filestore_csi_storage_gke_io"
         clash = csi_pb2.CreateVolumeRequest(
-            name="pvc-clash", volume_capabilities=[CAP], parameters=sc(labels="storage_gke_io_cluster_name=other")
+            name="pvc-clash",
+            volume_capabilities=[CAP],
+            parameters=sc(labels="storage_gke_io_cluster_name=other"),
         )
         assert code_of(e.ctl.CreateVolume, clash) == grpc.StatusCode.INVALID_ARGUMENT
         assert len(shares(e)) == 1  # nothing made for the refused one
     assert cluster_labels("prod-east", ZONE, regional=False)["storage_gke_io_cluster_location"] == ZONE
     # without --gke-cluster-name the name label is empty, as GFD would set it; the location is still there
     assert cluster_labels("", ZONE, regional=True) == {
-        "storage_gke_io_cluster_name": "", "storage_gke_io_cluster_location": REGION,
+        "storage_gke_io_cluster_name": "",
+        "storage_gke_io_cluster_location": REGION,
     }
 
 
@@ -560,7 +650,9 @@ class RecordingMultishare(GcpMultishare):
         self._note("create-share", share.location, share.instance)
         return super().create_share(share, wait=wait)
 
-    def resize_share(self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float) -> Share:
+    def resize_share(
+        self, location: str, instance: str, name: str, capacity_gib: int, *, wait: float
+    ) -> Share:
         self._note("resize-share", location, instance)
         return super().resize_share(location, instance, name, capacity_gib, wait=wait)
 
@@ -590,11 +682,18 @@ def clusters_on_one_emulator(tmp_path: Path, *where: tuple[str, str]) -> Iterato
             cloud = RecordingMultishare(v1)
             labels = cluster_labels(name, zone, regional=False)
             servicer = ControllerServicer(
-                v1, driver_name=DRIVER, zone=zone, locks=VolumeLocks(), operation_timeout=10.0,
-                multishare=cloud, cluster_labels=labels,
+                v1,
+                driver_name=DRIVER,
+                zone=zone,
+                locks=VolumeLocks(),
+                operation_timeout=10.0,
+                multishare=cloud,
+                cluster_labels=labels,
             )
             identity = IdentityServicer(DRIVER, "1.0", controller=True, checks=[])
-            server = CsiServer(f"unix://{tmp_path}/csi-{index}.sock", identity, controller=servicer, workers=20)
+            server = CsiServer(
+                f"unix://{tmp_path}/csi-{index}.sock", identity, controller=servicer, workers=20
+            )
             server.start()
             stack.callback(_stop, server)
             channel = grpc.insecure_channel(server.address.replace("unix://", "unix:"))
@@ -617,7 +716,9 @@ def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
         admin = clusters[0].cloud
         # An instance from before the cluster labels (or a hand-made one): the same class, room for shares.
         legacy = admin.create_multishare_instance(
-            MultishareInstance("fs-legacy", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "sc-a"}),
+            MultishareInstance(
+                "fs-legacy", REGION, "ENTERPRISE", 1024, 10, labels={LABEL_STORAGE_CLASS: "sc-a"}
+            ),
             wait=5,
         )
         owner: dict[str, int] = {}  # volume id -> index of the cluster that made it
@@ -626,7 +727,9 @@ def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
         def make(job: tuple[int, str]) -> None:
             index, name = job
             request = csi_pb2.CreateVolumeRequest(
-                name=name, volume_capabilities=[CAP], parameters=sc(),
+                name=name,
+                volume_capabilities=[CAP],
+                parameters=sc(),
                 capacity_range=csi_pb2.CapacityRange(required_bytes=100 * GIB),
             )
             volume = retried(clusters[index].ctl.CreateVolume, request).volume
@@ -634,7 +737,9 @@ def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
                 assert owner.setdefault(volume.volume_id, index) == index, "two clusters got one volume"
 
         def remove(volume_id: str) -> None:
-            retried(clusters[owner[volume_id]].ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume_id))
+            retried(
+                clusters[owner[volume_id]].ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume_id)
+            )
             with lock:
                 del owner[volume_id]
 
@@ -648,7 +753,9 @@ def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
             assert live == set(made), "every share is a live volume of exactly one cluster"
             labels = {i.name: i.labels for i in admin.list_multishare_instances("-")}
             for (instance, share), index in made.items():
-                assert _own(labels[instance], clusters[index]), f"{share} of cluster {where[index]} on {labels[instance]}"
+                assert _own(labels[instance], clusters[index]), (
+                    f"{share} of cluster {where[index]} on {labels[instance]}"
+                )
             for index, cluster in enumerate(clusters):
                 foreign = [t for t in cluster.cloud.touched if not _own(t[2], cluster)]
                 assert foreign == [], f"cluster {where[index]} touched {foreign}"
@@ -661,7 +768,11 @@ def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
             list(pool.map(make, [(index, name) for name in names for index in range(3)]))
         check()
         per_cluster = [
-            sorted(len(admin.list_shares(REGION, i.name)) for i in admin.list_multishare_instances("-") if _own(i.labels, c))
+            sorted(
+                len(admin.list_shares(REGION, i.name))
+                for i in admin.list_multishare_instances("-")
+                if _own(i.labels, c)
+            )
             for c in clusters
         ]
         assert [(len(counts), sum(counts)) for counts in per_cluster] == [(2, 12)] * 3, per_cluster
@@ -669,7 +780,9 @@ def test_two_clusters_never_touch_each_others_instances(tmp_path: Path) -> None:
         # Deletes and creates interleaved: each cluster's last share on an instance goes while the
         # other clusters fill theirs, so a cluster that adopted a foreign instance would delete it.
         random.seed(17)
-        jobs: list[tuple[str, Any]] = [("delete", v) for v in sorted(owner) if not v.endswith(("_10", "_11"))][:24]
+        jobs: list[tuple[str, Any]] = [
+            ("delete", v) for v in sorted(owner) if not v.endswith(("_10", "_11"))
+        ][:24]
         jobs += [("create", (index, f"pvc-new-{i:02d}")) for i in range(6) for index in range(3)]
         random.shuffle(jobs)
 
@@ -695,11 +808,16 @@ def test_a_share_on_another_clusters_instance_is_not_grown_into_or_retired(tmp_p
     be deleted, and grown within the room the instance has, but the instance is never grown, shrunk
     or deleted; and a CreateVolume of the same name makes this cluster a share of its own."""
     with clusters_on_one_emulator(tmp_path, ("alpha", ZONE), ("beta", ZONE)) as (alpha, beta):
+
         def beta_volume(name: str, gib: int) -> Any:
-            return beta.ctl.CreateVolume(csi_pb2.CreateVolumeRequest(
-                name=name, volume_capabilities=[CAP], parameters=sc(),
-                capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB),
-            )).volume
+            return beta.ctl.CreateVolume(
+                csi_pb2.CreateVolumeRequest(
+                    name=name,
+                    volume_capabilities=[CAP],
+                    parameters=sc(),
+                    capacity_range=csi_pb2.CapacityRange(required_bytes=gib * GIB),
+                )
+            ).volume
 
         x, y = beta_volume("pvc-x", 500), beta_volume("pvc-y", 700)
         ref = ShareRef.parse(x.volume_id)
@@ -729,19 +847,26 @@ def test_a_share_on_another_clusters_instance_is_not_grown_into_or_retired(tmp_p
         assert alpha.cloud.list_shares(REGION, ref.instance) == []
         assert alpha.cloud.get_multishare_instance(REGION, ref.instance).state == "READY"
         assert [(verb, _own(labels, alpha)) for verb, _, labels in alpha.cloud.touched] == [
-            ("create-share", True), ("resize-share", False),
+            ("create-share", True),
+            ("resize-share", False),
         ]
 
 
-def test_a_controller_without_enable_multishare_refuses_multishare_volumes_naming_the_flag(tmp_path: Path) -> None:
+def test_a_controller_without_enable_multishare_refuses_multishare_volumes_naming_the_flag(
+    tmp_path: Path,
+) -> None:
     """As gcp-filestore-csi-driver without --enable-multishare; GFD answers INVALID_ARGUMENT, ours
-    FAILED_PRECONDITION for CreateVolume and DeleteVolume alike: the request is right, the controller is not."""
+    FAILED_PRECONDITION for CreateVolume and DeleteVolume alike: the request is right, the controller
+    is not."""
     from tests.support.controllerutil import running_driver
 
     share = ShareRef("sc-a", "proj", REGION, "fs-1", "pvc_1").volume_id
     with running_driver(tmp_path) as driver:
         for call, request in (
-            (driver.ctl.CreateVolume, csi_pb2.CreateVolumeRequest(name="pvc-1", volume_capabilities=[CAP], parameters=sc())),
+            (
+                driver.ctl.CreateVolume,
+                csi_pb2.CreateVolumeRequest(name="pvc-1", volume_capabilities=[CAP], parameters=sc()),
+            ),
             (driver.ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=share)),
         ):
             with pytest.raises(grpc.RpcError) as info:

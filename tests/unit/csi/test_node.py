@@ -35,7 +35,9 @@ _RPC = csi_pb2.NodeServiceCapability.RPC
 CONTEXT = {"ip": "10.0.0.2", "volume": "vol1"}
 
 
-def capability(mode: int = _Mode.SINGLE_NODE_MULTI_WRITER, flags: tuple[str, ...] = ()) -> csi_pb2.VolumeCapability:
+def capability(
+    mode: int = _Mode.SINGLE_NODE_MULTI_WRITER, flags: tuple[str, ...] = ()
+) -> csi_pb2.VolumeCapability:
     return csi_pb2.VolumeCapability(
         mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)), access_mode=_Mode(mode=mode)
     )
@@ -56,7 +58,9 @@ class Node:
 
     def stage(self, **fields: Any) -> csi_pb2.NodeStageVolumeResponse:
         args: dict[str, Any] = {
-            "volume_id": "vol", "staging_target_path": self.staging, "volume_capability": capability(),
+            "volume_id": "vol",
+            "staging_target_path": self.staging,
+            "volume_capability": capability(),
             "volume_context": CONTEXT,
         }
         args.update(fields)
@@ -64,7 +68,9 @@ class Node:
 
     def publish(self, **fields: Any) -> csi_pb2.NodePublishVolumeResponse:
         args: dict[str, Any] = {
-            "volume_id": "vol", "staging_target_path": self.staging, "target_path": self.target,
+            "volume_id": "vol",
+            "staging_target_path": self.staging,
+            "target_path": self.target,
             "volume_capability": capability(),
         }
         args.update(fields)
@@ -121,7 +127,10 @@ def test_stage_of_a_multishare_volume_mounts_the_share_named_in_its_id(node: Nod
     assert (entry.fs_type, entry.source) == ("nfs", "10.0.0.9:/pvc_5678")
     node.unstage(volume_id=volume_id)
     node.stage(volume_id=volume_id, volume_context={"ip": "10.0.0.9", "fileProtocol": "NFS_V4_1"})
-    assert (node.entry(node.staging).fs_type, node.entry(node.staging).source) == ("nfs4", "10.0.0.9:/pvc_5678")
+    assert (node.entry(node.staging).fs_type, node.entry(node.staging).source) == (
+        "nfs4",
+        "10.0.0.9:/pvc_5678",
+    )
 
 
 def test_a_multishare_volume_id_as_the_controller_hands_it_out_goes_through_every_rpc(node: Node) -> None:
@@ -173,16 +182,32 @@ def test_stage_merges_the_storageclass_mount_options_before_the_capability_flags
         ({"volume_context": {"ip": "10.0.0.2", "volume": "../etc"}}, "volume_context.volume"),
         ({"volume_context": {"ip": "10.0.0.2", "volume": "1vol"}}, "volume_context.volume"),
         ({"volume_context": {**CONTEXT, "fileProtocol": "SMB"}}, "fileProtocol"),
-        ({"volume_context": {**CONTEXT, "fileProtocol": "NFS_V3"}, "volume_capability": capability(flags=("vers=4.2",))},
-         "NFS version"),
+        (
+            {
+                "volume_context": {**CONTEXT, "fileProtocol": "NFS_V3"},
+                "volume_capability": capability(flags=("vers=4.2",)),
+            },
+            "NFS version",
+        ),
         ({"volume_capability": capability(flags=("vers=3", "nfsvers=4.1"))}, "NFS versions"),
         ({"volume_capability": capability(flags=("bind",))}, "mount_flags"),
-        ({"volume_context": {**CONTEXT, "mountOptions": "hard,addr=10.9.9.9"}}, "volume_context.mountOptions"),
+        (
+            {"volume_context": {**CONTEXT, "mountOptions": "hard,addr=10.9.9.9"}},
+            "volume_context.mountOptions",
+        ),
         ({"volume_context": {**CONTEXT, "mountOptions": "hard,,soft"}}, "volume_context.mountOptions"),
         ({"volume_context": {**CONTEXT, "mountOptions": "remount"}}, "volume_context.mountOptions"),
-        ({"volume_context": {**CONTEXT, "fileProtocol": "NFS_V3", "mountOptions": "nfsvers=4.1"}}, "NFS version"),
-        ({"volume_context": {**CONTEXT, "mountOptions": "nfsvers=4.1"}, "volume_capability": capability(flags=("vers=3",))},
-         "NFS versions"),
+        (
+            {"volume_context": {**CONTEXT, "fileProtocol": "NFS_V3", "mountOptions": "nfsvers=4.1"}},
+            "NFS version",
+        ),
+        (
+            {
+                "volume_context": {**CONTEXT, "mountOptions": "nfsvers=4.1"},
+                "volume_capability": capability(flags=("vers=3",)),
+            },
+            "NFS versions",
+        ),
         ({"staging_target_path": "/etc/globalmount"}, "kubelet root"),
         ({"staging_target_path": "relative/path"}, "absolute"),
     ],
@@ -248,7 +273,9 @@ def test_restage_made_otherwise_is_already_exists_and_changes_nothing(node: Node
     code, message = status(lambda: node.stage())  # NFS_V3 (the default) where 4.1 is mounted
     assert code == grpc.StatusCode.ALREADY_EXISTS and "NFS version 4.1" in message, message
     assert list(node.mounter.list()) == before
-    node.stage(volume_context={"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": "NFS_V4_1"})  # the same: OK
+    node.stage(
+        volume_context={"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": "NFS_V4_1"}
+    )  # the same: OK
 
 
 def test_stage_repairs_a_stale_staging_mount(node: Node) -> None:
@@ -263,7 +290,9 @@ def test_stage_repairs_a_stale_staging_mount(node: Node) -> None:
 
 def test_stage_without_an_nfs_client_says_so(node: Node) -> None:
     # what Mounter.mount raises when fsopen("nfs") finds no such filesystem type
-    enodev = as_verb(MountError(errno.ENODEV, "fsopen", "nfs"), "mount", "10.0.0.2:/vol1", node.staging, nfs=True)
+    enodev = as_verb(
+        MountError(errno.ENODEV, "fsopen", "nfs"), "mount", "10.0.0.2:/vol1", node.staging, nfs=True
+    )
     node.mounter.fail_next("mount", enodev)
     code, message = status(lambda: node.stage())
     assert code == grpc.StatusCode.INTERNAL and "no NFS client" in message and node.staging in message
@@ -332,7 +361,12 @@ def test_publish_binds_staging_onto_the_target_and_is_idempotent(node: Node) -> 
     assert entry.source == "10.0.0.2:/vol1" and not entry.readonly
     node.publish()
     assert [c for c in node.mounter.calls if c[0] == "bind"][-1] == (
-        "bind", node.staging, node.target, False, False, ""
+        "bind",
+        node.staging,
+        node.target,
+        False,
+        False,
+        "",
     )
 
 
@@ -368,12 +402,21 @@ def test_publish_with_the_other_read_only_state_is_already_exists(node: Node) ->
         ({"target_path": ""}, grpc.StatusCode.INVALID_ARGUMENT, "target_path"),
         ({"target_path": "/var/lib/other/mount"}, grpc.StatusCode.INVALID_ARGUMENT, "kubelet root"),
         ({"staging_target_path": ""}, grpc.StatusCode.FAILED_PRECONDITION, "staging_target_path"),
-        ({"volume_capability": csi_pb2.VolumeCapability(
-            block=csi_pb2.VolumeCapability.BlockVolume(), access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER)
-        )}, grpc.StatusCode.FAILED_PRECONDITION, "block"),  # the spec's "Exceeds capabilities"
+        (
+            {
+                "volume_capability": csi_pb2.VolumeCapability(
+                    block=csi_pb2.VolumeCapability.BlockVolume(),
+                    access_mode=_Mode(mode=_Mode.SINGLE_NODE_WRITER),
+                )
+            },
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "block",
+        ),  # the spec's "Exceeds capabilities"
     ],
 )
-def test_publish_rejects_bad_requests(node: Node, fields: dict[str, Any], code: grpc.StatusCode, names: str) -> None:
+def test_publish_rejects_bad_requests(
+    node: Node, fields: dict[str, Any], code: grpc.StatusCode, names: str
+) -> None:
     node.stage()
     got, message = status(lambda: node.publish(**fields))
     assert got == code and names in message
@@ -453,11 +496,17 @@ def test_single_writer_second_target_outside_kubelets_layout_is_failed_precondit
     ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
     base = node.root / "csi-sanity"
     (base / "mount").mkdir(parents=True)
-    staging, target, other = str(base / "staging"), str(base / "mount" / "target"), str(base / "mount" / "other_target")
+    staging, target, other = (
+        str(base / "staging"),
+        str(base / "mount" / "target"),
+        str(base / "mount" / "other_target"),
+    )
     node.stage(staging_target_path=staging, volume_capability=ssw)
     node.publish(staging_target_path=staging, target_path=target, volume_capability=ssw)
     node.publish(staging_target_path=staging, target_path=target, volume_capability=ssw)  # idempotent
-    code, message = status(lambda: node.publish(staging_target_path=staging, target_path=other, volume_capability=ssw))
+    code, message = status(
+        lambda: node.publish(staging_target_path=staging, target_path=other, volume_capability=ssw)
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and target in message
     assert node.entry(other) is None and not os.path.exists(other)
     # a pod's target in kubelet's layout is refused too, while the volume is published at the other CO's
@@ -505,8 +554,14 @@ def test_single_writer_ignores_mounts_outside_the_pods_dir(node: Node) -> None:
 
 @pytest.mark.parametrize(
     "mode",
-    [_Mode.SINGLE_NODE_MULTI_WRITER, _Mode.SINGLE_NODE_WRITER, _Mode.SINGLE_NODE_READER_ONLY,
-     _Mode.MULTI_NODE_READER_ONLY, _Mode.MULTI_NODE_SINGLE_WRITER, _Mode.MULTI_NODE_MULTI_WRITER],
+    [
+        _Mode.SINGLE_NODE_MULTI_WRITER,
+        _Mode.SINGLE_NODE_WRITER,
+        _Mode.SINGLE_NODE_READER_ONLY,
+        _Mode.MULTI_NODE_READER_ONLY,
+        _Mode.MULTI_NODE_SINGLE_WRITER,
+        _Mode.MULTI_NODE_MULTI_WRITER,
+    ],
 )
 def test_other_access_modes_publish_at_many_targets(node: Node, mode: int) -> None:
     node.stage()
@@ -532,7 +587,9 @@ def test_publish_of_another_volume_onto_a_used_target_is_already_exists(node: No
     node.publish()
     staging2 = str(node.root / "plugins" / "csi" / "pv2" / "globalmount")
     os.makedirs(os.path.dirname(staging2))
-    node.stage(volume_id="vol2", staging_target_path=staging2, volume_context={"ip": "10.0.0.3", "volume": "v2"})
+    node.stage(
+        volume_id="vol2", staging_target_path=staging2, volume_context={"ip": "10.0.0.3", "volume": "v2"}
+    )
     code, _ = status(lambda: node.publish(volume_id="vol2", staging_target_path=staging2))
     assert code == grpc.StatusCode.ALREADY_EXISTS
     assert node.entry(node.target).source == "10.0.0.2:/vol1"
@@ -548,7 +605,9 @@ def test_publish_of_another_volume_onto_a_used_target_is_already_exists(node: No
     ],
     ids=["EPERM", "redirected", "ESTALE", "interrupted"],
 )
-def test_publish_that_fails_leaves_no_mount_and_no_directory(node: Node, verb: str, error: BaseException) -> None:
+def test_publish_that_fails_leaves_no_mount_and_no_directory(
+    node: Node, verb: str, error: BaseException
+) -> None:
     node.stage()
     node.mounter.fail_next(verb, error)
     with pytest.raises((MountError, CsiError, KeyboardInterrupt)):
@@ -628,8 +687,12 @@ def test_stats_report_bytes_inodes_and_a_healthy_condition(node: Node) -> None:
 
 @pytest.mark.parametrize(
     "err, words",
-    [(errno.ESTALE, "stale"), (errno.ENOTCONN, "disconnected"), (errno.EIO, "disconnected"),
-     (errno.ETIMEDOUT, "not answering")],
+    [
+        (errno.ESTALE, "stale"),
+        (errno.ENOTCONN, "disconnected"),
+        (errno.EIO, "disconnected"),
+        (errno.ETIMEDOUT, "not answering"),
+    ],
 )
 def test_stats_of_a_dead_share_is_an_abnormal_condition(node: Node, err: int, words: str) -> None:
     node.stage()
@@ -679,7 +742,10 @@ def test_stats_of_an_unmounted_dir_is_not_found(node: Node) -> None:
 def test_capabilities_info_and_expand(node: Node) -> None:
     caps = node.svc.NodeGetCapabilities(csi_pb2.NodeGetCapabilitiesRequest(), None)  # type: ignore[arg-type]
     assert {c.rpc.type for c in caps.capabilities} == {
-        _RPC.STAGE_UNSTAGE_VOLUME, _RPC.GET_VOLUME_STATS, _RPC.VOLUME_CONDITION, _RPC.SINGLE_NODE_MULTI_WRITER,
+        _RPC.STAGE_UNSTAGE_VOLUME,
+        _RPC.GET_VOLUME_STATS,
+        _RPC.VOLUME_CONDITION,
+        _RPC.SINGLE_NODE_MULTI_WRITER,
     }
     info = node.svc.NodeGetInfo(csi_pb2.NodeGetInfoRequest(), None)  # type: ignore[arg-type]
     assert info.node_id == "node-1" and info.max_volumes_per_node == 0

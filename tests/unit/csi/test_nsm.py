@@ -116,7 +116,9 @@ def test_probe_with_a_registration_left_by_a_dead_statd() -> None:
         status = nsm.probe(rpcbind_port=pmap.port, timeout=0.5)
     finally:
         pmap.close()
-    assert not status.ready and status.detail.startswith(f"rpc.statd is registered at port {dead} but does not answer")
+    assert not status.ready and status.detail.startswith(
+        f"rpc.statd is registered at port {dead} but does not answer"
+    )
 
 
 def test_a_program_rpcbind_does_not_serve_is_an_rpc_error() -> None:
@@ -157,21 +159,26 @@ class _Stager:
             self.probes += 1
             return status
 
-        self.svc = NodeServicer("n", "z", str(root), self.mounter, VolumeLocks(), 2.0, nsm_probe=probe,
-                                lock_check=lock_check)
+        self.svc = NodeServicer(
+            "n", "z", str(root), self.mounter, VolumeLocks(), 2.0, nsm_probe=probe, lock_check=lock_check
+        )
         self.staging = root / "plugins" / "pv" / "globalmount"
         self.staging.parent.mkdir(parents=True)
 
     def stage(self, protocol: str = "NFS_V3", flags: tuple[str, ...] = ()) -> None:
         mode = csi_pb2.VolumeCapability.AccessMode
-        self.svc.NodeStageVolume(csi_pb2.NodeStageVolumeRequest(
-            volume_id="vol", staging_target_path=str(self.staging),
-            volume_capability=csi_pb2.VolumeCapability(
-                mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
-                access_mode=mode(mode=mode.MULTI_NODE_MULTI_WRITER),
+        self.svc.NodeStageVolume(
+            csi_pb2.NodeStageVolumeRequest(
+                volume_id="vol",
+                staging_target_path=str(self.staging),
+                volume_capability=csi_pb2.VolumeCapability(
+                    mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
+                    access_mode=mode(mode=mode.MULTI_NODE_MULTI_WRITER),
+                ),
+                volume_context={"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": protocol},
             ),
-            volume_context={"ip": "10.0.0.2", "volume": "vol1", "fileProtocol": protocol},
-        ), None)  # type: ignore[arg-type]
+            None,
+        )  # type: ignore[arg-type]
 
 
 NO_STATD = nsm.NsmStatus(False, "rpcbind at 127.0.0.1:111 answers, but no rpc.statd is registered")

@@ -102,10 +102,17 @@ print(json.dumps([outcome(Path(sys.argv[1]), rel, directory) for rel, directory 
 
 
 def test_the_fallback_walk_refuses_the_same(tree: Path) -> None:
-    asked = [(rel, False) for rel, _ in CASES] + [("a/../a/b", False)] + [(rel, True) for rel, _ in DIRECTORY_CASES]
+    asked = (
+        [(rel, False) for rel, _ in CASES]
+        + [("a/../a/b", False)]
+        + [(rel, True) for rel, _ in DIRECTORY_CASES]
+    )
     done = subprocess.run(
         [sys.executable, "-c", WALK, str(tree), json.dumps(asked), os.path.dirname(__file__)],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     # the walk refuses every "..", even one that stays beneath the root
     want = [want for _, want in CASES] + [errno.EXDEV] + [want for _, want in DIRECTORY_CASES]
@@ -126,8 +133,9 @@ def code(call: object) -> grpc.StatusCode:
     return info.value.code
 
 
-@pytest.mark.parametrize("path", ["relative/x", "/r/a/../b", "/r/a/./b", "/r//a", "//r/a", "/r", "/rx/a", "/other/a",
-                                  "/r/a\0b"])
+@pytest.mark.parametrize(
+    "path", ["relative/x", "/r/a/../b", "/r/a/./b", "/r//a", "//r/a", "/r", "/rx/a", "/other/a", "/r/a\0b"]
+)
 def test_beneath_refuses_malformed_or_outside_paths(path: str) -> None:
     assert code(lambda: paths.beneath("/r", path, "target_path")) == grpc.StatusCode.INVALID_ARGUMENT
 
@@ -140,10 +148,17 @@ def test_beneath_accepts_paths_below_the_root() -> None:
 def test_check_parents(tree: Path) -> None:
     root = str(tree)
     assert paths.check_parents(root, f"{root}/a/b/c/new", "target_path")
-    assert code(lambda: paths.check_parents(root, f"{root}/link/b/new", "x")) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code(lambda: paths.check_parents(root, f"{root}/link/b/new", "x")) == grpc.StatusCode.INVALID_ARGUMENT
+    )
     (tree / "file").write_text("")
-    assert code(lambda: paths.check_parents(root, f"{root}/file/new", "x")) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code(lambda: paths.check_parents(root, f"{root}/gone/new", "x")) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        code(lambda: paths.check_parents(root, f"{root}/file/new", "x")) == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        code(lambda: paths.check_parents(root, f"{root}/gone/new", "x"))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
     assert paths.check_parents(root, f"{root}/gone/new", "x", missing_ok=True) is False
 
 
@@ -153,10 +168,16 @@ def test_ensure_dir(tree: Path) -> None:
     assert (tree / "a" / "b" / "new").is_dir()
     assert paths.ensure_dir(root, f"{root}/a/b/new", "target_path", 5.0) is False  # already there
     assert paths.ensure_dir(root, f"{root}/top", "target_path", 5.0) is True  # directly under the root
-    assert code(lambda: paths.ensure_dir(root, f"{root}/a/tail", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code(lambda: paths.ensure_dir(root, f"{root}/a/tail", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
     (tree / "a" / "file").write_text("")
-    assert code(lambda: paths.ensure_dir(root, f"{root}/a/file", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
-    assert code(lambda: paths.ensure_dir(root, f"{root}/link/new", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        code(lambda: paths.ensure_dir(root, f"{root}/a/file", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert (
+        code(lambda: paths.ensure_dir(root, f"{root}/link/new", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
+    )
     assert not (tree / "a" / "new").exists()
 
 
@@ -171,6 +192,13 @@ def test_exists(tree: Path) -> None:
 def test_raise_if_redirected() -> None:
     for err in (errno.ELOOP, errno.EXDEV):
         exc = MountError(err, "open_beneath", "/r/a", "/r", "why")
-        assert code(lambda e=exc: paths.raise_if_redirected(e, "target_path")) == grpc.StatusCode.INVALID_ARGUMENT
-    paths.raise_if_redirected(MountError(errno.ENOENT, "open_beneath", "/r/a"), "target_path")  # not redirected
-    paths.raise_if_redirected(MountError(errno.ELOOP, "mount", "/r/a"), "target_path")  # not from open_beneath
+        assert (
+            code(lambda e=exc: paths.raise_if_redirected(e, "target_path"))
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+    paths.raise_if_redirected(
+        MountError(errno.ENOENT, "open_beneath", "/r/a"), "target_path"
+    )  # not redirected
+    paths.raise_if_redirected(
+        MountError(errno.ELOOP, "mount", "/r/a"), "target_path"
+    )  # not from open_beneath

@@ -64,7 +64,9 @@ def test_a_structured_nfs_source_is_the_same_mount_as_its_text() -> None:
 def test_the_same_source_made_otherwise_is_a_conflict() -> None:
     fake = FakeMounter()
     fake.mount("tmpfs", "/t", "tmpfs", ["size=1m"])
-    with pytest.raises(MountConflictError, match="it is mounted read-write; asked for tmpfs 'tmpfs' read-only"):
+    with pytest.raises(
+        MountConflictError, match="it is mounted read-write; asked for tmpfs 'tmpfs' read-only"
+    ):
         fake.mount("tmpfs", "/t", "tmpfs", ["size=1m", "ro"])
     fake.mount("10.0.0.2:/vol", "/mnt/v", "nfs4", ["vers=4.1"])
     fake.mount("10.0.0.2:/vol", "/mnt/v", "nfs4", ["vers=4"])  # any 4.x meets vers=4
@@ -191,7 +193,9 @@ def test_propagation_verbs_are_idempotent_and_follow_the_kernel_rules() -> None:
     fake.make_slave("/t/sub")  # no peers: a shared mount without them becomes private
     assert _propagation(fake)["/t/sub"] == ()
     fake.bind("/t", "/peer")
-    fake.entries[-1] = dataclasses.replace(fake.entries[-1], optional_fields=first["/t"])  # a peer, as the kernel makes
+    fake.entries[-1] = dataclasses.replace(
+        fake.entries[-1], optional_fields=first["/t"]
+    )  # a peer, as the kernel makes
     fake.make_slave("/t")
     assert _propagation(fake)["/t"] == (f"master:{first['/t'][0][7:]}",)
     fake.make_unbindable("/t/sub")

@@ -1,4 +1,5 @@
-"""mountkit's modules import one another without a circle (issue 20), TYPE_CHECKING and in-function imports included."""
+"""mountkit's modules import one another without a circle (issue 20), TYPE_CHECKING and in-function
+imports included."""
 
 from __future__ import annotations
 

@@ -63,8 +63,11 @@ def build(
         (["vers=4.2"], "nfs4", "vers=4.2,addr=127.0.0.1"),
         (["nfsvers=4"], "nfs4", "vers=4,addr=127.0.0.1,clientaddr=127.0.0.1"),
         (["vers=4", "minorversion=2"], "nfs4", "vers=4.2,addr=127.0.0.1"),
-        (["vers=4.1", "minorversion=1", "hard", "timeo=600"], "nfs4",
-         "vers=4.1,addr=127.0.0.1,clientaddr=127.0.0.1,hard,timeo=600"),
+        (
+            ["vers=4.1", "minorversion=1", "hard", "timeo=600"],
+            "nfs4",
+            "vers=4.1,addr=127.0.0.1,clientaddr=127.0.0.1,hard,timeo=600",
+        ),
         (["vers=4.2", "vers=3"], "nfs", "vers=3,addr=127.0.0.1"),
     ],
 )
@@ -78,7 +81,10 @@ def test_versions_without_callbacks_never_ask_for_a_client_address() -> None:
 
 
 def test_clientaddr_can_be_passed_as_a_fixed_address() -> None:
-    assert build(SOURCE, ["vers=4.0"], clientaddr="10.0.0.7").data == "vers=4.0,addr=127.0.0.1,clientaddr=10.0.0.7"
+    assert (
+        build(SOURCE, ["vers=4.0"], clientaddr="10.0.0.7").data
+        == "vers=4.0,addr=127.0.0.1,clientaddr=10.0.0.7"
+    )
 
 
 def test_clientaddr_that_is_not_an_address_is_refused() -> None:
@@ -88,7 +94,9 @@ def test_clientaddr_that_is_not_an_address_is_refused() -> None:
 
 def test_ipv6_server_gets_brackets_and_ipv6_transports() -> None:
     spec = build("[fd00::1]:/export", ["vers=4.1", "proto=tcp"], clientaddr=lambda server: "fd00::2")
-    assert spec == NfsMountSpec("[fd00::1]:/export", "nfs4", "vers=4.1,addr=fd00::1,clientaddr=fd00::2,proto=tcp6")
+    assert spec == NfsMountSpec(
+        "[fd00::1]:/export", "nfs4", "vers=4.1,addr=fd00::1,clientaddr=fd00::2,proto=tcp6"
+    )
     spec = build("[fd00::1]:/export", ["proto=udp", "mountproto=tcp"])
     assert spec.data == "vers=3,addr=fd00::1,proto=udp6,mountproto=tcp6"
     assert build("[fd00:0::1]:/e", ["proto=tcp6"]).data == "vers=3,addr=fd00::1,proto=tcp6"
@@ -163,13 +171,54 @@ def test_resolve_host_localhost() -> None:
 
 
 VALID_OPTIONS = [
-    "proto=tcp", "proto=udp", "proto=rdma", "port=2049", "port=0", "mountport=20048", "mountproto=udp",
-    "mountvers=3", "timeo=1", "retrans=2", "hard", "soft", "softerr", "nconnect=16", "max_connect=1",
-    "sec=sys", "sec=krb5", "sec=krb5i", "sec=krb5p", "sec=none", "sec=krb5p:krb5i", "lock", "nolock",
-    "local_lock=none", "local_lock=flock", "lookupcache=all", "lookupcache=none", "lookupcache=pos",
-    "lookupcache=positive", "rsize=1048576", "wsize=65536", "ac", "noac", "actimeo=30", "acregmin=3",
-    "acregmax=60", "acdirmin=30", "acdirmax=60", "cto", "nocto", "resvport", "noresvport", "sharecache",
-    "nosharecache", "rdirplus", "nordirplus", "fsc", "nofsc",
+    "proto=tcp",
+    "proto=udp",
+    "proto=rdma",
+    "port=2049",
+    "port=0",
+    "mountport=20048",
+    "mountproto=udp",
+    "mountvers=3",
+    "timeo=1",
+    "retrans=2",
+    "hard",
+    "soft",
+    "softerr",
+    "nconnect=16",
+    "max_connect=1",
+    "sec=sys",
+    "sec=krb5",
+    "sec=krb5i",
+    "sec=krb5p",
+    "sec=none",
+    "sec=krb5p:krb5i",
+    "lock",
+    "nolock",
+    "local_lock=none",
+    "local_lock=flock",
+    "lookupcache=all",
+    "lookupcache=none",
+    "lookupcache=pos",
+    "lookupcache=positive",
+    "rsize=1048576",
+    "wsize=65536",
+    "ac",
+    "noac",
+    "actimeo=30",
+    "acregmin=3",
+    "acregmax=60",
+    "acdirmin=30",
+    "acdirmax=60",
+    "cto",
+    "nocto",
+    "resvport",
+    "noresvport",
+    "sharecache",
+    "nosharecache",
+    "rdirplus",
+    "nordirplus",
+    "fsc",
+    "nofsc",
 ]
 
 
@@ -294,6 +343,7 @@ def test_a_structured_source_spells_itself_as_parse_source_reads_it(source: NfsS
     assert str(source) == text
     assert parse_source(text) == source
     assert nfs.source_of(source) is source
+
     def resolve(host: str) -> str:
         return "10.0.0.9"
 
@@ -332,7 +382,9 @@ def test_versions_reads_both_spellings_in_order(options: list[str] | str, versio
     assert nfs.versions(options) == versions
 
 
-@pytest.mark.parametrize(("version", "fstype"), [("3", "nfs"), ("4", "nfs4"), ("4.0", "nfs4"), ("4.2", "nfs4")])
+@pytest.mark.parametrize(
+    ("version", "fstype"), [("3", "nfs"), ("4", "nfs4"), ("4.0", "nfs4"), ("4.2", "nfs4")]
+)
 def test_the_fstype_and_option_of_a_version_are_what_build_mount_makes(version: str, fstype: str) -> None:
     assert nfs.fstype(version) == fstype
     spec = build(SOURCE, [nfs.version_option(version)])
@@ -384,7 +436,9 @@ OPTION_NAMES = sorted({*nfs._OPTIONS, "nfsvers", "addr", "ro", "bogus"})
 
 
 @given(st.lists(st.tuples(st.sampled_from(OPTION_NAMES), st.none() | st.text(max_size=12)), max_size=6))
-def test_accepted_data_holds_only_whitelisted_well_formed_options(pairs: list[tuple[str, str | None]]) -> None:
+def test_accepted_data_holds_only_whitelisted_well_formed_options(
+    pairs: list[tuple[str, str | None]],
+) -> None:
     words = [name if value is None else f"{name}={value}" for name, value in pairs]
     try:
         spec = build(SOURCE, words)

@@ -52,7 +52,9 @@ def _yaml(path: Path, values: dict[str, str]) -> str:
 def _run_suite(filestore: Filestore, scratch: Path, order: list[str]) -> Report:
     binary = os.environ.get("CSI_SANITY_BIN", "")
     if not binary or not os.access(binary, os.X_OK):
-        pytest.skip("CSI_SANITY_BIN does not name the unpacked csi-sanity (tests/vm/test_csi_sanity.py sets it)")
+        pytest.skip(
+            "CSI_SANITY_BIN does not name the unpacked csi-sanity (tests/vm/test_csi_sanity.py sets it)"
+        )
     junit = scratch / "junit.xml"
     # The driver may take minutes to answer under the emulated CPU on a busy host (120 s was too little).
     with run_driver(

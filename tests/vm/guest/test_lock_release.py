@@ -239,7 +239,8 @@ class NodeBox(Box):
         with stderr.open("w") as err:
             proc = subprocess.Popen(
                 self.enter(sys.executable, "-m", "tests.support.locknode", self.spec.name, self.spec.ip,
-                           self.spec.instance_id, str(self.kubeconfig), PROJECT, ZONE, VOLUME_ID, FS_IP, SHARE, action),
+                           self.spec.instance_id, str(self.kubeconfig), PROJECT, ZONE, VOLUME_ID, FS_IP,
+                           SHARE, action),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT,
                 env={**env, "PYTHONPATH": ROOT},
             )  # fmt: skip
@@ -261,7 +262,8 @@ class NodeBox(Box):
 
 
 def _in_netns(name: str, build: Callable[[], Any]) -> Any:
-    """``build()`` on a thread inside network namespace ``name``: its sockets, and the threads it starts, live there."""
+    """``build()`` on a thread inside network namespace ``name``: its sockets, and the threads it
+    starts, live there."""
     built: list[Any] = []
 
     def run() -> None:
@@ -365,7 +367,8 @@ def test_a_dead_nodes_lock_goes_to_the_waiting_node_only_after_release_all_locks
         core.create_node(_node_object(spec))
     stand_in: LockServer = _in_netns(cluster.server.name, lambda: LockServer(host=FS_IP))
     stand_in.on_release = lambda node_ip: notify_reboot(FS_IP, node_ip)
-    # Filestore's portmapper is at 111; here the server's rpcbind is, so the controller is told the stand-in's.
+    # Filestore's portmapper is at 111; here the server's rpcbind is, so the controller is told the
+    # stand-in's.
     controller = LockReleaseController(
         api, functools.partial(rpc.release_all_locks, pmap_port=stand_in.pmap_port)
     )

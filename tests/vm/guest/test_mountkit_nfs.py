@@ -29,7 +29,16 @@ pytestmark = pytest.mark.privileged
 
 HELPERS = ("/sbin/mount.nfs", "/sbin/mount.nfs4")
 _SPAWNERS = (
-    "fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "execv", "execve", "execvp", "execvpe", "execl",
+    "fork",
+    "forkpty",
+    "posix_spawn",
+    "posix_spawnp",
+    "system",
+    "execv",
+    "execve",
+    "execvp",
+    "execvpe",
+    "execl",
 )
 
 # case id: (fstype, options, the kernel's fstype, the vers= mountinfo shows)
@@ -53,6 +62,7 @@ class Spawned(AssertionError):
 @contextlib.contextmanager
 def no_processes(*, fsopen: bool = False) -> Iterator[None]:
     """Make every process-starting call raise for the duration (``fsopen``: mount(2) too)."""
+
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise Spawned(f"a process was started: {args[:1]!r}")
 
@@ -86,7 +96,9 @@ def _table(pid: int | None = None) -> list[tuple[str, str, str, tuple[str, ...]]
     return [(m.mount_point, m.fs_type, m.source, m.super_options) for m in MountTable.read(pid)]
 
 
-def _case(scratch: str, server: str, export: str, fstype: str, options: tuple[str, ...], api: str) -> dict[str, Any]:
+def _case(
+    scratch: str, server: str, export: str, fstype: str, options: tuple[str, ...], api: str
+) -> dict[str, Any]:
     hidden = _hide_helpers(scratch)
     if api == "mount2":
         _sys.mark_unsupported("fsopen")
@@ -102,8 +114,10 @@ def _case(scratch: str, server: str, export: str, fstype: str, options: tuple[st
     out["mount_s"] = time.monotonic() - started
     info = find_mount(target)
     assert info is not None
-    out["fs_type"], out["source"], out["super"] = info.fs_type, info.source, dict(
-        o.partition("=")[::2] for o in info.super_options
+    out["fs_type"], out["source"], out["super"] = (
+        info.fs_type,
+        info.source,
+        dict(o.partition("=")[::2] for o in info.super_options),
     )
     with open(os.path.join(target, "through-mount"), "w") as f:
         f.write(f"written via {fstype} {' '.join(options)}")
@@ -175,7 +189,9 @@ def _bad_options(scratch: str, server: str, export: str) -> dict[str, str]:
     return out
 
 
-def test_a_bad_nfs_option_comes_back_with_the_kernels_message(nfs_server: str, export_dir: str, in_ns: Any) -> None:
+def test_a_bad_nfs_option_comes_back_with_the_kernels_message(
+    nfs_server: str, export_dir: str, in_ns: Any
+) -> None:
     got = in_ns(_bad_options, nfs_server, export_dir, timeout=120)
     print(got)
     assert got["mounted_after"] == "False"
@@ -222,7 +238,9 @@ def _remount(scratch: str, server: str, export: str) -> dict[str, Any]:
     return out
 
 
-def test_nfs_remount_goes_through_fspick_and_the_kernel_judges_it(nfs_server: str, export_dir: str, in_ns: Any) -> None:
+def test_nfs_remount_goes_through_fspick_and_the_kernel_judges_it(
+    nfs_server: str, export_dir: str, in_ns: Any
+) -> None:
     got = in_ns(_remount, nfs_server, export_dir, timeout=120)
     print(got)
     assert "acregmax=33" in got["super"]
@@ -247,8 +265,10 @@ def _refs(scratch: str, server: str, export: str) -> dict[str, list[str]]:
     mounter.bind(staging, a)
     mounter.bind(staging, b, readonly=True)
     mounter.bind(os.path.join(staging, "d"), sub)
-    out = {name: sorted(os.path.basename(p) for p in mounter.refs(path)) for name, path in
-           (("staging", staging), ("a", a), ("sub", sub))}
+    out = {
+        name: sorted(os.path.basename(p) for p in mounter.refs(path))
+        for name, path in (("staging", staging), ("a", a), ("sub", sub))
+    }
     for path in (sub, b, a, staging):
         mounter.unmount(path)
     return out

@@ -53,13 +53,20 @@ def test_close_ends_every_daemon_and_frees_the_address(export_dir: str) -> None:
             mount_ns = os.readlink(f"/proc/{server.holder}/ns/mnt")
             started = _processes(mount_ns)
             assert DAEMONS <= set(started.values()), started
-            served = subprocess.run(["rpcinfo", "-T", "tcp", ADDRESS, "nfs", "3"], capture_output=True, text=True, check=False)
+            served = subprocess.run(
+                ["rpcinfo", "-T", "tcp", ADDRESS, "nfs", "3"], capture_output=True, text=True, check=False
+            )
             assert served.returncode == 0, served.stderr
         finally:
             server.close()
         assert [pid for pid in started if _alive(pid)] == []
         assert _processes(mount_ns) == {}
-        assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
-        route = subprocess.run(["ip", "route", "show", f"{ADDRESS}/32"], capture_output=True, text=True, check=False).stdout
+        assert (
+            name
+            not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+        )
+        route = subprocess.run(
+            ["ip", "route", "show", f"{ADDRESS}/32"], capture_output=True, text=True, check=False
+        ).stdout
         assert route == ""
     server.close()  # idempotent

@@ -73,8 +73,18 @@ def guest_statd_stopped() -> Iterator[None]:
 def _locker(driver: Driver, path: str, hold: float) -> subprocess.Popen[str]:
     """A process in the driver's mount namespace (where the pod's volume is) locking ``path``."""
     return subprocess.Popen(
-        ["nsenter", f"--mount=/proc/{driver.pid}/ns/mnt", "--", "/usr/bin/python3", "-c", LOCKER, path, str(hold)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            "nsenter",
+            f"--mount=/proc/{driver.pid}/ns/mnt",
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            LOCKER,
+            path,
+            str(hold),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -93,7 +103,8 @@ def _other_client(server: NfsServer, file: str, hold: float) -> subprocess.Popen
     )
     return subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "bash", "-c", script, LOCKER],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -114,9 +125,15 @@ NO_RECLAIM_WINDOW = 5.0
 REFUSED = ("REFUSED EAGAIN", "REFUSED EACCES")
 
 
-def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, filestore: Filestore, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    flags = ("--cloud=emulator", f"--emulator-endpoint={filestore.endpoint}", "--probe-timeout=5",
-             "--nfs-lock-check=refuse")
+def test_a_lock_is_reclaimed_after_a_server_restart(
+    guest_statd_stopped: None, filestore: Filestore, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    flags = (
+        "--cloud=emulator",
+        f"--emulator-endpoint={filestore.endpoint}",
+        "--probe-timeout=5",
+        "--nfs-lock-check=refuse",
+    )
     with run_driver(*flags, timeout=300) as driver:
         volume = create_volume(driver, "pvc-locks")  # tier standard: NFS_V3
         server = filestore.servers[next(iter(filestore.servers))]
@@ -137,7 +154,11 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
         try:
             _wait_for("the driver's statd", lambda: nsm.probe().ready, 120)
             # Its sm-notify (once per boot) runs after statd answers: the marker says it is done.
-            _wait_for("nsm's boot notification", lambda: os.path.exists(os.path.join(state_dir, nsm.NOTIFIED_BOOT)), 60)
+            _wait_for(
+                "nsm's boot notification",
+                lambda: os.path.exists(os.path.join(state_dir, nsm.NOTIFIED_BOOT)),
+                60,
+            )
             children = _children(services.pid)
             assert [name for _pid, name in children] == ["rpc.statd"], children  # the guest's rpcbind is used
 
@@ -151,7 +172,9 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
             try:
                 assert holder.stdout is not None and holder.stdout.readline().strip() == "GRANTED"
                 assert server_holds_lock(data_file)
-                assert os.listdir(os.path.join(state_dir, "sm")) == [server.ip]  # our statd watches the server
+                assert os.listdir(os.path.join(state_dir, "sm")) == [
+                    server.ip
+                ]  # our statd watches the server
                 assert _answer(_other_client(server, "db.sqlite", 0)) in REFUSED
 
                 server.restart_after_crash()
@@ -164,7 +187,9 @@ def test_a_lock_is_reclaimed_after_a_server_restart(guest_statd_stopped: None, f
                     assert notify.wait(timeout=30) == 0, "sm-notify: our statd did not answer"
                 finally:
                     stop(notify)
-                assert second.poll() is None, f"the second client was answered in the grace period: {_answer(second)}"
+                assert second.poll() is None, (
+                    f"the second client was answered in the grace period: {_answer(second)}"
+                )
                 server.end_nlm_grace()
                 assert _answer(second) in REFUSED
                 assert _answer(_other_client(server, "db.sqlite", 0)) in REFUSED
