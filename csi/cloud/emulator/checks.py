@@ -1,5 +1,5 @@
 """What every RPC body of the emulator checks in a request (the parent's form, a new resource's id)
-and the timestamp a new resource gets; shared by :mod:`~csi.cloud.emulator.state` and its multishare mixin."""
+and the timestamp a new resource gets; shared by :mod:`~csi.cloud.emulator.state` and its mixins."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from google.protobuf import empty_pb2
 from csi.cloud import Instance, MultishareInstance, Share
 from csi.cloud.emulator.checks import check_id, now_pb, parse_parent
 from csi.cloud.emulator.errors import ApiError, not_found
+from csi.cloud.emulator.operations import OperationsMixin, Pb
 from csi.filestore import (
     DEFAULT_CAPACITY_STEP_GIB,
     MAX_SHARES_PER_INSTANCE,
@@ -41,7 +42,6 @@ _ShareState = pb.Share.State
 #: The most shares an instance may be asked for (1 TiB ... 128 GiB shares on a 10 TiB instance).
 MAX_SHARE_COUNT_LIMIT = shares_per_instance(min(MAX_VOLUME_SIZES_GIB))
 
-Pb = Any
 ShareHook = Callable[[MultishareInstance, Share], None]
 
 
@@ -59,40 +59,23 @@ def _v1_tier(inst: Pb) -> Any:
     return tiers[_Tier.Name(inst.tier)]
 
 
-class MultishareMixin:
+class MultishareMixin(OperationsMixin):
     """The v1beta1 RPC bodies; each runs under the state's lock (``EmulatorState.run``)."""
 
     # Provided by EmulatorState.
     export_root: Path | None
     _ms_instances: dict[str, Pb]
     _shares: dict[str, Pb]
-    _pending_created: list[Instance]
-    _pending_deleted: list[Instance]
-    _pending_calls: list[Callable[[], None]]
     on_share_created: ShareHook | None
     on_share_deleted: ShareHook | None
 
     if TYPE_CHECKING:
-
-        def _start(
-            self,
-            parent_location: str,
-            project: str,
-            target: str,
-            verb: str,
-            complete: Callable[[], Pb],
-            abort: Callable[[], None] = ...,
-        ) -> operations_pb2.Operation: ...
-
-        def _running_targets(self) -> list[str]: ...
 
         def _free_ip(self) -> str: ...
 
         def _name_taken(self, name: str) -> bool: ...
 
         def _check_instance_quota(self) -> None: ...
-
-        def _page(self, items: list[Pb], page_size: int, page_token: str) -> tuple[list[Pb], str]: ...
 
         def _record(self, inst: Pb) -> Instance: ...
 

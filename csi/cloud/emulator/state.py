@@ -1,9 +1,9 @@
-"""The emulator's state: instances, backups and long-running operations, behind one lock.
+"""The emulator's state: instances behind one lock, with its backups, operations and multishare mixins.
 
-Operations finish ``op_delay`` seconds after they start; the effect is applied the first time any
-call observes the state after that moment, so no timer thread is needed. Validation follows the
-Filestore v1 API (ids, tiers, capacity limits, states); quotas, injected faults, held operations,
-failing creations and forced states let tests drive the error paths.
+Validation follows the Filestore v1 API (ids, tiers, capacity limits, states); quotas, injected
+faults, held operations, failing creations and forced states let tests drive the error paths.
+Operations (:mod:`~csi.cloud.emulator.operations`) finish ``op_delay`` seconds after they start,
+applied when a call next observes the state, so no timer thread is needed.
 """
 
 from __future__ import annotations
@@ -12,24 +12,21 @@ import ipaddress
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import grpc
 from google.cloud import filestore_v1
-from google.cloud.common import OperationMetadata
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2
-from google.protobuf.message import Message
-from google.rpc import status_pb2
+from google.protobuf import empty_pb2
 
 from csi.cloud import Instance, export_rules_error
+from csi.cloud.emulator.backups import BackupsMixin
 from csi.cloud.emulator.checks import check_id, now_pb, parse_parent
 from csi.cloud.emulator.errors import ApiError, not_found
 from csi.cloud.emulator.multishare import MultishareMixin, ShareHook
+from csi.cloud.emulator.operations import InstanceHook, OperationsMixin, Pb
 from csi.filestore import (
     BASIC_TIERS,
     LEGACY_TIERS,
@@ -40,24 +37,16 @@ from csi.filestore import (
     capacity_band,
     is_share_name,
     performance_error,
-    region_of,
     tag_error,
 )
 
 InstancePb = filestore_v1.Instance.pb()
-BackupPb = filestore_v1.Backup.pb()
 _Tier = filestore_v1.Instance.Tier
 _InstanceState = filestore_v1.Instance.State
 _BackupState = filestore_v1.Backup.State
 
 #: The tiers the emulator serves (every tier with capacity bands, and the legacy names).
 SUPPORTED_TIERS = frozenset(_Tier.__members__[name] for name in (*TIER_CAPACITY_GIB, *LEGACY_TIERS))
-MAX_PAGE_SIZE = 500
-
-InstanceHook = Callable[[Instance], None]
-# Raw filestore protobuf messages (the pb classes behind proto-plus are untyped).
-Pb = Any
-T = TypeVar("T")
 
 
 @dataclass
@@ -67,37 +56,12 @@ class _Fault:
     message: str
 
 
-@dataclass
-class _Operation:
-    pb: operations_pb2.Operation
-    done_at: float
-    complete: Callable[[], Pb]  # applies the effect, returns the response
-    abort: Callable[[], None] = lambda: None  # undoes the start (on cancel)
-
-
-@dataclass
-class _Events:
-    created: list[Instance] = field(default_factory=list)
-    deleted: list[Instance] = field(default_factory=list)
-    calls: list[Callable[[], None]] = field(default_factory=list)
-
-    def any(self) -> bool:
-        """Whether there are hooks to run."""
-        return bool(self.created or self.deleted or self.calls)
-
-
-def _pack(msg: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(msg)
-    return packed
-
-
 #: RFC 5737 documentation ranges: never routed on a real network, so tests may use them on links of
 #: their own (the NFS test guest gives each instance a server behind a veth link)
 _TEST_NETS = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
-class EmulatorState(MultishareMixin):
+class EmulatorState(MultishareMixin, BackupsMixin, OperationsMixin):
     """Thread-safe Filestore state (v1, and the v1beta1 multishare part). Options:
 
     ``op_delay``: seconds until an operation completes. ``ip_pool``: the network instance IPs come
@@ -156,7 +120,7 @@ class EmulatorState(MultishareMixin):
         self._backups: dict[str, Pb] = {}
         self._pending_created: list[Instance] = []
         self._pending_deleted: list[Instance] = []
-        self._ops: dict[str, _Operation] = {}
+        self._ops = {}
         self._faults: dict[str, _Fault] = {}
         self._tags: dict[str, dict[str, str]] = {}  # bound at creation; the API never returns them
         self._updating: set[str] = set()  # instances with an update operation running
@@ -209,111 +173,6 @@ class EmulatorState(MultishareMixin):
             fault.remaining -= 1
         raise ApiError(fault.code, fault.message)
 
-    # -- operations --
-
-    def _start(
-        self,
-        parent_location: str,
-        project: str,
-        target: str,
-        verb: str,
-        complete: Callable[[], Pb],
-        abort: Callable[[], None] = lambda: None,
-    ) -> operations_pb2.Operation:
-        name = f"projects/{project}/locations/{parent_location}/operations/operation-{uuid.uuid4().hex}"
-        meta = OperationMetadata(target=target, verb=verb, api_version="v1")
-        meta_pb = OperationMetadata.pb(meta)
-        meta_pb.create_time.CopyFrom(now_pb())
-        op = operations_pb2.Operation(name=name, metadata=_pack(meta_pb))
-        self._ops[name] = _Operation(op, time.monotonic() + self.op_delay, complete, abort)
-        return op
-
-    def _advance(self, events: _Events) -> None:
-        """Complete every operation whose time has come (caller holds the lock)."""
-        now = time.monotonic()
-        for rec in self._ops.values():
-            if self._held or rec.pb.done or rec.done_at > now:
-                continue
-            try:
-                rec.pb.response.CopyFrom(_pack(rec.complete()))
-            except ApiError as exc:
-                rec.pb.error.CopyFrom(status_pb2.Status(code=exc.code.value[0], message=exc.message))
-            rec.pb.done = True
-            rec.complete = lambda: empty_pb2.Empty()
-        events.created.extend(self._pending_created)
-        events.deleted.extend(self._pending_deleted)
-        events.calls.extend(self._pending_calls)
-        self._pending_created.clear()
-        self._pending_deleted.clear()
-        self._pending_calls.clear()
-
-    def run(self, fn: Callable[[], T]) -> T:
-        """Run one RPC body under the lock, after completing due operations; fire hooks after."""
-        events = _Events()
-        try:
-            with self._lock:
-                self._hooks_done.wait_for(lambda: not self._hooks_running)
-                self._advance(events)
-                self._hooks_running = events.any()
-                return fn()
-        finally:
-            if events.any():
-                try:
-                    self._fire(events)
-                finally:
-                    with self._lock:
-                        self._hooks_running = False
-                        self._hooks_done.notify_all()
-
-    def _fire(self, events: _Events) -> None:
-        for inst in events.created:
-            if self._on_created is not None:
-                self._on_created(inst)
-        for inst in events.deleted:
-            if self._on_deleted is not None:
-                self._on_deleted(inst)
-        for call in events.calls:
-            call()
-
-    def get_operation(self, name: str) -> operations_pb2.Operation:
-        rec = self._ops.get(name)
-        if rec is None:
-            raise ApiError(grpc.StatusCode.NOT_FOUND, f"operation {name} not found")
-        return rec.pb
-
-    def list_operations(
-        self, name: str, page_size: int, page_token: str
-    ) -> operations_pb2.ListOperationsResponse:
-        prefix = name.rstrip("/") + "/operations/" if name else ""
-        ops = sorted((o.pb for o in self._ops.values() if o.pb.name.startswith(prefix)), key=lambda o: o.name)
-        page, token = self._page(ops, page_size, page_token)
-        return operations_pb2.ListOperationsResponse(operations=page, next_page_token=token)
-
-    def delete_operation(self, name: str) -> empty_pb2.Empty:
-        self.get_operation(name)
-        del self._ops[name]
-        return empty_pb2.Empty()
-
-    def cancel_operation(self, name: str) -> empty_pb2.Empty:
-        rec = self._ops[self.get_operation(name).name]
-        if not rec.pb.done:
-            rec.abort()
-            rec.pb.error.CopyFrom(
-                status_pb2.Status(code=grpc.StatusCode.CANCELLED.value[0], message="cancelled")
-            )
-            rec.pb.done = True
-        return empty_pb2.Empty()
-
-    def _running_targets(self) -> list[str]:
-        """The targets of the operations still running."""
-        targets = []
-        for rec in self._ops.values():
-            if not rec.pb.done:
-                meta = OperationMetadata.pb()()
-                rec.pb.metadata.Unpack(meta)
-                targets.append(meta.target)
-        return targets
-
     def _name_taken(self, name: str) -> bool:
         return name in self._instances or name in self._ms_instances
 
@@ -334,10 +193,6 @@ class EmulatorState(MultishareMixin):
             raise ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, "no free address in the IP pool")
         return free
 
-    def seconds_until_done(self, name: str) -> float:
-        rec = self._ops.get(name)
-        return 0.0 if rec is None or rec.pb.done else max(0.0, rec.done_at - time.monotonic())
-
     def _list(
         self, store: dict[str, Pb], parent: str, collection: str, page_size: int, page_token: str
     ) -> tuple[list[Pb], str]:
@@ -346,15 +201,6 @@ class EmulatorState(MultishareMixin):
         prefix = f"projects/{project}/locations/" + ("" if location == "-" else f"{location}/{collection}/")
         found = sorted((r for n, r in store.items() if n.startswith(prefix)), key=lambda r: r.name)
         return self._page(found, page_size, page_token)
-
-    def _page(self, items: list[Pb], page_size: int, page_token: str) -> tuple[list[Pb], str]:
-        size = min(page_size or self.default_page_size, MAX_PAGE_SIZE)
-        try:
-            start = int(page_token) if page_token else 0
-        except ValueError:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid page token {page_token!r}") from None
-        end = start + size
-        return items[start:end], (str(end) if end < len(items) else "")
 
     # -- instances --
 
@@ -578,92 +424,3 @@ class EmulatorState(MultishareMixin):
             inst.state = _InstanceState.READY
 
         return self._start(location, project, name, "delete", complete, abort)
-
-    # -- backups --
-
-    def _backup(self, name: str) -> Pb:
-        backup = self._backups.get(name)
-        if backup is None:
-            raise not_found(name)
-        return backup
-
-    def _backup_dir(self, name: str) -> Path | None:
-        return None if self.export_root is None else self.export_root / ".backups" / name.rsplit("/", 1)[1]
-
-    def get_backup(self, name: str) -> Pb:
-        return self._backup(name)
-
-    def list_backups(self, parent: str, page_size: int, page_token: str) -> Pb:
-        page, token = self._list(self._backups, parent, "backups", page_size, page_token)
-        return filestore_v1.ListBackupsResponse.pb()(backups=page, next_page_token=token)
-
-    def create_backup(self, request: Pb) -> operations_pb2.Operation:
-        _, region = parse_parent(request.parent, allow_any=False)
-        check_id("backup", request.backup_id)
-        if region_of(region) != region:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"backups live in a region, not {region!r}")
-        source = self._instance(request.backup.source_instance)  # any region: cross-region backups
-        if request.backup.source_file_share != source.file_shares[0].name:
-            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, "source_file_share is not the instance's share")
-        if source.state != _InstanceState.READY:
-            raise ApiError(
-                grpc.StatusCode.FAILED_PRECONDITION, f"instance is {_InstanceState(source.state).name}"
-            )
-        share_dir = self._share_dir(source.name.rsplit("/", 1)[1], source.file_shares[0].name)
-        return self._start_backup(request, source.file_shares[0].capacity_gb, source.tier, share_dir)
-
-    def _start_backup(
-        self,
-        request: Pb,
-        capacity_gb: int,
-        tier: int,
-        share_dir: Path | None,
-        respond: Callable[[Pb], Pb] = lambda b: b,
-    ) -> operations_pb2.Operation:
-        """Start a checked CreateBackup of a share holding ``capacity_gb`` whose data is in ``share_dir``;
-        ``respond`` turns the stored (v1) backup into the operation's response."""
-        project, region = parse_parent(request.parent, allow_any=False)
-        name = f"{request.parent}/backups/{request.backup_id}"
-        if name in self._backups:
-            raise ApiError(grpc.StatusCode.ALREADY_EXISTS, f"Resource '{name}' already exists")
-        backup = BackupPb()
-        backup.ParseFromString(request.backup.SerializeToString())  # v1 and v1beta1 Backups share fields
-        backup.name = name
-        backup.state = _BackupState.CREATING
-        backup.create_time.CopyFrom(now_pb())
-        backup.capacity_gb = capacity_gb
-        backup.source_instance_tier = tier
-        self._backups[name] = backup
-
-        def complete() -> Pb:
-            target = self._backup_dir(name)
-            stored = 0
-            if share_dir is not None and target is not None and share_dir.is_dir():
-                shutil.copytree(share_dir, target, dirs_exist_ok=True)
-                stored = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
-            backup.storage_bytes = stored
-            backup.state = _BackupState.READY
-            return respond(backup)
-
-        def abort() -> None:
-            self._backups.pop(name, None)
-
-        return self._start(region, project, name, "create", complete, abort)
-
-    def delete_backup(self, name: str) -> operations_pb2.Operation:
-        backup = self._backup(name)
-        if backup.state != _BackupState.READY:
-            raise ApiError(
-                grpc.StatusCode.FAILED_PRECONDITION, f"backup is {_BackupState(backup.state).name}"
-            )
-        backup.state = _BackupState.DELETING
-        project, region = name.split("/")[1], name.split("/")[3]
-
-        def complete() -> Pb:
-            self._backups.pop(name, None)
-            target = self._backup_dir(name)
-            if target is not None:
-                shutil.rmtree(target, ignore_errors=True)
-            return empty_pb2.Empty()
-
-        return self._start(region, project, name, "delete", complete)
