@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from csi.node import kubelet
 from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.version import DEFAULT_DRIVER_NAME
 from tests.support.csiutil import CAP
 from tests.support.reliability import NsDriver, report, size
 
@@ -39,7 +41,7 @@ def driver() -> Iterator[tuple[NsDriver, csi_pb2_grpc.NodeStub]]:
 
 def staged(d: NsDriver, names: list[str]) -> list[str]:
     """tmpfs stand-ins for staged shares (one nsenter for all of them)."""
-    paths = [os.path.join(d.root, "plugins", n, "globalmount") for n in names]
+    paths = [kubelet.staging_path(d.root, DEFAULT_DRIVER_NAME, n) for n in names]
     for p in paths:
         os.makedirs(p)
     d.ns("sh", "-c", " && ".join(f"mount -t tmpfs -o size=1m share-{n} {p}" for n, p in zip(names, paths)))
@@ -47,9 +49,9 @@ def staged(d: NsDriver, names: list[str]) -> list[str]:
 
 
 def target_of(d: NsDriver, pod: str, volume: str) -> str:
-    parent = os.path.join(d.root, "pods", pod, "volumes", "kubernetes.io~csi", volume)
-    os.makedirs(parent, exist_ok=True)
-    return os.path.join(parent, "mount")
+    target = kubelet.publish_target(d.root, pod, volume)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    return target
 
 
 def code(call: object, request: object) -> grpc.StatusCode:

@@ -22,7 +22,9 @@ from typing import Any
 import grpc
 import pytest
 
+from csi.node import kubelet
 from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.version import DEFAULT_DRIVER_NAME
 from tests.support.csiutil import CAP
 from tests.support.reliability import NsDriver, report, seed, size
 
@@ -90,20 +92,16 @@ def test_random_sigkills_converge(driver: NsDriver) -> None:
                 out.write(rng.randbytes(rng.randrange(1, 1 << 16)))
         shares.append(share)
         sums.append(checksums(share))
-        stagings.append(os.path.join(driver.root, "plugins", f"pv{v}", "globalmount"))
+        stagings.append(kubelet.staging_path(driver.root, DEFAULT_DRIVER_NAME, f"pv{v}"))
         os.makedirs(os.path.dirname(stagings[-1]))
     targets = [
-        [
-            os.path.join(driver.root, "pods", f"pod{p}", "volumes", "kubernetes.io~csi", f"pv{v}", "mount")
-            for p in range(2)
-        ]
-        for v in range(VOLUMES)
+        [kubelet.publish_target(driver.root, f"pod{p}", f"pv{v}") for p in range(2)] for v in range(VOLUMES)
     ]
     for pair in targets:
         for target in pair:
             os.makedirs(os.path.dirname(target))
     # data a kubelet left in an unmounted target dir must survive every unpublish
-    precious = os.path.join(driver.root, "pods", "podx", "volumes", "kubernetes.io~csi", "pvx", "mount")
+    precious = kubelet.publish_target(driver.root, "podx", "pvx")
     os.makedirs(precious)
     with open(os.path.join(precious, "keep"), "w") as out:
         out.write("keep me")

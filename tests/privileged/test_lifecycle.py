@@ -54,8 +54,7 @@ def test_volume_lifecycle_through_the_whole_driver(driver: Driver) -> None:
     context = dict(volume.volume_context)
     assert context["volume"] and context["ip"]
 
-    staging = os.path.join(driver.root, "plugins", "pv", "globalmount")
-    os.makedirs(os.path.dirname(staging))
+    staging = driver.staging("pv")
     try:
         stage(driver, volume, staging, timeout=60)
         nfs_ok = True
@@ -77,17 +76,14 @@ def test_volume_lifecycle_through_the_whole_driver(driver: Driver) -> None:
     for pod, readonly in (("writer", False), ("reader", True)):
         targets.append(driver.target(pod, "pvc-life"))
         publish(driver, volume, staging, targets[-1], readonly=readonly, timeout=30)
-    assert _mounted(driver) == {
-        "plugins/pv/globalmount": "rw",
-        "pods/writer/volumes/kubernetes.io~csi/pvc-life/mount": "rw",
-        "pods/reader/volumes/kubernetes.io~csi/pvc-life/mount": "ro",
-    }
+    writer, reader = (os.path.relpath(target, driver.root) for target in targets)
+    assert _mounted(driver) == {os.path.relpath(staging, driver.root): "rw", writer: "rw", reader: "ro"}
     driver.sh(f"echo lifecycle > {targets[0]}/f")
     assert driver.ns("cat", f"{targets[1]}/f").stdout == "lifecycle\n"
 
     for target in targets:
         unpublish(driver, volume, target, timeout=30)
-    assert _mounted(driver) == {"plugins/pv/globalmount": "rw"}
+    assert _mounted(driver) == {os.path.relpath(staging, driver.root): "rw"}
     unstage(driver, volume, staging, timeout=30)
     assert _mounted(driver) == {} and not os.path.exists(staging)
     until_done(driver.controller.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=volume.volume_id))

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from csi.node import kubelet
 from csi.proto import csi_pb2
 from tests.support.csiutil import Driver, mount_rows, run_server
 
@@ -219,7 +220,7 @@ def test_unpublish_never_deletes_data_in_an_unmounted_target(driver: Driver) -> 
 
 
 def test_unpublish_of_a_missing_target_is_ok(driver: Driver) -> None:
-    target = os.path.join(path(driver, "pods", "gone", "volumes", "kubernetes.io~csi", "pvc-1"), "mount")
+    target = kubelet.publish_target(driver.root, "gone", "pvc-1")
     driver.node.NodeUnpublishVolume(
         csi_pb2.NodeUnpublishVolumeRequest(volume_id="vol", target_path=target), timeout=30
     )

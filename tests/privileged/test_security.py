@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from csi.node import kubelet
 from csi.proto import csi_pb2, csi_pb2_grpc
+from csi.version import DEFAULT_DRIVER_NAME
 from tests.support.reliability import NsDriver, report
 
 pytestmark = pytest.mark.privileged
@@ -55,8 +57,8 @@ def test_no_secrets_logged_socket_0660_paths_confined_no_helpers(driver: tuple[N
     assert stat.S_IMODE(os.stat(d.sock).st_mode) == 0o660
     secrets = {"password": SECRET, "token": SECRET}
     flags = [f"password={SECRET}", f"sec=sys,password={SECRET}", f"credentials={SECRET}"]
-    staging = os.path.join(d.root, "plugins", "pv", "globalmount")
-    target = os.path.join(d.root, "pods", "p", "volumes", "kubernetes.io~csi", "pv", "mount")
+    staging = kubelet.staging_path(d.root, DEFAULT_DRIVER_NAME, "pv")
+    target = kubelet.publish_target(d.root, "p", "pv")
     os.makedirs(os.path.dirname(staging))
     os.makedirs(os.path.dirname(target))
     codes = []

@@ -21,15 +21,14 @@ import time
 from csi.lockrelease.kube import api_client
 from csi.lockrelease.store import NodeLockInfo
 from csi.locks import VolumeLocks
-from csi.node import nsm
+from csi.node import kubelet, nsm
 from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
+from csi.version import DEFAULT_DRIVER_NAME
 from mountkit.mounter import Mounter
 
 KUBELET_ROOT = "/run/kubelet"
-STAGING = os.path.join(
-    KUBELET_ROOT, "plugins", "kubernetes.io", "csi", "filestore.csi.storage.gke.io", "vol", "globalmount"
-)
+STAGING = kubelet.staging_path(KUBELET_ROOT, DEFAULT_DRIVER_NAME, "vol")
 _Mode = csi_pb2.VolumeCapability.AccessMode
 
 

@@ -23,9 +23,11 @@ from csi.controller.service import ControllerServicer
 from csi.errors import CsiError, to_status
 from csi.filestore import RESOURCE_ID
 from csi.locks import VolumeLocks
+from csi.node import kubelet
 from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
 from csi.validation import MAX_INCOMING_ID_BYTES
+from csi.version import DEFAULT_DRIVER_NAME
 from csi.volume_id import BackupRef, VolumeRef, cloud_name
 from mountkit.errors import InvalidOptionError, MountError
 from mountkit.fake import FakeMounter
@@ -91,8 +93,8 @@ class Node:
         self.root = str(root)
         self.mounter = NfsCheckingMounter()
         self.svc = NodeServicer("node-1", "us-central1-a", self.root, self.mounter, VolumeLocks(), 2.0)
-        self.staging = os.path.join(self.root, "plugins", "pv", "globalmount")
-        self.target = os.path.join(self.root, "pods", "uid", "volumes", "kubernetes.io~csi", "pv", "mount")
+        self.staging = kubelet.staging_path(self.root, DEFAULT_DRIVER_NAME, "pv")
+        self.target = kubelet.publish_target(self.root, "uid", "pv")
         os.makedirs(os.path.dirname(self.staging), exist_ok=True)
         os.makedirs(os.path.dirname(self.target), exist_ok=True)
 

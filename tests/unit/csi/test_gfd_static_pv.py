@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from csi.locks import VolumeLocks
+from csi.node import kubelet
 from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
+from csi.version import DEFAULT_DRIVER_NAME
 from mountkit.fake import FakeMounter
 from tests.support.gfd_static_pvs import GFD_STATIC_PVS, MOUNT_OPTIONS, pv_capability, static_pv
 
@@ -32,10 +34,8 @@ def test_gfd_static_pv_stages_and_publishes(tmp_path: Path, source: str, options
     csi = spec["csi"]
     capability = pv_capability(spec)
     root = tmp_path / "kubelet"
-    staging = (
-        root / "plugins" / "kubernetes.io" / "csi" / "filestore.csi.storage.gke.io" / "hash" / "globalmount"
-    )
-    target = root / "pods" / "uid-1" / "volumes" / "kubernetes.io~csi" / "pv" / "mount"
+    staging = Path(kubelet.staging_path(str(root), DEFAULT_DRIVER_NAME, "hash"))
+    target = Path(kubelet.publish_target(str(root), "uid-1", "pv"))
     os.makedirs(staging.parent)
     os.makedirs(target.parent)
     mounter = FakeMounter()

@@ -25,6 +25,7 @@ from csi.node import kubelet
 from csi.node.service import NodeServicer
 from csi.node.volume_context import nfs_share
 from csi.proto import csi_pb2
+from csi.version import DEFAULT_DRIVER_NAME
 from csi.volume_id import ShareRef, share_name
 from mountkit.errors import CorruptedMountError, MountError, as_verb
 from mountkit.fake import FakeMounter
@@ -51,8 +52,8 @@ class Node:
         self.mounter = FakeMounter()
         self.locks = VolumeLocks()
         self.svc = NodeServicer("node-1", "us-central1-a", str(root), self.mounter, self.locks, 2.0)
-        self.staging = str(root / "plugins" / "csi" / "pv1" / "globalmount")
-        self.target = str(root / "pods" / "uid" / "volumes" / "kubernetes.io~csi" / "pv1" / "mount")
+        self.staging = kubelet.staging_path(str(root), DEFAULT_DRIVER_NAME, "pv1")
+        self.target = kubelet.publish_target(str(root), "uid", "pv1")
         os.makedirs(os.path.dirname(self.staging))
         os.makedirs(os.path.dirname(self.target))
 
@@ -237,7 +238,8 @@ def test_stage_of_a_block_capability_exceeds_capabilities(node: Node) -> None:
 
 
 def test_stage_refuses_dot_dot_and_symlinks(node: Node) -> None:
-    sneaky = os.path.join(os.path.dirname(node.staging), "..", "..", "..", "..", "etc")
+    parent = os.path.dirname(node.staging)
+    sneaky = os.path.join(parent, os.path.relpath(node.root.parent / "etc", parent))  # ../.. out of the root
     assert status(lambda: node.stage(staging_target_path=sneaky))[0] == grpc.StatusCode.INVALID_ARGUMENT
     link = node.root / "plugins" / "link"
     os.symlink("/", link)
@@ -250,7 +252,7 @@ def test_stage_refuses_dot_dot_and_symlinks(node: Node) -> None:
 
 
 def test_stage_creates_only_the_last_component(node: Node) -> None:
-    deep = str(node.root / "plugins" / "missing" / "globalmount")
+    deep = kubelet.staging_path(str(node.root), DEFAULT_DRIVER_NAME, "missing")
     assert status(lambda: node.stage(staging_target_path=deep))[0] == grpc.StatusCode.FAILED_PRECONDITION
     assert not os.path.exists(os.path.dirname(deep))
     node.stage()
@@ -448,7 +450,7 @@ def test_publish_whose_bind_fails_removes_the_directory_it_made(node: Node) -> N
 def test_single_writer_publish_at_a_second_target_is_failed_precondition(node: Node) -> None:
     """CSI's table for SINGLE_NODE_SINGLE_WRITER: same target OK, another target FAILED_PRECONDITION."""
     ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
-    other = str(node.root / "pods" / "uid2" / "volumes" / "kubernetes.io~csi" / "pv1" / "mount")
+    other = kubelet.publish_target(str(node.root), "uid2", "pv1")
     os.makedirs(os.path.dirname(other))
     node.stage()
     node.publish(volume_capability=ssw)
@@ -545,7 +547,7 @@ def test_publish_targets_in_kubelets_layout() -> None:
 def test_single_writer_ignores_mounts_outside_the_pods_dir(node: Node) -> None:
     ssw = capability(_Mode.SINGLE_NODE_SINGLE_WRITER)
     node.stage()
-    elsewhere = str(node.root / "plugins" / "csi" / "pv1" / "another-view")
+    elsewhere = os.path.join(os.path.dirname(node.staging), "another-view")
     os.mkdir(elsewhere)
     node.mounter.bind(node.staging, elsewhere)  # not a pod's target
     node.publish(volume_capability=ssw)
@@ -567,7 +569,7 @@ def test_other_access_modes_publish_at_many_targets(node: Node, mode: int) -> No
     node.stage()
     targets = [node.target]
     for pod in ("uid2", "uid3"):
-        targets.append(str(node.root / "pods" / pod / "volumes" / "kubernetes.io~csi" / "pv1" / "mount"))
+        targets.append(kubelet.publish_target(str(node.root), pod, "pv1"))
         os.makedirs(os.path.dirname(targets[-1]))
     for target in targets:
         node.publish(target_path=target, volume_capability=capability(mode))
@@ -585,7 +587,7 @@ def test_single_writer_publishes_race_one_at_a_time(node: Node) -> None:
 def test_publish_of_another_volume_onto_a_used_target_is_already_exists(node: Node) -> None:
     node.stage()
     node.publish()
-    staging2 = str(node.root / "plugins" / "csi" / "pv2" / "globalmount")
+    staging2 = kubelet.staging_path(str(node.root), DEFAULT_DRIVER_NAME, "pv2")
     os.makedirs(os.path.dirname(staging2))
     node.stage(
         volume_id="vol2", staging_target_path=staging2, volume_context={"ip": "10.0.0.3", "volume": "v2"}

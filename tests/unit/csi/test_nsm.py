@@ -17,9 +17,10 @@ import pytest
 
 from csi.errors import to_status
 from csi.locks import VolumeLocks
-from csi.node import nsm
+from csi.node import kubelet, nsm
 from csi.node.service import NodeServicer
 from csi.proto import csi_pb2
+from csi.version import DEFAULT_DRIVER_NAME
 from mountkit.fake import FakeMounter
 from mountkit.nfs import uses_nlm
 
@@ -162,7 +163,7 @@ class _Stager:
         self.svc = NodeServicer(
             "n", "z", str(root), self.mounter, VolumeLocks(), 2.0, nsm_probe=probe, lock_check=lock_check
         )
-        self.staging = root / "plugins" / "pv" / "globalmount"
+        self.staging = Path(kubelet.staging_path(str(root), DEFAULT_DRIVER_NAME, "pv"))
         self.staging.parent.mkdir(parents=True)
 
     def stage(self, protocol: str = "NFS_V3", flags: tuple[str, ...] = ()) -> None:
