@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import bench_transport
 import common
 
 from csi.node import kubelet  # loads no grpc: safe before the fork
@@ -56,6 +57,8 @@ CAPS = "Go client: 2 no-op RPCs, this server"
 GO_CAPS = "Go client: 2 no-op RPCs, Go no-op server"
 PUBLISH_WALL = "burst: publish wall"
 UNPUBLISH_WALL = "burst: unpublish wall"
+#: the same bursts answered by a bare grpcio server doing no work: what the transport alone costs
+FLOOR = ", bare grpcio no-op server"
 ERRORS = "burst: failed runs"
 READONLY = "burst: targets read-only at attach"
 RSS = "driver RSS after the bursts"
@@ -120,7 +123,8 @@ def _p(samples: list[float], q: float) -> float:
 
 
 class _Node:
-    """The driver serving the node service in this namespace, and the Go no-op server beside it."""
+    """The driver serving the node service in this namespace; beside it the Go no-op server and a bare
+    grpcio no-op node server with as many worker threads (bench_transport's ``noop-node``)."""
 
     def __init__(self, scratch: str, root: str, pubbench: str, workers: int) -> None:
         self.sock = os.path.join(scratch, "csi.sock")
@@ -142,6 +146,8 @@ class _Node:
             text=True,
         )
         self.go = subprocess.Popen([pubbench, "serve", self.go_sock], stderr=subprocess.DEVNULL)
+        self.noop_sock = os.path.join(scratch, "noop.sock")
+        self.noop = bench_transport._start("noop-node", self.noop_sock, None, workers)
         assert self.driver.stdout is not None
         line = self.driver.stdout.readline()  # "listening on ...", once serving
         if not line.startswith("listening on"):
@@ -160,7 +166,7 @@ class _Node:
         return float(psutil.Process(self.driver.pid).memory_info().rss) / 2**20
 
     def stop(self) -> None:
-        for proc in (self.driver, self.go):
+        for proc in (self.driver, self.go, self.noop):
             proc.terminate()
             try:
                 proc.wait(timeout=30)
@@ -267,8 +273,10 @@ def _pair_rows(
 
 
 def _burst_rows(node: _Node, pubbench: str, staging: str, bases: list[str], n: int) -> list[common.Row]:
-    """One burst of ``n`` publishes, then ``n`` unpublishes, at each of ``bases``: median walls, failures."""
+    """One burst of ``n`` publishes, then ``n`` unpublishes, at each of ``bases``, each followed by the
+    same burst at the bare grpcio no-op server: median walls against that floor, failures."""
     walls: list[tuple[float, float]] = []
+    floor: list[tuple[float, float]] = []
     failures: list[str] = []
     for base in bases:
         got = _burst(pubbench, node.sock, staging, base, n)
@@ -276,11 +284,21 @@ def _burst_rows(node: _Node, pubbench: str, staging: str, bases: list[str], n: i
             failures.append(got)
         else:
             walls.append(got)
+        noop = _burst(pubbench, node.noop_sock, staging, base + "-noop", n)
+        if isinstance(noop, str):
+            failures.append(f"the bare grpcio no-op server: {noop}")
+        else:
+            floor.append(noop)
     rows: list[common.Row] = []
-    for name, ms in ((PUBLISH_WALL, [w[0] for w in walls]), (UNPUBLISH_WALL, [w[1] for w in walls])):
+    for i, name in enumerate((PUBLISH_WALL, UNPUBLISH_WALL)):
+        base_ms = [w[i] for w in floor]
+        if base_ms:
+            note = f"max {max(base_ms):.1f} ms"
+            rows.append(common.Row(name + FLOOR, statistics.median(base_ms) * 1e6, note=note))
+        ms = [w[i] for w in walls]
         if ms:
             note = f"median of {len(ms)}; max {max(ms):.1f} ms"
-            rows.append(common.Row(name, statistics.median(ms) * 1e6, note=note))
+            rows.append(common.Row(name, statistics.median(ms) * 1e6, baseline=name + FLOOR, note=note))
     first = f"; first: {failures[0]}" if failures else ""
     rows.append(common.Row(ERRORS, len(failures), "", note=f"of {len(bases)}{first}"))
     return rows
@@ -306,7 +324,9 @@ def _bench(
             rows += _pair_rows(node, pubbench, staging, target, args.pairs, args.blocks)
         if args.bursts:
             main = _burst_rows(node, pubbench, staging, bases("main"), BURST)
-            rows += [common.Row(f"{r.name} ({BURST})", r.value, r.unit, note=r.note) for r in main]
+            for r in main:
+                baseline = r.baseline and f"{r.baseline} ({BURST})"
+                rows.append(common.Row(f"{r.name} ({BURST})", r.value, r.unit, baseline, r.note))
             rows.append(common.Row(RSS, node.rss_mib(), "MiB", note="goal <= 40 MB"))
             checked = kubelet.publish_target(root, "burst-checked", "pvc-b")
             ro, note = _checked_burst(pubbench, node.sock, staging, checked, BURST)

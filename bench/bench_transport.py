@@ -39,6 +39,19 @@ if kind == "ours":
     logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))
     identity = IdentityServicer("filestore.csi.storage.gke.io", "bench", controller=False)
     serve_until_signalled(CsiServer("unix://" + sock, identity, node=node), 1.0)
+elif kind == "noop-node":  # publish and unpublish answered at once: a burst's transport floor
+    class NoOp(csi_pb2_grpc.NodeServicer):
+        def NodePublishVolume(self, request, context):
+            return csi_pb2.NodePublishVolumeResponse()
+        def NodeUnpublishVolume(self, request, context):
+            return csi_pb2.NodeUnpublishVolumeResponse()
+        def NodeGetCapabilities(self, request, context):
+            return node.NodeGetCapabilities(request, context)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=int(sys.argv[3])), options=options)
+    csi_pb2_grpc.add_NodeServicer_to_server(NoOp(), server)
+    server.add_insecure_port("unix:" + sock)
+    server.start()
+    server.wait_for_termination()
 elif kind.startswith("aio"):
     class Async(csi_pb2_grpc.NodeServicer):
         async def NodeGetCapabilities(self, request, context):
@@ -92,14 +105,15 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(kind: str, sock: str, pubbench: str | None) -> subprocess.Popen[bytes]:
+def _start(kind: str, sock: str, pubbench: str | None, workers: int = 10) -> subprocess.Popen[bytes]:
+    """The server ``kind`` (of :data:`KINDS`, "go", or "noop-node": bare grpcio with ``workers`` threads
+    answering publish and unpublish with no work) serving on ``sock``, once it listens."""
     if kind == "go":
         assert pubbench is not None
         proc = subprocess.Popen([pubbench, "serve", sock], stderr=subprocess.DEVNULL)
     else:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER, kind, sock], env={**os.environ, **KINDS[kind][1]}
-        )
+        env = {**os.environ, **KINDS.get(kind, ("", {}))[1]}
+        proc = subprocess.Popen([sys.executable, "-c", SERVER, kind, sock, str(workers)], env=env)
     deadline = time.monotonic() + 60
     while not os.path.exists(sock):
         if proc.poll() is not None or time.monotonic() > deadline:

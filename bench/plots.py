@@ -56,10 +56,14 @@ PUBLISH = {
 KUBELET_BURST = {
     "burst: publish wall (110)": "110 concurrent publishes, wall",
     "burst: unpublish wall (110)": "110 concurrent unpublishes, wall",
+    "burst: publish wall, bare grpcio no-op server (110)": "the same publishes, bare grpcio no-op server",
+    "burst: unpublish wall, bare grpcio no-op server (110)": "the same unpublishes, bare grpcio no-op server",
 }
 KUBELET_SIZE = {
     "burst: publish wall": "N concurrent publishes, wall",
     "burst: unpublish wall": "N concurrent unpublishes, wall",
+    "burst: publish wall, bare grpcio no-op server": "the same publishes, bare grpcio no-op server",
+    "burst: unpublish wall, bare grpcio no-op server": "the same unpublishes, bare grpcio no-op server",
 }
 #: (label, mountkit figure, alternative figure, bench) at 10,000 mounts (binds: 5,000 one by one)
 VERSUS = (
