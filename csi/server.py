@@ -117,6 +117,66 @@ def _redact_in_place(message: Message) -> None:
                 _redact_in_place(value)
 
 
+_MOUNT_FLAGS = "csi.v1.VolumeCapability.MountVolume.mount_flags"
+#: how a field can hold something to redact (:data:`_risky_fields`)
+_SECRET_SET, _SECRET_SIZED, _FLAGS, _MESSAGE, _MESSAGES, _MESSAGE_MAP = range(6)
+#: per message type, (name, how) of its fields that are secret, are mount_flags, or lead to a message that
+#: may hold either: plain values, since a descriptor's properties cost a C call each
+_risky_fields: dict[str, tuple[tuple[str, int], ...]] = {}
+
+
+def _map_value_type(field: FieldDescriptor) -> Any:
+    """The message type of a map field's values; None for a map of scalars or a field that is no map."""
+    entry = field.message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        return None
+    return entry.fields_by_name["value"].message_type
+
+
+def _risky(descriptor: Any, seen: frozenset[str] = frozenset()) -> tuple[tuple[str, int], ...]:
+    known = _risky_fields.get(descriptor.full_name)
+    if known is not None:
+        return known
+    seen |= {descriptor.full_name}
+    risky: list[tuple[str, int]] = []
+    for field in descriptor.fields:
+        sized = field.is_repeated or field.message_type is None  # a map, a list, or a scalar: truthy when set
+        if _is_secret(field):
+            risky.append((field.name, _SECRET_SIZED if sized else _SECRET_SET))
+        elif field.full_name == _MOUNT_FLAGS:
+            risky.append((field.name, _FLAGS))
+        else:
+            values = _map_value_type(field)
+            target = values if values is not None else field.message_type
+            if target is None or target.full_name in seen or target.GetOptions().map_entry:
+                continue
+            if _risky(target, seen):
+                how = _MESSAGE_MAP if values is not None else _MESSAGES if field.is_repeated else _MESSAGE
+                risky.append((field.name, how))
+    known = _risky_fields[descriptor.full_name] = tuple(risky)
+    return known
+
+
+def _needs_redaction(message: Message) -> bool:
+    """Does ``message`` hold a value :func:`_redact_in_place` would change: a set secret field, or a
+    sensitive mount flag?  Reads only the fields that can lead to one (most requests hold none)."""
+    for name, how in _risky(message.DESCRIPTOR):
+        if how == _MESSAGE or how == _SECRET_SET:
+            if message.HasField(name) and (how == _SECRET_SET or _needs_redaction(getattr(message, name))):
+                return True
+            continue
+        value = getattr(message, name)
+        if how == _SECRET_SIZED:
+            found = bool(value)
+        elif how == _FLAGS:
+            found = any(_redact_flag(flag) != flag for flag in value)
+        else:
+            found = any(_needs_redaction(item) for item in (value.values() if how == _MESSAGE_MAP else value))
+        if found:
+            return True
+    return False
+
+
 def redacted(message: Message) -> str:
     """``message`` on one line with every csi_secret field and sensitive mount flag replaced.
 
@@ -126,10 +186,12 @@ def redacted(message: Message) -> str:
     per-request log line was a tenth of the driver's GIL time in a publish burst), and its newlines
     are all structural (a newline inside a string is escaped), so its lines joined are one line.
     """
-    copy = type(message)()
-    copy.CopyFrom(message)
-    _redact_in_place(copy)
-    return " ".join(line.strip(" ") for line in str(copy).split("\n") if line)
+    if _needs_redaction(message):  # copied only then: the copy and the walk cost 10x the check
+        copy = type(message)()
+        copy.CopyFrom(message)
+        _redact_in_place(copy)
+        message = copy
+    return " ".join(line.strip(" ") for line in str(message).split("\n") if line)
 
 
 # --- the interceptor ---------------------------------------------------------

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 
+from csi import server as server_module
 from csi.errors import CsiError
 from csi.identity import IdentityServicer
 from csi.metrics import Metrics, MetricsServer, parse_http_endpoint
@@ -206,3 +208,50 @@ def test_metrics_registries_are_per_server() -> None:
     first, second = Metrics(), Metrics()
     first.record("Probe", "OK", 0.01)
     assert b"Probe" in first.exposition() and b"Probe" not in second.exposition()
+
+
+def _slow_redacted(message: Message) -> str:
+    """What :func:`redacted` printed before its fast path: always a copy, always the redaction walk."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    server_module._redact_in_place(copy)
+    return " ".join(line.strip(" ") for line in str(copy).split("\n") if line)
+
+
+def _mount_cap(*flags: str) -> csi_pb2.VolumeCapability:
+    return csi_pb2.VolumeCapability(
+        mount=csi_pb2.VolumeCapability.MountVolume(mount_flags=list(flags)),
+        access_mode=csi_pb2.VolumeCapability.AccessMode(mode=3),
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "holds_secret"),
+    [
+        (
+            csi_pb2.NodePublishVolumeRequest(volume_id="v", volume_capability=_mount_cap("hard", "vers=3")),
+            False,
+        ),
+        (
+            csi_pb2.NodePublishVolumeRequest(volume_id="v", volume_capability=_mount_cap(f"pass={SECRET}")),
+            True,
+        ),
+        (csi_pb2.NodePublishVolumeRequest(volume_id="v", secrets={"k": SECRET}), True),
+        (csi_pb2.NodeStageVolumeRequest(volume_id="v", volume_context={"ip": "10.0.0.2"}), False),
+        (csi_pb2.CreateVolumeRequest(name="n", volume_capabilities=[_mount_cap(), _mount_cap("ro")]), False),
+        (
+            csi_pb2.CreateVolumeRequest(
+                name="n", volume_capabilities=[_mount_cap(), _mount_cap(f"x,token={SECRET}")]
+            ),
+            True,
+        ),
+        (csi_pb2.CreateSnapshotRequest(name="s", secrets={"a": SECRET}), True),
+        (csi_pb2.NodeUnpublishVolumeRequest(volume_id="v", target_path="/t"), False),
+        (csi_pb2.ControllerPublishVolumeRequest(volume_id="v", secrets={}), False),
+    ],
+)
+def test_redacted_fast_path_prints_what_the_full_walk_does(message: Message, holds_secret: bool) -> None:
+    """A request with nothing to redact is printed without the copy and walk, and identically."""
+    assert server_module._needs_redaction(message) is holds_secret
+    assert redacted(message) == _slow_redacted(message)
+    assert (SECRET in str(message)) is holds_secret and SECRET not in redacted(message)
