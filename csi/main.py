@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {driver_version()}")
     parser.add_argument(
-        "--endpoint", default="unix:///csi/csi.sock", help="where CSI is served: unix:///path or tcp://host:port"
+        "--endpoint",
+        default="unix:///csi/csi.sock",
+        help="where CSI is served: unix:///path or tcp://host:port",
     )
     parser.add_argument(
         "--mode",
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--enable-multishare",
         action="store_true",
-        help="controller: serve multishare volumes (StorageClass multishare: \"true\"), "
+        help='controller: serve multishare volumes (StorageClass multishare: "true"), '
         "gcp-filestore-csi-driver's flag; with --cloud gcp it needs --gke-cluster-name; "
         "--cloud emulator always serves them",
     )
