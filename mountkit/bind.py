@@ -46,7 +46,8 @@ from mountkit.propagation import _propagate
 from mountkit.restate import _restated
 from mountkit.rules import classified as _classified
 from mountkit.rules import describe as _describe
-from mountkit.safepath import fd_path, open_beneath
+from mountkit.safepath import _O_PATH as _O_PATH_BENEATH
+from mountkit.safepath import _RESOLVE, _relative, fd_path, open_beneath
 from mountkit.table import MountInfo, find_mount
 
 _NO_OPTIONS = ParsedOptions()
@@ -66,6 +67,25 @@ def _table_readonly(tgt: str) -> bool | None:
     """Is the mount at ``tgt`` read-only, by its table entry (before statmount)."""
     info = find_mount(os.path.realpath(tgt))
     return None if info is None else info.readonly
+
+
+def _bound_in_one_call(
+    beneath: PathArg, source: str, target: str, recursive: bool, attr_set: int, attr_clr: int
+) -> bool:
+    """The usual bind beneath a root (nothing at ``target`` yet) as one C call: no GIL hand-off between
+    its nine syscalls, the root opened once.  False when nothing was bound, for the general way to
+    judge a mount already there and name any failure, exactly as before."""
+    root = os.fsdecode(beneath)
+    try:
+        tgt, src = _relative(root, target), _relative(root, source)
+    except MountError:
+        return False
+    at = _EMPTY_PATH | (_RECURSIVE if recursive else 0)
+    clone = _CLONE | at
+    move = _F_EMPTY_PATH | _T_EMPTY_PATH
+    probe, source_at = _PROBE_AT | _EMPTY_PATH, _SOURCE_AT | _EMPTY_PATH
+    bind = (clone, at, attr_set, attr_clr, move)
+    return _sys.bind_beneath(root, tgt, src, _O_PATH_BENEATH, _RESOLVE, probe, source_at, bind)
 
 
 class Binder:
@@ -105,12 +125,15 @@ class Binder:
             _Spot(AT_FDCWD, tgt, tgt), _Spot(AT_FDCWD, src_name, src_name), source, tgt, readonly
         ):
             return
+        attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
+        if readonly:
+            attr_set |= _RDONLY_ATTR
+        if beneath is not None and _bound_in_one_call(beneath, src_name, tgt, recursive, attr_set, attr_clr):
+            self._set_propagation(tgt, opts)
+            return
         with _spot(tgt, beneath) as spot, _spot(src_name, beneath) as src:
             if beneath is not None and self._already_bound(spot, src, source, tgt, readonly):
                 return
-            attr_set, attr_clr = opts.mount_attr() if opts is not _NO_OPTIONS else (0, 0)
-            if readonly:
-                attr_set |= _RDONLY_ATTR
             if not (attr_set or attr_clr):  # nothing to set: a plain MS_BIND is atomic, and cheapest
                 _sys.mount(src.name, spot.name, None, _BIND_REC if recursive else _BIND, None)
             else:

@@ -210,3 +210,47 @@ int mk_bind_state(int dfd, const char *path, int at_flags, int sdfd,
     }
     return bits;
 }
+
+static void close_quietly(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+int mk_bind_beneath(const char *root, const char *target, const char *source,
+                    struct mk_open_how *how, size_t size, int probe_flags,
+                    int source_flags, unsigned int clone_flags,
+                    unsigned int setattr_flags, uint64_t attr_set,
+                    uint64_t attr_clr, unsigned int move_flags)
+{
+    int tfd = -1, sfd = -1, mfd = -1, rc = -1, which;
+    int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rfd < 0)
+        goto out;
+    if ((tfd = (int)syscall(__NR_openat2, rfd, target, how, size)) < 0)
+        goto out;
+    if ((sfd = (int)syscall(__NR_openat2, rfd, source, how, size)) < 0)
+        goto out;
+    rc = mk_bind_state(tfd, "", probe_flags, sfd, "", source_flags, &which);
+    if (rc != 0)
+        goto out; /* a mount root already, cannot tell, or refused */
+    rc = -1;
+    if ((mfd = mk_open_tree(sfd, "", clone_flags)) < 0)
+        goto out;
+    if (attr_set || attr_clr) {
+        struct mk_mount_attr attr = {.attr_set = attr_set, .attr_clr = attr_clr};
+        if (mk_mount_setattr(mfd, "", setattr_flags, &attr, sizeof attr) != 0)
+            goto out;
+    }
+    if (mk_move_mount(mfd, "", tfd, "", move_flags) != 0)
+        goto out;
+    rc = 0;
+out:;
+    int saved = errno;
+    close_quietly(mfd); /* an unattached clone dies with its last descriptor */
+    close_quietly(sfd);
+    close_quietly(tfd);
+    close_quietly(rfd);
+    errno = saved;
+    return rc;
+}

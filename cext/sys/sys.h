@@ -192,4 +192,21 @@ enum mk_bind_bits {
 int mk_bind_state(int dfd, const char *path, int at_flags, int sdfd,
                   const char *spath, int s_flags, int *which);
 
+/* A whole bind beneath a root in one call, so a publish crosses from Python
+ * into the kernel once (under concurrency every crossing is a GIL hand-off):
+ * root opened once; target and source opened from it (openat2 with how);
+ * mk_bind_state of the two (probe_flags, source_flags); and only when the
+ * target is no mount root, the bind: open_tree(source, clone_flags), when
+ * attr_set or attr_clr mount_setattr(setattr_flags), move_mount(move_flags)
+ * onto the target; every descriptor closed again.  Returns 0 once bound;
+ * anything else when nothing was bound: MK_BIND_* bits (a mount root is there
+ * already), -2 (the kernel cannot tell a mount root), -1 with errno (any step
+ * refused).  The caller then takes its general way, which names the failure
+ * and judges a mount already there, so the errors stay in one place. */
+int mk_bind_beneath(const char *root, const char *target, const char *source,
+                    struct mk_open_how *how, size_t size, int probe_flags,
+                    int source_flags, unsigned int clone_flags,
+                    unsigned int setattr_flags, uint64_t attr_set,
+                    uint64_t attr_clr, unsigned int move_flags);
+
 #endif

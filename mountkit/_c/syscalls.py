@@ -15,6 +15,7 @@ from mountkit._c.core import check_supported as _check_supported
 from mountkit._c.core import failure as _fail
 from mountkit._c.core import path_bytes as _b
 from mountkit._c.core import path_name as _name
+from mountkit._c.core import supported as _supported
 from mountkit._mountkit_sys import ffi, lib
 from mountkit._types import PathArg
 from mountkit.errors import SOURCE, MountError
@@ -232,6 +233,48 @@ def open_beneath(root: PathArg, path: PathArg, flags: int, resolve: int) -> int:
             raise OSError(err, os.strerror(err), _name(root))
         raise _fail("openat2", path)
     return int(fd)
+
+
+#: the syscalls mk_bind_beneath makes; once any is known missing, binds take the general way
+_BIND_BENEATH_OPS = ("openat2", "open_tree", "move_mount", "mount_setattr")
+
+
+def bind_beneath(
+    root: PathArg,
+    target: PathArg,
+    source: PathArg,
+    open_flags: int,
+    resolve: int,
+    probe_flags: int,
+    source_flags: int,
+    bind: tuple[int, int, int, int, int],
+) -> bool:
+    """A whole bind of ``source`` onto ``target`` (both relative to ``root``, opened beneath it) in one call.
+
+    ``bind`` is (open_tree flags, mount_setattr flags, attr_set, attr_clr, move_mount flags).  True once
+    bound; False when nothing was bound (a mount root there already, a kernel without a call, any
+    refusal): the caller's general way then judges and names it (cext/sys/sys.h mk_bind_beneath).
+    """
+    if not all(map(_supported, _BIND_BENEATH_OPS)):
+        return False
+    how = ffi.new("struct mk_open_how *")
+    how.flags, how.resolve = open_flags, resolve
+    clone, setattr_flags, attr_set, attr_clr, move = bind
+    rc = lib.mk_bind_beneath(
+        _b(root, "open"),
+        _b(target, "openat2"),
+        _b(source, "openat2"),
+        how,
+        ffi.sizeof("struct mk_open_how"),
+        probe_flags,
+        source_flags,
+        clone,
+        setattr_flags,
+        attr_set,
+        attr_clr,
+        move,
+    )
+    return int(rc) == 0
 
 
 def unshare(flags: int) -> None:

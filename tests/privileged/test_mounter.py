@@ -313,6 +313,80 @@ def test_legacy_read_only_bind_of_a_file(in_ns, beneath: bool) -> None:  # type:
     assert r["ro"] and r["stack"] == 1 and r["left"] == []
 
 
+def _one_call_binds(scratch: str) -> dict[str, Any]:
+    """Binds beneath a root: the usual one (nothing at the target) is one C call, the rest the general way."""
+    from mountkit import bind as bind_module
+
+    m = Mounter()
+    src, ro, rw, rec, busy, other = _dirs(
+        scratch, "src", "pods/ro", "pods/rw", "pods/rec", "pods/busy", "other"
+    )
+    m.mount("mk-src", src, "tmpfs")
+    os.mkdir(os.path.join(src, "child"))
+    m.mount("mk-child", os.path.join(src, "child"), "tmpfs")
+    with open(os.path.join(src, "data"), "w") as f:
+        f.write("share content")
+    calls: list[bool] = []
+    real = _sys.bind_beneath
+
+    def counted(*args: Any) -> bool:
+        calls.append(real(*args))
+        return calls[-1]
+
+    def no_general_way(*args: Any) -> Any:
+        raise AssertionError("the general way ran for a bind the one call makes")
+
+    with mock.patch.object(_sys, "bind_beneath", counted):
+        with mock.patch.object(bind_module, "_spot", no_general_way):
+            m.bind(src, ro, readonly=True, beneath=scratch)
+            m.bind(src, rw, beneath=scratch)
+            m.rbind(src, rec, readonly=True, beneath=scratch)
+        one_call = list(calls)
+        m.bind(src, ro, readonly=True, beneath=scratch)  # done already: the general way's no-op
+        conflict = _err(m.bind, src, ro, beneath=scratch)  # read-write asked, read-only there
+        m.mount("mk-busy", busy, "tmpfs")
+        busy_err = _err(m.bind, src, busy, beneath=scratch)
+        missing = _err(m.bind, src, os.path.join(scratch, "pods", "gone"), beneath=scratch)
+        os.symlink(other, os.path.join(scratch, "pods", "link"))
+        through_link = _err(m.bind, src, os.path.join(scratch, "pods", "link"), beneath=scratch)
+        outside = _err(m.bind, src, "/tmp", beneath=scratch)
+    writes = {}
+    for name, path in (("ro", ro), ("rw", rw), ("rec", rec)):
+        try:
+            open(os.path.join(path, "new"), "w").close()
+            writes[name] = 0
+        except OSError as exc:
+            writes[name] = exc.errno
+    table = MountTable.read()
+    return {
+        "one_call": one_call,
+        "later": calls[len(one_call) :],
+        "writes": writes,
+        "content": open(os.path.join(ro, "data")).read(),
+        "rec_child": table.find(os.path.join(rec, "child")) is not None,
+        "ro_child": table.find(os.path.join(ro, "child")) is not None,
+        "stack": len(table.find_all(ro)),
+        "conflict": conflict[:2],
+        "busy": busy_err[:2],
+        "missing": missing[:2],
+        "through_link": through_link[:2],
+        "outside": outside[:2],
+        "other_mounted": table.find(other) is not None,
+    }
+
+
+def test_bind_beneath_is_one_call_and_failures_stay_the_general_ways(in_ns) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_one_call_binds)
+    assert r["one_call"] == [True, True, True]  # bound by the one C call; _spot never ran
+    assert r["writes"] == {"ro": errno.EROFS, "rw": 0, "rec": errno.EROFS} and r["content"] == "share content"
+    assert r["rec_child"] and not r["ro_child"] and r["stack"] == 1
+    assert r["later"] == [False] * 6  # each of the rest did nothing in C and was judged as before
+    assert r["conflict"] == ("MountConflictError", errno.EBUSY)
+    assert r["busy"] == ("MountConflictError", errno.EBUSY)
+    assert r["missing"][1] == errno.ENOENT and r["through_link"][1] == errno.ELOOP
+    assert r["outside"][1] == errno.EXDEV and not r["other_mounted"]
+
+
 def _tree_verbs(scratch: str, legacy: bool) -> dict[str, Any]:
     if legacy:
         for op in ("open_tree", "move_mount", "mount_setattr"):
