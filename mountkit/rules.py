@@ -19,6 +19,7 @@ from mountkit.nfs import NFS_FAMILY, versions
 if TYPE_CHECKING:
     from mountkit.table import MountInfo
 
+
 def classified(exc: MountError) -> MountError:
     """``exc`` as a CorruptedMountError when its errno says the filesystem is dead."""
     if exc.errno in CORRUPTED_ERRNOS and not isinstance(exc, CorruptedMountError):
