@@ -54,6 +54,8 @@ BURST = 110
 
 PAIR = "Go client: publish(ro)+unpublish pair"
 CAPS = "Go client: 2 no-op RPCs, this server"
+#: what a pair cannot go below with this transport: its two RPCs doing nothing, plus the kernel's syscalls
+PAIR_FLOOR = "floor: 2 no-op RPCs + the bare syscalls"
 GO_CAPS = "Go client: 2 no-op RPCs, Go no-op server"
 PUBLISH_WALL = "burst: publish wall"
 UNPUBLISH_WALL = "burst: unpublish wall"
@@ -248,16 +250,23 @@ def _pair_rows(
     node: _Node, pubbench: str, staging: str, target: str, pairs: int, blocks: int
 ) -> list[common.Row]:
     """Sequential publish+unpublish pairs and no-op RPCs, in alternating blocks: this server, then the
-    Go no-op server; p50 and p99 of each against the transport beneath it."""
+    Go no-op server, then the pair's syscalls made bare by this process; p50 and p99 of each against
+    the transport beneath it, and the pair against its floor: the no-op RPCs plus the bare syscalls."""
     os.makedirs(os.path.dirname(target))
     pair: list[float] = []
     caps: list[float] = []
     go_caps: list[float] = []
+    kernel: list[float] = []
+    bare = target + "-bare"
     for _ in range(blocks):
         got = _run(pubbench, node.sock, staging, target, str(pairs))
         pair += _ms(got["total"])
         caps += _ms(got["caps"])
         go_caps += _ms(_run(pubbench, node.go_sock, staging, target, str(pairs), "caps")["caps"])
+        for _ in range(pairs):
+            start = time.perf_counter_ns()
+            common.bare_publish_cycle(staging, bare)
+            kernel.append((time.perf_counter_ns() - start) / 1e6)
     rows: list[common.Row] = []
     quantiles: tuple[tuple[str, Callable[[list[float]], float], str], ...] = (
         ("p50", statistics.median, "goal <= 1.15x"),
@@ -267,7 +276,10 @@ def _pair_rows(
         rows += [
             common.Row(f"{GO_CAPS} {label}", pick(go_caps) * 1e6),
             common.Row(f"{CAPS} {label}", pick(caps) * 1e6, baseline=f"{GO_CAPS} {label}"),
+            common.Row(f"{common.BARE_PUBLISH_CYCLE} {label}", pick(kernel) * 1e6),
+            common.Row(f"{PAIR_FLOOR} {label}", (pick(caps) + pick(kernel)) * 1e6),
             common.Row(f"{PAIR} {label}", pick(pair) * 1e6, baseline=f"{CAPS} {label}", note=goal),
+            common.Row(f"{PAIR} {label}, to its floor", pick(pair) * 1e6, baseline=f"{PAIR_FLOOR} {label}"),
         ]
     return rows
 

@@ -31,10 +31,7 @@ import psutil
 
 from csi.node import kubelet  # loads no grpc: safe before the fork
 from csi.version import DEFAULT_DRIVER_NAME
-
-# the kernel's row times the bare syscalls, which only the private bindings reach (no public API)
-from mountkit import Mounter, _sys
-from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
+from mountkit import Mounter
 
 SERVER = """
 import sys
@@ -51,7 +48,7 @@ serve_until_signalled(CsiServer("unix://" + sock, identity, node=node, workers=w
 
 NOOP = "transport: 2x NodeGetCapabilities (no-op RPCs)"
 REFERENCE = "reference: mount -o bind; mount -o bind,remount,ro; umount"
-BARE = "kernel: mkdir, open_tree + mount_setattr + move_mount, umount2, rmdir (bare)"
+BARE = common.BARE_PUBLISH_CYCLE
 
 
 def _stage(scratch: str, existing: int, volumes: int) -> tuple[str, list[str], float]:
@@ -138,16 +135,8 @@ def _cycle_rows(driver: _Driver, repeats: int, reference_repeats: int) -> list[c
         driver.noop()
         driver.noop()
 
-    def bare_cycle() -> None:  # the kernel alone: what the driver asks of it, with no checks
-        os.mkdir(bare)
-        fd = _sys.open_tree(source, int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC))
-        try:
-            _sys.mount_setattr(fd, "", int(AT.EMPTY_PATH), int(MOUNT_ATTR.RDONLY))
-            _sys.move_mount(fd, "", AT_FDCWD, bare, int(MOVE_MOUNT.F_EMPTY_PATH))
-        finally:
-            os.close(fd)
-        _sys.umount2(bare, int(MNT.UMOUNT_NOFOLLOW))
-        os.rmdir(bare)
+    def bare_cycle() -> None:
+        common.bare_publish_cycle(source, bare)
 
     def reference_cycle() -> None:
         os.makedirs(one, exist_ok=True)

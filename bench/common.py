@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from csi.node import kubelet
-from mountkit import Mounter
+
+# the kernel's floor times the bare syscalls, which only the private bindings reach (no public API)
+from mountkit import Mounter, _sys
+from mountkit.flags import AT, AT_FDCWD, MNT, MOUNT_ATTR, MOVE_MOUNT, OPEN_TREE
 from mountkit.testing import run_in_private_ns
 
 T = TypeVar("T")
@@ -58,6 +61,23 @@ def kubelet_binds(scratch: str, n: int, *, per_pod: int = 1) -> list[str]:
         mounter.bind(staging, target)
         targets.append(target)
     return targets
+
+
+BARE_PUBLISH_CYCLE = "kernel: mkdir, open_tree + mount_setattr + move_mount, umount2, rmdir (bare)"
+
+
+def bare_publish_cycle(source: str, target: str) -> None:
+    """The kernel's part of a read-only publish + unpublish alone: the syscalls the driver asks for,
+    made bare by this process, with none of its checks (a floor for the publish figures)."""
+    os.mkdir(target)
+    fd = _sys.open_tree(source, int(OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC))
+    try:
+        _sys.mount_setattr(fd, "", int(AT.EMPTY_PATH), int(MOUNT_ATTR.RDONLY))
+        _sys.move_mount(fd, "", AT_FDCWD, target, int(MOVE_MOUNT.F_EMPTY_PATH))
+    finally:
+        os.close(fd)
+    _sys.umount2(target, int(MNT.UMOUNT_NOFOLLOW))
+    os.rmdir(target)
 
 
 @dataclass(frozen=True, slots=True)
