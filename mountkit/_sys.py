@@ -26,6 +26,7 @@ from mountkit._c.probe import (
     PROBE_UNMOUNT,
     probe,
     probe_counts,
+    probe_jobs,
 )
 from mountkit._c.statmount import StatMount, listmount, statmount, statmount_records, statmount_table
 from mountkit._c.syscalls import (
@@ -100,6 +101,7 @@ __all__ = [
     "openat2",
     "probe",
     "probe_counts",
+    "probe_jobs",
     "statmount",
     "statmount_records",
     "statmount_table",

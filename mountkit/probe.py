@@ -9,7 +9,8 @@ so that operators see threads piling up behind a dead server, and the caller get
 A thread per probe would cost some forty times the statx it guards, so workers are long-lived and
 shared.  The hot probes (is it a mount root, does it answer statfs) and the bounded unmount run on
 the C pool of ``cext/sys/probe.c`` (:func:`mountkit._sys.probe`: no GIL, and no hand-off at all for
-a mount root whose path the dentry cache holds); this pool runs any other callable.  It is
+a mount root whose path the dentry cache holds; concurrent probes of one path share one in-flight
+probe there, each caller keeping its own deadline); this pool runs any other callable.  It is
 elastic: a probe that finds no idle worker starts one, so a worker stuck on a dead share never
 drains it; an abandoned worker that gets its answer rejoins it, and one idle for
 :data:`IDLE_SECONDS` exits.  After ``fork`` the child starts with an empty pool.
@@ -123,7 +124,10 @@ os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def abandoned_probes() -> int:
-    """How many probes (here and in the C pool of :func:`mountkit._sys.probe`) have been given up on."""
+    """How many probes (here and in the C pool of :func:`mountkit._sys.probe`) have been given up on.
+
+    A probe shared by several callers (the C pool's) counts once, when the last of them gives up.
+    """
     return _pool.abandoned_total + _sys.probe_counts()[0]
 
 

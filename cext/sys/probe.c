@@ -1,5 +1,7 @@
-/* See probe.h.  One mutex guards the queue, the counters and every job's
- * flags; workers wait on `work`, a caller on its job's `done`. */
+/* See probe.h.  One mutex guards the queue, the in-flight table, the
+ * counters and every job's fields but its answer; workers wait on `work`, a
+ * job's callers on its `done`.  A job is freed by whoever leaves it last: the
+ * last waiter once it has finished, or its worker once every waiter has gone. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -13,12 +15,16 @@
 
 #define MK_PROBE_IDLE_SECONDS 30
 #define MK_PROBE_STACK (256 * 1024)
+#define MK_PROBE_BUCKETS 64 /* of the in-flight table; a power of two */
 
 struct job {
-    struct job *next;
+    struct job *next;    /* in the queue */
+    struct job *sibling; /* in its in-flight bucket, while it is shared */
+    unsigned hash;
     int op, flags;
     int result, err, failed_op;
-    int finished, abandoned;
+    int finished, shared;
+    long waiters; /* callers waiting for the answer; none left and not finished: abandoned */
     pthread_cond_t done;
     char path[];
 };
@@ -28,7 +34,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_condattr_t monotonic;
 static pthread_cond_t work;
 static struct job *head, *tail;
-static long queued, waiting, workers, abandoned_total, still_hung;
+static struct job *inflight[MK_PROBE_BUCKETS]; /* shared jobs not yet answered, by hash */
+static long queued, waiting, workers, abandoned_total, still_hung, started_total, joined_total;
 
 static void reset(void)
 {
@@ -36,6 +43,7 @@ static void reset(void)
     lock = fresh; /* the parent's workers do not exist here: forget them and their jobs */
     pthread_cond_init(&work, &monotonic);
     head = tail = NULL;
+    memset(inflight, 0, sizeof inflight);
     queued = waiting = workers = still_hung = 0;
 }
 
@@ -56,6 +64,44 @@ static void deadline_in(struct timespec *t, long ms)
         t->tv_sec++;
         t->tv_nsec -= 1000000000L;
     }
+}
+
+/* FNV-1a of op, flags and path: the key a probe is shared by. */
+static unsigned key_hash(int op, int flags, const char *path)
+{
+    unsigned h = 2166136261u;
+    h = (h ^ (unsigned)op) * 16777619u;
+    h = (h ^ (unsigned)flags) * 16777619u;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
+}
+
+/* With the lock held: the shared job asking op with flags of path, if one is in flight. */
+static struct job *in_flight(unsigned hash, int op, int flags, const char *path)
+{
+    for (struct job *j = inflight[hash & (MK_PROBE_BUCKETS - 1)]; j; j = j->sibling)
+        if (j->hash == hash && j->op == op && j->flags == flags && strcmp(j->path, path) == 0)
+            return j;
+    return NULL;
+}
+
+/* With the lock held: later callers no longer join j (answered, or presumed hung). */
+static void stop_sharing(struct job *j)
+{
+    if (!j->shared)
+        return;
+    struct job **at = &inflight[j->hash & (MK_PROBE_BUCKETS - 1)];
+    while (*at != j)
+        at = &(*at)->sibling;
+    *at = j->sibling;
+    j->shared = 0;
+}
+
+static void release(struct job *j)
+{
+    pthread_cond_destroy(&j->done);
+    free(j);
 }
 
 static void run(struct job *j)
@@ -112,12 +158,12 @@ static void *worker(void *unused)
         run(j);
         pthread_mutex_lock(&lock);
         j->finished = 1;
-        if (j->abandoned) { /* the caller has gone: the job is ours to free */
+        stop_sharing(j); /* an answer is never reused: a later caller asks afresh */
+        if (j->waiters == 0) { /* abandoned: the job is ours to free */
             still_hung--;
-            pthread_cond_destroy(&j->done);
-            free(j);
+            release(j);
         } else {
-            pthread_cond_signal(&j->done);
+            pthread_cond_broadcast(&j->done);
         }
     }
 }
@@ -160,52 +206,73 @@ int mk_probe(int op, const char *path, int flags, long timeout_ms,
         }
     }
     pthread_once(&once, init);
-    size_t len = strlen(path) + 1;
-    struct job *j = calloc(1, sizeof *j + len);
-    if (!j) {
-        *err = ENOMEM;
-        return -4;
-    }
-    memcpy(j->path, path, len);
-    j->op = op;
-    j->flags = flags;
-    pthread_cond_init(&j->done, &monotonic);
     struct timespec t;
     deadline_in(&t, timeout_ms);
+    int shareable = op != MK_PROBE_UNMOUNT; /* an unmount has effects: each is its own */
+    unsigned hash = shareable ? key_hash(op, flags, path) : 0;
 
     pthread_mutex_lock(&lock);
-    if (tail)
-        tail->next = j;
-    else
-        head = j;
-    tail = j;
-    queued++;
-    int rc = staff();
-    if (rc != 0 && workers == 0) { /* nobody will ever take it */
-        head = tail = NULL;
-        queued = 0;
-        pthread_mutex_unlock(&lock);
-        pthread_cond_destroy(&j->done);
-        free(j);
-        *err = rc;
-        return -4;
+    struct job *j = shareable ? in_flight(hash, op, flags, path) : NULL;
+    if (j) {
+        j->waiters++;
+        joined_total++;
+    } else {
+        size_t len = strlen(path) + 1;
+        j = calloc(1, sizeof *j + len);
+        if (!j) {
+            pthread_mutex_unlock(&lock);
+            *err = ENOMEM;
+            return -4;
+        }
+        memcpy(j->path, path, len);
+        j->op = op;
+        j->flags = flags;
+        j->hash = hash;
+        j->waiters = 1;
+        pthread_cond_init(&j->done, &monotonic);
+        if (shareable) {
+            struct job **bucket = &inflight[hash & (MK_PROBE_BUCKETS - 1)];
+            j->sibling = *bucket;
+            *bucket = j;
+            j->shared = 1;
+        }
+        if (tail)
+            tail->next = j;
+        else
+            head = j;
+        tail = j;
+        queued++;
+        started_total++;
+        int rc = staff();
+        if (rc != 0 && workers == 0) { /* nobody will ever take it (nobody has joined it yet) */
+            stop_sharing(j);
+            head = tail = NULL;
+            queued = 0;
+            pthread_mutex_unlock(&lock);
+            release(j);
+            *err = rc;
+            return -4;
+        }
     }
     while (!j->finished)
         if (pthread_cond_timedwait(&j->done, &lock, &t) == ETIMEDOUT && !j->finished)
             break;
     if (!j->finished) {
-        j->abandoned = 1; /* the worker frees it */
-        abandoned_total++;
-        still_hung++;
+        stop_sharing(j); /* presumed hung: later callers start a probe of their own */
+        if (--j->waiters == 0) { /* the last caller has gone: the worker frees it */
+            abandoned_total++;
+            still_hung++;
+        }
         pthread_mutex_unlock(&lock);
         return -3;
     }
-    pthread_mutex_unlock(&lock);
     int result = (known_root && j->result == 0) ? 1 : j->result;
     *err = j->err;
     *failed_op = j->failed_op;
-    pthread_cond_destroy(&j->done);
-    free(j);
+    int last = --j->waiters == 0;
+    pthread_mutex_unlock(&lock);
+    if (last)
+        release(j);
     return result;
 }
 
@@ -230,4 +297,14 @@ long mk_probe_hung(void)
 long mk_probe_workers(void)
 {
     return read_locked(&workers);
+}
+
+long mk_probe_started(void)
+{
+    return read_locked(&started_total);
+}
+
+long mk_probe_joined(void)
+{
+    return read_locked(&joined_total);
 }

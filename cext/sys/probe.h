@@ -14,6 +14,18 @@
  * The mount-root question needs no worker at all when the dentry cache holds
  * the whole path (mk_is_mount_root_cached, sys.h): then it is answered on the
  * caller's thread, since nothing on that path can wait on a server.
+ *
+ * Concurrent probes of one path share one job (single flight): a caller that
+ * asks while a job of the same op, flags and path is in flight waits for its
+ * answer instead of handing over one of its own, so a burst of publishes of
+ * one staged share costs one hand-off, not one each.  Every caller keeps its
+ * own deadline.  An answer is never reused: a job leaves the in-flight table
+ * when it finishes, so a caller after the answer starts a fresh probe.  A job
+ * that kept any caller past its deadline is presumed hung and leaves the
+ * table too: its other callers wait on to their own deadlines, and later ones
+ * start a new probe (one new stuck worker per deadline at most, not one per
+ * caller), so a path mounted afresh over a dead, detached share is answered
+ * by its new mount.  Unmounts are never shared.
  */
 #ifndef MOUNTKIT_PROBE_H
 #define MOUNTKIT_PROBE_H
@@ -45,10 +57,15 @@ enum mk_probe_failed {
 int mk_probe(int op, const char *path, int flags, long timeout_ms,
              int *err, int *failed_op);
 
-/* Probes abandoned since the process started, and those still blocked. */
+/* Jobs abandoned (every caller gone unanswered) since the process started,
+ * and those still blocked. */
 long mk_probe_abandoned(void);
 long mk_probe_hung(void);
 /* Worker threads alive now (idle, busy or stuck). */
 long mk_probe_workers(void);
+/* Jobs handed to the pool since the process started, and the callers that
+ * joined one in flight instead. */
+long mk_probe_started(void);
+long mk_probe_joined(void);
 
 #endif

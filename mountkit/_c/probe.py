@@ -1,5 +1,6 @@
 """Bindings of cext/sys/probe.c: the syscalls that may hang (statx, statfs, umount2) on a C worker pool,
-with a deadline; a worker that does not answer is abandoned (cext/sys/probe.h)."""
+with a deadline; a worker that does not answer is abandoned (cext/sys/probe.h).  Concurrent probes of one
+path (same op and flags, never an unmount) share one in-flight probe, each caller keeping its own deadline."""
 
 from __future__ import annotations
 
@@ -29,7 +30,9 @@ def probe(op: int, path: PathArg, flags: int, timeout: float, operation: str) ->
     Returns whether ``path`` is a mount root (``None``: the kernel cannot tell; ``PROBE_STATFS``
     and ``PROBE_UNMOUNT`` return ``None`` too).  A failed syscall: MountError naming it.  No answer
     in time: CorruptedMountError(ETIMEDOUT) naming ``operation``; the worker is abandoned
-    (cext/sys/probe.h); nothing else raises CorruptedMountError here.
+    (cext/sys/probe.h); nothing else raises CorruptedMountError here.  While a probe of the same
+    ``op``, ``flags`` and ``path`` is in flight (and has kept no caller past its deadline), this call
+    waits for its answer, or error, instead of starting another; an answer is never reused afterwards.
     """
     err = ffi.new("int[2]")
     rc = lib.mk_probe(op, _b(path, operation), flags, max(1, round(timeout * 1000)), err, err + 1)
@@ -47,3 +50,8 @@ def probe(op: int, path: PathArg, flags: int, timeout: float, operation: str) ->
 def probe_counts() -> tuple[int, int, int]:
     """(probes abandoned so far, abandoned probes still blocked, C probe workers alive)."""
     return int(lib.mk_probe_abandoned()), int(lib.mk_probe_hung()), int(lib.mk_probe_workers())
+
+
+def probe_jobs() -> tuple[int, int]:
+    """(probes handed to the C pool so far, callers that joined a probe in flight instead)."""
+    return int(lib.mk_probe_started()), int(lib.mk_probe_joined())

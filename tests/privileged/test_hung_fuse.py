@@ -145,10 +145,13 @@ def _stuck_probe_workers(scratch: str) -> dict[str, Any]:
     try:
         hangfs.set_mode(control, "hang")
         results: list[Any] = []
-        threads = [
-            threading.Thread(target=lambda: results.append(timed(lambda: mounter.check(mnt))[1]))
-            for _ in range(STUCK)
-        ]
+        # probes of one path would share one stuck worker (cext/sys/probe.h): spell it STUCK ways
+        spellings = [mnt + "/." * i for i in range(STUCK)]
+
+        def check(path: str) -> None:
+            results.append(timed(lambda: mounter.check(path))[1])
+
+        threads = [threading.Thread(target=check, args=(path,)) for path in spellings]
         for t in threads:
             t.start()
         for t in threads:

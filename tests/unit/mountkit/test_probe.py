@@ -104,3 +104,36 @@ def test_the_c_probes_answer_like_the_direct_calls(tmp_path: pathlib.Path) -> No
     with pytest.raises(MountError) as info:
         Mounter(probe_timeout=5.0).check(tmp_path / "missing")
     assert (info.value.errno, info.value.operation) == (errno.ENOENT, "check")
+
+
+def test_an_answer_is_never_reused_each_later_probe_asks_afresh() -> None:
+    started, joined = _sys.probe_jobs()
+    for _ in range(20):
+        assert _sys.probe(_sys.PROBE_STATFS, "/", 0, 5.0, "check") is None
+    assert _sys.probe_jobs() == (started + 20, joined)
+
+
+def test_concurrent_probes_each_get_their_answer_from_a_probe_of_their_own_or_a_shared_one(
+    tmp_path: pathlib.Path,
+) -> None:
+    calls, missing = 64, str(tmp_path / "missing")
+    barrier = threading.Barrier(calls)
+    seen: list[object] = []
+
+    def call(i: int) -> None:
+        barrier.wait()
+        try:
+            seen.append(_sys.probe(_sys.PROBE_STATFS, "/" if i % 2 else missing, 0, 5.0, "check"))
+        except MountError as exc:
+            seen.append(exc.errno)
+
+    started, joined = _sys.probe_jobs()
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(seen, key=repr) == sorted([None] * (calls // 2) + [errno.ENOENT] * (calls // 2), key=repr)
+    now_started, now_joined = _sys.probe_jobs()
+    assert now_started - started + now_joined - joined == calls  # each call started a probe or joined one
+    assert now_started > started
