@@ -22,6 +22,7 @@ from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
 from csi.lockrelease.flags import add_flags, leader_election_error
 from csi.locks import VolumeLocks
+from csi.memory import tune_malloc
 from csi.metrics import Metrics, MetricsServer
 from csi.process import add_log_level, configure_logging
 from csi.server import CsiServer, serve_until_signalled
@@ -207,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     parser = build_parser()
     args = parser.parse_args(args_list)
+    tune_malloc()  # before any thread starts: see csi.memory
     configure_logging(args.log_level)
     run_controller = args.mode in ("controller", "all")
     run_node = args.mode in ("node", "all")
