@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ from typing import TYPE_CHECKING, TypeVar
 import grpc
 
 from csi import metadata
-from csi.controller import labels, parameters
 from csi.errors import CsiError
 from csi.identity import Check, IdentityServicer
 from csi.lockrelease.flags import add_flags, leader_election_error
 from csi.locks import VolumeLocks
+from csi.memory import tune_malloc
 from csi.metrics import Metrics, MetricsServer
 from csi.process import add_log_level, configure_logging
 from csi.server import CsiServer, serve_until_signalled
@@ -186,6 +185,16 @@ def _checked_flag(parser: argparse.ArgumentParser, parse: Callable[[], _T]) -> _
         parser.error(exc.message)
 
 
+def _needs_controller_flags(args: argparse.Namespace) -> bool:
+    """Whether ``--resource-tags``, ``--extra-labels`` and the cluster's labels are parsed and checked.
+
+    The controller needs them; a node checks them only when given (a bad one stops it, as ever):
+    with their defaults they accept and mean nothing there, so a node does not load the
+    controller's parsers at all (see "Memory" in docs/performance.md).
+    """
+    return args.mode != "node" or bool(args.resource_tags or args.extra_labels or args.gke_cluster_name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``filestore-csi-driver`` command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -199,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     parser = build_parser()
     args = parser.parse_args(args_list)
+    tune_malloc()  # before any thread starts: see csi.memory
     configure_logging(args.log_level)
     run_controller = args.mode in ("controller", "all")
     run_node = args.mode in ("node", "all")
@@ -211,10 +221,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "deletes only the multishare instances labelled with its cluster's name and location; without a "
             "name, every other cluster in the location started without one would share (and delete) them"
         )
-    resource_tags = _checked_flag(
-        parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags")
-    )
-    extra_labels = _checked_flag(parser, lambda: labels.parse_extra_labels(args.extra_labels))
+    resource_tags: dict[str, str] = {}
+    extra_labels: dict[str, str] = {}
+    cluster: dict[str, str] = {}
+    if _needs_controller_flags(args):
+        from csi.controller import labels, parameters
+
+        resource_tags = _checked_flag(
+            parser, lambda: parameters.parse_resource_tags(args.resource_tags, "--resource-tags")
+        )
+        extra_labels = _checked_flag(parser, lambda: labels.parse_extra_labels(args.extra_labels))
     if args.feature_lock_release and importlib.util.find_spec("kubernetes") is None:
         parser.error("--feature-lock-release needs the kubernetes client library (pip install kubernetes)")
     if args.feature_lock_release and run_node and not args.feature_lock_release_standalone:
@@ -231,10 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot run: %s", exc)
         return 1
     log.info("project %r, zone %r, node id %r", where.project, where.zone, where.node_id)
-    location = args.location or where.zone
-    cluster = _checked_flag(
-        parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional)
-    )
+    if _needs_controller_flags(args):
+        from csi.controller import labels
+
+        location = args.location or where.zone
+        cluster = _checked_flag(
+            parser, lambda: labels.cluster_labels(args.gke_cluster_name, location, args.is_regional)
+        )
 
     cleanups: list[Callable[[], None]] = []
     locks = VolumeLocks()
@@ -354,6 +373,8 @@ def kubelet_root(args: argparse.Namespace, cleanups: list[Callable[[], None]]) -
         return str(args.kubelet_root)
     if args.cloud != "emulator":
         return KUBELET_ROOT
+    import tempfile
+
     root = tempfile.mkdtemp(prefix="filestore-csi-kubelet-")
     log.info("no --kubelet-root with --cloud emulator: using %s", root)
 

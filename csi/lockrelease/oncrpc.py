@@ -16,7 +16,6 @@ is an asyncio NFS toolkit, ``xdrlib3`` is XDR only. What this module speaks, byt
 
 from __future__ import annotations
 
-import random
 import socket
 import struct
 
@@ -157,6 +156,8 @@ def read_record(sock: socket.socket) -> bytes:
 
 def new_xid() -> int:
     """A random transaction id, so a reply to someone else's call is never taken for ours."""
+    import random  # loaded by the first call, not by the node plugin's start (docs/performance.md, Memory)
+
     return random.getrandbits(32)
 
 
