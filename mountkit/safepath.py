@@ -71,6 +71,36 @@ def open_beneath(
         os.close(rfd)
 
 
+def mkdir_beneath(root: str | os.PathLike[str], path: str | os.PathLike[str], mode: int = 0o777) -> bool:
+    """Make the directory ``path`` (its last component) in its parent opened beneath ``root``: True made,
+    False it exists already (of any kind: the caller looks).
+
+    The parent is resolved as :func:`open_beneath` resolves a path (its errors), the mkdir is relative
+    to that descriptor (``os.mkdir``'s errors), so a parent swapped for a symlink cannot move it.  One C
+    call where it can (a kubelet target made in one crossing).
+    """
+    top, name = os.fspath(root), os.fspath(path)
+    rel = _relative(top, name)
+    parent, _, last = rel.rstrip("/").rpartition("/")
+    if parent and last not in (".", ".."):
+        try:
+            return _sys.mkdir_beneath(top, parent, last, mode, _O_PATH_DIR, _RESOLVE)
+        except UnsupportedError:
+            pass
+        except MountError as exc:
+            where = os.path.join(top, parent)
+            raise MountError(exc.errno or errno.EIO, "open_beneath", where, top, _why(exc.errno)) from None
+    pfd = open_beneath(top, os.path.dirname(name.rstrip("/")) or top, directory=True) if parent else None
+    try:
+        os.mkdir(last, mode, dir_fd=pfd) if pfd is not None else os.mkdir(name, mode)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        if pfd is not None:
+            os.close(pfd)
+
+
 def _walk(rfd: int, rel: str, name: str, directory: bool) -> int:
     """The pre-openat2 fallback: one ``openat(O_PATH | O_NOFOLLOW)`` per component."""
     fd = os.dup(rfd)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -150,6 +151,21 @@ int mk_open_beneath(const char *root, const char *path, struct mk_open_how *how,
     close(rfd);
     errno = saved;
     return fd;
+}
+
+int mk_mkdir_beneath(const char *root, const char *parent, const char *name,
+                     unsigned int mode, struct mk_open_how *how, size_t size,
+                     int *which)
+{
+    int pfd = mk_open_beneath(root, parent, how, size, which);
+    if (pfd < 0)
+        return -1;
+    *which = 2;
+    int rc = mkdirat(pfd, name, (mode_t)mode) == 0 ? 1 : (errno == EEXIST ? 0 : -1);
+    int saved = errno;
+    close(pfd);
+    errno = saved;
+    return rc;
 }
 
 int mk_is_mount_root(int dfd, const char *path, int at_flags)

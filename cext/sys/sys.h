@@ -160,6 +160,15 @@ int mk_unshare(int flags);
 int mk_open_beneath(const char *root, const char *path, struct mk_open_how *how,
                     size_t size, int *which);
 
+/* mkdirat(parent, name, mode), the parent opened beneath root (O_PATH |
+ * O_DIRECTORY, openat2 with how) and closed in the same call: a kubelet
+ * target made in one crossing.  Returns 1 made, 0 it exists already, or -1
+ * with errno and *which 0 (root could not be opened), 1 (the openat2
+ * refused) or 2 (mkdirat refused). */
+int mk_mkdir_beneath(const char *root, const char *parent, const char *name,
+                     unsigned int mode, struct mk_open_how *how, size_t size,
+                     int *which);
+
 /* One statx call answering "is path the root of a mount?": 1 yes, 0 no,
  * -2 the kernel cannot tell (no STATX_ATTR_MOUNT_ROOT, before 5.8), -1 errno. */
 int mk_is_mount_root(int dfd, const char *path, int at_flags);

@@ -21,7 +21,7 @@ import grpc
 from csi.errors import CsiError
 from mountkit.errors import MountError, is_corrupted
 from mountkit.probe import run_with_deadline
-from mountkit.safepath import open_beneath
+from mountkit.safepath import mkdir_beneath, open_beneath
 
 
 def _invalid(what: str, path: str, why: str) -> CsiError:
@@ -134,16 +134,19 @@ def ensure_dir(root: str, path: str, what: str, timeout: float) -> bool:
     INVALID_ARGUMENT and nothing is touched.  A dead mount there raises CorruptedMountError
     (ESTALE/ENOTCONN/EIO, or ETIMEDOUT), which callers treat as a stale mount to repair.
     """
-    pfd = _open_parent(root, path, what)  # pinned: a parent swapped for a symlink later cannot move the mkdir
-    assert pfd is not None  # missing_ok is off: a missing parent raised
-    name = os.path.basename(path)
-    try:
-        os.mkdir(name, 0o750, dir_fd=pfd)
-        return True
-    except FileExistsError:
-        pass
-    finally:
-        os.close(pfd)
+    try:  # the parent pinned, so a parent swapped for a symlink cannot move the mkdir; one C call
+        if mkdir_beneath(root, path, 0o750):
+            return True
+    except MountError:  # the parent is missing or not a plain directory: named component by component
+        pfd = _open_parent(root, path, what)
+        assert pfd is not None  # missing_ok is off: a missing parent raised
+        try:
+            os.mkdir(os.path.basename(path), 0o750, dir_fd=pfd)
+            return True
+        except FileExistsError:
+            pass
+        finally:
+            os.close(pfd)
     st = lstat_last(path, timeout)
     if st is None:  # removed between the two calls: the CO is racing itself; let it retry
         raise CsiError(grpc.StatusCode.ABORTED, f"{what} {path!r} vanished while being prepared")

@@ -235,6 +235,34 @@ def open_beneath(root: PathArg, path: PathArg, flags: int, resolve: int) -> int:
     return int(fd)
 
 
+def mkdir_beneath(root: PathArg, parent: PathArg, name: str, mode: int, flags: int, resolve: int) -> bool:
+    """mkdirat of ``name`` in ``parent``, opened beneath ``root`` (openat2 with ``flags``, ``resolve``) in
+    the same call: True made, False it exists already.
+
+    The root that cannot be opened raises OSError naming it; a refused openat2 MountError naming
+    ``parent``; a refused mkdirat OSError naming ``name``, as ``os.mkdir`` does.
+    """
+    _check_supported("openat2")
+    how = ffi.new("struct mk_open_how *")
+    how.flags, how.resolve = flags, resolve
+    which = ffi.new("int *")
+    rc = lib.mk_mkdir_beneath(
+        _b(root, "open"),
+        _b(parent, "openat2"),
+        _b(name, "mkdir"),
+        mode,
+        how,
+        ffi.sizeof("struct mk_open_how"),
+        which,
+    )
+    if rc < 0:
+        err = ffi.errno
+        if which[0] == 1:
+            raise _fail("openat2", parent)
+        raise OSError(err, os.strerror(err), _name(name if which[0] else root))
+    return int(rc) == 1
+
+
 #: the syscalls mk_bind_beneath makes; once any is known missing, binds take the general way
 _BIND_BENEATH_OPS = ("openat2", "open_tree", "move_mount", "mount_setattr")
 

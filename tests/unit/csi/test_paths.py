@@ -19,7 +19,7 @@ import pytest
 from csi.errors import CsiError
 from csi.node import paths
 from mountkit.errors import MountError
-from mountkit.safepath import open_beneath
+from mountkit.safepath import mkdir_beneath, open_beneath
 
 
 @pytest.fixture
@@ -179,6 +179,63 @@ def test_ensure_dir(tree: Path) -> None:
         code(lambda: paths.ensure_dir(root, f"{root}/link/new", "x", 5.0)) == grpc.StatusCode.INVALID_ARGUMENT
     )
     assert not (tree / "a" / "new").exists()
+
+
+#: (the new directory's path relative to the root, what mkdir_beneath answers: True made, False there
+#: already, or the errno it refuses with; and the operation its error names)
+MKDIR_CASES = [
+    ("a/b/new", True, ""),
+    ("a/b/c", False, ""),  # a directory there already
+    ("a/file", False, ""),  # something else there: the caller looks (ensure_dir's lstat)
+    ("a/tail", False, ""),  # a symlink there is not followed
+    ("top", True, ""),  # directly under the root
+    ("link/new", errno.ELOOP, "open_beneath"),  # a symlinked parent
+    ("a/out/new", errno.ELOOP, "open_beneath"),  # a parent that leads out of the root
+    ("a/missing/new", errno.ENOENT, "open_beneath"),
+    ("a/file/new", errno.ENOTDIR, "open_beneath"),
+    ("../outside/new", errno.EXDEV, "open_beneath"),
+]
+
+
+@pytest.mark.parametrize(("rel", "want", "operation"), MKDIR_CASES)
+def test_mkdir_beneath(tree: Path, rel: str, want: bool | int, operation: str) -> None:
+    before = sorted(p.name for p in (tree.parent / "outside").iterdir())
+    try:
+        got: bool | int = mkdir_beneath(tree, f"{tree}/{rel}", 0o750)
+    except MountError as exc:
+        assert exc.operation == operation and exc.filename2 == str(tree)
+        got = exc.errno or -1
+    assert got == want
+    if want is True:
+        assert (tree / rel).is_dir() and not (tree / rel).is_symlink()
+        assert (tree / rel).stat().st_mode & 0o777 == 0o750 & ~_umask()
+    assert sorted(p.name for p in (tree.parent / "outside").iterdir()) == before  # nothing made outside
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_ensure_dir_makes_a_target_in_one_call(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common case (a new target under an existing parent) never walks the parents in Python."""
+
+    def walked(*args: object, **kw: object) -> None:
+        raise AssertionError("the parents were walked for a target one call makes")
+
+    monkeypatch.setattr(paths, "_open_parent", walked)
+    root = str(tree)
+    assert paths.ensure_dir(root, f"{root}/a/b/one", "target_path", 5.0) is True
+    assert paths.ensure_dir(root, f"{root}/a/b/one", "target_path", 5.0) is False
+
+
+def test_ensure_dir_names_a_missing_parent(tree: Path) -> None:
+    root = str(tree)
+    assert (
+        code(lambda: paths.ensure_dir(root, f"{root}/a/gone/new", "target_path", 5.0))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
 
 
 def test_exists(tree: Path) -> None:
