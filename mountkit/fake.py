@@ -271,9 +271,16 @@ class FakeMounter:
         self.entries = [e for e in self.entries if not _under(e.mount_point, tgt)]
 
     def cleanup_mountpoint(
-        self, path: PathArg, *, lazy: bool = False, force: bool = False, timeout: float | None = None
+        self,
+        path: PathArg,
+        *,
+        lazy: bool = False,
+        force: bool = False,
+        timeout: float | None = None,
+        beneath: PathArg | None = None,
     ) -> None:
-        """As :meth:`Mounter.cleanup_mountpoint`: unmount, then rmdir the (real) empty directory."""
+        """As :meth:`Mounter.cleanup_mountpoint`: unmount, then rmdir the (real) empty directory
+        (``beneath``: see :meth:`mount`)."""
         name = _p(path)
         self._record("cleanup_mountpoint", name, lazy, force)
         self.unmount(name, lazy=lazy, force=force)

@@ -65,7 +65,13 @@ class MountInterface(Protocol):
         timeout: float | None = None,
     ) -> None: ...
     def cleanup_mountpoint(
-        self, path: PathArg, *, lazy: bool = False, force: bool = False, timeout: float | None = None
+        self,
+        path: PathArg,
+        *,
+        lazy: bool = False,
+        force: bool = False,
+        timeout: float | None = None,
+        beneath: PathArg | None = None,
     ) -> None: ...
     def is_mountpoint(self, path: PathArg) -> bool: ...
     def check(self, path: PathArg) -> None: ...

@@ -43,6 +43,7 @@ from mountkit.rules import classified as _classified
 from mountkit.rules import describe as _describe
 from mountkit.rules import mount_conflict as _mount_conflict
 from mountkit.rules import remove_mountpoint_dir
+from mountkit.safepath import _O_PATH_DIR, _RESOLVE, _relative, _why
 from mountkit.table import MountTable, find_mount
 
 if TYPE_CHECKING:
@@ -291,7 +292,13 @@ class Mounter(Binder):
                 flags |= _DETACH
 
     def cleanup_mountpoint(
-        self, path: PathArg, *, lazy: bool = False, force: bool = False, timeout: float | None = None
+        self,
+        path: PathArg,
+        *,
+        lazy: bool = False,
+        force: bool = False,
+        timeout: float | None = None,
+        beneath: PathArg | None = None,
     ) -> None:
         """Unmount ``path``, then remove it if it is an empty directory; never delete contents.
 
@@ -300,10 +307,45 @@ class Mounter(Binder):
         directory: MountError(ENOTDIR).  ``timeout`` bounds the unmount as in
         :meth:`unmount`; the rmdir looks the name up in its parent and never
         enters what was mounted there, so it needs no deadline.
+
+        ``beneath`` (with ``timeout``): ``path``'s parent is opened beneath that root, without
+        following a symlink (its refusals as :func:`mountkit.safepath.open_beneath`'s; a missing
+        parent: success), and the unmount and the rmdir act on the name in that descriptor, all in
+        one probe job (one hand-off); where a step refuses, the general way does it again by name
+        and names what refused.
         """
         name = os.fsdecode(path)
-        self.unmount(name, lazy=lazy, force=force, timeout=timeout)
-        remove_mountpoint_dir(name)
+        if beneath is not None and timeout is not None:
+            done = self._cleanup_beneath(beneath, name, lazy, force, timeout)
+        else:
+            done = False
+        if not done:
+            self.unmount(name, lazy=lazy, force=force, timeout=timeout)
+            remove_mountpoint_dir(name)
+
+    @staticmethod
+    def _cleanup_beneath(beneath: PathArg, name: str, lazy: bool, force: bool, timeout: float) -> bool:
+        """:meth:`cleanup_mountpoint`'s one job; False when the general way must run."""
+        root = os.fsdecode(beneath)
+        parent, _, last = _relative(root, name).rstrip("/").rpartition("/")
+        if not parent or not _sys.supported("openat2"):
+            return False
+        flags = _NOFOLLOW | (_DETACH if lazy else 0) | (int(MNT.FORCE) if force else 0)
+        try:
+            _sys.cleanup_beneath(root, parent, last, flags, _O_PATH_DIR, _RESOLVE, timeout)
+        except CorruptedMountError:
+            raise  # the unmount timed out: a second try would wait on the same path
+        except MountError as exc:
+            if exc.operation != "open_beneath":
+                return False  # the unmount or the rmdir refused: the general way names it
+            if exc.errno == errno.ENOENT:
+                return True  # no parent, so nothing there: done
+            if exc.errno == errno.ENOSYS:
+                _sys.mark_unsupported("openat2")
+                return False
+            where = os.path.join(root, parent)
+            raise MountError(exc.errno or errno.EIO, "open_beneath", where, root, _why(exc.errno)) from None
+        return True
 
     def is_mountpoint(self, path: PathArg) -> bool:
         """Module-level :func:`is_mountpoint`, bounded by ``probe_timeout``."""

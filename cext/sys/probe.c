@@ -4,11 +4,15 @@
  * last waiter once it has finished, or its worker once every waiter has gone. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "probe.h"
 #include "sys.h"
@@ -22,11 +26,12 @@ struct job {
     struct job *sibling; /* in its in-flight bucket, while it is shared */
     unsigned hash;
     int op, flags;
+    unsigned long long open_flags, resolve; /* MK_PROBE_CLEANUP_BENEATH's openat2 */
     int result, err, failed_op;
     int finished, shared;
     long waiters; /* callers waiting for the answer; none left and not finished: abandoned */
     pthread_cond_t done;
-    char path[];
+    char path[]; /* MK_PROBE_CLEANUP_BENEATH: root, parent and name, each NUL-terminated */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -104,9 +109,48 @@ static void release(struct job *j)
     free(j);
 }
 
+static void fail(struct job *j, int failed_op)
+{
+    j->result = -1;
+    j->err = errno;
+    j->failed_op = failed_op;
+}
+
+static void cleanup_beneath(struct job *j)
+{
+    const char *root = j->path;
+    const char *parent = root + strlen(root) + 1;
+    const char *name = parent + strlen(parent) + 1;
+    struct mk_open_how how = {.flags = j->open_flags, .resolve = j->resolve};
+    int which;
+    int pfd = mk_open_beneath(root, parent, &how, sizeof how, &which);
+    if (pfd < 0) {
+        fail(j, MK_PROBE_FAILED_OPEN);
+        return;
+    }
+    char target[32 + NAME_MAX + 1];
+    if (strlen(name) > NAME_MAX) {
+        errno = ENAMETOOLONG;
+        fail(j, MK_PROBE_FAILED_UNMOUNT);
+    } else {
+        snprintf(target, sizeof target, "/proc/self/fd/%d/%s", pfd, name);
+        if (mk_unmount(target, j->flags) != 0)
+            fail(j, MK_PROBE_FAILED_UNMOUNT);
+        else if (unlinkat(pfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+            fail(j, MK_PROBE_FAILED_RMDIR);
+    }
+    int saved = errno;
+    close(pfd);
+    errno = saved;
+}
+
 static void run(struct job *j)
 {
     j->result = 0;
+    if (j->op == MK_PROBE_CLEANUP_BENEATH) {
+        cleanup_beneath(j);
+        return;
+    }
     if (j->op == MK_PROBE_UNMOUNT) {
         if (mk_unmount(j->path, j->flags) != 0) {
             j->result = -1;
@@ -187,6 +231,10 @@ static int staff(void)
     return rc;
 }
 
+static int submit(int op, const char *data, size_t len, int flags,
+                  unsigned long long open_flags, unsigned long long resolve,
+                  int known_root, long timeout_ms, int *err, int *failed_op);
+
 int mk_probe(int op, const char *path, int flags, long timeout_ms,
              int *err, int *failed_op)
 {
@@ -205,10 +253,42 @@ int mk_probe(int op, const char *path, int flags, long timeout_ms,
             known_root = 1;
         }
     }
+    return submit(op, path, strlen(path) + 1, flags, 0, 0, known_root, timeout_ms, err, failed_op);
+}
+
+int mk_probe_cleanup_beneath(const char *root, const char *parent,
+                             const char *name, int flags,
+                             unsigned long long open_flags,
+                             unsigned long long resolve, long timeout_ms,
+                             int *err, int *failed_op)
+{
+    size_t lr = strlen(root) + 1, lp = strlen(parent) + 1, ln = strlen(name) + 1;
+    char *data = malloc(lr + lp + ln);
+    if (!data) {
+        *err = ENOMEM;
+        return -4;
+    }
+    memcpy(data, root, lr);
+    memcpy(data + lr, parent, lp);
+    memcpy(data + lr + lp, name, ln);
+    int rc = submit(MK_PROBE_CLEANUP_BENEATH, data, lr + lp + ln, flags, open_flags, resolve, 0,
+                    timeout_ms, err, failed_op);
+    free(data);
+    return rc;
+}
+
+/* Queue (or, when it may be shared, join) the job asking op of the len bytes
+ * at data, and wait for it until timeout_ms: mk_probe's returns. */
+static int submit(int op, const char *data, size_t len, int flags,
+                  unsigned long long open_flags, unsigned long long resolve,
+                  int known_root, long timeout_ms, int *err, int *failed_op)
+{
+    const char *path = data;
     pthread_once(&once, init);
     struct timespec t;
     deadline_in(&t, timeout_ms);
-    int shareable = op != MK_PROBE_UNMOUNT; /* an unmount has effects: each is its own */
+    /* an unmount has effects: each is its own */
+    int shareable = op != MK_PROBE_UNMOUNT && op != MK_PROBE_CLEANUP_BENEATH;
     unsigned hash = shareable ? key_hash(op, flags, path) : 0;
 
     pthread_mutex_lock(&lock);
@@ -217,16 +297,17 @@ int mk_probe(int op, const char *path, int flags, long timeout_ms,
         j->waiters++;
         joined_total++;
     } else {
-        size_t len = strlen(path) + 1;
         j = calloc(1, sizeof *j + len);
         if (!j) {
             pthread_mutex_unlock(&lock);
             *err = ENOMEM;
             return -4;
         }
-        memcpy(j->path, path, len);
+        memcpy(j->path, data, len);
         j->op = op;
         j->flags = flags;
+        j->open_flags = open_flags;
+        j->resolve = resolve;
         j->hash = hash;
         j->waiters = 1;
         pthread_cond_init(&j->done, &monotonic);

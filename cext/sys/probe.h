@@ -38,14 +38,18 @@ enum mk_probe_op {
     /* MK_PROBE_MOUNT_ROOT, then (only for a mount root) statfs of it */
     MK_PROBE_LIVE_ROOT = 3,
     /* mk_unmount(path, flags) (sys.h): 0 once nothing is mounted there */
-    MK_PROBE_UNMOUNT = 4
+    MK_PROBE_UNMOUNT = 4,
+    /* mk_probe_cleanup_beneath's job */
+    MK_PROBE_CLEANUP_BENEATH = 5
 };
 
 /* Which syscall a failed probe failed in (*failed_op). */
 enum mk_probe_failed {
     MK_PROBE_FAILED_STATX = 1,
     MK_PROBE_FAILED_STATFS = 2,
-    MK_PROBE_FAILED_UNMOUNT = 3
+    MK_PROBE_FAILED_UNMOUNT = 3,
+    MK_PROBE_FAILED_OPEN = 4,
+    MK_PROBE_FAILED_RMDIR = 5
 };
 
 /* Run op on path (flags: the statx's at_flags, or umount2's flags for
@@ -56,6 +60,20 @@ enum mk_probe_failed {
  * is abandoned), or -4 (*err set) when no worker could be started. */
 int mk_probe(int op, const char *path, int flags, long timeout_ms,
              int *err, int *failed_op);
+
+/* An unpublish's whole cleanup as one job, deadline-bounded like mk_probe
+ * (never shared): the parent directory opened beneath root (mk_open_beneath
+ * with open_flags and resolve), mk_unmount of the name in it through /proc/self/fd/N/name with
+ * flags (umount2's: the parent is pinned, so a parent swapped for a symlink
+ * cannot redirect the unmount), then unlinkat(parent, name, AT_REMOVEDIR).  A
+ * name already gone is done.  Returns 0; or -1 with *err and *failed_op
+ * (MK_PROBE_FAILED_OPEN: the root or the parent could not be opened; _UNMOUNT;
+ * _RMDIR: unmounted, but not removed), -3 or -4 as mk_probe. */
+int mk_probe_cleanup_beneath(const char *root, const char *parent,
+                             const char *name, int flags,
+                             unsigned long long open_flags,
+                             unsigned long long resolve, long timeout_ms,
+                             int *err, int *failed_op);
 
 /* Jobs abandoned (every caller gone unanswered) since the process started,
  * and those still blocked. */

@@ -127,14 +127,15 @@ class NodeServicer(NodeUnimplemented):
         check_string(path, what, max_bytes=4096)
         return paths.beneath(self.kubelet_root, path, what)
 
-    def _unmount(self, path: str) -> None:
+    def _unmount(self, path: str, beneath: str | None = None) -> None:
         """Unmount ``path`` and remove it if it is an empty directory, within the probe timeout.
 
         A dead or hung share is detached instead (MNT_DETACH|MNT_FORCE returns at once); a
-        directory left non-empty is kept, with a warning (see the module docstring).
+        directory left non-empty is kept, with a warning (see the module docstring).  ``beneath``:
+        the parent pinned beneath that root, as :meth:`Mounter.cleanup_mountpoint` says.
         """
         try:
-            self.mounter.cleanup_mountpoint(path, timeout=self.probe_timeout)
+            self.mounter.cleanup_mountpoint(path, timeout=self.probe_timeout, beneath=beneath)
         except MountError as exc:
             if exc.errno == errno.ENOTEMPTY:
                 log.warning("%s: unmounted; the directory is not empty and was left in place", path)
@@ -355,8 +356,15 @@ class NodeServicer(NodeUnimplemented):
         check_id(request.volume_id, "volume_id")
         target = self._path(request.target_path, "target_path")
         with self.locks.acquire(target):
-            if paths.check_parents(self.kubelet_root, target, "target_path", missing_ok=True):
-                self._unmount(target)
+            try:  # the parent pinned beneath the kubelet root: one hand-off for the unmount and the rmdir
+                self._unmount(target, beneath=self.kubelet_root)
+            except MountError as exc:
+                if exc.operation != "open_beneath":
+                    raise
+                # a parent that is a symlink or no directory: named component by component
+                if paths.check_parents(self.kubelet_root, target, "target_path", missing_ok=True):
+                    paths.raise_if_redirected(exc, "target_path")
+                    raise
         return csi_pb2.NodeUnpublishVolumeResponse()
 
     def NodeGetVolumeStats(

@@ -20,6 +20,8 @@ _PROBE_FAILED = {
     lib.MK_PROBE_FAILED_STATX: "statx",
     lib.MK_PROBE_FAILED_STATFS: "statfs",
     lib.MK_PROBE_FAILED_UNMOUNT: "umount",
+    lib.MK_PROBE_FAILED_OPEN: "open_beneath",
+    lib.MK_PROBE_FAILED_RMDIR: "cleanup",
 }
 
 
@@ -45,6 +47,41 @@ def probe(op: int, path: PathArg, flags: int, timeout: float, operation: str) ->
     if rc == -4:
         raise MountError(err[0], operation, _name(path), None, "cannot start a probe thread")
     return None if rc == -2 or op in (PROBE_STATFS, PROBE_UNMOUNT) else rc == 1
+
+
+def cleanup_beneath(
+    root: PathArg, parent: str, name: str, flags: int, open_flags: int, resolve: int, timeout: float
+) -> None:
+    """Unmount ``name`` in ``parent`` (opened beneath ``root``) and remove its directory, in one probe
+    job with a deadline (cext/sys/probe.h mk_probe_cleanup_beneath).
+
+    A failed step: MountError naming it (``open_beneath`` with the parent, ``umount`` or ``cleanup``
+    with ``parent/name``), the parent's naming the root as its second path.  No answer in time:
+    CorruptedMountError(ETIMEDOUT) naming ``unmount``, the worker abandoned.
+    """
+    err = ffi.new("int[2]")
+    where = f"{parent}/{name}"
+    rc = lib.mk_probe_cleanup_beneath(
+        _b(root, "open"),
+        _b(parent, "open_beneath"),
+        _b(name, "unmount"),
+        flags,
+        open_flags,
+        resolve,
+        max(1, round(timeout * 1000)),
+        err,
+        err + 1,
+    )
+    if rc == -3:
+        raise CorruptedMountError(
+            errno.ETIMEDOUT, "unmount", where, None, f"no answer within {timeout:g} s; probe abandoned"
+        )
+    if rc == -1:
+        if err[1] == lib.MK_PROBE_FAILED_OPEN:
+            raise MountError(err[0], "open_beneath", parent, _name(root))
+        raise MountError(err[0], _PROBE_FAILED[err[1]], where)
+    if rc == -4:
+        raise MountError(err[0], "unmount", where, None, "cannot start a probe thread")
 
 
 def probe_counts() -> tuple[int, int, int]:

@@ -387,6 +387,57 @@ def test_bind_beneath_is_one_call_and_failures_stay_the_general_ways(in_ns) -> N
     assert r["outside"][1] == errno.EXDEV and not r["other_mounted"]
 
 
+def _cleanups_beneath(scratch: str) -> dict[str, Any]:
+    """cleanup_mountpoint(beneath=root): one probe job; refusals of the parent named; the rest by name."""
+    from mountkit import mounter as mounter_module
+
+    m = Mounter()
+    src, stacked, full, other = _dirs(scratch, "src", "pods/a/mount", "pods/b/mount", "other/mount")
+    m.mount("mk-src", src, "tmpfs")
+    m.bind(src, stacked, readonly=True)
+    _sys.mount(
+        "mk-over", stacked, "tmpfs", 0, None
+    )  # a second mount stacked on the first (bare: mountkit refuses)
+    m.bind(src, other)
+    os.symlink(os.path.join(scratch, "other"), os.path.join(scratch, "pods", "link"))
+    started = _sys.probe_jobs()[0]
+
+    def by_name(*args: Any, **kw: Any) -> None:
+        raise AssertionError("the general way ran for a cleanup the one job does")
+
+    with mock.patch.object(mounter_module, "remove_mountpoint_dir", by_name):
+        m.cleanup_mountpoint(stacked, timeout=5.0, beneath=scratch)
+        m.cleanup_mountpoint(os.path.join(scratch, "pods", "gone", "mount"), timeout=5.0, beneath=scratch)
+    one_job = _sys.probe_jobs()[0] - started
+    through_link = _err(
+        m.cleanup_mountpoint, os.path.join(scratch, "pods", "link", "mount"), timeout=5.0, beneath=scratch
+    )
+    m.bind(src, full)
+    _sys.umount2(full, 0)
+    with open(os.path.join(full, "kept"), "w") as f:  # written while nothing was mounted there
+        f.write("pod data")
+    m.bind(src, full)
+    not_empty = _err(m.cleanup_mountpoint, full, timeout=5.0, beneath=scratch)
+    table = MountTable.read()
+    return {
+        "one_job": one_job,
+        "stacked_gone": not os.path.exists(stacked) and table.find(stacked) is None,
+        "through_link": (through_link[1], "open_beneath" in through_link[2]),
+        "other_mounted": table.find(other) is not None and os.path.isdir(other),
+        "not_empty": not_empty[1],
+        "full_unmounted": table.find(full) is None,
+        "kept": open(os.path.join(full, "kept")).read(),
+    }
+
+
+def test_cleanup_beneath_is_one_job_and_refuses_a_redirected_parent(in_ns) -> None:  # type: ignore[no-untyped-def]
+    r = in_ns(_cleanups_beneath)
+    assert r["one_job"] == 2  # one hand-off each, for the stacked target and for the missing parent
+    assert r["stacked_gone"]
+    assert r["through_link"] == (errno.ELOOP, True) and r["other_mounted"]
+    assert r["not_empty"] == errno.ENOTEMPTY and r["full_unmounted"] and r["kept"] == "pod data"
+
+
 def _tree_verbs(scratch: str, legacy: bool) -> dict[str, Any]:
     if legacy:
         for op in ("open_tree", "move_mount", "mount_setattr"):
