@@ -88,11 +88,15 @@ def sc(label: str = "sc-a", **extra: str) -> dict[str, str]:
     return {"multishare": "true", "instance-storageclass-label": label, "tier": "enterprise", **extra}
 
 
-def create(env: Env, name: str, gib: int | None = 100, params: dict[str, str] | None = None) -> Any:
+def create_request(name: str, gib: int | None = 100, params: dict[str, str] | None = None) -> Any:
     request = csi_pb2.CreateVolumeRequest(name=name, volume_capabilities=[CAP], parameters=params or sc())
     if gib is not None:
         request.capacity_range.required_bytes = gib * GIB
-    return env.ctl.CreateVolume(request).volume
+    return request
+
+
+def create(env: Env, name: str, gib: int | None = 100, params: dict[str, str] | None = None) -> Any:
+    return env.ctl.CreateVolume(create_request(name, gib, params)).volume
 
 
 def delete(env: Env, volume_id: str) -> None:
@@ -158,29 +162,9 @@ def test_two_volumes_share_one_instance_and_it_goes_with_the_last(env: Env) -> N
 def test_create_is_idempotent_and_checks_what_exists(env: Env) -> None:
     first = create(env, "pvc-1", gib=150)
     assert create(env, "pvc-1", gib=150) == first
-    assert (
-        code_of(
-            env.ctl.CreateVolume,
-            csi_pb2.CreateVolumeRequest(
-                name="pvc-1",
-                volume_capabilities=[CAP],
-                parameters=sc(),
-                capacity_range=csi_pb2.CapacityRange(required_bytes=500 * GIB),
-            ),
-        )
-        == grpc.StatusCode.ALREADY_EXISTS
-    )
-    assert (
-        code_of(
-            env.ctl.CreateVolume,
-            csi_pb2.CreateVolumeRequest(
-                name="pvc-1",
-                volume_capabilities=[CAP],
-                parameters=sc("other-sc"),
-            ),
-        )
-        == grpc.StatusCode.ALREADY_EXISTS
-    )
+    assert code_of(env.ctl.CreateVolume, create_request("pvc-1", 500)) == grpc.StatusCode.ALREADY_EXISTS
+    other_class = create_request("pvc-1", None, sc("other-sc"))
+    assert code_of(env.ctl.CreateVolume, other_class) == grpc.StatusCode.ALREADY_EXISTS
     assert len(shares(env)) == 1
 
 
@@ -226,27 +210,11 @@ def test_max_volume_size_sets_share_count_and_band(env: Env) -> None:
     assert inst.description == (
         'GoogleReservedOverrides={"CustomMultiShareConfig":{"MaxShareCount": 80, "MinShareSizeGB":10}}'
     )
-    too_big = csi_pb2.CreateVolumeRequest(
-        name="pvc-big",
-        volume_capabilities=[CAP],
-        parameters=params,
-        capacity_range=csi_pb2.CapacityRange(required_bytes=200 * GIB),
-    )
+    too_big = create_request("pvc-big", 200, params)
     assert code_of(env.ctl.CreateVolume, too_big) == grpc.StatusCode.OUT_OF_RANGE
     # the default form: 100 GiB floor, shares of at most 1 TiB
     assert create(env, "pvc-default", gib=1).capacity_bytes == 100 * GIB
-    assert (
-        code_of(
-            env.ctl.CreateVolume,
-            csi_pb2.CreateVolumeRequest(
-                name="pvc-huge",
-                volume_capabilities=[CAP],
-                parameters=sc(),
-                capacity_range=csi_pb2.CapacityRange(required_bytes=1025 * GIB),
-            ),
-        )
-        == grpc.StatusCode.OUT_OF_RANGE
-    )
+    assert code_of(env.ctl.CreateVolume, create_request("pvc-huge", 1025)) == grpc.StatusCode.OUT_OF_RANGE
 
 
 @pytest.mark.parametrize(

@@ -210,33 +210,28 @@ def test_sensitive_words_are_data_even_when_they_look_like_flags() -> None:
     assert (parsed.flags, parsed.sensitive) == (0, ("ro", "noauto"))
 
 
+#: what "ro,nosuid,nodev,noexec,nosymfollow,nodiratime" sets and its opposites clear
+_PER_MOUNT_FLAGS = (
+    MOUNT_ATTR.RDONLY
+    | MOUNT_ATTR.NOSUID
+    | MOUNT_ATTR.NODEV
+    | MOUNT_ATTR.NOEXEC
+    | MOUNT_ATTR.NOSYMFOLLOW
+    | MOUNT_ATTR.NODIRATIME
+)
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
         ("", (0, 0)),
         (
             "ro,nosuid,nodev,noexec,nosymfollow,nodiratime",
-            (
-                MOUNT_ATTR.RDONLY
-                | MOUNT_ATTR.NOSUID
-                | MOUNT_ATTR.NODEV
-                | MOUNT_ATTR.NOEXEC
-                | MOUNT_ATTR.NOSYMFOLLOW
-                | MOUNT_ATTR.NODIRATIME,
-                0,
-            ),
+            (_PER_MOUNT_FLAGS, 0),
         ),
         (
             "rw,suid,dev,exec,symfollow,diratime",
-            (
-                0,
-                MOUNT_ATTR.RDONLY
-                | MOUNT_ATTR.NOSUID
-                | MOUNT_ATTR.NODEV
-                | MOUNT_ATTR.NOEXEC
-                | MOUNT_ATTR.NOSYMFOLLOW
-                | MOUNT_ATTR.NODIRATIME,
-            ),
+            (0, _PER_MOUNT_FLAGS),
         ),
         ("noatime", (MOUNT_ATTR.NOATIME, MOUNT_ATTR_ATIME_MASK)),
         ("strictatime", (MOUNT_ATTR.STRICTATIME, MOUNT_ATTR_ATIME_MASK)),
