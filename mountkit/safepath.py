@@ -80,25 +80,25 @@ def mkdir_beneath(root: str | os.PathLike[str], path: str | os.PathLike[str], mo
     call where it can (a kubelet target made in one crossing).
     """
     top, name = os.fspath(root), os.fspath(path)
-    rel = _relative(top, name)
-    parent, _, last = rel.rstrip("/").rpartition("/")
-    if parent and last not in (".", ".."):
+    parent, _, last = _relative(top, name).rstrip("/").rpartition("/")
+    if parent:
+        where = os.path.join(top, parent)
         try:
             return _sys.mkdir_beneath(top, parent, last, mode, _O_PATH_DIR, _RESOLVE)
-        except UnsupportedError:
+        except UnsupportedError:  # no openat2: the parent is walked below
             pass
         except MountError as exc:
-            where = os.path.join(top, parent)
             raise MountError(exc.errno or errno.EIO, "open_beneath", where, top, _why(exc.errno)) from None
-    pfd = open_beneath(top, os.path.dirname(name.rstrip("/")) or top, directory=True) if parent else None
+        pfd = open_beneath(top, where, directory=True)
+    else:  # directly under the root, which is taken as given
+        pfd = os.open(top, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.mkdir(last, mode, dir_fd=pfd) if pfd is not None else os.mkdir(name, mode)
+        os.mkdir(last, mode, dir_fd=pfd)
         return True
     except FileExistsError:
         return False
     finally:
-        if pfd is not None:
-            os.close(pfd)
+        os.close(pfd)
 
 
 def _walk(rfd: int, rel: str, name: str, directory: bool) -> int:

@@ -137,16 +137,10 @@ def ensure_dir(root: str, path: str, what: str, timeout: float) -> bool:
     try:  # the parent pinned, so a parent swapped for a symlink cannot move the mkdir; one C call
         if mkdir_beneath(root, path, 0o750):
             return True
-    except MountError:  # the parent is missing or not a plain directory: named component by component
-        pfd = _open_parent(root, path, what)
-        assert pfd is not None  # missing_ok is off: a missing parent raised
-        try:
-            os.mkdir(os.path.basename(path), 0o750, dir_fd=pfd)
-            return True
-        except FileExistsError:
-            pass
-        finally:
-            os.close(pfd)
+    except MountError as exc:  # the parent is missing or not a plain directory: named component by component
+        check_parents(root, path, what)
+        raise_if_redirected(exc, what)  # the tree changed under the two looks
+        raise
     st = lstat_last(path, timeout)
     if st is None:  # removed between the two calls: the CO is racing itself; let it retry
         raise CsiError(grpc.StatusCode.ABORTED, f"{what} {path!r} vanished while being prepared")
