@@ -8,7 +8,7 @@ own thread.  Mount data may hold secrets: it never enters an error.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mountkit._c.core import c_string as _cstr
 from mountkit._c.core import check_supported as _check_supported
@@ -203,12 +203,21 @@ def bind_state(dfd: int, path: PathArg, at_flags: int, sdfd: int, spath: PathArg
     return None if rc == -2 else int(rc)
 
 
+_HOW_SIZE = ffi.sizeof("struct mk_open_how")
+
+
+def _open_how(flags: int, resolve: int, mode: int = 0) -> Any:
+    """openat2's ``struct open_how``."""
+    how = ffi.new("struct mk_open_how *")
+    how.flags, how.mode, how.resolve = flags, mode, resolve
+    return how
+
+
 def openat2(path: PathArg, flags: int, resolve: int, mode: int = 0, dfd: int = AT_FDCWD) -> int:
     """openat2(2); returns a new file descriptor the caller must close."""
     _check_supported("openat2")
-    how = ffi.new("struct mk_open_how *")
-    how.flags, how.mode, how.resolve = flags, mode, resolve
-    fd = lib.mk_openat2(dfd, _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"))
+    how = _open_how(flags, resolve, mode)
+    fd = lib.mk_openat2(dfd, _b(path, "openat2"), how, _HOW_SIZE)
     if fd < 0:
         raise _fail("openat2", path)
     return int(fd)
@@ -221,12 +230,9 @@ def open_beneath(root: PathArg, path: PathArg, flags: int, resolve: int) -> int:
     openat2 raises MountError as :func:`openat2`.
     """
     _check_supported("openat2")
-    how = ffi.new("struct mk_open_how *")
-    how.flags, how.resolve = flags, resolve
+    how = _open_how(flags, resolve)
     which = ffi.new("int *")
-    fd = lib.mk_open_beneath(
-        _b(root, "open"), _b(path, "openat2"), how, ffi.sizeof("struct mk_open_how"), which
-    )
+    fd = lib.mk_open_beneath(_b(root, "open"), _b(path, "openat2"), how, _HOW_SIZE, which)
     if fd < 0:
         if not which[0]:
             err = ffi.errno
@@ -243,8 +249,7 @@ def mkdir_beneath(root: PathArg, parent: PathArg, name: str, mode: int, flags: i
     ``parent``; a refused mkdirat OSError naming ``name``, as ``os.mkdir`` does.
     """
     _check_supported("openat2")
-    how = ffi.new("struct mk_open_how *")
-    how.flags, how.resolve = flags, resolve
+    how = _open_how(flags, resolve)
     which = ffi.new("int *")
     rc = lib.mk_mkdir_beneath(
         _b(root, "open"),
@@ -252,7 +257,7 @@ def mkdir_beneath(root: PathArg, parent: PathArg, name: str, mode: int, flags: i
         _b(name, "mkdir"),
         mode,
         how,
-        ffi.sizeof("struct mk_open_how"),
+        _HOW_SIZE,
         which,
     )
     if rc < 0:
@@ -285,15 +290,14 @@ def bind_beneath(
     """
     if not all(map(_supported, _BIND_BENEATH_OPS)):
         return False
-    how = ffi.new("struct mk_open_how *")
-    how.flags, how.resolve = open_flags, resolve
+    how = _open_how(open_flags, resolve)
     clone, setattr_flags, attr_set, attr_clr, move = bind
     rc = lib.mk_bind_beneath(
         _b(root, "open"),
         _b(target, "openat2"),
         _b(source, "openat2"),
         how,
-        ffi.sizeof("struct mk_open_how"),
+        _HOW_SIZE,
         probe_flags,
         source_flags,
         clone,
